@@ -1,0 +1,98 @@
+/* Configuration: config.json keeps every section and key of the original
+ * client (rendezvous, network, peer_connection, reconnection, keepalive,
+ * logging: same names, meanings and defaults) and adds the daemon's own
+ * (node, control, limits, rendezvous_server).  One table describes every key
+ * (config.c), so the file, command-line overrides (--set section.key=value)
+ * and reload all go through the same checks.  Errors are one line naming the
+ * key; the caller exits 2. */
+#ifndef CHATP2P_CONFIG_H
+#define CHATP2P_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CFG_STR_MAX 256
+
+struct config {
+	struct {
+		char host[CFG_STR_MAX];
+		int port;
+		double discover_interval;
+		int register_retry_attempts;
+		double register_backoff_base;
+		double ttl_warning_treshold; /* sic: the original key's spelling */
+	} rendezvous;
+	struct {
+		double ack_timeout;
+		int max_msg_size;
+		double connection_timeout;
+	} network;
+	struct {
+		int retry_attempts;
+		double backoff_base;
+	} peer_connection;
+	struct {
+		int max_attempts;
+		double backoff_base;
+		double backoff_max;
+		double check_interval;
+	} reconnection;
+	struct {
+		double ping_interval;
+		double ping_timeout;
+		int max_ping_failures;
+	} keepalive;
+	struct {
+		char level[16];
+		bool log_to_file;
+		char file[CFG_STR_MAX];
+	} logging;
+	/* ---- the daemon's own ---- */
+	struct {
+		char name[CFG_STR_MAX];       /* "" until set: required to run a node */
+		char namespace_[CFG_STR_MAX]; /* key "namespace" */
+		char listen[CFG_STR_MAX];     /* address to bind for peers */
+		int port;                     /* peer listen port; 0 = any */
+		int ttl;                      /* registration ttl asked for */
+		char discover_namespace[CFG_STR_MAX]; /* "" = all namespaces */
+	} node;
+	struct {
+		char socket[CFG_STR_MAX];     /* "" = default location */
+		int mode;                     /* file mode, e.g. 0660 (written "0660") */
+		int max_clients;
+		int max_output;               /* bytes queued per controller */
+		int history;                  /* events kept for subscribe since */
+	} control;
+	struct {
+		int max_connections;
+		int out_queue_bytes;          /* per peer connection */
+		double handshake_timeout;
+		double connect_timeout;
+		double rendezvous_timeout;
+		double send_gap_ms;           /* gap between writes to non-pipeline peers */
+		double resend_interval;       /* resend unACKed SEND to non-pipeline peers */
+		int max_bad_lines;            /* invalid lines before closing a peer */
+		double bye_timeout;           /* wait for BYE_OK at shutdown */
+		int accept_rate;              /* inbound connections per address per second */
+	} limits;
+	struct {
+		char listen[CFG_STR_MAX];
+		int port;
+		int rate_limit;               /* connections per window per ip */
+		double rate_window;
+		double block_time;
+		double first_line_timeout;
+		int max_clients;
+	} rendezvous_server;
+};
+
+void config_defaults(struct config *c);
+/* Load path over c.  A missing file is fine when !must_exist.  Unknown keys
+ * are reported through warn (may be NULL) and otherwise ignored. */
+int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen,
+		void (*warn)(const char *msg));
+/* Set "section.key" from text (command-line override); same checks. */
+int config_set(struct config *c, const char *dotted_key, const char *value, char *err, size_t errlen);
+/* Checks across keys (e.g. backoff_max >= backoff_base); 0 or -1 + err. */
+int config_check(const struct config *c, char *err, size_t errlen);
+
+#endif

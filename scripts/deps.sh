@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the Debian packages chatp2p needs to build, test and run, if any
+# are missing.  Works as root or through sudo; does nothing when all are there.
+set -eu
+
+PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
+libcmocka-dev libedit-dev python3 iproute2"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "chatp2p: installing Debian packages:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	as_root=""
+elif command -v sudo >/dev/null 2>&1; then
+	as_root="sudo"
+else
+	echo "chatp2p: need root or sudo to install:$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$as_root apt-get update -q
+# shellcheck disable=SC2086
+$as_root apt-get install -y -q --no-install-recommends $missing
