@@ -11,7 +11,10 @@
 #include <ev.h>
 
 #include "config.h"
+#include "control.h"
+#include "ctlproto.h"
 #include "log.h"
+#include "node.h"
 #include "rendezvous_server.h"
 #include "version.h"
 
@@ -31,6 +34,8 @@ static void usage(FILE *f)
 		"  -t, --ttl SEC            registration ttl\n"
 		"  -r, --rendezvous H:P     rendezvous server address\n"
 		"  -L, --log-level LEVEL    DEBUG, INFO, WARNING or ERROR\n"
+		"  -C, --control PATH       control socket (default $RUNTIME_DIRECTORY, /run/chatp2p\n"
+		"                           or $XDG_RUNTIME_DIR/chatp2p, then chatp2pd.sock)\n"
 		"  -s, --set SECTION.KEY=V  override any configuration key\n"
 		"      --rendezvous-server  run the rendezvous server role instead of a node\n"
 		"  -V, --version            print the version\n"
@@ -75,13 +80,14 @@ static void parse_args(int argc, char **argv, struct opts *o, struct config *cfg
 		{"ttl", required_argument, NULL, 't'},
 		{"rendezvous", required_argument, NULL, 'r'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"control", required_argument, NULL, 'C'},
 		{"set", required_argument, NULL, 's'},
 		{"rendezvous-server", no_argument, NULL, 'R'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *shortopts = "c:n:N:p:l:t:r:L:s:Vh";
+	const char *shortopts = "c:n:N:p:l:t:r:L:C:s:Vh";
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
@@ -113,6 +119,7 @@ static void parse_args(int argc, char **argv, struct opts *o, struct config *cfg
 		case 'N': set_or_die(cfg, "node.namespace", optarg); break;
 		case 't': set_or_die(cfg, "node.ttl", optarg); break;
 		case 'L': set_or_die(cfg, "logging.level", optarg); break;
+		case 'C': set_or_die(cfg, "control.socket", optarg); break;
 		case 'p':
 			snprintf(key, sizeof key, "%s.port", section);
 			set_or_die(cfg, key, optarg);
@@ -158,10 +165,70 @@ static void setup_logging(const struct config *cfg)
 			 cfg->logging.file, strerror(errno));
 }
 
+/* The node being run, if any: a stop signal asks it to leave gracefully. */
+static struct node *running_node;
+
+static void on_node_stopped(void *ctx)
+{
+	ev_break((struct ev_loop *)ctx, EVBREAK_ALL);
+}
+
+static void stop_node(void *ctx)
+{
+	struct ev_loop *loop = ctx;
+
+	if (running_node)
+		node_shutdown(running_node, on_node_stopped, loop);
+}
+
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	static int signals;
+
+	if (running_node == NULL || ++signals > 1) {
+		/* A second signal means "now". */
+		log_info(MOD, "signal %d: stopping now", w->signum);
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
 	log_info(MOD, "signal %d: stopping", w->signum);
-	ev_break(loop, EVBREAK_ALL);
+	node_shutdown(running_node, on_node_stopped, loop);
+}
+
+static int run_node(struct ev_loop *loop, const struct config *cfg)
+{
+	char err[256];
+	struct node *n = node_new(loop, cfg, err, sizeof err);
+
+	if (n == NULL) {
+		fprintf(stderr, "chatp2pd: %s\n", err);
+		return strncmp(err, "node.", 5) == 0 ? 2 : 1;
+	}
+	char path[CFG_STR_MAX];
+	if (cfg->control.socket[0])
+		snprintf(path, sizeof path, "%s", cfg->control.socket);
+	else if (ctl_default_socket(path, sizeof path) != 0) {
+		fprintf(stderr, "chatp2pd: default control socket path too long\n");
+		node_free(n);
+		return 1;
+	}
+	struct control *ctl = control_new(loop, n, cfg, path, -1, stop_node, loop, err, sizeof err);
+	if (ctl == NULL) {
+		fprintf(stderr, "chatp2pd: %s\n", err);
+		node_free(n);
+		return 1;
+	}
+	running_node = n;
+	/* The line tests and scripts wait for to learn the port. */
+	printf("listening on %s:%d as %s, control %s\n", cfg->node.listen, node_listen_port(n),
+	       node_id(n), path);
+	fflush(stdout);
+	node_start(n);
+	ev_run(loop, 0);
+	running_node = NULL;
+	control_free(ctl);
+	node_free(n);
+	return 0;
 }
 
 static int run_rendezvous_server(struct ev_loop *loop, const struct config *cfg)
@@ -205,8 +272,7 @@ int main(int argc, char **argv)
 	} else {
 		if (cfg.node.name[0] == '\0')
 			die_config("node.name is required (--name NAME or config.json node.name)");
-		log_error(MOD, "the node role is not built yet");
-		rc = 1;
+		rc = run_node(loop, &cfg);
 	}
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);

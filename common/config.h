@@ -95,4 +95,13 @@ int config_set(struct config *c, const char *dotted_key, const char *value, char
 /* Checks across keys (e.g. backoff_max >= backoff_base); 0 or -1 + err. */
 int config_check(const struct config *c, char *err, size_t errlen);
 
+struct buf;
+/* Append c as JSON to out: pretty (2-space indent, the layout of the shipped
+ * config.json) or on one line; either ends in one '\n'.  Reading it back
+ * with config_load gives the same configuration. */
+void config_dump(const struct config *c, struct buf *out, bool pretty);
+/* Append a Markdown table of every key (key, type, default, range,
+ * description), for generating the documentation. */
+void config_describe(struct buf *out);
+
 #endif

@@ -1,5 +1,6 @@
 #include "json.h"
 
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,30 +12,131 @@
  * than any message of ours needs, so hostile input cannot eat the stack. */
 #define JSON_MAX_DEPTH 64
 
-static bool too_deep(const char *s, size_t len)
+/* Length of the strict UTF-8 sequence at p (n bytes left), 0 if invalid.
+ * yajl checks only the shape of a sequence; overlong forms, surrogates and
+ * code points past U+10FFFF would otherwise reach the rest of the node. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0], cp, min;
+	size_t need;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 2;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		need = 3;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 4;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need;
+}
+
+/* The code unit of a \uXXXX escape at s (n bytes left), or -1. */
+static long uescape(const char *s, size_t n)
+{
+	long v = 0;
+
+	if (n < 6 || s[0] != '\\' || s[1] != 'u')
+		return -1;
+	for (int i = 2; i < 6; i++) {
+		int c = (unsigned char)s[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* One pass over our copy of the text before yajl sees it: refuse NUL bytes,
+ * deep nesting and invalid UTF-8, and rewrite in place (same length) the
+ * escapes yajl gets wrong to \ufffd: a lone high surrogate (yajl gives '?',
+ * or pairs it with whatever escape follows), a lone low surrogate (yajl
+ * emits it as invalid UTF-8) and \u0000 (it would silently cut the C
+ * string short).  Python's json.dumps can produce all three. */
+static bool prescan(char *s, size_t len, char *err, size_t errlen)
 {
 	int depth = 0;
-	bool in_str = false, esc = false;
+	bool in_str = false;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_str) {
-			if (esc)
-				esc = false;
-			else if (c == '\\')
-				esc = true;
-			else if (c == '"')
-				in_str = false;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n;
+		long u, lo;
+
+		if (c == '\0') {
+			snprintf(err, errlen, "NUL byte in JSON text");
+			return false;
+		}
+		if (c >= 0x80) {
+			if ((n = utf8_seq((const unsigned char *)s + i, len - i)) == 0) {
+				snprintf(err, errlen, "invalid UTF-8 in JSON text");
+				return false;
+			}
+			i += n;
 			continue;
 		}
-		if (c == '"')
-			in_str = true;
-		else if ((c == '{' || c == '[') && ++depth > JSON_MAX_DEPTH)
-			return true;
-		else if (c == '}' || c == ']')
-			depth--;
+		if (!in_str) {
+			if (c == '"')
+				in_str = true;
+			else if ((c == '{' || c == '[') && ++depth > JSON_MAX_DEPTH) {
+				snprintf(err, errlen, "JSON nested deeper than %d", JSON_MAX_DEPTH);
+				return false;
+			} else if (c == '}' || c == ']')
+				depth--;
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			in_str = false;
+			i++;
+			continue;
+		}
+		if (c != '\\') {
+			i++;
+			continue;
+		}
+		if ((u = uescape(s + i, len - i)) == -1) {
+			i += 2; /* another escape, or a bad one yajl will refuse */
+			continue;
+		}
+		if (u >= 0xd800 && u <= 0xdbff) {
+			lo = uescape(s + i + 6, len - i - 6);
+			if (lo >= 0xdc00 && lo <= 0xdfff) {
+				i += 12;
+				continue;
+			}
+		}
+		if (u == 0 || (u >= 0xd800 && u <= 0xdfff))
+			memcpy(s + i + 2, "fffd", 4);
+		i += 6;
 	}
-	return false;
+	return true;
 }
 
 jval json_parse(const char *text, size_t len, char *err, size_t errlen)
@@ -43,18 +145,15 @@ jval json_parse(const char *text, size_t len, char *err, size_t errlen)
 	char *copy;
 	jval v;
 
-	if (memchr(text, '\0', len) != NULL) {
-		snprintf(err, errlen, "NUL byte in JSON text");
-		return NULL;
-	}
-	if (too_deep(text, len)) {
-		snprintf(err, errlen, "JSON nested deeper than %d", JSON_MAX_DEPTH);
-		return NULL;
-	}
 	/* yajl_tree_parse wants a C string; lines arrive as (ptr, len). */
 	copy = xmalloc(len + 1);
-	memcpy(copy, text, len);
+	if (len > 0)
+		memcpy(copy, text, len);
 	copy[len] = '\0';
+	if (!prescan(copy, len, err, errlen)) {
+		free(copy);
+		return NULL;
+	}
 	v = yajl_tree_parse(copy, ebuf, sizeof ebuf);
 	free(copy);
 	if (v == NULL) {
@@ -192,6 +291,10 @@ int jg_finish(yajl_gen g, struct buf *out)
 
 int jg_strn(yajl_gen g, const char *s, size_t len)
 {
+	/* yajl's own check lets surrogates and overlong forms through. */
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_seq((const unsigned char *)s + i, len - i)) == 0)
+			return -1;
 	return yajl_gen_string(g, (const unsigned char *)s, len) == yajl_gen_status_ok ? 0 : -1;
 }
 
@@ -207,7 +310,9 @@ void jg_int(yajl_gen g, long long v)
 
 void jg_double(yajl_gen g, double v, int decimals)
 {
-	char tmp[64];
+	char tmp[400]; /* DBL_MAX is 309 digits; decimals are capped below */
+	const char *dp;
+	char *p;
 	int n;
 
 	/* JSON has no NaN or infinity. */
@@ -215,10 +320,24 @@ void jg_double(yajl_gen g, double v, int decimals)
 		yajl_gen_null(g);
 		return;
 	}
+	if (decimals < 0)
+		decimals = 0;
+	if (decimals > 17)
+		decimals = 17;
 	n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
 	if (n < 0 || (size_t)n >= sizeof tmp) {
 		yajl_gen_null(g);
 		return;
+	}
+	/* printf follows LC_NUMERIC; JSON wants '.' whatever a front end set. */
+	dp = localeconv()->decimal_point;
+	if (dp != NULL && strcmp(dp, ".") != 0 && dp[0] != '\0' &&
+	    (p = strstr(tmp, dp)) != NULL) {
+		size_t dl = strlen(dp);
+
+		*p = '.';
+		memmove(p + 1, p + dl, strlen(p + dl) + 1);
+		n -= (int)dl - 1;
 	}
 	yajl_gen_number(g, tmp, (size_t)n);
 }

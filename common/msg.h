@@ -59,14 +59,18 @@ enum pmsg_status {
 };
 
 /* Parse one line.  On PMSG_BAD_FIELDS, out->type is set and err names the
- * field.  Always call pmsg_free() afterwards (safe on every outcome). */
+ * field.  Always call pmsg_free() afterwards (safe on every outcome).
+ * Required: HELLO* peer_id; PING, PONG, ACK msg_id (an ACK without one can
+ * match nothing); SEND msg_id, payload; PUB msg_id, payload, dst.  A field of
+ * the wrong type, or an empty peer_id/msg_id, counts as missing. */
 enum pmsg_status pmsg_parse(const char *line, size_t len, struct pmsg *out, char *err, size_t errlen);
 void pmsg_free(struct pmsg *m);
 const char *pmsg_type_name(enum pmsg_type t);
 
 /* Builders: append one line to out.  Every field of the PROTOCOL.md table is
  * always written (ttl 1, version "1.0", timestamps …Z).  Return 0, or -1 if
- * a string is not valid UTF-8 (nothing appended then). */
+ * a string is not valid UTF-8 or NULL (nothing appended then); only BYE's
+ * reason may be NULL (written as ""). */
 int pmsg_build_hello(struct buf *out, bool ok, const char *peer_id, unsigned features);
 int pmsg_build_ping(struct buf *out, const char *msg_id);
 int pmsg_build_pong(struct buf *out, const char *msg_id);

@@ -9,6 +9,7 @@
 #define ISO8601_LEN 32
 
 double mono_now(void);                         /* seconds, CLOCK_MONOTONIC */
+double wall_now(void);                         /* seconds since the epoch, for display */
 /* "2025-10-27T10:00:00Z" (ms = false) or "…:00.123Z" (ms = true). */
 void iso8601_now(char out[ISO8601_LEN], bool ms);
 void iso8601_format(char out[ISO8601_LEN], time_t t, long msec, bool ms);

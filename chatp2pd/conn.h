@@ -1,0 +1,112 @@
+/* One TCP connection to a peer (PROTOCOL.md section 2): non-blocking connect,
+ * the HELLO/HELLO_OK handshake with bounded waits, framed input, a bounded
+ * output queue, keep-alive (PING/PONG, RTT, idle), BYE/BYE_OK, and the write
+ * discipline of section 4: peers that advertise "pipeline" get batched
+ * writes; the others get one message per write, a gap after messages that
+ * get no answer, and at most one SEND awaiting its ACK. */
+#ifndef CHATP2PD_CONN_H
+#define CHATP2PD_CONN_H
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "framer.h"
+#include "msg.h"
+#include "msgid.h"
+#include "peerid.h"
+
+struct node;
+struct peer;
+
+enum conn_dir { CONN_IN, CONN_OUT };
+
+enum conn_state {
+	CONN_CONNECTING,  /* outbound: connect() in progress */
+	CONN_HANDSHAKE,   /* HELLO sent (out) or awaited (in) */
+	CONN_ESTABLISHED,
+	CONN_CLOSED,      /* socket gone; freed when no callback is running */
+};
+
+/* A message waiting for its own write to a peer without "pipeline". */
+struct conn_msg {
+	struct conn_msg *next;
+	bool is_send;               /* a SEND: wait for its ACK before the next */
+	char msg_id[MSGID_LEN];
+	size_t len;
+	char line[];                /* JSON + '\n' */
+};
+
+struct conn {
+	struct node *node;
+	struct conn *prev, *next;   /* the node's list of connections */
+	struct peer *peer;          /* set while this is the peer's connection */
+	int fd;
+	enum conn_dir dir;
+	enum conn_state state;
+	bool primary;               /* the peer table's connection for peer_id */
+	bool pipeline;              /* the peer reads every line of a stream */
+	unsigned features;
+	char peer_id[PEER_ID_MAX + 1]; /* dialled, or proved by HELLO */
+	char addr[80];              /* "ip:port" of the other end */
+	double since;               /* wall clock, established */
+	double last_rx;             /* ev_now of the last byte received */
+	uint64_t rx_msgs, tx_msgs;
+
+	ev_io rio, wio;
+	ev_timer deadline;          /* connect / handshake / BYE_OK / extra-idle */
+	ev_timer ping_timer;        /* every ping_interval: PING and idle check */
+	ev_timer pong_timer;        /* ping_timeout for the outstanding PING */
+	ev_timer gap_timer;         /* pacing for peers without "pipeline" */
+	ev_timer resend_timer;      /* resend the SEND awaiting its ACK */
+
+	struct framer fr;
+	struct buf out;             /* bytes being written now */
+	size_t out_max;             /* out + queued never exceeds this */
+	struct conn_msg *ctl_head, *ctl_tail;   /* PING PONG ACK BYE BYE_OK */
+	struct conn_msg *data_head, *data_tail; /* SEND and PUB, in order */
+	size_t queued;
+	struct conn_msg *inflight;  /* the SEND awaiting its ACK */
+	bool gap;
+
+	char ping_id[MSGID_LEN];
+	double ping_sent;           /* ev_now when ping_id went out */
+	bool ping_out;
+	int ping_failures;
+	int bad_lines;
+	bool bye_sent;
+	bool close_after_flush;
+	int busy;                   /* callbacks running: defer the free */
+	char close_reason[128];
+};
+
+/* Dial ip:port for peer_id.  NULL with err on immediate failure. */
+struct conn *conn_dial(struct node *n, const char *peer_id, const char *ip, int port, char *err,
+		       size_t errlen);
+/* Adopt an accepted socket (non-blocking already). */
+struct conn *conn_accept(struct node *n, int fd, const struct sockaddr_storage *sa);
+
+/* What a line is, for the write discipline of peers without "pipeline". */
+enum conn_kind {
+	CK_CTL,   /* PING PONG ACK BYE BYE_OK: jump ahead of chat data */
+	CK_SEND,  /* waits for its ACK before the next SEND or PUB goes */
+	CK_PUB,   /* in order with SENDs, no answer */
+};
+
+/* Queue one built line (JSON + '\n'); msg_id is the SEND's.  Returns -1
+ * (and closes the connection) if the output queue is full. */
+int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id);
+/* Close unless something happens first (duplicate connections' grace). */
+void conn_arm_deadline(struct conn *c, double after);
+/* The ACK for msg_id arrived or the SEND timed out: stop resending it. */
+void conn_send_done(struct conn *c, const char *msg_id);
+/* Say BYE and close once BYE_OK comes back or limits.bye_timeout passes. */
+void conn_bye(struct conn *c, const char *reason);
+/* Close now; the node hears of it through node_conn_closed(). */
+void conn_close(struct conn *c, const char *reason);
+/* Free a closed connection once no callback of it is running. */
+void conn_reap(struct conn *c);
+const char *conn_state_name(enum conn_state s);
+
+#endif

@@ -1,0 +1,79 @@
+/* The control socket: JSON-RPC 2.0, one object per line, over a UNIX stream
+ * socket that many controllers use at once.  Requests are answered by id,
+ * possibly out of order (a send waiting for its ACK holds up nothing).
+ * Each controller has a bounded output buffer: events it cannot take are
+ * counted and reported ("lagged"), responses it cannot take disconnect it.
+ * Methods live in ctl_methods.c, one handler each. */
+#ifndef CHATP2PD_CONTROL_H
+#define CHATP2PD_CONTROL_H
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "ctlproto.h"
+#include "json.h"
+#include "log.h"
+#include "node.h"
+
+struct control;
+struct ctl_client;
+
+/* Listen on path (created with cfg->control.mode; a stale socket from a
+ * crashed run is replaced, anything else refused), or adopt listen_fd >= 0
+ * (socket activation).  stop() is what the "shutdown" method calls. */
+struct control *control_new(struct ev_loop *loop, struct node *n, const struct config *cfg,
+			    const char *path, int listen_fd, void (*stop)(void *ctx), void *stop_ctx,
+			    char *err, size_t errlen);
+const char *control_path(const struct control *c);
+void control_free(struct control *c);
+
+/* ---- for method handlers (ctl_methods.c) --------------------------------- */
+
+enum event_class {
+	EVC_MESSAGE = 1u << 0,      /* message, pub */
+	EVC_ACK = 1u << 1,          /* ack, ack_timeout */
+	EVC_PEER = 1u << 2,         /* peer_* */
+	EVC_REGISTRATION = 1u << 3,
+	EVC_LOG = 1u << 4,
+	EVC_ALL = 0x1f,
+};
+
+/* One request being answered.  Handlers answer exactly once, now or later;
+ * if the controller goes away first, req->client becomes NULL and the
+ * answer is dropped (the handler still must call it, to free req). */
+struct ctl_req {
+	struct control *ctl;
+	struct ctl_client *client;
+	struct ctl_req *next;       /* the client's outstanding requests */
+	char *id_str;               /* id when a string */
+	char *id_raw;               /* id when a number: its JSON text */
+	bool notification;          /* no id: no answer is written */
+};
+
+struct ctl_method {
+	const char *name;
+	void (*fn)(struct ctl_req *req, jval params);
+};
+/* The method table (ctl_methods.c), terminated by a NULL name. */
+extern const struct ctl_method ctl_methods[];
+
+struct node *ctl_node(const struct ctl_req *req);
+/* Start a result: returns a generator positioned where the result value
+ * goes; write exactly one value, then ctl_result_end(). */
+yajl_gen ctl_result_begin(struct ctl_req *req);
+void ctl_result_end(struct ctl_req *req);
+/* Answer with an error; reason is the stable data.reason word (may be NULL). */
+void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Subscriptions of the requesting controller. */
+int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_t since,
+		  enum log_level log_level);
+void ctl_unsubscribe(struct ctl_req *req, unsigned classes);
+uint64_t ctl_last_seq(const struct control *c);
+void ctl_stop_node(struct ctl_req *req);
+unsigned event_class_parse(const char *name);  /* 0 if unknown */
+const char *event_class_name(unsigned bit);
+
+#endif

@@ -1,0 +1,597 @@
+/* The control methods: one handler each, in the table at the end.  Params
+ * are checked here, answers built here; the node does the work. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "log.h"
+#include "timeutil.h"
+#include "version.h"
+
+/* ---- params ----------------------------------------------------------------- */
+
+/* A string param: NULL if absent; *bad set if present with another type. */
+static const char *param_str(jval params, const char *key, bool *bad)
+{
+	jval v = json_get(params, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_str(v) == NULL)
+		*bad = true;
+	return json_str(v);
+}
+
+static int param_bool(jval params, const char *key, int dflt, bool *bad)
+{
+	jval v = json_get(params, key);
+	int b;
+
+	if (v == NULL || json_is_null(v))
+		return dflt;
+	if ((b = json_bool(v)) < 0)
+		*bad = true;
+	return b < 0 ? dflt : b;
+}
+
+static void bad_params(struct ctl_req *req, const char *what)
+{
+	ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "%s", what);
+}
+
+static void gen_time(yajl_gen g, const char *key, double wall)
+{
+	char at[ISO8601_LEN];
+
+	jg_str(g, key);
+	if (wall <= 0) {
+		jg_null(g);
+		return;
+	}
+	iso8601_format(at, (time_t)wall, (long)((wall - floor(wall)) * 1000), true);
+	jg_str(g, at);
+}
+
+static void gen_ms(yajl_gen g, const char *key, double ms)
+{
+	jg_str(g, key);
+	jg_double(g, ms, 3);
+}
+
+static void gen_rtt(yajl_gen g, const struct rtt_stats *r)
+{
+	jg_map(g);
+	JG_KINT(g, "samples", (long long)r->samples);
+	if (r->samples) {
+		gen_ms(g, "last", r->last);
+		gen_ms(g, "avg", rtt_avg(r));
+		gen_ms(g, "min", r->min);
+		gen_ms(g, "max", r->max);
+	}
+	jg_end_map(g);
+}
+
+/* ---- introspection ---------------------------------------------------------- */
+
+static void m_version(struct ctl_req *req, jval params)
+{
+	yajl_gen g = ctl_result_begin(req);
+
+	jg_map(g);
+	JG_KSTR(g, "version", CHATP2P_VERSION);
+	JG_KINT(g, "protocol", CTL_PROTO_VERSION);
+	JG_KSTR(g, "node", node_id(ctl_node(req)));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+struct counts { int total, active, stale, unknown; };
+
+static void count_peer(struct peer *p, void *ctx)
+{
+	struct counts *c = ctx;
+
+	c->total++;
+	c->active += p->state == PEER_ACTIVE;
+	c->stale += p->state == PEER_STALE;
+	c->unknown += p->state == PEER_UNKNOWN;
+}
+
+static void m_status(struct ctl_req *req, jval params)
+{
+	struct node *n = ctl_node(req);
+	const struct config *cfg = node_config(n);
+	const struct rdv_status *reg = node_registration(n);
+	struct counts pc = { 0, 0, 0, 0 };
+	double now_mono = ev_now(node_loop(n));
+	int nconns = 0;
+	yajl_gen g = ctl_result_begin(req);
+
+	peer_foreach(node_peer_table(n), count_peer, &pc);
+	for (struct conn *c = node_conns(n); c; c = c->next)
+		nconns += c->state == CONN_ESTABLISHED;
+	jg_map(g);
+	JG_KSTR(g, "peer_id", node_id(n));
+	JG_KSTR(g, "name", cfg->node.name);
+	JG_KSTR(g, "namespace", node_ns(n));
+	JG_KSTR(g, "version", CHATP2P_VERSION);
+	JG_KINT(g, "protocol", CTL_PROTO_VERSION);
+	JG_KINT(g, "pid", getpid());
+	gen_time(g, "started", node_started(n));
+	jg_str(g, "uptime_s");
+	jg_double(g, wall_now() - node_started(n), 1);
+	jg_str(g, "listen");
+	jg_map(g);
+	JG_KSTR(g, "address", cfg->node.listen);
+	JG_KINT(g, "port", node_listen_port(n));
+	jg_end_map(g);
+	jg_str(g, "rendezvous");
+	jg_map(g);
+	JG_KSTR(g, "server", cfg->rendezvous.host);
+	JG_KINT(g, "port", cfg->rendezvous.port);
+	JG_KSTR(g, "state", rdv_reg_state_name(reg->state));
+	if (reg->state == RDV_REGISTERED) {
+		JG_KINT(g, "ttl", reg->ttl);
+		JG_KINT(g, "expires_in", (long long)(reg->expires - now_mono));
+		JG_KSTR(g, "public_ip", reg->public_ip);
+	}
+	if (reg->state == RDV_BLOCKED)
+		JG_KINT(g, "blocked_for", (long long)ceil(reg->blocked_until - now_mono));
+	if (reg->last_error[0])
+		JG_KSTR(g, "last_error", reg->last_error);
+	JG_KINT(g, "requests", reg->requests);
+	jg_end_map(g);
+	jg_str(g, "peers");
+	jg_map(g);
+	JG_KINT(g, "total", pc.total);
+	JG_KINT(g, "active", pc.active);
+	JG_KINT(g, "stale", pc.stale);
+	JG_KINT(g, "unknown", pc.unknown);
+	jg_end_map(g);
+	JG_KINT(g, "connections", nconns);
+	JG_KSTR(g, "log_level", log_level_name(log_get_level()));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+struct peers_ctx {
+	yajl_gen g;
+	enum pub_target target;
+	const char *ns;
+};
+
+static void gen_peer(struct peer *p, void *ctx)
+{
+	struct peers_ctx *pc = ctx;
+	yajl_gen g = pc->g;
+
+	if (pc->target == PUB_NS && strcmp(p->ns, pc->ns) != 0)
+		return;
+	jg_map(g);
+	JG_KSTR(g, "peer_id", p->id);
+	JG_KSTR(g, "namespace", p->ns);
+	JG_KSTR(g, "state", peer_state_name(p->state));
+	if (p->ip[0]) {
+		JG_KSTR(g, "ip", p->ip);
+		JG_KINT(g, "port", p->port);
+	}
+	if (p->conn)
+		JG_KSTR(g, "direction", p->conn->dir == CONN_OUT ? "outbound" : "inbound");
+	gen_time(g, "first_seen", p->first_seen);
+	gen_time(g, "last_seen", p->last_seen);
+	JG_KINT(g, "connects", p->connects);
+	JG_KINT(g, "disconnects", p->disconnects);
+	JG_KINT(g, "attempts", p->attempts);
+	jg_str(g, "success_rate");
+	jg_double(g, peer_success_rate(p), 1);
+	JG_KBOOL(g, "left", p->left);
+	jg_str(g, "rtt_ms");
+	gen_rtt(g, &p->rtt);
+	jg_end_map(g);
+}
+
+struct peers_req {
+	struct ctl_req *req;
+	enum pub_target target;
+	char ns[NAME_MAX_BYTES + 1];
+};
+
+static void answer_peers(struct ctl_req *req, enum pub_target target, const char *ns)
+{
+	struct peers_ctx pc = { ctl_result_begin(req), target, ns };
+
+	jg_map(pc.g);
+	jg_str(pc.g, "peers");
+	jg_arr(pc.g);
+	peer_foreach(node_peer_table(ctl_node(req)), gen_peer, &pc);
+	jg_end_arr(pc.g);
+	jg_end_map(pc.g);
+	ctl_result_end(req);
+}
+
+static void peers_after_discover(void *ctx, const char *err, const struct rdv_reply *reply)
+{
+	struct peers_req *pr = ctx;
+
+	if (err)
+		ctl_error(pr->req, CTL_E_RENDEZVOUS, "rendezvous", "DISCOVER failed: %s", err);
+	else
+		answer_peers(pr->req, pr->target, pr->ns);
+	free(pr);
+}
+
+static void m_peers(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *filter = param_str(params, "filter", &bad), *ns = NULL;
+	int fresh = param_bool(params, "discover", 0, &bad);
+	enum pub_target t = PUB_ALL;
+
+	if (filter && (t = pub_target_parse(filter, &ns)) != PUB_ALL && t != PUB_NS)
+		bad = true;
+	if (bad) {
+		bad_params(req, "params: filter (\"*\" or \"#ns\"), discover (boolean)");
+		return;
+	}
+	if (!fresh) {
+		answer_peers(req, t, ns);
+		return;
+	}
+	struct peers_req *pr = calloc(1, sizeof *pr);
+	pr->req = req;
+	pr->target = t;
+	snprintf(pr->ns, sizeof pr->ns, "%s", ns ? ns : "");
+	node_discover(ctl_node(req), peers_after_discover, pr);
+}
+
+static void m_conn(struct ctl_req *req, jval params)
+{
+	struct node *n = ctl_node(req);
+	yajl_gen g = ctl_result_begin(req);
+
+	jg_map(g);
+	jg_str(g, "connections");
+	jg_arr(g);
+	for (struct conn *c = node_conns(n); c; c = c->next) {
+		struct peer *p = c->peer_id[0] ? peer_find(node_peer_table(n), c->peer_id) : NULL;
+		jg_map(g);
+		JG_KSTR(g, "peer_id", c->peer_id);
+		JG_KSTR(g, "direction", c->dir == CONN_OUT ? "outbound" : "inbound");
+		JG_KSTR(g, "state", conn_state_name(c->state));
+		JG_KBOOL(g, "primary", c->primary);
+		JG_KSTR(g, "address", c->addr);
+		gen_time(g, "since", c->since);
+		JG_KBOOL(g, "pipeline", c->pipeline);
+		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
+		JG_KINT(g, "tx_msgs", (long long)c->tx_msgs);
+		JG_KINT(g, "queued_bytes", (long long)(c->out.len + c->queued));
+		if (p && p->rtt.samples && c->primary)
+			gen_ms(g, "rtt_ms", p->rtt.last);
+		jg_end_map(g);
+	}
+	jg_end_arr(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void gen_rtt_peer(struct peer *p, void *ctx)
+{
+	yajl_gen g = ctx;
+
+	if (p->rtt.samples == 0)
+		return;
+	jg_map(g);
+	JG_KSTR(g, "peer_id", p->id);
+	JG_KINT(g, "samples", (long long)p->rtt.samples);
+	gen_ms(g, "last", p->rtt.last);
+	gen_ms(g, "avg", rtt_avg(&p->rtt));
+	gen_ms(g, "min", p->rtt.min);
+	gen_ms(g, "max", p->rtt.max);
+	jg_end_map(g);
+}
+
+static void m_rtt(struct ctl_req *req, jval params)
+{
+	yajl_gen g = ctl_result_begin(req);
+
+	jg_map(g);
+	jg_str(g, "rtt");
+	jg_arr(g);
+	peer_foreach(node_peer_table(ctl_node(req)), gen_rtt_peer, g);
+	jg_end_arr(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static void send_done(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,
+		      const char *detail)
+{
+	struct ctl_req *req = ctx;
+	yajl_gen g;
+
+	if (r == SEND_ACKED || r == SEND_SENT) {
+		g = ctl_result_begin(req);
+		jg_map(g);
+		JG_KSTR(g, "msg_id", msg_id);
+		JG_KSTR(g, "status", send_result_name(r));
+		if (r == SEND_ACKED)
+			gen_ms(g, "rtt_ms", rtt_ms);
+		jg_end_map(g);
+		ctl_result_end(req);
+		return;
+	}
+	ctl_error(req, r == SEND_FAILED ? CTL_E_BAD_PARAMS : CTL_E_DELIVERY, send_result_name(r), "%s",
+		  detail ? detail : send_result_name(r));
+}
+
+static void m_send(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *to = param_str(params, "to", &bad);
+	const char *text = param_str(params, "text", &bad);
+	int ack = param_bool(params, "require_ack", 1, &bad);
+
+	if (bad || to == NULL || text == NULL) {
+		bad_params(req, "send needs \"to\" (peer_id) and \"text\" (strings), optional \"require_ack\" (boolean)");
+		return;
+	}
+	if (!peer_id_valid(to)) {
+		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "\"%s\" is not a peer_id (name@namespace)", to);
+		return;
+	}
+	/* The request is the callback's context: a controller that leaves
+	 * cancels it (control.c), and the handler below still frees it. */
+	node_send(ctl_node(req), to, text, ack, send_done, req->client ? (void *)req : NULL, NULL);
+}
+
+static void m_pub(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *to = param_str(params, "to", &bad);
+	const char *text = param_str(params, "text", &bad);
+	char id[MSGID_LEN], err[160];
+	int reached;
+
+	if (bad || to == NULL || text == NULL) {
+		bad_params(req, "pub needs \"to\" (\"*\" or \"#namespace\") and \"text\"");
+		return;
+	}
+	reached = node_pub(ctl_node(req), to, text, id, err, sizeof err);
+	if (reached < 0) {
+		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "%s", err);
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KSTR(g, "msg_id", id);
+	JG_KINT(g, "reached", reached);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_reconnect(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *peer = param_str(params, "peer", &bad);
+	int started;
+
+	if (bad) {
+		bad_params(req, "reconnect takes an optional \"peer\" (peer_id)");
+		return;
+	}
+	started = node_reconnect(ctl_node(req), peer);
+	if (started < 0) {
+		ctl_error(req, CTL_E_DELIVERY, "unknown_peer", "unknown peer %s", peer);
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KINT(g, "dialling", started);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+/* ---- logging ------------------------------------------------------------------- */
+
+static void m_log_get(struct ctl_req *req, jval params)
+{
+	yajl_gen g = ctl_result_begin(req);
+
+	jg_map(g);
+	JG_KSTR(g, "level", log_level_name(log_get_level()));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_log_set(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *level = param_str(params, "level", &bad);
+	enum log_level l, prev = log_get_level();
+
+	if (bad || level == NULL || !log_level_parse(level, &l)) {
+		bad_params(req, "log.set needs \"level\": DEBUG, INFO, WARNING or ERROR");
+		return;
+	}
+	log_set_level(l);
+	log_info("Control", "log level %s -> %s", log_level_name(prev), log_level_name(l));
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KSTR(g, "level", log_level_name(l));
+	JG_KSTR(g, "previous", log_level_name(prev));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+/* ---- rendezvous ------------------------------------------------------------------- */
+
+static void rdv_answer(void *ctx, const char *err, const struct rdv_reply *reply)
+{
+	struct ctl_req *req = ctx;
+	yajl_gen g;
+
+	if (err) {
+		ctl_error(req, CTL_E_RENDEZVOUS, "rendezvous", "%s", err);
+		return;
+	}
+	g = ctl_result_begin(req);
+	jg_map(g);
+	if (reply && reply->ttl >= 0)
+		JG_KINT(g, "ttl", reply->ttl);
+	if (reply && reply->ip)
+		JG_KSTR(g, "ip", reply->ip);
+	if (reply && reply->port > 0)
+		JG_KINT(g, "port", reply->port);
+	if (reply && reply->peers) {
+		jg_str(g, "peers");
+		jg_arr(g);
+		for (size_t i = 0; i < reply->npeers; i++) {
+			const struct rdv_peer *p = &reply->peers[i];
+			jg_map(g);
+			JG_KSTR(g, "name", p->name);
+			JG_KSTR(g, "namespace", p->ns);
+			JG_KSTR(g, "ip", p->ip);
+			JG_KINT(g, "port", p->port);
+			if (p->ttl >= 0)
+				JG_KINT(g, "ttl", p->ttl);
+			if (p->expires_in >= 0)
+				JG_KINT(g, "expires_in", p->expires_in);
+			jg_end_map(g);
+		}
+		jg_end_arr(g);
+	}
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_discover(struct ctl_req *req, jval params)
+{
+	node_discover(ctl_node(req), rdv_answer, req);
+}
+
+static void m_register(struct ctl_req *req, jval params)
+{
+	node_register(ctl_node(req), rdv_answer, req);
+}
+
+static void m_unregister(struct ctl_req *req, jval params)
+{
+	node_unregister(ctl_node(req), rdv_answer, req);
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+/* "events": ["message", "peer", …] (default: all but log). */
+static bool parse_classes(jval params, unsigned *out)
+{
+	jval ev = json_get(params, "events");
+
+	*out = 0;
+	if (ev == NULL || json_is_null(ev)) {
+		*out = EVC_ALL & ~EVC_LOG;
+		return true;
+	}
+	if (!YAJL_IS_ARRAY(ev))
+		return false;
+	for (size_t i = 0; i < json_arr_len(ev); i++) {
+		const char *name = json_str(json_arr_at(ev, i));
+		unsigned bit = name ? event_class_parse(name) : 0;
+		if (bit == 0)
+			return false;
+		*out |= bit;
+	}
+	return true;
+}
+
+static void gen_classes(yajl_gen g, unsigned classes)
+{
+	jg_arr(g);
+	for (unsigned bit = 1; bit & EVC_ALL; bit <<= 1)
+		if (classes & bit)
+			jg_str(g, event_class_name(bit));
+	jg_end_arr(g);
+}
+
+static void m_subscribe(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	unsigned classes;
+	jval since = json_get(params, "since");
+	long long since_v = 0;
+	const char *lvl = param_str(params, "log_level", &bad);
+	enum log_level l = LOGL_INFO;
+
+	if (!parse_classes(params, &classes) || bad || (lvl && !log_level_parse(lvl, &l)) ||
+	    (since && !json_is_null(since) && (!json_int(since, &since_v) || since_v < 0))) {
+		bad_params(req, "subscribe: \"events\" (array of message, ack, peer, registration, log), "
+				"\"since\" (sequence number), \"log_level\"");
+		return;
+	}
+	uint64_t seq = ctl_last_seq(req->ctl);
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	jg_str(g, "events");
+	gen_classes(g, classes);
+	JG_KINT(g, "seq", (long long)seq);
+	jg_end_map(g);
+	/* The answer goes out first, then any replayed history. */
+	struct ctl_req keep = *req;
+	ctl_result_end(req);
+	ctl_subscribe(&keep, classes, since && !json_is_null(since), (uint64_t)since_v, l);
+}
+
+static void m_unsubscribe(struct ctl_req *req, jval params)
+{
+	unsigned classes;
+
+	if (!parse_classes(params, &classes)) {
+		bad_params(req, "unsubscribe: \"events\" (array of event classes; omitted: all)");
+		return;
+	}
+	if (json_get(params, "events") == NULL)
+		classes = EVC_ALL;
+	ctl_unsubscribe(req, classes);
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_shutdown(struct ctl_req *req, jval params)
+{
+	yajl_gen g = ctl_result_begin(req);
+	struct ctl_req keep = *req;
+
+	jg_map(g);
+	JG_KBOOL(g, "stopping", true);
+	jg_end_map(g);
+	ctl_result_end(req);
+	ctl_stop_node(&keep);
+}
+
+const struct ctl_method ctl_methods[] = {
+	{ "version", m_version },
+	{ "hello", m_version },
+	{ "status", m_status },
+	{ "peers", m_peers },
+	{ "conn", m_conn },
+	{ "send", m_send },
+	{ "pub", m_pub },
+	{ "rtt", m_rtt },
+	{ "reconnect", m_reconnect },
+	{ "log.get", m_log_get },
+	{ "log.set", m_log_set },
+	{ "discover", m_discover },
+	{ "register", m_register },
+	{ "unregister", m_unregister },
+	{ "subscribe", m_subscribe },
+	{ "unsubscribe", m_unsubscribe },
+	{ "shutdown", m_shutdown },
+	{ NULL, NULL },
+};

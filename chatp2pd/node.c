@@ -1,0 +1,729 @@
+#include "node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "router.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+#define MOD "Node"
+/* Peers remembered at most (a hostile DISCOVER cannot grow us without end). */
+#define MAX_PEERS 65536
+/* A connection that lived this long resets its peer's backoff: one that
+ * dies at once (a refusal) must not make us spin. */
+#define BACKOFF_RESET_AFTER 10.0
+/* Inbound addresses tracked for the accept rate limit. */
+#define ACCEPT_SLOTS 256
+
+struct accept_slot {
+	char ip[INET6_ADDRSTRLEN];
+	double window;   /* ev_now at the start of the current second */
+	int count;
+};
+
+struct node {
+	struct ev_loop *loop;
+	struct config cfg;
+	char name[NAME_MAX_BYTES + 1];
+	char ns[NAME_MAX_BYTES + 1];
+	char id[PEER_ID_MAX + 1];
+	int listen_fd;
+	int port;
+	double started;
+	ev_io accept_io;
+	ev_timer reconcile;
+	struct peer_table peers;
+	struct conn *conns;
+	size_t nconns;
+	struct router *router;
+	struct rdv_client *rdv;
+	node_event_fn hook;
+	void *hook_ctx;
+	struct accept_slot accepts[ACCEPT_SLOTS];
+	/* shutdown */
+	bool stopping;
+	bool unregistered;
+	ev_timer stop_deadline;
+	void (*stop_done)(void *ctx);
+	void *stop_ctx;
+};
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
+static void on_reconcile(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_rdv_state(void *ctx, const struct rdv_status *st);
+static void on_rdv_discover(void *ctx, const struct rdv_peer *peers, size_t n);
+static void maybe_stopped(struct node *n);
+static void schedule_retry(struct node *n, struct peer *p);
+
+/* ---- accessors ------------------------------------------------------- */
+
+struct ev_loop *node_loop(const struct node *n) { return n->loop; }
+const struct config *node_config(const struct node *n) { return &n->cfg; }
+const char *node_id(const struct node *n) { return n->id; }
+const char *node_ns(const struct node *n) { return n->ns; }
+int node_listen_port(const struct node *n) { return n->port; }
+double node_started(const struct node *n) { return n->started; }
+const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
+struct conn *node_conns(const struct node *n) { return n->conns; }
+
+const struct rdv_status *node_registration(const struct node *n)
+{
+	return rdv_client_status(n->rdv);
+}
+
+void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx)
+{
+	n->hook = fn;
+	n->hook_ctx = ctx;
+}
+
+void node_emit(struct node *n, const struct node_event *ev)
+{
+	if (n->hook)
+		n->hook(n->hook_ctx, ev);
+}
+
+const char *node_event_name(enum node_event_type t)
+{
+	static const char *const names[EV__COUNT] = {
+		[EV_MESSAGE] = "message",
+		[EV_PUB] = "pub",
+		[EV_ACK] = "ack",
+		[EV_ACK_TIMEOUT] = "ack_timeout",
+		[EV_PEER_CONNECTED] = "peer_connected",
+		[EV_PEER_DISCONNECTED] = "peer_disconnected",
+		[EV_PEER_STALE] = "peer_stale",
+		[EV_PEER_DISCOVERED] = "peer_discovered",
+		[EV_REGISTRATION] = "registration",
+	};
+	return (unsigned)t < EV__COUNT ? names[t] : "?";
+}
+
+const char *send_result_name(enum send_result r)
+{
+	switch (r) {
+	case SEND_ACKED: return "acked";
+	case SEND_SENT: return "sent";
+	case SEND_ACK_TIMEOUT: return "ack_timeout";
+	case SEND_NOT_CONNECTED: return "not_connected";
+	case SEND_UNKNOWN_PEER: return "unknown_peer";
+	case SEND_FAILED: return "failed";
+	}
+	return "?";
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static int listen_on(struct node *n, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int one = 1, fd;
+
+	memset(&sa, 0, sizeof sa);
+	if (inet_pton(AF_INET, n->cfg.node.listen, &((struct sockaddr_in *)&sa)->sin_addr) == 1) {
+		((struct sockaddr_in *)&sa)->sin_family = AF_INET;
+		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)n->cfg.node.port);
+		salen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, n->cfg.node.listen,
+			     &((struct sockaddr_in6 *)&sa)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&sa)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)n->cfg.node.port);
+		salen = sizeof(struct sockaddr_in6);
+	} else {
+		snprintf(err, errlen, "node.listen: not an IP address: %s", n->cfg.node.listen);
+		return -1;
+	}
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, salen) != 0 || listen(fd, 511) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", n->cfg.node.listen,
+			 n->cfg.node.port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	salen = sizeof sa;
+	getsockname(fd, (struct sockaddr *)&sa, &salen);
+	n->port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+						: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	n->listen_fd = fd;
+	return 0;
+}
+
+struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
+{
+	struct node *n;
+
+	if (!name_valid(cfg->node.name)) {
+		snprintf(err, errlen, "node.name: \"%s\" is not a valid name (1..64 characters, no '@')",
+			 cfg->node.name);
+		return NULL;
+	}
+	if (!name_valid(cfg->node.namespace_)) {
+		snprintf(err, errlen, "node.namespace: \"%s\" is not a valid namespace", cfg->node.namespace_);
+		return NULL;
+	}
+	n = xcalloc(1, sizeof *n);
+	n->loop = loop;
+	n->cfg = *cfg;
+	snprintf(n->name, sizeof n->name, "%s", cfg->node.name);
+	snprintf(n->ns, sizeof n->ns, "%s", cfg->node.namespace_);
+	peer_id_make(n->id, n->name, n->ns);
+	if (listen_on(n, err, errlen) != 0) {
+		free(n);
+		return NULL;
+	}
+	n->started = wall_now();
+	peer_table_init(&n->peers, MAX_PEERS);
+	n->router = router_new(n);
+	struct rdv_client_hooks hooks = { on_rdv_state, on_rdv_discover, n };
+	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
+	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
+	n->accept_io.data = n;
+	ev_timer_init(&n->reconcile, on_reconcile, cfg->reconnection.check_interval,
+		      cfg->reconnection.check_interval);
+	n->reconcile.data = n;
+	return n;
+}
+
+void node_start(struct node *n)
+{
+	log_info(MOD, "%s listening for peers on %s:%d", n->id, n->cfg.node.listen, n->port);
+	ev_io_start(n->loop, &n->accept_io);
+	ev_timer_start(n->loop, &n->reconcile);
+	rdv_client_start(n->rdv);
+}
+
+static void stop_peer_timer(struct peer *p, void *ctx)
+{
+	struct node *n = ctx;
+
+	ev_timer_stop(n->loop, &p->retry_timer);
+}
+
+void node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	n->stopping = true;
+	n->stop_done = NULL;
+	while (n->conns)
+		conn_close(n->conns, "node stopping");
+	ev_io_stop(n->loop, &n->accept_io);
+	ev_timer_stop(n->loop, &n->reconcile);
+	ev_timer_stop(n->loop, &n->stop_deadline);
+	peer_foreach(&n->peers, stop_peer_timer, n);
+	rdv_client_free(n->rdv);
+	router_free(n->router);
+	peer_table_free(&n->peers);
+	if (n->listen_fd >= 0)
+		close(n->listen_fd);
+	free(n);
+}
+
+/* ---- dialling and backoff ------------------------------------------------ */
+
+static void dial(struct node *n, struct peer *p)
+{
+	char err[160];
+
+	if (n->stopping || p->conn || p->dialing || p->ip[0] == '\0')
+		return;
+	ev_timer_stop(n->loop, &p->retry_timer);
+	p->attempts++;
+	log_debug(MOD, "dialling %s at %s:%d (attempt %u)", p->id, p->ip, p->port, p->retry + 1);
+	struct conn *c = conn_dial(n, p->id, p->ip, p->port, err, sizeof err);
+	if (c == NULL) {
+		log_info(MOD, "cannot dial %s: %s", p->id, err);
+		p->retry++;
+		schedule_retry(n, p);
+		return;
+	}
+	c->prev = NULL;
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	n->nconns++;
+	p->dialing = c;
+}
+
+/* After a failed dial or a lost connection: when to try again, if at all.
+ * Never-connected peers use peer_connection.*, lost ones reconnection.*. */
+static void schedule_retry(struct node *n, struct peer *p)
+{
+	const struct config *c = &n->cfg;
+	bool lost = p->connects > 0;
+	unsigned max = (unsigned)(lost ? c->reconnection.max_attempts : c->peer_connection.retry_attempts);
+	double base = lost ? c->reconnection.backoff_base : c->peer_connection.backoff_base;
+	double delay;
+
+	if (n->stopping || p->left || p->conn || p->dialing || p->ip[0] == '\0')
+		return;
+	if (p->retry >= max) {
+		if (!p->gave_up)
+			log_info(MOD, "%s: %u attempts failed; waiting for the next DISCOVER", p->id, p->retry);
+		p->gave_up = true;
+		return;
+	}
+	delay = base * pow(2, p->retry > 0 ? p->retry - 1 : 0);
+	if (delay > c->reconnection.backoff_max)
+		delay = c->reconnection.backoff_max;
+	/* ±20 % jitter: two peers that lost each other do not redial in lockstep. */
+	delay *= 0.8 + 0.4 * ((double)rand() / RAND_MAX);
+	p->owner = n;
+	ev_timer_stop(n->loop, &p->retry_timer);
+	ev_timer_init(&p->retry_timer, on_retry, delay, 0);
+	p->retry_timer.data = p;
+	ev_timer_start(n->loop, &p->retry_timer);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	dial(p->owner, p);
+}
+
+static void reconcile_one(struct peer *p, void *ctx)
+{
+	struct node *n = ctx;
+
+	if (p->state != PEER_ACTIVE && !p->gave_up && !p->left && !ev_is_active(&p->retry_timer))
+		dial(n, p);
+}
+
+static void on_reconcile(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	peer_foreach(&((struct node *)w->data)->peers, reconcile_one, w->data);
+}
+
+int node_reconnect(struct node *n, const char *peer_id)
+{
+	int started = 0;
+
+	if (peer_id != NULL) {
+		struct peer *p = peer_id_valid(peer_id) ? peer_find(&n->peers, peer_id) : NULL;
+		if (p == NULL)
+			return -1;
+		if (p->conn)
+			conn_close(p->conn, "reconnect requested");
+		p->retry = 0;
+		p->gave_up = p->left = false;
+		dial(n, p);
+		return p->dialing ? 1 : 0;
+	}
+	for (size_t i = 0; i < n->peers.nbuckets; i++)
+		for (struct peer *p = n->peers.buckets[i]; p; p = p->next) {
+			if (p->state == PEER_ACTIVE)
+				continue;
+			p->retry = 0;
+			p->gave_up = p->left = false;
+			dial(n, p);
+			started += p->dialing != NULL;
+		}
+	return started;
+}
+
+/* ---- inbound ------------------------------------------------------------- */
+
+/* At most limits.accept_rate connections per second from one address. */
+static bool accept_allowed(struct node *n, const char *ip)
+{
+	struct accept_slot *s = &n->accepts[0], *oldest = s;
+	double now = ev_now(n->loop);
+
+	for (int i = 0; i < ACCEPT_SLOTS; i++) {
+		s = &n->accepts[i];
+		if (strcmp(s->ip, ip) == 0)
+			goto found;
+		if (s->window < oldest->window)
+			oldest = s;
+	}
+	s = oldest;
+	snprintf(s->ip, sizeof s->ip, "%s", ip);
+	s->window = now;
+	s->count = 0;
+found:
+	if (now - s->window >= 1.0) {
+		s->window = now;
+		s->count = 0;
+	}
+	return ++s->count <= n->cfg.limits.accept_rate;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct node *n = w->data;
+
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+		char ip[INET6_ADDRSTRLEN] = "?";
+		int fd = accept4(n->listen_fd, (struct sockaddr *)&sa, &salen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn(MOD, "accept: %s", strerror(errno));
+			return;
+		}
+		if (sa.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof ip);
+		else if (sa.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof ip);
+		if (n->stopping || n->nconns >= (size_t)n->cfg.limits.max_connections) {
+			log_warn(MOD, "refusing connection from %s: %s", ip,
+				 n->stopping ? "stopping" : "max_connections reached");
+			close(fd);
+			continue;
+		}
+		if (!accept_allowed(n, ip)) {
+			log_debug(MOD, "refusing connection from %s: over %d per second", ip,
+				  n->cfg.limits.accept_rate);
+			close(fd);
+			continue;
+		}
+		struct conn *c = conn_accept(n, fd, &sa);
+		c->next = n->conns;
+		if (n->conns)
+			n->conns->prev = c;
+		n->conns = c;
+		n->nconns++;
+	}
+}
+
+/* The connection the pair keeps when there are two: the one dialled by the
+ * peer whose id sorts lower (PROTOCOL.md §2), so both ends agree. */
+static const char *dialler(const struct node *n, const struct conn *c)
+{
+	return c->dir == CONN_OUT ? n->id : c->peer_id;
+}
+
+static bool wins_over(const struct node *n, const struct conn *a, const struct conn *b)
+{
+	int cmp = strcmp(dialler(n, a), dialler(n, b));
+
+	return cmp < 0;
+}
+
+bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
+{
+	if (!peer_id_valid(m->peer_id)) {
+		log_info(MOD, "%s: HELLO with an invalid peer_id, refused", c->addr);
+		return false;
+	}
+	if (strcmp(m->peer_id, n->id) == 0) {
+		log_info(MOD, "%s: HELLO claims to be us (%s), refused", c->addr, n->id);
+		return false;
+	}
+	snprintf(c->peer_id, sizeof c->peer_id, "%s", m->peer_id);
+	return true;
+}
+
+static void make_primary(struct node *n, struct peer *p, struct conn *c)
+{
+	bool again = p->connects > 0;
+	struct node_event ev = { .type = EV_PEER_CONNECTED, .peer_id = p->id, .reconnected = again };
+
+	c->primary = true;
+	c->peer = p;
+	p->conn = c;
+	p->state = PEER_ACTIVE;
+	p->connects++;
+	p->gave_up = false;
+	p->left = false;
+	p->connected_at = ev_now(n->loop);
+	p->last_seen = wall_now();
+	ev_timer_stop(n->loop, &p->retry_timer);
+	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
+		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "");
+	node_emit(n, &ev);
+	router_conn_up(n->router, c);
+}
+
+/* A second connection to a peer: it stays open only while it is used
+ * (peers that open one connection per message), then closes. */
+static void demote(struct node *n, struct conn *c)
+{
+	c->primary = false;
+	c->peer = NULL;
+	conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
+}
+
+void node_conn_established(struct node *n, struct conn *c)
+{
+	struct peer *p = peer_get(&n->peers, c->peer_id, wall_now());
+
+	if (p == NULL) {
+		conn_close(c, "peer table full");
+		return;
+	}
+	if (c->dir == CONN_OUT && p->dialing == c) {
+		p->dialing = NULL;
+		p->dial_ok++;
+	}
+	if (n->stopping) {
+		conn_bye(c, "shutdown");
+		return;
+	}
+	if (p->conn == NULL) {
+		make_primary(n, p, c);
+		return;
+	}
+	/* Two connections to one peer.  Our own kind (it advertises pipeline)
+	 * applies the same rule, so both ends keep the same one; with others,
+	 * the older one stays, as most of them refuse a second one anyway. */
+	struct conn *old = p->conn;
+	if (c->pipeline && wins_over(n, c, old)) {
+		log_info(MOD, "%s: two connections; keeping the one %s dialled", p->id, dialler(n, c));
+		demote(n, old);
+		p->conn = c;
+		c->primary = true;
+		c->peer = p;
+		router_conn_up(n->router, c);
+	} else {
+		log_debug(MOD, "%s: second connection from %s kept only while it is used", p->id, c->addr);
+		demote(n, c);
+	}
+}
+
+void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m)
+{
+	if (!c->primary && !c->bye_sent)
+		conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
+	if (c->peer)
+		c->peer->last_seen = wall_now();
+	if (m->type == PM_ACK) {
+		if (m->msg_id)
+			router_on_ack(n->router, c, m->msg_id);
+	} else {
+		router_on_message(n->router, c, m);
+	}
+}
+
+void node_conn_rtt(struct node *n, struct conn *c, double ms)
+{
+	struct peer *p = peer_find(&n->peers, c->peer_id);
+
+	if (p)
+		rtt_add(&p->rtt, ms);
+	log_debug(MOD, "%s: RTT %.3f ms", c->peer_id, ms);
+}
+
+void node_conn_bye(struct node *n, struct conn *c)
+{
+	struct peer *p = peer_find(&n->peers, c->peer_id);
+
+	log_info(MOD, "%s said BYE", c->peer_id);
+	if (p && c->primary) {
+		p->left = true;
+		p->left_at = ev_now(n->loop);
+	}
+}
+
+void node_conn_closed(struct node *n, struct conn *c, const char *reason)
+{
+	struct peer *p = c->peer_id[0] ? peer_find(&n->peers, c->peer_id) : NULL;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	n->nconns--;
+
+	if (p && p->dialing == c) {
+		p->dialing = NULL;
+		p->retry++;
+		log_info(MOD, "dial %s (%s) failed: %s", p->id, c->addr, reason);
+		schedule_retry(n, p);
+	} else if (p && p->conn == c) {
+		struct node_event ev = { .peer_id = p->id, .text = reason };
+		p->conn = NULL;
+		p->disconnects++;
+		p->state = PEER_STALE;
+		if (ev_now(n->loop) - p->connected_at >= BACKOFF_RESET_AFTER)
+			p->retry = 0;
+		ev.type = p->left ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
+		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : "lost", reason);
+		node_emit(n, &ev);
+		schedule_retry(n, p);
+	} else {
+		log_debug(MOD, "connection %s%s%s closed: %s", c->addr, c->peer_id[0] ? " " : "",
+			  c->peer_id, reason);
+	}
+	maybe_stopped(n);
+}
+
+/* ---- rendezvous ------------------------------------------------------------ */
+
+static void on_rdv_state(void *ctx, const struct rdv_status *st)
+{
+	struct node *n = ctx;
+	struct node_event ev = { .type = EV_REGISTRATION, .reg = st };
+
+	node_emit(n, &ev);
+}
+
+static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count)
+{
+	struct node *n = ctx;
+	char id[PEER_ID_MAX + 1];
+	double now = ev_now(n->loop), wall = wall_now();
+
+	for (size_t i = 0; i < count; i++) {
+		const struct rdv_peer *e = &list[i];
+		if (!name_valid(e->name) || !name_valid(e->ns) || e->port <= 0 || e->port > 65535)
+			continue;
+		peer_id_make(id, e->name, e->ns);
+		if (strcmp(id, n->id) == 0)
+			continue; /* ourselves */
+		bool known = peer_find(&n->peers, id) != NULL;
+		struct peer *p = peer_get(&n->peers, id, wall);
+		if (p == NULL)
+			break;
+		/* Listed twice (registered from two ips): keep the address we
+		 * reach it on, else the fresher registration. */
+		bool fresher = e->expires_in < 0 || p->listed_expires < 0 ||
+			       now + (double)e->expires_in >= p->listed_until;
+		if (p->conn == NULL && (p->ip[0] == '\0' || fresher)) {
+			snprintf(p->ip, sizeof p->ip, "%s", e->ip);
+			p->port = e->port;
+		}
+		if (fresher) {
+			p->listed_until = now + (double)(e->expires_in >= 0 ? e->expires_in : 0);
+			p->listed_expires = e->expires_in;
+		}
+		p->last_seen = wall;
+		/* It re-registered after saying BYE: it is back. */
+		if (p->left && e->ttl >= 0 && e->expires_in >= 0 &&
+		    now - p->left_at > (double)(e->ttl - e->expires_in) + 1)
+			p->left = false;
+		if (p->gave_up) {
+			p->gave_up = false;
+			p->retry = 0;
+		}
+		if (!known) {
+			struct node_event ev = { .type = EV_PEER_DISCOVERED, .peer_id = p->id };
+			log_info(MOD, "discovered %s at %s:%d", p->id, p->ip, p->port);
+			node_emit(n, &ev);
+		}
+		if (p->state != PEER_ACTIVE && !p->left && !ev_is_active(&p->retry_timer))
+			dial(n, p);
+	}
+}
+
+void node_discover(struct node *n, rdv_done_fn done, void *ctx)
+{
+	rdv_client_discover(n->rdv, done, ctx);
+}
+
+void node_register(struct node *n, rdv_done_fn done, void *ctx)
+{
+	rdv_client_register(n->rdv, done, ctx);
+}
+
+void node_unregister(struct node *n, rdv_done_fn done, void *ctx)
+{
+	rdv_client_unregister(n->rdv, done, ctx);
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+void node_send(struct node *n, const char *to, const char *text, bool require_ack,
+	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+{
+	router_send(n->router, to, text, require_ack, cb, ctx, msg_id_out);
+}
+
+int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
+	     char *err, size_t errlen)
+{
+	return router_pub(n->router, dst, text, msg_id_out, err, errlen);
+}
+
+void node_cancel_callbacks(struct node *n, void *ctx)
+{
+	router_cancel_ctx(n->router, ctx);
+}
+
+/* ---- shutdown ------------------------------------------------------------------ */
+
+static void maybe_stopped(struct node *n)
+{
+	void (*done)(void *) = n->stop_done;
+
+	if (!n->stopping || n->stop_done == NULL || n->conns != NULL || !n->unregistered)
+		return;
+	n->stop_done = NULL;
+	ev_timer_stop(n->loop, &n->stop_deadline);
+	log_info(MOD, "stopped");
+	done(n->stop_ctx);
+}
+
+static void on_unregistered(void *ctx, const char *err, const struct rdv_reply *reply)
+{
+	struct node *n = ctx;
+
+	if (err)
+		log_warn(MOD, "UNREGISTER failed: %s", err);
+	else
+		log_info(MOD, "unregistered");
+	n->unregistered = true;
+	maybe_stopped(n);
+}
+
+static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct node *n = w->data;
+
+	log_warn(MOD, "shutdown: giving up waiting");
+	while (n->conns)
+		conn_close(n->conns, "shutdown");
+	n->unregistered = true;
+	maybe_stopped(n);
+}
+
+void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx)
+{
+	if (n->stopping)
+		return;
+	log_info(MOD, "shutting down: BYE to %zu connection(s), UNREGISTER", n->nconns);
+	n->stopping = true;
+	n->stop_done = done;
+	n->stop_ctx = ctx;
+	ev_io_stop(n->loop, &n->accept_io);
+	ev_timer_stop(n->loop, &n->reconcile);
+	peer_foreach(&n->peers, stop_peer_timer, n);
+	/* Belt and braces: every step has its own timeout; this caps the sum. */
+	ev_timer_init(&n->stop_deadline, on_stop_deadline,
+		      n->cfg.limits.bye_timeout + n->cfg.limits.rendezvous_timeout + 1, 0);
+	n->stop_deadline.data = n;
+	ev_timer_start(n->loop, &n->stop_deadline);
+
+	struct conn *c = n->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_ESTABLISHED)
+			conn_bye(c, "shutdown");
+		else
+			conn_close(c, "shutdown");
+	}
+	rdv_client_unregister(n->rdv, on_unregistered, n);
+}

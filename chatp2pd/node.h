@@ -1,0 +1,120 @@
+/* The chat node: identity, listener, peer table, connections, message
+ * routing, rendezvous client, shutdown.  This header is the interface the
+ * control socket uses; node_conn_* are the callbacks of conn.c. */
+#ifndef CHATP2PD_NODE_H
+#define CHATP2PD_NODE_H
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "conn.h"
+#include "msgid.h"
+#include "peer_table.h"
+#include "rdv_client.h"
+
+struct node;
+struct router;
+
+/* ---- events: what controllers can subscribe to ------------------------- */
+
+enum node_event_type {
+	EV_MESSAGE,          /* a SEND delivered to us */
+	EV_PUB,              /* a PUB delivered to us */
+	EV_ACK,              /* a SEND of ours was ACKed */
+	EV_ACK_TIMEOUT,      /* a SEND of ours got no ACK within ack_timeout */
+	EV_PEER_CONNECTED,   /* a connection became the peer's (ACTIVE) */
+	EV_PEER_DISCONNECTED,/* the peer's connection closed (peer left: BYE) */
+	EV_PEER_STALE,       /* the peer's connection was lost */
+	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
+	EV_REGISTRATION,     /* the rendezvous registration changed state */
+	EV__COUNT
+};
+
+struct node_event {
+	enum node_event_type type;
+	const char *peer_id;   /* the other side (from, to, or the peer) */
+	const char *to;        /* MESSAGE/PUB: dst as written */
+	const char *text;      /* MESSAGE/PUB payload; DISCONNECTED/STALE reason */
+	const char *msg_id;
+	double rtt_ms;         /* ACK */
+	bool src_mismatch;     /* MESSAGE/PUB: src differs from the handshake */
+	bool reconnected;      /* PEER_CONNECTED: it had been connected before */
+	const struct rdv_status *reg; /* REGISTRATION */
+};
+
+typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);
+const char *node_event_name(enum node_event_type t);
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+/* Validates identity (name, namespace) and binds the listener.  NULL with a
+ * one-line err (the caller exits 2 for identity errors, 1 otherwise). */
+struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen);
+/* Start registering, discovering and dialling. */
+void node_start(struct node *n);
+/* Graceful stop: BYE to every peer, wait for BYE_OK (bye_timeout),
+ * UNREGISTER (rendezvous_timeout), then done(ctx).  Idempotent. */
+void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx);
+void node_free(struct node *n);
+void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx);
+
+/* ---- what controllers can ask --------------------------------------------- */
+
+const char *node_id(const struct node *n);      /* name@namespace */
+const char *node_ns(const struct node *n);
+int node_listen_port(const struct node *n);
+double node_started(const struct node *n);      /* wall clock */
+const struct config *node_config(const struct node *n);
+const struct peer_table *node_peer_table(const struct node *n);
+const struct rdv_status *node_registration(const struct node *n);
+/* Connections, established or not, primary or not. */
+struct conn *node_conns(const struct node *n);
+
+enum send_result {
+	SEND_ACKED,          /* the ACK came back */
+	SEND_SENT,           /* written; no ACK was asked for */
+	SEND_ACK_TIMEOUT,    /* no ACK within ack_timeout */
+	SEND_NOT_CONNECTED,  /* known peer, no connection */
+	SEND_UNKNOWN_PEER,   /* never heard of it */
+	SEND_FAILED,         /* bad input or queue full */
+};
+const char *send_result_name(enum send_result r);
+typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,
+			     const char *detail);
+
+/* SEND text to peer_id.  The callback runs exactly once, possibly before
+ * node_send returns (errors, require_ack false).  msg_id_out may be NULL. */
+void node_send(struct node *n, const char *to, const char *text, bool require_ack,
+	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
+/* Forget every pending callback with this ctx (a controller went away). */
+void node_cancel_callbacks(struct node *n, void *ctx);
+/* PUB to "*" or "#ns" (or "ns").  Returns the number of peers it was
+ * written to, or -1 with err. */
+int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
+	     char *err, size_t errlen);
+/* Dial now, resetting backoff: one peer (NULL: every peer not ACTIVE).
+ * Returns the number of dials started, -1 if peer_id is unknown. */
+int node_reconnect(struct node *n, const char *peer_id);
+void node_discover(struct node *n, rdv_done_fn done, void *ctx);
+void node_register(struct node *n, rdv_done_fn done, void *ctx);
+void node_unregister(struct node *n, rdv_done_fn done, void *ctx);
+
+/* ---- callbacks from conn.c ------------------------------------------------ */
+
+struct ev_loop *node_loop(const struct node *n);
+/* Report an event to the hook (router.c and node.c). */
+void node_emit(struct node *n, const struct node_event *ev);
+/* An inbound HELLO: false refuses the connection. */
+bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m);
+/* Handshake complete (either direction). */
+void node_conn_established(struct node *n, struct conn *c);
+/* Any message after the handshake (not PING/PONG/BYE*, handled by conn). */
+void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m);
+void node_conn_rtt(struct node *n, struct conn *c, double ms);
+/* The peer said BYE. */
+void node_conn_bye(struct node *n, struct conn *c);
+/* Closed: the node unlinks it; conn.c frees it afterwards. */
+void node_conn_closed(struct node *n, struct conn *c, const char *reason);
+
+#endif

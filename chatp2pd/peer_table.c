@@ -1,0 +1,129 @@
+#include "peer_table.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+/* FNV-1a: ids are short and attacker-chosen only up to the table cap. */
+static size_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+void peer_table_init(struct peer_table *t, size_t max)
+{
+	t->nbuckets = 256;
+	t->buckets = xcalloc(t->nbuckets, sizeof *t->buckets);
+	t->count = 0;
+	t->max = max;
+}
+
+void peer_table_free(struct peer_table *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct peer *p = t->buckets[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			free(p);
+		}
+	}
+	free(t->buckets);
+	t->buckets = NULL;
+	t->count = 0;
+}
+
+struct peer *peer_find(const struct peer_table *t, const char *id)
+{
+	struct peer *p = t->buckets[hash(id) % t->nbuckets];
+
+	for (; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+static void grow(struct peer_table *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct peer **b = xcalloc(n, sizeof *b);
+
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct peer *p = t->buckets[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			size_t h = hash(p->id) % n;
+			p->next = b[h];
+			b[h] = p;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
+{
+	struct peer *p = peer_find(t, id);
+	const char *ns;
+
+	if (p != NULL)
+		return p;
+	if ((ns = peer_id_ns(id)) == NULL || t->count >= t->max)
+		return NULL;
+	if (t->count >= t->nbuckets)
+		grow(t);
+	p = xcalloc(1, sizeof *p);
+	strcpy(p->id, id);
+	strcpy(p->ns, ns);
+	p->state = PEER_UNKNOWN;
+	p->first_seen = p->last_seen = wall_now;
+	size_t h = hash(id) % t->nbuckets;
+	p->next = t->buckets[h];
+	t->buckets[h] = p;
+	t->count++;
+	return p;
+}
+
+void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer *p = t->buckets[i]; p; p = p->next)
+			fn(p, ctx);
+}
+
+const char *peer_state_name(enum peer_state s)
+{
+	switch (s) {
+	case PEER_UNKNOWN: return "UNKNOWN";
+	case PEER_ACTIVE: return "ACTIVE";
+	case PEER_STALE: return "STALE";
+	}
+	return "?";
+}
+
+void rtt_add(struct rtt_stats *r, double ms)
+{
+	if (r->samples == 0 || ms < r->min)
+		r->min = ms;
+	if (r->samples == 0 || ms > r->max)
+		r->max = ms;
+	r->last = ms;
+	r->sum += ms;
+	r->samples++;
+}
+
+double rtt_avg(const struct rtt_stats *r)
+{
+	return r->samples ? r->sum / (double)r->samples : 0;
+}
+
+double peer_success_rate(const struct peer *p)
+{
+	return p->attempts ? 100.0 * p->dial_ok / p->attempts : 100.0;
+}

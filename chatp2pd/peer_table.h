@@ -1,0 +1,74 @@
+/* The peer table (PROTOCOL.md section 3): every peer ever discovered or
+ * met, with its state, address, counters, RTT samples and reconnection
+ * backoff.  Pure bookkeeping: no I/O; the node drives it. */
+#ifndef CHATP2PD_PEER_TABLE_H
+#define CHATP2PD_PEER_TABLE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <ev.h>
+
+#include "peerid.h"
+
+enum peer_state {
+	PEER_UNKNOWN = 0, /* discovered, never connected */
+	PEER_ACTIVE,      /* connected now */
+	PEER_STALE,       /* was connected, connection lost */
+};
+
+struct rtt_stats {
+	double last, sum, min, max; /* milliseconds */
+	unsigned long samples;
+};
+
+struct conn;
+
+struct peer {
+	char id[PEER_ID_MAX + 1];
+	char ns[NAME_MAX_BYTES + 1];
+	char ip[64];            /* where to dial it (from DISCOVER), "" if unknown */
+	int port;
+	enum peer_state state;
+	double first_seen;      /* wall clock, for display */
+	double last_seen;       /* wall clock: last DISCOVER listing or traffic */
+	double connected_at;    /* monotonic, while ACTIVE */
+	unsigned connects;      /* connections established (either direction) */
+	unsigned disconnects;
+	unsigned attempts;      /* dials started, ever */
+	unsigned dial_ok;       /* dials that reached HELLO_OK */
+	unsigned retry;         /* failed dials in the current backoff cycle */
+	bool gave_up;           /* retries exhausted: wait for the next DISCOVER */
+	bool left;              /* said BYE: do not hurry back */
+	double left_at;         /* monotonic, when it said BYE */
+	double listed_until;    /* monotonic expiry of the registration we dial */
+	long long listed_expires; /* its expires_in when listed, -1 unknown */
+	struct rtt_stats rtt;
+	struct conn *conn;      /* the established connection, when ACTIVE */
+	struct conn *dialing;   /* our outbound attempt in progress */
+	ev_timer retry_timer;   /* next dial attempt */
+	void *owner;            /* the node (for retry_timer) */
+	struct peer *next;      /* hash chain */
+};
+
+struct peer_table {
+	struct peer **buckets;
+	size_t nbuckets;
+	size_t count;
+	size_t max;             /* never more peers than this (hostile DISCOVER) */
+};
+
+void peer_table_init(struct peer_table *t, size_t max);
+/* Free every peer; the caller has stopped their timers. */
+void peer_table_free(struct peer_table *t);
+struct peer *peer_find(const struct peer_table *t, const char *id);
+/* Find or add (UNKNOWN); NULL if id is invalid or the table is full. */
+struct peer *peer_get(struct peer_table *t, const char *id, double wall_now);
+/* Call fn for every peer; fn must not add or remove peers. */
+void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx);
+
+const char *peer_state_name(enum peer_state s);
+void rtt_add(struct rtt_stats *r, double ms);
+double rtt_avg(const struct rtt_stats *r);
+/* Dial success rate in percent (100 when never tried). */
+double peer_success_rate(const struct peer *p);
+
+#endif

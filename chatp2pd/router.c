@@ -1,0 +1,344 @@
+#include "router.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+#define MOD "Router"
+#define PENDING_BUCKETS 1024
+/* Received ids remembered to show a retransmitted SEND once. */
+#define SEEN_MAX 4096
+
+struct pending {
+	struct pending *next;       /* hash chain */
+	struct router *r;
+	char msg_id[MSGID_LEN];
+	char to[PEER_ID_MAX + 1];
+	struct buf line;            /* the SEND as written, for retransmission */
+	double t0;                  /* ev_now when accepted */
+	ev_timer timer;             /* ack_timeout */
+	node_send_cb cb;
+	void *ctx;
+};
+
+struct seen_entry {
+	char *key;                  /* "peer_id msg_id" */
+	int next;                   /* hash chain: index, -1 ends */
+};
+
+struct router {
+	struct node *node;
+	struct pending *pending[PENDING_BUCKETS];
+	size_t npending;
+	struct seen_entry seen[SEEN_MAX];
+	int seen_head[SEEN_MAX];    /* bucket -> first index */
+	int seen_next;              /* ring position to overwrite next */
+};
+
+static uint32_t hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+struct router *router_new(struct node *n)
+{
+	struct router *r = xcalloc(1, sizeof *r);
+
+	r->node = n;
+	for (int i = 0; i < SEEN_MAX; i++) {
+		r->seen_head[i] = -1;
+		r->seen[i].next = -1;
+	}
+	return r;
+}
+
+static void pending_free(struct pending *p)
+{
+	ev_timer_stop(node_loop(p->r->node), &p->timer);
+	buf_free(&p->line);
+	free(p);
+}
+
+void router_free(struct router *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < PENDING_BUCKETS; i++) {
+		struct pending *p = r->pending[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			pending_free(p);
+		}
+	}
+	for (int i = 0; i < SEEN_MAX; i++)
+		free(r->seen[i].key);
+	free(r);
+}
+
+static struct pending **pending_slot(struct router *r, const char *msg_id)
+{
+	struct pending **pp = &r->pending[hash(msg_id) % PENDING_BUCKETS];
+
+	while (*pp && strcmp((*pp)->msg_id, msg_id) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Unlink and return the pending SEND msg_id, or NULL. */
+static struct pending *pending_take(struct router *r, const char *msg_id)
+{
+	struct pending **pp = pending_slot(r, msg_id), *p = *pp;
+
+	if (p) {
+		*pp = p->next;
+		r->npending--;
+	}
+	return p;
+}
+
+static void finish(struct pending *p, enum send_result res, double rtt_ms, const char *detail)
+{
+	if (p->cb)
+		p->cb(p->ctx, res, p->msg_id, rtt_ms, detail);
+	pending_free(p);
+}
+
+static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pending *p = w->data;
+	struct router *r = p->r;
+	struct peer *peer = peer_find(node_peer_table(r->node), p->to);
+	struct node_event ev = { .type = EV_ACK_TIMEOUT, .peer_id = p->to, .msg_id = p->msg_id };
+
+	pending_take(r, p->msg_id);
+	log_warn(MOD, "SEND %s to %s: no ACK within %.0f s", p->msg_id, p->to,
+		 node_config(r->node)->network.ack_timeout);
+	if (peer && peer->conn)
+		conn_send_done(peer->conn, p->msg_id);
+	node_emit(r->node, &ev);
+	finish(p, SEND_ACK_TIMEOUT, 0, "no ACK within ack_timeout");
+}
+
+void router_send(struct router *r, const char *to, const char *text, bool require_ack,
+		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+{
+	const struct peer_table *t = node_peer_table(r->node);
+	struct peer *peer = peer_id_valid(to) ? peer_find(t, to) : NULL;
+	char id[MSGID_LEN];
+	struct buf line = BUF_INIT;
+
+	msgid_new(id);
+	if (msg_id_out)
+		memcpy(msg_id_out, id, MSGID_LEN);
+	if (peer == NULL) {
+		if (cb)
+			cb(ctx, SEND_UNKNOWN_PEER, id, 0, "unknown peer");
+		return;
+	}
+	if (peer->conn == NULL) {
+		if (cb)
+			cb(ctx, SEND_NOT_CONNECTED, id, 0, "peer not connected");
+		return;
+	}
+	if (pmsg_build_send(&line, id, node_id(r->node), to, text, require_ack) != 0) {
+		if (cb)
+			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
+		return;
+	}
+	if (conn_write(peer->conn, &line, CK_SEND, id) != 0) {
+		buf_free(&line);
+		if (cb)
+			cb(ctx, SEND_NOT_CONNECTED, id, 0, "connection lost (output queue full)");
+		return;
+	}
+	if (!require_ack) {
+		/* Nothing will come back to stop a resend to a non-pipeline peer. */
+		conn_send_done(peer->conn, id);
+		buf_free(&line);
+		if (cb)
+			cb(ctx, SEND_SENT, id, 0, NULL);
+		return;
+	}
+	struct pending *p = xcalloc(1, sizeof *p);
+	struct ev_loop *loop = node_loop(r->node);
+	p->r = r;
+	memcpy(p->msg_id, id, MSGID_LEN);
+	snprintf(p->to, sizeof p->to, "%s", to);
+	p->line = line;
+	p->t0 = ev_now(loop);
+	p->cb = cb;
+	p->ctx = ctx;
+	ev_timer_init(&p->timer, on_ack_timeout, node_config(r->node)->network.ack_timeout, 0);
+	p->timer.data = p;
+	ev_timer_start(loop, &p->timer);
+	struct pending **slot = &r->pending[hash(id) % PENDING_BUCKETS];
+	p->next = *slot;
+	*slot = p;
+	r->npending++;
+}
+
+void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
+{
+	struct pending **pp = pending_slot(r, msg_id), *p = *pp;
+
+	if (p == NULL) {
+		log_debug(MOD, "%s: ACK for %s, not awaited (late or duplicate)", c->peer_id, msg_id);
+		conn_send_done(c, msg_id);
+		return;
+	}
+	if (strcmp(p->to, c->peer_id) != 0) {
+		log_warn(MOD, "%s: ACK for %s, which was sent to %s: ignored", c->peer_id, msg_id, p->to);
+		return;
+	}
+	pending_take(r, msg_id);
+	conn_send_done(c, msg_id);
+	double ms = (ev_now(node_loop(r->node)) - p->t0) * 1000.0;
+	struct node_event ev = { .type = EV_ACK, .peer_id = p->to, .msg_id = p->msg_id, .rtt_ms = ms };
+	node_emit(r->node, &ev);
+	finish(p, SEND_ACKED, ms, NULL);
+}
+
+void router_conn_up(struct router *r, struct conn *c)
+{
+	for (int i = 0; i < PENDING_BUCKETS; i++)
+		for (struct pending *p = r->pending[i]; p; p = p->next)
+			if (strcmp(p->to, c->peer_id) == 0) {
+				/* Same msg_id: the receiver dedupes if the first copy got through. */
+				log_debug(MOD, "%s: resending %s on the new connection", c->peer_id,
+					  p->msg_id);
+				if (conn_write(c, &p->line, CK_SEND, p->msg_id) != 0)
+					return;
+			}
+}
+
+void router_cancel_ctx(struct router *r, void *ctx)
+{
+	for (int i = 0; i < PENDING_BUCKETS; i++)
+		for (struct pending *p = r->pending[i]; p; p = p->next)
+			if (p->ctx == ctx)
+				p->cb = NULL;
+}
+
+int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
+	       char *err, size_t errlen)
+{
+	const char *ns = NULL;
+	enum pub_target target = pub_target_parse(dst, &ns);
+	char id[MSGID_LEN], wire_dst[NAME_MAX_BYTES + 2];
+	struct buf line = BUF_INIT;
+	int reached = 0;
+
+	if (target != PUB_ALL && target != PUB_NS) {
+		snprintf(err, errlen, "PUB goes to \"*\" or \"#namespace\", not \"%s\"", dst);
+		return -1;
+	}
+	msgid_new(id);
+	if (msg_id_out)
+		memcpy(msg_id_out, id, MSGID_LEN);
+	if (target == PUB_NS)
+		snprintf(wire_dst, sizeof wire_dst, "#%s", ns);
+	else
+		snprintf(wire_dst, sizeof wire_dst, "*");
+	if (pmsg_build_pub(&line, id, node_id(r->node), wire_dst, text) != 0) {
+		snprintf(err, errlen, "text is not valid UTF-8");
+		return -1;
+	}
+	/* One PUB per connected peer, one shared msg_id (PROTOCOL.md §2).  The
+	 * list is walked from a saved next: a full queue closes its conn. */
+	struct conn *c = node_conns(r->node), *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (!c->primary || c->state != CONN_ESTABLISHED)
+			continue;
+		if (target == PUB_NS && strcmp(c->peer->ns, ns) != 0)
+			continue;
+		if (conn_write(c, &line, CK_PUB, NULL) == 0)
+			reached++;
+	}
+	buf_free(&line);
+	return reached;
+}
+
+/* true the first time (peer, msg_id) is seen among the last SEEN_MAX. */
+static bool first_sighting(struct router *r, const char *peer_id, const char *msg_id)
+{
+	char key[PEER_ID_MAX + 80];
+	uint32_t b;
+
+	snprintf(key, sizeof key, "%s %.64s", peer_id, msg_id);
+	b = hash(key) % SEEN_MAX;
+	for (int i = r->seen_head[b]; i >= 0; i = r->seen[i].next)
+		if (strcmp(r->seen[i].key, key) == 0)
+			return false;
+	/* Evict the oldest entry from its chain, then reuse its slot. */
+	int slot = r->seen_next;
+	r->seen_next = (r->seen_next + 1) % SEEN_MAX;
+	struct seen_entry *e = &r->seen[slot];
+	if (e->key) {
+		int *pi = &r->seen_head[hash(e->key) % SEEN_MAX];
+		while (*pi != slot)
+			pi = &r->seen[*pi].next;
+		*pi = e->next;
+		free(e->key);
+	}
+	e->key = xstrdup(key);
+	e->next = r->seen_head[b];
+	r->seen_head[b] = slot;
+	return true;
+}
+
+/* The one place a message reaches the user. */
+static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub)
+{
+	bool mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0;
+	struct node_event ev = {
+		.type = is_pub ? EV_PUB : EV_MESSAGE,
+		.peer_id = c->peer_id,
+		.to = m->dst,
+		.text = m->payload,
+		.msg_id = m->msg_id,
+		.src_mismatch = mismatch,
+	};
+
+	if (mismatch)
+		log_warn(MOD, "%s: message claims src %s; the handshake says %s", c->peer_id, m->src,
+			 c->peer_id);
+	log_info(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
+	node_emit(r->node, &ev);
+}
+
+void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
+{
+	struct buf line = BUF_INIT;
+
+	if (m->type == PM_SEND) {
+		bool fresh = first_sighting(r, c->peer_id, m->msg_id);
+		if (fresh)
+			deliver(r, c, m, false);
+		else
+			log_debug(MOD, "%s: SEND %s again: ACK again, shown once", c->peer_id, m->msg_id);
+		/* A missing or null require_ack counts as true: never leave a sender waiting. */
+		if (m->require_ack != 0) {
+			pmsg_build_ack(&line, m->msg_id);
+			conn_write(c, &line, CK_CTL, NULL);
+		}
+	} else if (m->type == PM_PUB) {
+		const char *rest = NULL;
+		enum pub_target t = pub_target_parse(m->dst, &rest);
+		bool for_us = t == PUB_ALL || (t == PUB_NS && strcmp(rest, node_ns(r->node)) == 0) ||
+			      (t == PUB_PEER && strcmp(rest, node_id(r->node)) == 0);
+		if (!for_us)
+			log_debug(MOD, "%s: PUB for %s, not for us", c->peer_id, m->dst ? m->dst : "?");
+		else if (first_sighting(r, c->peer_id, m->msg_id))
+			deliver(r, c, m, true);
+	}
+	buf_free(&line);
+}

@@ -1,0 +1,469 @@
+"""chatp2pd --rendezvous-server against PROTOCOL.md section 1, over real TCP
+on loopback.  Several client ips are played by binding 127.0.0.x sources."""
+
+import json
+import os
+import re
+import selectors
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ERR_BLOCKED = re.compile(
+    r"^Connection from (\S+):(\d+) has been blocked due to excessive login attempts "
+    r"\(limit: (\d+)\)\. The block will be lifted in (\d+) seconds\.$")
+
+
+def err(code):
+    return {"status": "ERROR", "message": code}
+
+
+def reg(name="alice", ns="CIC", port=5000, **kw):
+    r = {"type": "REGISTER", "namespace": ns, "name": name, "port": port}
+    r.update(kw)
+    return r
+
+
+class ServerCase(unittest.TestCase):
+    """One server per class, stopped at the end with SIGTERM: it must exit 0
+    with nothing from the sanitizers on its stderr."""
+
+    SETS = ("rate_limit=100000",)
+    LISTEN = "127.0.0.1"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = h.start_rendezvous(*cls.SETS, listen=cls.LISTEN)
+        cls.port = cls.srv.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.check_clean_exit()
+
+    def req(self, obj, **kw):
+        kw.setdefault("host", self.LISTEN)
+        return h.rdv_request(self.port, obj, **kw)
+
+    def ns(self):
+        """A namespace private to the running test."""
+        return "t-" + self.id().rsplit(".", 1)[-1][:60]
+
+    def discover(self, ns=None, **kw):
+        q = {"type": "DISCOVER"}
+        if ns is not None:
+            q["namespace"] = ns
+        r = self.req(q, **kw)
+        self.assertEqual(r["status"], "OK", r)
+        return r["peers"]
+
+
+class TestRegister(ServerCase):
+    def test_register_ok_echoes_ip_port_ttl(self):
+        r = self.req(reg("alice", self.ns(), 5000, ttl=60))
+        self.assertEqual(r, {"status": "OK", "ttl": 60, "ip": "127.0.0.1", "port": 5000})
+
+    def test_lowercase_type(self):
+        r = self.req({"type": "register", "namespace": self.ns(), "name": "a", "port": 1})
+        self.assertEqual(r["status"], "OK", r)
+        self.assertEqual(self.req({"type": "Discover", "namespace": self.ns()})["status"], "OK")
+
+    def test_ttl_default_7200(self):
+        r = self.req(reg("a", self.ns()))
+        self.assertEqual(r["ttl"], 7200)
+        [p] = self.discover(self.ns())
+        self.assertEqual(p["ttl"], 7200)
+
+    def test_ttl_clamped_never_rejected(self):
+        cases = [(0, 1), (100000, 86400), (-5, 1), (86400, 86400), (1, 1), (10 ** 30, 86400),
+                 (30.9, 30), ("300", 300), (0.5, 1)]
+        for ttl, want in cases:
+            with self.subTest(ttl=ttl):
+                r = self.req(reg("a", self.ns(), ttl=ttl))
+                self.assertEqual(r["status"], "OK", r)
+                self.assertEqual(r["ttl"], want)
+
+    def test_bad_ttl(self):
+        for ttl in ("abc", "", None, [], {}, "1.5", True):
+            with self.subTest(ttl=ttl):
+                self.assertEqual(self.req(reg("a", self.ns(), ttl=ttl)), err("bad_ttl"))
+
+    def test_bad_name(self):
+        base = {"type": "REGISTER", "namespace": self.ns(), "port": 5000}
+        for name in ("", "x" * 65, 5, None, ["a"], {"a": 1}, "é" * 65):
+            with self.subTest(name=name):
+                self.assertEqual(self.req(dict(base, name=name)), err("bad_name"))
+        self.assertEqual(self.req(base), err("bad_name"))  # missing
+
+    def test_name_length_counts_characters_not_bytes(self):
+        for name in ("x" * 64, "é" * 64, "\U0001F600" * 64):
+            with self.subTest(n=len(name.encode())):
+                r = self.req(reg(name, self.ns()))
+                self.assertEqual(r["status"], "OK", r)
+        names = {p["name"] for p in self.discover(self.ns())}
+        self.assertIn("\U0001F600" * 64, names)  # \ud83d\ude00 pairs decoded
+
+    def test_bad_namespace(self):
+        base = {"type": "REGISTER", "name": "a", "port": 5000}
+        for ns in ("", "n" * 65, 7, None, ["CIC"]):
+            with self.subTest(ns=ns):
+                self.assertEqual(self.req(dict(base, namespace=ns)), err("bad_namespace"))
+        self.assertEqual(self.req(base), err("bad_namespace"))
+        self.assertEqual(self.req(dict(base, namespace="n" * 64))["status"], "OK")
+
+    def test_bad_port(self):
+        base = {"type": "REGISTER", "name": "a", "namespace": self.ns()}
+        for port in (0, 70000, 65536, -1, "abc", "", "5000.5", None, True, False, [5000]):
+            with self.subTest(port=port):
+                self.assertEqual(self.req(dict(base, port=port)), err("bad_port"))
+        self.assertEqual(self.req(base), err("bad_port"))  # missing
+
+    def test_port_numeric_string_and_bounds_accepted(self):
+        for port, want in (("5000", 5000), (" 6000 ", 6000), (1, 1), (65535, 65535),
+                           (7000.0, 7000)):
+            with self.subTest(port=port):
+                r = self.req(reg("a", self.ns(), port))
+                self.assertEqual(r["status"], "OK", r)
+                self.assertEqual(r["port"], want)
+                self.assertIsInstance(r["port"], int)
+
+    def test_validation_order_name_ttl_namespace_port(self):
+        everything_bad = {"type": "REGISTER", "name": "", "ttl": "x", "namespace": "",
+                          "port": 0}
+        self.assertEqual(self.req(everything_bad), err("bad_name"))
+        self.assertEqual(self.req(dict(everything_bad, name="a")), err("bad_ttl"))
+        self.assertEqual(self.req(dict(everything_bad, name="a", ttl=5)), err("bad_namespace"))
+        self.assertEqual(self.req(dict(everything_bad, name="a", ttl=5, namespace="n")),
+                         err("bad_port"))
+
+    def test_upsert_same_key_updates_port_and_ttl(self):
+        ns = self.ns()
+        self.assertEqual(self.req(reg("alice", ns, 5000, ttl=100))["status"], "OK")
+        self.assertEqual(self.req(reg("alice", ns, 5001, ttl=200))["status"], "OK")
+        peers = self.discover(ns)
+        self.assertEqual(len(peers), 1, peers)
+        self.assertEqual((peers[0]["port"], peers[0]["ttl"]), (5001, 200))
+        self.assertGreaterEqual(peers[0]["expires_in"], 198)
+
+    def test_same_name_from_two_ips(self):
+        ns = self.ns()
+        r1 = self.req(reg("alice", ns, 5000), source="127.0.0.1")
+        r2 = self.req(reg("alice", ns, 5002), source="127.0.0.2")
+        self.assertEqual(r1["ip"], "127.0.0.1")
+        self.assertEqual(r2["ip"], "127.0.0.2")
+        got = sorted((p["ip"], p["port"], p["name"]) for p in self.discover(ns))
+        self.assertEqual(got, [("127.0.0.1", 5000, "alice"), ("127.0.0.2", 5002, "alice")])
+
+    def test_extra_fields_ignored(self):
+        r = self.req(reg("a", self.ns(), 5000, observed_ip="1.2.3.4", extra={"x": [1]}))
+        self.assertEqual(r, {"status": "OK", "ttl": 7200, "ip": "127.0.0.1", "port": 5000})
+
+    def test_registration_expires_after_ttl(self):
+        ns = self.ns()
+        self.assertEqual(self.req(reg("short", ns, 5000, ttl=1))["ttl"], 1)
+        self.assertEqual(self.req(reg("long", ns, 5001, ttl=600))["ttl"], 600)
+        names = {p["name"] for p in self.discover(ns)}
+        self.assertEqual(names, {"short", "long"})
+        # Time passing is the point here: poll until the 1 s entry is gone.
+        h.wait_for(lambda: {p["name"] for p in self.discover(ns)} == {"long"}, timeout=5,
+                   interval=0.1, what="the ttl=1 registration to expire")
+
+
+class TestDiscoverUnregister(ServerCase):
+    def test_discover_one_namespace_all_and_unknown(self):
+        a, b = self.ns() + "-a", self.ns() + "-b"
+        self.req(reg("p1", a, 5001))
+        self.req(reg("p2", a, 5002))
+        self.req(reg("p3", b, 5003))
+        self.assertEqual(sorted(p["name"] for p in self.discover(a)), ["p1", "p2"])
+        self.assertEqual([p["name"] for p in self.discover(b)], ["p3"])
+        every = {(p["namespace"], p["name"]) for p in self.discover()}
+        self.assertTrue({(a, "p1"), (a, "p2"), (b, "p3")} <= every, every)
+        self.assertEqual(self.discover(self.ns() + "-nobody"), [])
+
+    def test_discover_entry_fields(self):
+        ns = self.ns()
+        self.req(reg("alice", ns, 5000, ttl=300))
+        [p] = self.discover(ns)
+        self.assertEqual(set(p), {"ip", "port", "name", "namespace", "ttl", "expires_in"})
+        self.assertEqual((p["ip"], p["port"], p["name"], p["namespace"], p["ttl"]),
+                         ("127.0.0.1", 5000, "alice", ns, 300))
+        self.assertIsInstance(p["expires_in"], int)
+        self.assertTrue(290 <= p["expires_in"] <= 300, p)
+
+    def test_discover_falsy_namespace_lists_all(self):
+        ns = self.ns()
+        self.req(reg("alice", ns))
+        for q in ({"type": "DISCOVER", "namespace": ""}, {"type": "DISCOVER", "namespace": None}):
+            with self.subTest(q=q):
+                r = self.req(q)
+                self.assertIn(ns, {p["namespace"] for p in r["peers"]})
+
+    def test_unregister_with_filters(self):
+        ns = self.ns()
+        for name, port in (("a", 5001), ("b", 5002), ("c", 5003), ("d", 5004)):
+            self.assertEqual(self.req(reg(name, ns, port))["status"], "OK")
+        self.req(reg("a", ns, 5001), source="127.0.0.2")
+        names = lambda: sorted((p["ip"], p["name"]) for p in self.discover(ns))  # noqa: E731
+        unreg = {"type": "UNREGISTER", "namespace": ns}
+
+        self.assertEqual(self.req(dict(unreg, name="a")), {"status": "OK"})
+        self.assertNotIn(("127.0.0.1", "a"), names())
+        self.assertIn(("127.0.0.2", "a"), names())  # another ip's entry stays
+
+        self.assertEqual(self.req(dict(unreg, port=5002)), {"status": "OK"})
+        self.assertNotIn(("127.0.0.1", "b"), names())
+
+        self.assertEqual(self.req(dict(unreg, name="c", port="9999")), {"status": "OK"})
+        self.assertEqual(self.req(dict(unreg, name="nobody")), {"status": "OK"})
+        self.assertEqual(self.req(dict(unreg, namespace=ns + "-other")), {"status": "OK"})
+        self.assertEqual(names(), [("127.0.0.1", "c"), ("127.0.0.1", "d"), ("127.0.0.2", "a")])
+
+        self.assertEqual(self.req(dict(unreg, name="c", port="5003")), {"status": "OK"})
+        self.assertEqual(self.req(unreg), {"status": "OK"})  # the rest from 127.0.0.1
+        self.assertEqual(names(), [("127.0.0.2", "a")])
+
+    def test_unregister_bad_port(self):
+        unreg = {"type": "UNREGISTER", "namespace": self.ns(), "name": "a"}
+        self.assertEqual(self.req(dict(unreg, port="abc")), err("bad_port (abc)"))
+        self.assertEqual(self.req(dict(unreg, port="")), err("bad_port ()"))
+        self.assertEqual(self.req(dict(unreg, port=None)), {"status": "OK"})
+
+
+class TestFraming(ServerCase):
+    def test_line_too_long_without_newline(self):
+        raw, reset, _ = h.rdv_exchange(self.port, b"x" * 40000)
+        self.assertFalse(reset)
+        self.assertEqual(h.parse_reply(raw),
+                         {"status": "ERROR", "message": "line_too_long", "limit": 32768})
+
+    def test_line_too_long_with_newline(self):
+        line = json.dumps(reg("a", self.ns(), pad="x" * 40000)).encode() + b"\n"
+        self.assertEqual(self.req(line),
+                         {"status": "ERROR", "message": "line_too_long", "limit": 32768})
+
+    def test_line_of_exactly_the_limit_is_accepted(self):
+        base = json.dumps(reg("a", self.ns(), pad="")).encode()
+        line = base[:-2] + b"x" * (32768 - len(base)) + base[-2:]
+        self.assertEqual(len(line), 32768)
+        self.assertEqual(self.req(line + b"\n")["status"], "OK")
+        self.assertEqual(self.req(line[:-1] + b"x}\n")["message"], "line_too_long")
+
+    def test_crlf_line_end(self):
+        line = json.dumps(reg("a", self.ns())).encode() + b"\r\n"
+        self.assertEqual(self.req(line)["status"], "OK")
+
+    def test_empty_line(self):
+        for line in (b"\n", b"   \r\n", b"\t\n"):
+            with self.subTest(line=line):
+                self.assertEqual(self.req(line), err("Empty request line"))
+
+    def test_invalid_json(self):
+        for line in (b"{nope\n", b"[1,2]\n", b'"REGISTER"\n', b"42\n", b"null\n",
+                     b'{"type":"DISCOVER"\n', b'\xff\xfe{}\n'):
+            with self.subTest(line=line):
+                self.assertEqual(self.req(line), err("invalid_json"))
+
+    def test_missing_type(self):
+        for obj in ({}, {"namespace": "CIC"}, {"type": 5}, {"type": None}, {"type": ""}):
+            with self.subTest(obj=obj):
+                self.assertEqual(self.req(obj), err("missing_type"))
+
+    def test_unknown_command(self):
+        for t in ("FOO", "REGISTERX", "HELLO", "x" * 100):
+            with self.subTest(t=t):
+                self.assertEqual(self.req({"type": t}), err("Unknown command"))
+
+    def test_silent_client_gets_timeout_after_about_one_second(self):
+        t0 = time.monotonic()
+        raw, reset, _ = h.rdv_exchange(self.port, b"", timeout=5)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(h.parse_reply(raw),
+                         err("Timeout: no data received, closing connection"))
+        self.assertTrue(0.8 <= elapsed < 3.0, elapsed)
+
+    def test_unterminated_line_then_eof_is_processed(self):
+        line = json.dumps(reg("eof", self.ns(), 5005)).encode()
+        r = self.req(line, eof=True)
+        self.assertEqual(r["status"], "OK", r)
+        self.assertEqual([p["name"] for p in self.discover(self.ns())], ["eof"])
+
+    def test_eof_without_data_is_an_empty_request(self):
+        self.assertEqual(self.req(b"", eof=True), err("Empty request line"))
+
+    def test_one_command_per_connection(self):
+        two = (json.dumps(reg("first", self.ns())) + "\n" +
+               json.dumps(reg("second", self.ns())) + "\n").encode()
+        r = self.req(two)  # exactly one reply line, then the server closes
+        self.assertEqual(r["status"], "OK")
+        self.assertEqual([p["name"] for p in self.discover(self.ns())], ["first"])
+
+    def test_silent_client_does_not_delay_others(self):
+        silent = h.connect(self.port)
+        with silent:
+            t0 = time.monotonic()
+            self.assertEqual(self.discover(self.ns()), [])
+            self.assertLess(time.monotonic() - t0, 0.5)
+            raw, _ = h.read_until_close(silent, timeout=5)
+            self.assertEqual(h.parse_reply(raw)["message"],
+                             "Timeout: no data received, closing connection")
+
+    def test_byte_by_byte_request(self):
+        line = json.dumps(reg("slow", self.ns())).encode() + b"\n"
+        with h.connect(self.port) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(line), 7):
+                s.sendall(line[i:i + 7])
+            raw, _ = h.read_until_close(s)
+        self.assertEqual(h.parse_reply(raw)["status"], "OK")
+
+
+def concurrent_requests(port, requests, timeout=20.0):
+    """Open one connection per request, all at once; send every request, then
+    collect every reply.  Returns the parsed replies in order."""
+    socks = [h.connect(port) for _ in requests]
+    try:
+        sel = selectors.DefaultSelector()
+        bufs = {}
+        for i, (s, r) in enumerate(zip(socks, requests)):
+            s.sendall(h.encode_request(r))
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, i)
+            bufs[i] = bytearray()
+        open_ = len(socks)
+        deadline = time.monotonic() + timeout
+        while open_:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("%d of %d replies missing" % (open_, len(socks)))
+            for key, _ in sel.select(left):
+                try:
+                    b = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                if b:
+                    bufs[key.data] += b
+                else:
+                    sel.unregister(key.fileobj)
+                    open_ -= 1
+        sel.close()
+        return [h.parse_reply(bytes(bufs[i])) for i in range(len(socks))]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class TestLoad(ServerCase):
+    def test_200_clients_at_once(self):
+        ns = self.ns()
+        replies = concurrent_requests(self.port,
+                                      [reg("peer%03d" % i, ns, 10000 + i) for i in range(200)])
+        self.assertEqual([r["status"] for r in replies], ["OK"] * 200)
+        peers = self.discover(ns)
+        self.assertEqual(len(peers), 200)
+        self.assertEqual({p["port"] for p in peers}, set(range(10000, 10200)))
+
+    def test_large_discover_reply_streams_whole(self):
+        # ~100 KB of reply: more than one of the server's output pieces.
+        ns = self.ns()[:40] + "-" + "n" * 23
+        names = ["%03d" % i + "x" * 61 for i in range(400)]
+        for start in range(0, 400, 200):
+            replies = concurrent_requests(self.port, [reg(n, ns, 20000 + i) for i, n in
+                                                      enumerate(names[start:start + 200])])
+            self.assertEqual({r["status"] for r in replies}, {"OK"})
+        raw, reset, _ = h.rdv_exchange(self.port, {"type": "DISCOVER", "namespace": ns},
+                                       timeout=10)
+        self.assertFalse(reset)
+        self.assertGreater(len(raw), 65536)
+        peers = h.parse_reply(raw)["peers"]
+        self.assertEqual(sorted(p["name"] for p in peers), sorted(names))
+
+    def test_client_that_never_reads_does_not_block_others(self):
+        ns = self.ns()
+        self.req(reg("x" * 64, ns))
+        lazy = h.connect(self.port)
+        with lazy:
+            lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            lazy.sendall(b'{"type":"DISCOVER"}\n')
+            t0 = time.monotonic()
+            self.assertEqual(len(self.discover(ns)), 1)
+            self.assertLess(time.monotonic() - t0, 0.5)
+
+
+class TestIPv6(ServerCase):
+    LISTEN = "::1"
+
+    @classmethod
+    def setUpClass(cls):
+        if not h.ipv6_loopback_available():
+            raise unittest.SkipTest("no IPv6 loopback")
+        super().setUpClass()
+
+    def test_register_over_ipv6(self):
+        r = self.req(reg("six", "v6", 5000))
+        self.assertEqual(r, {"status": "OK", "ttl": 7200, "ip": "::1", "port": 5000})
+        self.assertEqual([(p["ip"], p["name"]) for p in self.discover("v6")], [("::1", "six")])
+
+
+class TestRateLimit(ServerCase):
+    SETS = ("rate_limit=5", "rate_window=60", "block_time=3")
+
+    def exchange(self, source, req=None):
+        return h.rdv_exchange(self.port, req or {"type": "DISCOVER", "namespace": "rl"},
+                              source=source)
+
+    def test_limit_block_message_other_ip_and_lift(self):
+        src = "127.0.0.3"
+        for i in range(5):
+            raw, reset, _ = self.exchange(src)
+            self.assertEqual(h.parse_reply(raw)["status"], "OK", (i, raw))
+        raw, reset, _ = self.exchange(src)
+        self.assertEqual(raw, b"", "the connection over the limit gets no reply")
+
+        raw, reset, cport = self.exchange(src)
+        r = h.parse_reply(raw)
+        self.assertEqual(r["status"], "ERROR")
+        m = ERR_BLOCKED.match(r["message"])
+        self.assertIsNotNone(m, r["message"])
+        self.assertEqual((m.group(1), int(m.group(2)), int(m.group(3))), (src, cport, 5))
+        self.assertTrue(1 <= int(m.group(4)) <= 3, m.group(4))
+
+        # Another source ip has its own budget.
+        raw, _, _ = self.exchange("127.0.0.4")
+        self.assertEqual(h.parse_reply(raw)["status"], "OK")
+
+        # Blocked attempts do not extend the block: polling gets back in.
+        def served():
+            raw, _, _ = self.exchange(src)
+            return h.parse_reply(raw)["status"] == "OK"
+        t0 = time.monotonic()
+        h.wait_for(served, timeout=6, interval=0.25, what="the block to be lifted")
+        self.assertLess(time.monotonic() - t0, 4.5)
+
+        # And the ip starts with a fresh window.
+        for i in range(4):
+            raw, _, _ = self.exchange(src)
+            self.assertEqual(h.parse_reply(raw)["status"], "OK", i)
+
+
+class TestMaxClients(ServerCase):
+    SETS = ("rate_limit=100000", "max_clients=2", "first_line_timeout=1")
+
+    def test_over_max_clients_closed_at_once(self):
+        a, b = h.connect(self.port), h.connect(self.port)
+        with a, b:
+            # Both are held by the server once a third one is refused.
+            def refused():
+                raw, reset, _ = h.rdv_exchange(self.port, {"type": "DISCOVER"}, timeout=2)
+                return raw == b""
+            h.wait_for(refused, timeout=3, what="a third client to be refused")
+        # Once the two are gone, clients are served again.
+        h.wait_for(lambda: self.req({"type": "DISCOVER"})["status"] == "OK", timeout=5,
+                   what="service after the two clients left")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
