@@ -271,7 +271,7 @@ static struct conn_msg *dequeue(struct conn_msg **head, struct conn_msg **tail)
 	return m;
 }
 
-int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id)
+static int write_line(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id)
 {
 	if (c->state == CONN_CLOSED)
 		return -1;
@@ -296,6 +296,22 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 		enqueue(&c->data_head, &c->data_tail, m);
 	pump(c);
 	return 0;
+}
+
+/* The write may close the connection (queue full, write error): then the
+ * caller gets -1 and must not touch c again. */
+int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id)
+{
+	int rc;
+
+	c->busy++;
+	rc = write_line(c, line, kind, msg_id);
+	c->busy--;
+	if (c->state == CONN_CLOSED) {
+		conn_reap(c);
+		return -1;
+	}
+	return rc;
 }
 
 /* One message per write for peers without "pipeline" (PROTOCOL.md §4). */

@@ -42,7 +42,7 @@
 #define RDV_READ_CAP       10.0        /* READ lasts at most this many first_line_timeouts */
 #define RDV_WRITE_IDLE     10.0        /* s without the client taking a byte */
 #define RDV_WRITE_MAX      60.0        /* s for a whole reply */
-#define RDV_WRITE_BUDGET   (256 * 1024) /* bytes per wake-up per connection */
+#define RDV_WRITE_BUDGET   (64 * 1024) /* bytes per wake-up per connection */
 #define RDV_OUT_CHUNK      (64 * 1024) /* DISCOVER reply piece */
 #define RDV_LINGER         2.0         /* s to wait for the client's close */
 #define RDV_LINGER_BYTES   (256 * 1024) /* discarded at most while lingering */
