@@ -52,8 +52,7 @@ struct control {
 	ev_check reaper;            /* frees closed clients outside their callbacks */
 	struct ctl_client *clients;
 	unsigned nclients, next_id;
-	void (*stop)(void *ctx);
-	void *stop_ctx;
+	struct control_hooks hooks;
 	uint64_t seq;               /* last event sequence number */
 	struct hist_entry *hist;    /* ring of control.history events */
 	size_t hist_cap, hist_len, hist_start;
@@ -150,7 +149,7 @@ static int listen_unix(struct control *c, char *err, size_t errlen)
 }
 
 struct control *control_new(struct ev_loop *loop, struct node *n, const struct config *cfg,
-			    const char *path, int listen_fd, void (*stop)(void *ctx), void *stop_ctx,
+			    const char *path, int listen_fd, const struct control_hooks *hooks,
 			    char *err, size_t errlen)
 {
 	struct control *c = xcalloc(1, sizeof *c);
@@ -158,8 +157,7 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	c->loop = loop;
 	c->node = n;
 	c->cfg = cfg;
-	c->stop = stop;
-	c->stop_ctx = stop_ctx;
+	c->hooks = *hooks;
 	snprintf(c->path, sizeof c->path, "%s", path ? path : "");
 	if (listen_fd >= 0) {
 		c->fd = listen_fd;
@@ -760,5 +758,14 @@ uint64_t ctl_last_seq(const struct control *c)
 
 void ctl_stop_node(struct ctl_req *req)
 {
-	req->ctl->stop(req->ctl->stop_ctx);
+	req->ctl->hooks.stop(req->ctl->hooks.ctx);
+}
+
+int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen)
+{
+	if (req->ctl->hooks.reload == NULL) {
+		snprintf(err, errlen, "reload is not available");
+		return -1;
+	}
+	return req->ctl->hooks.reload(req->ctl->hooks.ctx, err, errlen, note, notelen);
 }

@@ -20,11 +20,19 @@
 struct control;
 struct ctl_client;
 
+/* What the daemon does for the "shutdown" and "reload" methods. */
+struct control_hooks {
+	void (*stop)(void *ctx);
+	/* 0, or -1 with a one-line reason; note names refused keys, if any. */
+	int (*reload)(void *ctx, char *err, size_t errlen, char *note, size_t notelen);
+	void *ctx;
+};
+
 /* Listen on path (created with cfg->control.mode; a stale socket from a
  * crashed run is replaced, anything else refused), or adopt listen_fd >= 0
- * (socket activation).  stop() is what the "shutdown" method calls. */
+ * (socket activation).  cfg is read live (reloads take effect). */
 struct control *control_new(struct ev_loop *loop, struct node *n, const struct config *cfg,
-			    const char *path, int listen_fd, void (*stop)(void *ctx), void *stop_ctx,
+			    const char *path, int listen_fd, const struct control_hooks *hooks,
 			    char *err, size_t errlen);
 const char *control_path(const struct control *c);
 void control_free(struct control *c);
@@ -73,6 +81,7 @@ int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_
 void ctl_unsubscribe(struct ctl_req *req, unsigned classes);
 uint64_t ctl_last_seq(const struct control *c);
 void ctl_stop_node(struct ctl_req *req);
+int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen);
 unsigned event_class_parse(const char *name);  /* 0 if unknown */
 const char *event_class_name(unsigned bit);
 

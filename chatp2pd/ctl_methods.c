@@ -575,6 +575,31 @@ static void m_shutdown(struct ctl_req *req, jval params)
 	ctl_stop_node(&keep);
 }
 
+static void m_reload(struct ctl_req *req, jval params)
+{
+	char err[256], note[256];
+
+	if (ctl_reload(req, err, sizeof err, note, sizeof note) != 0) {
+		ctl_error(req, CTL_E_BAD_PARAMS, "bad_config", "%s", err);
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KBOOL(g, "reloaded", true);
+	jg_str(g, "refused");
+	jg_arr(g);
+	/* note is "key, key": one array entry each */
+	for (char *k = note, *end; *k; k = *end ? end + 2 : end) {
+		end = strstr(k, ", ");
+		if (end == NULL)
+			end = k + strlen(k);
+		jg_strn(g, k, (size_t)(end - k));
+	}
+	jg_end_arr(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
 const struct ctl_method ctl_methods[] = {
 	{ "version", m_version },
 	{ "hello", m_version },
@@ -593,5 +618,6 @@ const struct ctl_method ctl_methods[] = {
 	{ "subscribe", m_subscribe },
 	{ "unsubscribe", m_unsubscribe },
 	{ "shutdown", m_shutdown },
+	{ "reload", m_reload },
 	{ NULL, NULL },
 };

@@ -212,7 +212,8 @@ static int run_node(struct ev_loop *loop, const struct config *cfg)
 		node_free(n);
 		return 1;
 	}
-	struct control *ctl = control_new(loop, n, cfg, path, -1, stop_node, loop, err, sizeof err);
+	struct control_hooks hooks = { stop_node, NULL, loop };
+	struct control *ctl = control_new(loop, n, node_config(n), path, -1, &hooks, err, sizeof err);
 	if (ctl == NULL) {
 		fprintf(stderr, "chatp2pd: %s\n", err);
 		node_free(n);

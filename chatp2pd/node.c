@@ -234,6 +234,40 @@ void node_free(struct node *n)
 	free(n);
 }
 
+int node_reload(struct node *n, const struct config *nc, char *note, size_t notelen)
+{
+	const struct config *old = &n->cfg;
+	struct config next = *nc;
+	int refused = 0;
+	size_t used = 0;
+
+	note[0] = '\0';
+#define KEEP(field, key)                                                                    \
+	if (memcmp(&next.field, &old->field, sizeof old->field) != 0) {                     \
+		memcpy(&next.field, &old->field, sizeof old->field);                        \
+		refused++;                                                                  \
+		if (used < notelen)                                                         \
+			used += (size_t)snprintf(note + used, notelen - used, "%s%s",       \
+						 used ? ", " : "", key);                    \
+	}
+	KEEP(node.name, "node.name")
+	KEEP(node.namespace_, "node.namespace")
+	KEEP(node.listen, "node.listen")
+	KEEP(node.port, "node.port")
+	KEEP(node.ttl, "node.ttl")
+	KEEP(control, "control.*")
+	KEEP(rendezvous.host, "rendezvous.host")
+	KEEP(rendezvous.port, "rendezvous.port")
+#undef KEEP
+	n->cfg = next;
+	/* Timers pick the new intervals up from their next round. */
+	n->reconcile.repeat = n->cfg.reconnection.check_interval;
+	for (struct conn *c = n->conns; c; c = c->next)
+		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
+	/* RECONFIGURE: rdv_client_reconfigure(n->rdv, &n->cfg); once it exists */
+	return refused;
+}
+
 /* ---- dialling and backoff ------------------------------------------------ */
 
 static void dial(struct node *n, struct peer *p)

@@ -57,6 +57,12 @@ void node_start(struct node *n);
  * UNREGISTER (rendezvous_timeout), then done(ctx).  Idempotent. */
 void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx);
 void node_free(struct node *n);
+/* Apply a reloaded configuration without dropping connections: levels,
+ * intervals, timeouts and limits.  Identity and sockets (node.name,
+ * namespace, listen, port, control.socket, rendezvous address) are fixed for
+ * the life of the process: changes to them are refused and named in note
+ * (empty if none).  Returns the number of refused keys. */
+int node_reload(struct node *n, const struct config *cfg, char *note, size_t notelen);
 void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx);
 
 /* ---- what controllers can ask --------------------------------------------- */
