@@ -107,7 +107,8 @@ static void m_status(struct ctl_req *req, jval params)
 	const struct config *cfg = node_config(n);
 	const struct rdv_status *reg = node_registration(n);
 	struct counts pc = { 0, 0, 0, 0 };
-	double now_mono = ev_now(node_loop(n));
+	/* rdv_status times are CLOCK_MONOTONIC (rdv_client.h); ev_now() is not. */
+	double now_mono = mono_now();
 	int nconns = 0;
 	yajl_gen g = ctl_result_begin(req);
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -163,7 +164,39 @@ static int listen_on(struct node *n, char *err, size_t errlen)
 	return 0;
 }
 
-struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
+/* ---- socket activation: adopt a listener passed by the service manager ---- */
+
+/* The socket must already be a bound, listening TCP socket; the node takes
+ * it over as if listen_on() had made it. */
+static int adopt_listener(struct node *n, int fd, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof sa;
+	int type = 0, acc = 0, fl;
+	socklen_t len = sizeof type, alen = sizeof acc;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) != 0 || !acc ||
+	    getsockname(fd, (struct sockaddr *)&sa, &salen) != 0 ||
+	    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6)) {
+		snprintf(err, errlen, "passed peer socket (fd %d) is not a listening TCP socket", fd);
+		return -1;
+	}
+	/* Inherited descriptors keep whatever flags the manager left on them. */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen, "passed peer socket (fd %d): %s", fd, strerror(errno));
+		return -1;
+	}
+	n->port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+						: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	n->listen_fd = fd;
+	return 0;
+}
+
+/* fd >= 0: adopt it (node_new_with_fd); else bind node.listen:node.port. */
+static struct node *node_create(struct ev_loop *loop, const struct config *cfg, int fd,
+				char *err, size_t errlen)
 {
 	struct node *n;
 
@@ -182,7 +215,7 @@ struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	snprintf(n->name, sizeof n->name, "%s", cfg->node.name);
 	snprintf(n->ns, sizeof n->ns, "%s", cfg->node.namespace_);
 	peer_id_make(n->id, n->name, n->ns);
-	if (listen_on(n, err, errlen) != 0) {
+	if ((fd >= 0 ? adopt_listener(n, fd, err, errlen) : listen_on(n, err, errlen)) != 0) {
 		free(n);
 		return NULL;
 	}
@@ -197,6 +230,17 @@ struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		      cfg->reconnection.check_interval);
 	n->reconcile.data = n;
 	return n;
+}
+
+struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
+{
+	return node_create(loop, cfg, -1, err, errlen);
+}
+
+struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, int listen_fd,
+			      char *err, size_t errlen)
+{
+	return node_create(loop, cfg, listen_fd, err, errlen);
 }
 
 void node_start(struct node *n)
@@ -264,7 +308,7 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	n->reconcile.repeat = n->cfg.reconnection.check_interval;
 	for (struct conn *c = n->conns; c; c = c->next)
 		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
-	/* RECONFIGURE: rdv_client_reconfigure(n->rdv, &n->cfg); once it exists */
+	rdv_client_reconfigure(n->rdv, &n->cfg);
 	return refused;
 }
 

@@ -51,6 +51,11 @@ const char *node_event_name(enum node_event_type t);
 /* Validates identity (name, namespace) and binds the listener.  NULL with a
  * one-line err (the caller exits 2 for identity errors, 1 otherwise). */
 struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen);
+/* The same, adopting listen_fd (a listening TCP socket passed by the service
+ * manager) instead of binding node.listen:node.port.  The node owns the fd
+ * once this succeeds; on failure it is left to the caller. */
+struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, int listen_fd,
+			      char *err, size_t errlen);
 /* Start registering, discovering and dialling. */
 void node_start(struct node *n);
 /* Graceful stop: BYE to every peer, wait for BYE_OK (bye_timeout),

@@ -20,7 +20,8 @@
  * Timing:
  *   - REGISTER retry after the k-th consecutive failure (k = 0, 1, …):
  *     min(register_backoff_base * 2^k, retry_max = 60 s), for ever; after
- *     register_retry_attempts failures we say so once and go on quietly.
+ *     register_retry_attempts failures we say so once, and the "retrying"
+ *     lines drop to debug (each failure is still a warning).
  *   - re-REGISTER at expiry - lead, lead = min(ttl_warning_treshold, ttl/2)
  *     (ttl/10 if the threshold is 0): with the usual ttl the threshold rules,
  *     with a short one we still keep half the ttl for retries.
@@ -32,8 +33,8 @@
  *
  * Re-entrancy: every entry from the loop or the API holds a depth count;
  * rdv_client_free() inside a callback cancels everything at once and leaves
- * the free() to the outermost frame.  Callbacks are made last, after the
- * state is consistent, and every one is followed by a check for that. */
+ * the free() to the outermost frame.  Callbacks are made last, once the
+ * state is consistent, and after each one we check we were not freed. */
 #include "rdv_client.h"
 
 #include <arpa/inet.h>
@@ -379,8 +380,9 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (t->err[0] != '\0')
 		snprintf(err, sizeof err, "%s", t->err);
 	else
-		snprintf(err, sizeof err, "timed out after %g s %s%s%s", c->timeout,
-			 phase_what[t->phase], t->addr[0] != '\0' ? " " : "", t->addr);
+		snprintf(err, sizeof err, "timed out after %g s %s%s%s%s", c->timeout,
+			 phase_what[t->phase], t->addr[0] != '\0' ? " (" : "", t->addr,
+			 t->addr[0] != '\0' ? ")" : "");
 	txn_done(t, err, NULL);
 	leave(c);
 }
@@ -663,7 +665,10 @@ static void reg_retry(struct rdv_client *c)
 	if (c->quick_retries > 0 && c->reg_failures == (unsigned)c->quick_retries)
 		log_warn(MOD, "%u REGISTER attempts failed; retrying in the background, "
 			 "at most every %g s", c->reg_failures, c->tun.retry_max);
-	log_info(MOD, "retrying REGISTER in %.2f s", d);
+	if (c->quick_retries <= 0 || c->reg_failures <= (unsigned)c->quick_retries)
+		log_info(MOD, "retrying REGISTER in %.2f s", d);
+	else
+		log_debug(MOD, "retrying REGISTER in %.2f s", d);
 	arm(c, &c->reg_timer, d);
 }
 
@@ -847,6 +852,18 @@ static void later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- API --------------------------------------------------------------- */
 
+static void take_config(struct rdv_client *c, const struct config *cfg)
+{
+	snprintf(c->host, sizeof c->host, "%s", cfg->rendezvous.host);
+	c->port = cfg->rendezvous.port;
+	snprintf(c->disc_ns, sizeof c->disc_ns, "%s", cfg->node.discover_namespace);
+	c->timeout = cfg->limits.rendezvous_timeout > 0 ? cfg->limits.rendezvous_timeout : 5.;
+	c->disc_interval = cfg->rendezvous.discover_interval;
+	c->backoff_base = cfg->rendezvous.register_backoff_base;
+	c->ttl_threshold = cfg->rendezvous.ttl_warning_treshold;
+	c->quick_retries = cfg->rendezvous.register_retry_attempts;
+}
+
 struct rdv_client *rdv_client_new(struct ev_loop *loop, const struct config *cfg, const char *name,
 				  const char *ns, int port, int ttl,
 				  const struct rdv_client_hooks *hooks)
@@ -860,18 +877,11 @@ struct rdv_client *rdv_client_new(struct ev_loop *loop, const struct config *cfg
 	c->tun = (struct rdv_tuning){ 10, 60., 2, 60., 60. };
 	budget_reset(c);
 
-	snprintf(c->host, sizeof c->host, "%s", cfg->rendezvous.host);
-	c->port = cfg->rendezvous.port;
 	snprintf(c->name, sizeof c->name, "%s", name);
 	snprintf(c->ns, sizeof c->ns, "%s", ns);
-	snprintf(c->disc_ns, sizeof c->disc_ns, "%s", cfg->node.discover_namespace);
 	c->my_port = port;
 	c->ttl = ttl;
-	c->timeout = cfg->limits.rendezvous_timeout > 0 ? cfg->limits.rendezvous_timeout : 5.;
-	c->disc_interval = cfg->rendezvous.discover_interval;
-	c->backoff_base = cfg->rendezvous.register_backoff_base;
-	c->ttl_threshold = cfg->rendezvous.ttl_warning_treshold;
-	c->quick_retries = cfg->rendezvous.register_retry_attempts;
+	take_config(c, cfg);
 
 	for (int k = 0; k < K__COUNT; k++) {
 		struct txn *t = &c->txn[k];
@@ -1003,6 +1013,19 @@ void rdv_client_unregister(struct rdv_client *c, rdv_done_fn done, void *ctx)
 		txn_start(c, K_UNREGISTER); /* not subject to the budget: once, at shutdown */
 	notify_state(c, false);
 	leave(c);
+}
+
+void rdv_client_reconfigure(struct rdv_client *c, const struct config *cfg)
+{
+	double left;
+
+	if (c->dying)
+		return;
+	take_config(c, cfg);
+	/* A shorter interval should not wait out the old, longer one. */
+	if (ev_is_active(&c->disc_timer) && c->disc_interval > 0 &&
+	    (left = ev_timer_remaining(c->loop, &c->disc_timer)) > c->disc_interval)
+		arm(c, &c->disc_timer, c->disc_interval);
 }
 
 const struct rdv_status *rdv_client_status(const struct rdv_client *c)

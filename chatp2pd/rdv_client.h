@@ -33,7 +33,14 @@ struct rdv_status {
 
 /* Completion of one request started through the API below.  err is NULL on
  * success (reply then holds the server's answer), else a one-line reason
- * (reply may be NULL, or hold an ERROR reply). */
+ * (reply may be NULL, or hold an ERROR reply).
+ *
+ * Callbacks, all on the loop: done is never called from inside the call
+ * that passed it (a refusal comes on the next loop iteration); on_state may
+ * be (start/register/unregister change the state).  Any callback may call
+ * any rdv_client_* function, rdv_client_free() included; after
+ * rdv_client_free() no callback runs.  reply, peers and st are only valid
+ * during the callback. */
 typedef void (*rdv_done_fn)(void *ctx, const char *err, const struct rdv_reply *reply);
 
 struct rdv_client_hooks {
@@ -45,8 +52,9 @@ struct rdv_client_hooks {
 	void *ctx;
 };
 
-/* name/ns/port/ttl: our identity as registered.  Nothing is sent before
- * rdv_client_start(). */
+/* name/ns/port/ttl: our identity as registered.  The settings used are
+ * copied from cfg (rendezvous.*, limits.rendezvous_timeout,
+ * node.discover_namespace).  Nothing is sent before rdv_client_start(). */
 struct rdv_client *rdv_client_new(struct ev_loop *loop, const struct config *cfg, const char *name,
 				  const char *ns, int port, int ttl,
 				  const struct rdv_client_hooks *hooks);
@@ -54,12 +62,24 @@ struct rdv_client *rdv_client_new(struct ev_loop *loop, const struct config *cfg
  * DISCOVER at once and every discover_interval. */
 void rdv_client_start(struct rdv_client *c);
 /* On-demand requests for the control socket; done may be NULL.  They go
- * through the same rate-limit accounting and block handling. */
+ * through the same rate-limit accounting and block handling: while the
+ * server blocks us, or when our own budget has no slot left outside the
+ * reserve, done gets an error right away, on the next loop iteration
+ * ("rate budget exhausted, retry in N s").  A request of the same kind already in flight or due answers the
+ * new caller too (coalescing).  rdv_client_register() starts the client if
+ * it is not running; otherwise it re-REGISTERs now. */
 void rdv_client_discover(struct rdv_client *c, rdv_done_fn done, void *ctx);
 void rdv_client_register(struct rdv_client *c, rdv_done_fn done, void *ctx);
 /* UNREGISTER (ours: namespace + name + port) and stop periodic work; used at
- * shutdown: done is called within rendezvous_timeout whatever happens. */
+ * shutdown: done is called within rendezvous_timeout whatever happens (on
+ * the next loop iteration with an error if never started or blocked).  A REGISTER in flight is
+ * abandoned.  Outside the budget.  rdv_client_start() may follow. */
 void rdv_client_unregister(struct rdv_client *c, rdv_done_fn done, void *ctx);
+/* Reload: take the settings again from cfg, as rdv_client_new() did, for
+ * the next transaction and the next timer (a shorter discover_interval
+ * also shortens the wait under way).  Nothing in flight is disturbed; the
+ * identity (name, namespace, port, ttl) stays. */
+void rdv_client_reconfigure(struct rdv_client *c, const struct config *cfg);
 const struct rdv_status *rdv_client_status(const struct rdv_client *c);
 
 /* Our own limits, well below the server's (50 connections per 60 s per ip,

@@ -214,9 +214,13 @@ struct req {
 
 static void fail(struct req *r, const char *cmd, const char *code)
 {
+	char pcode[160];
+
 	rdv_reply_error(r->out, code);
-	if (r->note)
-		snprintf(r->note, r->notelen, "%s: %s", cmd, code);
+	if (r->note) {
+		printable(pcode, sizeof pcode, code); /* "bad_port (<raw value>)" */
+		snprintf(r->note, r->notelen, "%s: %s", cmd, pcode);
+	}
 }
 
 static struct rdv_stream *cmd_register(struct req *r)
@@ -374,6 +378,11 @@ struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *
 	r.obj = json_parse(line, len, err, sizeof err);
 	if (r.obj == NULL || !YAJL_IS_OBJECT(r.obj)) {
 		fail(&r, "request", "invalid_json");
+		if (note && r.obj == NULL) {
+			char perr[sizeof err];
+			printable(perr, sizeof perr, err);
+			snprintf(note, notelen, "request: invalid_json (%s)", perr);
+		}
 		json_free(r.obj);
 		return NULL;
 	}
@@ -385,14 +394,16 @@ struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *
 		return NULL;
 	}
 	tlen = strlen(type);
-	for (i = 0; i < tlen && i + 1 < sizeof cmd; i++)
-		cmd[i] = (type[i] >= 'a' && type[i] <= 'z') ? (char)(type[i] - 'a' + 'A') : type[i];
-	cmd[i] = '\0';
-	for (i = 0; tlen < sizeof cmd && i < sizeof commands / sizeof commands[0]; i++) {
-		if (strcmp(cmd, commands[i].name) == 0) {
-			s = commands[i].fn(&r);
-			json_free(r.obj);
-			return s;
+	if (tlen < sizeof cmd) {
+		/* Python's upper(), for the ASCII that command names are made of */
+		for (i = 0; i <= tlen; i++)
+			cmd[i] = (type[i] >= 'a' && type[i] <= 'z') ? (char)(type[i] - 'a' + 'A') : type[i];
+		for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+			if (strcmp(cmd, commands[i].name) == 0) {
+				s = commands[i].fn(&r);
+				json_free(r.obj);
+				return s;
+			}
 		}
 	}
 	fail(&r, "request", "Unknown command");

@@ -33,9 +33,10 @@ struct rdv_stream;
 struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *line, size_t len,
 			      double now, struct buf *out, char *note, size_t notelen);
 
-/* Append the next part of the reply to out until out holds at least want
- * bytes or the reply is complete (its final '\n' appended): returns true
- * then.  Entries are read from the store as they are at each call. */
+/* Append the next part of the reply to out: entries (at least one) until
+ * out holds want bytes or more, returning false; or the rest of the reply,
+ * up to its final '\n', returning true.  Entries are read from the store as
+ * they are at each call (rdv_store_next's guarantees). */
 bool rdv_stream_fill(struct rdv_stream *s, struct rdv_store *st, double now, struct buf *out,
 		     size_t want);
 void rdv_stream_free(struct rdv_stream *s);

@@ -12,7 +12,10 @@
  * - LINGER: after the reply, shutdown(SHUT_WR) and read-and-discard until the
  *   client closes (briefly), so that unread request bytes do not turn our
  *   close into a RST that could destroy the reply before the client reads it.
- * Every state has a deadline; a client that stops reading is dropped. */
+ * Every state has a deadline; a client that stops reading is dropped.
+ * A connection over the rate limit or over max_clients is closed as soon as
+ * it is accepted, without a reply; one from a blocked ip gets the blocked
+ * message and goes straight to WRITE. */
 #include "rendezvous_server.h"
 
 #include <arpa/inet.h>
@@ -42,8 +45,8 @@
 #define RDV_READ_CAP       10.0        /* READ lasts at most this many first_line_timeouts */
 #define RDV_WRITE_IDLE     10.0        /* s without the client taking a byte */
 #define RDV_WRITE_MAX      60.0        /* s for a whole reply */
-#define RDV_WRITE_BUDGET   (64 * 1024) /* bytes per wake-up per connection */
-#define RDV_OUT_CHUNK      (64 * 1024) /* DISCOVER reply piece */
+#define RDV_WRITE_BUDGET   (16 * 1024) /* bytes per wake-up per connection */
+#define RDV_OUT_CHUNK      (16 * 1024) /* DISCOVER reply piece */
 #define RDV_LINGER         2.0         /* s to wait for the client's close */
 #define RDV_LINGER_BYTES   (256 * 1024) /* discarded at most while lingering */
 #define RDV_SWEEP_INTERVAL 5.0
@@ -60,7 +63,6 @@ struct rconn {
 	int fd;
 	enum rc_state state;
 	struct framer fr;
-	bool answered;             /* a line, an overflow or EOF was handled */
 	struct buf out;            /* reply bytes; out.data[off..len) unsent */
 	size_t off;
 	struct rdv_stream *stream; /* rest of a DISCOVER reply, or NULL */
@@ -183,7 +185,6 @@ static int conn_flush(struct rconn *c)
 
 static int conn_reply(struct rconn *c)
 {
-	c->answered = true;
 	conn_state(c, RC_WRITE, RDV_WRITE_IDLE);
 	return conn_flush(c);
 }

@@ -194,6 +194,7 @@ struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int po
 	struct sockaddr_storage ss;
 	struct gaicb *list[1];
 	struct resolve_req *q;
+	sigset_t all, old;
 	socklen_t len;
 	int rc;
 
@@ -232,7 +233,13 @@ struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int po
 	pthread_mutex_lock(&r->lock);
 	r->inflight++;
 	pthread_mutex_unlock(&r->lock);
-	if ((rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &q->sev)) != 0) {
+	/* glibc's worker threads inherit our signal mask: with everything
+	 * blocked there, SIGTERM and friends keep going to the loop thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &q->sev);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		/* Could not even be queued (no memory or threads).  glibc may
 		 * still notify for it, so it stays counted and owned by that
 		 * notification; it will be dropped unseen. */

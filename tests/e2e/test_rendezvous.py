@@ -367,7 +367,7 @@ class TestLoad(ServerCase):
         self.assertEqual({p["port"] for p in peers}, set(range(10000, 10200)))
 
     def test_large_discover_reply_streams_whole(self):
-        # ~100 KB of reply: more than one of the server's output pieces.
+        # ~100 KB of reply: several of the server's output pieces.
         ns = self.ns()[:40] + "-" + "n" * 23
         names = ["%03d" % i + "x" * 61 for i in range(400)]
         for start in range(0, 400, 200):

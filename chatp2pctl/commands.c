@@ -1,0 +1,853 @@
+/* One function per command, gathered in the table at the end.  A command
+ * checks its arguments (exit 3), asks the daemon, prints the answer for a
+ * person or, with --json, exactly the result object for a script. */
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ctlproto.h"
+#include "output.h"
+#include "version.h"
+#include "xmalloc.h"
+
+/* Text read from standard input: a chat payload is at most 32 KiB on the
+ * wire; a little more lets the daemon be the one to say "too long". */
+#define MAX_STDIN_TEXT (128 * 1024)
+
+void warnx_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("chatp2pctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+bool peer_id_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+
+	return at && at != s && at[1] && !strchr(at + 1, '@') && !strpbrk(s, " \t\r\n");
+}
+
+bool target_ok(const char *s)
+{
+	return strcmp(s, "*") == 0 || (s[0] == '#' && s[1] && !strpbrk(s, " \t\r\n"));
+}
+
+bool level_ok(const char *s)
+{
+	static const char *const levels[] = { "debug", "info", "warning", "warn", "error" };
+
+	for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
+		if (strcasecmp(s, levels[i]) == 0)
+			return true;
+	return false;
+}
+
+bool event_class_ok(const char *s)
+{
+	static const char *const classes[] = { "message", "ack", "peer", "registration", "log", "all" };
+
+	for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+		if (strcmp(s, classes[i]) == 0)
+			return true;
+	return false;
+}
+
+/* ---- parameters ------------------------------------------------------------ */
+
+/* Close the map, parse what was generated: ctl_request takes a tree.  NULL
+ * if a string was not valid UTF-8 (jg_str refused it). */
+static jval params_end(yajl_gen g, bool ok)
+{
+	struct buf b = BUF_INIT;
+	char err[64];
+	jval v = NULL;
+
+	jg_end_map(g);
+	if (ok && jg_finish(g, &b) == 0)
+		v = json_parse(b.data, b.len - 1, err, sizeof err);
+	buf_free(&b);
+	jg_free(g);
+	return v;
+}
+
+static bool kstr(yajl_gen g, const char *k, const char *v)
+{
+	jg_str(g, k);
+	if (jg_str(g, v) == 0)
+		return true;
+	jg_null(g);
+	return false;
+}
+
+jval params_send(const char *to, const char *text, bool require_ack)
+{
+	yajl_gen g = jg_new();
+	bool ok;
+
+	jg_map(g);
+	ok = kstr(g, "to", to);
+	ok = kstr(g, "text", text) && ok;
+	JG_KBOOL(g, "require_ack", require_ack);
+	return params_end(g, ok);
+}
+
+jval params_pub(const char *to, const char *text)
+{
+	yajl_gen g = jg_new();
+	bool ok;
+
+	jg_map(g);
+	ok = kstr(g, "to", to);
+	ok = kstr(g, "text", text) && ok;
+	return params_end(g, ok);
+}
+
+jval params_kv(const char *key, const char *value)
+{
+	yajl_gen g = jg_new();
+	bool ok = true;
+
+	jg_map(g);
+	if (value)
+		ok = kstr(g, key, value);
+	return params_end(g, ok);
+}
+
+/* ---- plumbing ------------------------------------------------------------------ */
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	const struct command *c = command_find(cmd);
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "chatp2pctl: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (c)
+		fprintf(stderr, " (usage: chatp2pctl %s%s%s)", c->name, c->synopsis[0] ? " " : "",
+			c->synopsis);
+	fputc('\n', stderr);
+	return EX_USAGE;
+}
+
+static int open_or_report(struct ctl_client *c, const struct opts *o)
+{
+	int rc = ctl_open(c, o->socket, o->timeout);
+
+	if (rc != EX_OK) {
+		warnx_("%s", c->err);
+		ctl_close(c);
+	}
+	return rc;
+}
+
+/* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
+ * failure reported on stderr and its exit status. */
+static int one_call(const struct opts *o, const char *what, const char *method, jval params,
+		    jval *reply)
+{
+	struct ctl_client c;
+	char msg[600];
+	int rc;
+
+	*reply = NULL;
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	rc = ctl_call(&c, method, params, o->timeout, reply);
+	if (rc != EX_OK)
+		warnx_("%s", c.err);
+	ctl_close(&c);
+	if (rc != EX_OK)
+		return rc;
+	if ((rc = ctl_reply_status(*reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("%s: %s", what, msg);
+		json_free(*reply);
+		*reply = NULL;
+	}
+	return rc;
+}
+
+/* The common shape: one request, the result printed one way or the other.
+ * Takes params. */
+static int simple(const struct opts *o, const char *method, jval params,
+		  void (*human)(FILE *f, jval result))
+{
+	jval reply;
+	int rc = one_call(o, method, method, params, &reply);
+
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	if (o->json)
+		print_json(stdout, ctl_result(reply), false);
+	else
+		human(stdout, ctl_result(reply));
+	json_free(reply);
+	return EX_OK;
+}
+
+/* getopt_long over a command's own argv; "+": options come before the
+ * operands, so message text is never mistaken for an option.  Returns the
+ * option, -1 at the end, '?' after reporting a usage error. */
+static int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	int ch;
+
+	opterr = 0;
+	ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (ch == '?' || ch == ':')
+		usage_error(argv[0], "bad option '%s'", argv[optind - 1]);
+	return ch == ':' ? '?' : ch;
+}
+
+static void reset_getopt(void)
+{
+	optind = 0; /* glibc: full re-initialisation for a new argv */
+}
+
+/* TEXT… joined by spaces, or standard input when there is none or it is
+ * "-" (one trailing newline dropped).  NULL after reporting. */
+static char *text_arg(const char *cmd, int argc, char **argv)
+{
+	struct buf b = BUF_INIT;
+
+	if (argc > 0 && !(argc == 1 && strcmp(argv[0], "-") == 0)) {
+		for (int i = 0; i < argc; i++) {
+			if (i)
+				buf_append(&b, " ", 1);
+			buf_puts(&b, argv[i]);
+		}
+		return buf_cstr(&b);
+	}
+	for (;;) {
+		buf_reserve(&b, 4096);
+		ssize_t n = read(STDIN_FILENO, b.data + b.len, b.cap - b.len);
+		if (n == 0)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			usage_error(cmd, "cannot read the text from standard input: %s", strerror(errno));
+			buf_free(&b);
+			return NULL;
+		}
+		b.len += (size_t)n;
+		if (b.len > MAX_STDIN_TEXT) {
+			usage_error(cmd, "the text on standard input is longer than %d bytes", MAX_STDIN_TEXT);
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	if (b.len > 0 && b.data[b.len - 1] == '\n')
+		b.len--;
+	if (b.len > 0 && b.data[b.len - 1] == '\r')
+		b.len--;
+	if (b.len == 0) {
+		usage_error(cmd, "nothing to send (empty text on standard input)");
+		buf_free(&b);
+		return NULL;
+	}
+	if (memchr(b.data, '\0', b.len)) {
+		usage_error(cmd, "the text on standard input contains a NUL byte");
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_cstr(&b);
+}
+
+static int no_args(int argc, char **argv)
+{
+	return argc > 1 ? usage_error(argv[0], "unexpected argument '%s'", argv[1]) : EX_OK;
+}
+
+/* ---- the commands -------------------------------------------------------------- */
+
+static int c_status(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "status", NULL, out_status);
+}
+
+static int c_version(const struct opts *o, int argc, char **argv)
+{
+	jval reply;
+	int rc;
+
+	if ((rc = no_args(argc, argv)) != EX_OK || (rc = one_call(o, "version", "version", NULL, &reply)))
+		return rc;
+	jval r = ctl_result(reply);
+	long long proto = 0;
+	json_int(json_get(r, "protocol"), &proto);
+	if (o->json) {
+		print_json(stdout, r, false);
+	} else {
+		printf("chatp2pd %s (control protocol %lld), node %s\n",
+		       json_get_str(r, "version") ? json_get_str(r, "version") : "?", proto,
+		       json_get_str(r, "node") ? json_get_str(r, "node") : "?");
+		printf("chatp2pctl %s (control protocol %d)\n", CHATP2P_VERSION, CTL_PROTO_VERSION);
+	}
+	if (proto < CTL_PROTO_VERSION)
+		warnx_("the daemon speaks control protocol %lld, older than ours (%d): some commands may be unknown to it",
+		       proto, CTL_PROTO_VERSION);
+	json_free(reply);
+	return EX_OK;
+}
+
+static int c_peers(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = { { "discover", no_argument, NULL, 'd' }, { NULL, 0, NULL, 0 } };
+	bool discover = false;
+	int ch;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+d", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		discover = true;
+	}
+	if (argc - optind > 1)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+	const char *filter = optind < argc ? argv[optind] : NULL;
+	if (filter && !target_ok(filter))
+		return usage_error(argv[0], "filter must be '*' or '#namespace', not '%s'", filter);
+
+	yajl_gen g = jg_new();
+	jg_map(g);
+	bool ok = filter ? kstr(g, "filter", filter) : true;
+	if (discover)
+		JG_KBOOL(g, "discover", true);
+	jval params = params_end(g, ok);
+	if (params == NULL)
+		return usage_error(argv[0], "filter is not valid UTF-8");
+	return simple(o, "peers", params, out_peers);
+}
+
+static int c_conn(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "conn", NULL, out_conn);
+}
+
+static int c_rtt(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "rtt", NULL, out_rtt);
+}
+
+static int c_send(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = { { "no-ack", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 } };
+	bool ack = true;
+	int ch, rc;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+n", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		ack = false;
+	}
+	if (optind >= argc)
+		return usage_error(argv[0], "missing PEER");
+	const char *to = argv[optind];
+	if (!peer_id_ok(to))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", to);
+	char *text = text_arg(argv[0], argc - optind - 1, argv + optind + 1);
+	if (text == NULL)
+		return EX_USAGE;
+	jval params = params_send(to, text, ack), reply;
+	free(text);
+	if (params == NULL)
+		return usage_error(argv[0], "the text is not valid UTF-8");
+	rc = one_call(o, to, "send", params, &reply);
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	jval r = ctl_result(reply);
+	if (o->json) {
+		print_json(stdout, r, false);
+	} else {
+		const char *status = json_get_str(r, "status");
+		char ms[32];
+		if (status && strcmp(status, "acked") == 0)
+			printf("delivered to %s (%s ms)\n", to, fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
+		else
+			printf("sent to %s (no ACK asked for)\n", to);
+	}
+	json_free(reply);
+	return EX_OK;
+}
+
+static void out_pub(FILE *f, jval r)
+{
+	long long n = 0;
+
+	json_int(json_get(r, "reached"), &n);
+	fprintf(f, "published to %lld peer%s\n", n, n == 1 ? "" : "s");
+}
+
+static int c_pub(const struct opts *o, int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error(argv[0], "missing '*' or '#namespace'");
+	if (!target_ok(argv[1]))
+		return usage_error(argv[0], "target must be '*' or '#namespace', not '%s'", argv[1]);
+	char *text = text_arg(argv[0], argc - 2, argv + 2);
+	if (text == NULL)
+		return EX_USAGE;
+	jval params = params_pub(argv[1], text);
+	free(text);
+	if (params == NULL)
+		return usage_error(argv[0], "the text is not valid UTF-8");
+	return simple(o, "pub", params, out_pub);
+}
+
+static void out_reconnect(FILE *f, jval r)
+{
+	long long n = 0;
+
+	json_int(json_get(r, "dialling"), &n);
+	fprintf(f, "dialling %lld peer%s\n", n, n == 1 ? "" : "s");
+}
+
+static int c_reconnect(const struct opts *o, int argc, char **argv)
+{
+	if (argc > 2)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[2]);
+	if (argc == 2 && !peer_id_ok(argv[1]))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", argv[1]);
+	jval params = params_kv("peer", argc == 2 ? argv[1] : NULL);
+	if (params == NULL)
+		return usage_error(argv[0], "the peer id is not valid UTF-8");
+	return simple(o, "reconnect", params, out_reconnect);
+}
+
+static void out_log(FILE *f, jval r)
+{
+	const char *prev = json_get_str(r, "previous");
+
+	if (prev)
+		fprintf(f, "log level %s (was %s)\n", json_get_str(r, "level"), prev);
+	else
+		fprintf(f, "%s\n", json_get_str(r, "level") ? json_get_str(r, "level") : "?");
+}
+
+static int c_log(const struct opts *o, int argc, char **argv)
+{
+	if (argc > 2)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[2]);
+	if (argc == 1)
+		return simple(o, "log.get", NULL, out_log);
+	if (!level_ok(argv[1]))
+		return usage_error(argv[0], "level must be DEBUG, INFO, WARNING or ERROR, not '%s'", argv[1]);
+	return simple(o, "log.set", params_kv("level", argv[1]), out_log);
+}
+
+static void out_discover(FILE *f, jval r)
+{
+	out_rendezvous(f, "discover", r);
+}
+
+static void out_register(FILE *f, jval r)
+{
+	out_rendezvous(f, "registered", r);
+}
+
+static void out_unregister(FILE *f, jval r)
+{
+	out_rendezvous(f, "unregistered", r);
+}
+
+static int c_discover(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "discover", NULL, out_discover);
+}
+
+static int c_register(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "register", NULL, out_register);
+}
+
+static int c_unregister(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "unregister", NULL, out_unregister);
+}
+
+/* ---- watch ---------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	stop_flag = sig;
+}
+
+struct watch {
+	bool json;
+	bool out_failed;
+};
+
+static void on_watch_note(void *ctx, jval note)
+{
+	struct watch *w = ctx;
+	const char *m = json_get_str(note, "method");
+
+	if (m == NULL || (strcmp(m, "event") != 0 && strcmp(m, "lagged") != 0))
+		return;
+	if (w->json)
+		out_event_json(stdout, note);
+	else
+		out_event(stdout, note);
+	/* Each event is a line someone is waiting for (| jq, | grep). */
+	if (fflush(stdout) != 0)
+		w->out_failed = true;
+}
+
+static int c_watch(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "since", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *level = NULL;
+	long long since = -1;
+	int ch, rc;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+s:l:", lo)) != -1) {
+		char *end;
+		if (ch == '?')
+			return EX_USAGE;
+		if (ch == 'l') {
+			if (!level_ok(optarg))
+				return usage_error(argv[0], "bad log level '%s'", optarg);
+			level = optarg;
+		} else {
+			errno = 0;
+			since = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || since < 0)
+				return usage_error(argv[0], "--since needs a sequence number, not '%s'", optarg);
+		}
+	}
+	yajl_gen g = jg_new();
+	jg_map(g);
+	if (optind < argc) {
+		jg_str(g, "events");
+		jg_arr(g);
+		for (int i = optind; i < argc; i++) {
+			if (!event_class_ok(argv[i])) {
+				jg_free(g);
+				return usage_error(argv[0], "unknown event class '%s' (message, ack, peer, registration, log, all)",
+						   argv[i]);
+			}
+			jg_str(g, argv[i]);
+		}
+		jg_end_arr(g);
+	}
+	if (since >= 0)
+		JG_KINT(g, "since", since);
+	if (level)
+		JG_KSTR(g, "log_level", level);
+	jval params = params_end(g, true), reply;
+
+	struct ctl_client c;
+	struct watch w = { o->json, false };
+	if ((rc = open_or_report(&c, o)) != EX_OK) {
+		json_free(params);
+		return rc;
+	}
+	c.on_note = on_watch_note;
+	c.note_ctx = &w;
+	rc = ctl_call(&c, "subscribe", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+		ctl_close(&c);
+		return rc;
+	}
+	char msg[600];
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("subscribe: %s", msg);
+		json_free(reply);
+		ctl_close(&c);
+		return rc;
+	}
+	json_free(reply);
+
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* Events already queued behind the answer are dispatched first. */
+	rc = ctl_run(&c, NULL, 0, &stop_flag);
+	if (w.out_failed || stop_flag) {
+		rc = EX_OK;
+	} else if (rc != EX_OK) {
+		/* The daemon went away (stopped): nothing left to watch. */
+		warnx_("%s", c.err);
+		rc = c.eof ? EX_UNREACHABLE : rc;
+	}
+	ctl_close(&c);
+	return rc;
+}
+
+/* ---- the rest --------------------------------------------------------------------- */
+
+static int c_shutdown(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = { { "wait", no_argument, NULL, 'w' }, { NULL, 0, NULL, 0 } };
+	bool wait = false;
+	struct ctl_client c;
+	jval reply;
+	char msg[600];
+	int ch, rc;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+w", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		wait = true;
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if ((rc = ctl_call(&c, "shutdown", NULL, o->timeout, &reply)) != EX_OK) {
+		warnx_("%s", c.err);
+	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("shutdown: %s", msg);
+	} else {
+		if (o->json)
+			print_json(stdout, ctl_result(reply), false);
+		else
+			puts("node stopping");
+		/* The daemon closes every controller as its very last act. */
+		if (wait && ctl_run(&c, NULL, o->timeout, NULL) == EX_TIMEOUT) {
+			warnx_("the daemon did not stop within %g s", o->timeout);
+			rc = EX_TIMEOUT;
+		}
+	}
+	json_free(reply);
+	ctl_close(&c);
+	return rc;
+}
+
+static int c_call(const struct opts *o, int argc, char **argv)
+{
+	jval params = NULL, reply;
+	char err[128];
+	int rc;
+
+	if (argc < 2 || argc > 3)
+		return usage_error(argv[0], argc < 2 ? "missing METHOD" : "unexpected argument '%s'",
+				   argv[argc - 1]);
+	if (argc == 3) {
+		params = json_parse(argv[2], strlen(argv[2]), err, sizeof err);
+		if (params == NULL)
+			return usage_error(argv[0], "JSON-PARAMS is not JSON: %s", err);
+		if (!YAJL_IS_OBJECT(params) && !YAJL_IS_ARRAY(params)) {
+			json_free(params);
+			return usage_error(argv[0], "JSON-PARAMS must be an object or an array");
+		}
+	}
+	rc = one_call(o, argv[1], argv[1], params, &reply);
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	print_json(stdout, ctl_result(reply), !o->json);
+	json_free(reply);
+	return EX_OK;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Until the daemon answers and is registered at the rendezvous server:
+ * for scripts and service ordering.  Polls; the daemon may not exist yet. */
+static int c_wait_ready(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = { { "timeout", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 } };
+	double timeout = o->timeout, deadline;
+	char last[600] = "the daemon did not answer";
+	int ch;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+t:", lo)) != -1) {
+		char *end;
+		if (ch == '?')
+			return EX_USAGE;
+		timeout = strtod(optarg, &end);
+		if (*end || end == optarg || !(timeout >= 0) || !isfinite(timeout))
+			return usage_error(argv[0], "--timeout needs seconds, not '%s'", optarg);
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	deadline = timeout > 0 ? ctl_now() + timeout : 0;
+	for (;;) {
+		struct ctl_client c;
+		double left = deadline > 0 ? deadline - ctl_now() : 0;
+		int rc;
+
+		if (deadline > 0 && left <= 0)
+			break;
+		rc = ctl_open(&c, o->socket, left);
+		if (rc == EX_PERM || rc == EX_USAGE) {
+			warnx_("%s", c.err);
+			ctl_close(&c);
+			return rc;
+		}
+		while (rc == EX_OK) {
+			jval reply;
+			left = deadline > 0 ? deadline - ctl_now() : 0;
+			if (deadline > 0 && left <= 0)
+				break;
+			if ((rc = ctl_call(&c, "status", NULL, left > 0 ? left : 0, &reply)) != EX_OK) {
+				snprintf(last, sizeof last, "%s", c.err);
+				break;
+			}
+			jval r = ctl_result(reply);
+			const char *state = json_get_str(json_get(r, "rendezvous"), "state");
+			if (state && strcmp(state, "registered") == 0) {
+				if (o->json)
+					print_json(stdout, r, false);
+				else
+					printf("ready: %s registered\n", json_get_str(r, "peer_id") ? json_get_str(r, "peer_id") : "?");
+				json_free(reply);
+				ctl_close(&c);
+				return EX_OK;
+			}
+			snprintf(last, sizeof last, "rendezvous registration is %s", state ? state : "?");
+			json_free(reply);
+			sleep_s(0.1);
+		}
+		if (rc != EX_OK && rc != EX_TIMEOUT)
+			snprintf(last, sizeof last, "%s", c.err);
+		ctl_close(&c);
+		if (deadline == 0 || ctl_now() + 0.1 < deadline)
+			sleep_s(0.1);
+	}
+	warnx_("not ready within %g s: %s", timeout, last);
+	return EX_TIMEOUT;
+}
+
+static int c_shell(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : shell_run(o);
+}
+
+static int c_help(const struct opts *o, int argc, char **argv)
+{
+	if (argc > 1) {
+		const struct command *c = command_find(argv[1]);
+		if (c == NULL)
+			return usage_error(argv[0], "unknown command '%s'", argv[1]);
+		printf("usage: chatp2pctl [options] %s %s\n  %s\n", c->name, c->synopsis, c->summary);
+		return EX_OK;
+	}
+	usage(stdout);
+	return EX_OK;
+}
+
+const struct command commands[] = {
+	{ "status", "", "identity, version, uptime, registration, counts", c_status },
+	{ "peers", "[--discover] ['*'|#ns]", "the peer table (--discover: ask the rendezvous server first)", c_peers },
+	{ "conn", "", "connections: direction, address, since, RTT, traffic", c_conn },
+	{ "send", "[--no-ack] PEER [TEXT...|-]", "send TEXT (or standard input) to PEER, wait for its ACK", c_send },
+	{ "pub", "'*'|#ns [TEXT...|-]", "publish to every connected peer or a namespace", c_pub },
+	{ "rtt", "", "round-trip times per peer: last, avg, min, max", c_rtt },
+	{ "reconnect", "[PEER]", "dial now: PEER, or every peer not connected", c_reconnect },
+	{ "log", "[LEVEL]", "show or set the log level (DEBUG, INFO, WARNING, ERROR)", c_log },
+	{ "discover", "", "ask the rendezvous server who is registered", c_discover },
+	{ "register", "", "register at the rendezvous server now", c_register },
+	{ "unregister", "", "unregister from the rendezvous server", c_unregister },
+	{ "watch", "[--since SEQ] [--log-level LEVEL] [CLASS...]",
+	  "stream events until interrupted; CLASS: message ack peer registration log all", c_watch },
+	{ "shutdown", "[--wait]", "stop the node gracefully (--wait: until it has stopped)", c_shutdown },
+	{ "shell", "", "interactive chat shell", c_shell },
+	{ "call", "METHOD [JSON-PARAMS]", "call any control method, print its result", c_call },
+	{ "wait-ready", "[--timeout SEC]", "wait until the daemon answers and is registered", c_wait_ready },
+	{ "version", "", "the daemon's version and control protocol", c_version },
+	{ "help", "[COMMAND]", "this help, or one command's", c_help },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct command *command_find(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+void usage(FILE *f)
+{
+	fprintf(f, "usage: chatp2pctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS]\n"
+		   "       chatp2pctl [--socket PATH]            (the shell, on a terminal)\n"
+		   "\n"
+		   "  -s, --socket PATH   control socket (default $CHATP2P_SOCKET, else where\n"
+		   "                      chatp2pd puts it: $RUNTIME_DIRECTORY, /run/chatp2p or\n"
+		   "                      $XDG_RUNTIME_DIR/chatp2p, then chatp2pd.sock)\n"
+		   "  -j, --json          print the result as one JSON document (watch: NDJSON)\n"
+		   "  -t, --timeout SEC   give up waiting for the daemon after SEC seconds\n"
+		   "                      (default %g; 0: wait forever)\n"
+		   "  -V, --version       print chatp2pctl's version\n"
+		   "  -h, --help          this help\n"
+		   "\ncommands:\n",
+		DEFAULT_TIMEOUT);
+	for (const struct command *c = commands; c->name; c++) {
+		char head[80];
+		snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
+		if (strlen(head) > 30)
+			fprintf(f, "  %s\n  %-30s %s\n", head, "", c->summary);
+		else
+			fprintf(f, "  %-30s %s\n", head, c->summary);
+	}
+	fprintf(f, "\nexit status:\n"
+		   "  0  success (send: the peer ACKed, or it was sent without asking for one)\n"
+		   "  1  the daemon answered with an error\n"
+		   "  2  the daemon is unreachable (no socket, connection refused, it went away)\n"
+		   "  3  usage error (bad command, option or argument)\n"
+		   "  4  timeout, or delivery not confirmed (ack_timeout, not_connected,\n"
+		   "     unknown_peer)\n"
+		   "  5  permission denied on the control socket\n"
+		   "  6  protocol error (garbage, or the connection closed mid-answer)\n");
+}

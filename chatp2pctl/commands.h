@@ -1,0 +1,51 @@
+/* chatp2pctl's commands: one table entry each { name, synopsis, summary,
+ * run }, so adding a command touches this table and one function.  Shared
+ * with the shell: input checks and request parameters. */
+#ifndef CHATP2PCTL_COMMANDS_H
+#define CHATP2PCTL_COMMANDS_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "client.h"
+#include "json.h"
+
+#define DEFAULT_TIMEOUT 30.0 /* seconds; a send waits for its ACK within it */
+
+struct opts {
+	char socket[108];   /* sun_path */
+	bool json;
+	double timeout;     /* seconds, 0: no limit */
+};
+
+struct command {
+	const char *name;
+	const char *synopsis;
+	const char *summary;
+	/* argv[0] is the command's name; returns the exit status. */
+	int (*run)(const struct opts *o, int argc, char **argv);
+};
+
+extern const struct command commands[];  /* NULL name ends it */
+const struct command *command_find(const char *name);
+void usage(FILE *f);
+
+/* "chatp2pctl: …" on stderr. */
+void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- checks of user input (exit 3 when they fail) ---------------------------- */
+bool peer_id_ok(const char *s);        /* name@namespace */
+bool target_ok(const char *s);         /* "*" or "#ns" */
+bool level_ok(const char *s);          /* debug, info, warning, warn, error */
+bool event_class_ok(const char *s);    /* message, ack, peer, registration, log, all */
+
+/* ---- request parameters ----------------------------------------------------- */
+/* Each returns a parsed object for ctl_request (json_free it), or NULL
+ * when text is not valid UTF-8. */
+jval params_send(const char *to, const char *text, bool require_ack);
+jval params_pub(const char *to, const char *text);
+jval params_kv(const char *key, const char *value);   /* {key: value}, {} if value NULL */
+
+/* The shell: interactive on a terminal, line by line otherwise. */
+int shell_run(const struct opts *o);
+
+#endif

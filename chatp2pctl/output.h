@@ -1,0 +1,55 @@
+/* What chatp2pctl prints: aligned tables and "key: value" lines for people,
+ * the result object as one JSON document for scripts (--json), and events
+ * as lines ("[alice@CIC] Olá!") or NDJSON.  Text that came from the network
+ * is printed with its control characters made visible, so a peer cannot
+ * drive the terminal.  Numbers never depend on the locale (no setlocale for
+ * LC_NUMERIC anywhere). */
+#ifndef CHATP2PCTL_OUTPUT_H
+#define CHATP2PCTL_OUTPUT_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "json.h"
+
+/* ---- tables ------------------------------------------------------------ */
+
+struct table;
+/* Column headers; one starting with '>' is right-aligned (the '>' is not
+ * printed). */
+struct table *table_new(size_t ncols, const char *const *headers);
+/* One row of ncols cells (copied; NULL prints as "-"). */
+void table_row(struct table *t, const char *const *cells);
+size_t table_rows(const struct table *t);
+void table_print(const struct table *t, FILE *f);
+void table_free(struct table *t);
+
+/* ---- values -------------------------------------------------------------- */
+
+/* One JSON document and a newline; pretty spreads it over lines. */
+void print_json(FILE *f, jval v, bool pretty);
+/* Text from the network, control characters shown as ^X / \xNN. */
+void print_text(FILE *f, const char *s);
+/* A number member with fixed decimals, or "-" (buf returned). */
+const char *fmt_num(jval obj, const char *key, int decimals, char *buf, size_t len);
+/* How long ago an ISO-8601 UTC time was: "12s ago", "3m ago"; "-" for none. */
+const char *fmt_age(const char *iso, char *buf, size_t len);
+/* Display width of UTF-8 text (code points; enough for tables). */
+size_t text_width(const char *s);
+
+/* ---- results ------------------------------------------------------------- */
+
+void out_status(FILE *f, jval r);
+void out_peers(FILE *f, jval r);
+void out_conn(FILE *f, jval r);
+void out_rtt(FILE *f, jval r);
+void out_rendezvous(FILE *f, const char *what, jval r);
+
+/* ---- events -------------------------------------------------------------- */
+
+/* A notification ("event" or "lagged") as one human line. */
+void out_event(FILE *f, jval note);
+/* The same as one NDJSON line: the event's params; a "lagged"
+ * notification becomes {"type":"lagged","missed":N,"seq":S}. */
+void out_event_json(FILE *f, jval note);
+
+#endif

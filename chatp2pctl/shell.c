@@ -1,0 +1,854 @@
+/* The chat shell: the original client's commands (/msg, /pub, /peers, …)
+ * over the control socket, with incoming messages and peer events printed
+ * live.  One ppoll() loop serves the terminal and the socket: libedit
+ * reads a character at a time (EL_UNBUFFERED) only when the terminal is
+ * readable, and every request is answered through a callback, so a send
+ * waiting for its ACK never holds up typing.  Output that arrives while a
+ * line is being typed is printed above it: erase prompt and line, print,
+ * let libedit redraw both.  When standard input is not a terminal the same
+ * commands are read line by line, without libedit (scripts, tests). */
+#include <errno.h>
+#include <histedit.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "commands.h"
+#include "ctlproto.h"
+#include "framer.h"
+#include "output.h"
+#include "xmalloc.h"
+
+#define PROMPT "chatp2p> "
+#define PROMPT_WIDTH 9
+#define MAX_WORD 256
+
+struct shell {
+	const struct opts *o;
+	struct ctl_client c;
+	EditLine *el;           /* NULL when standard input is not a terminal */
+	History *hist;
+	bool editing;           /* a prompt is on screen (output goes above it) */
+	bool quit;              /* /quit or end of input */
+	bool stopping;          /* /shutdown answered: the daemon will close */
+	bool in_eof;
+	struct framer in;       /* lines of a non-terminal standard input */
+	char **peers;           /* known peer ids, for completion */
+	size_t npeers;
+};
+
+static volatile sig_atomic_t got_int, got_term, got_winch, got_cont;
+
+static void on_signal(int sig)
+{
+	switch (sig) {
+	case SIGINT: got_int = 1; break;
+	case SIGWINCH: got_winch = 1; break;
+	case SIGCONT: got_cont = 1; break;
+	default: got_term = 1; break;
+	}
+}
+
+/* ---- printing above the line being typed ------------------------------------- */
+
+static void print_raw(const char *s, size_t len, bool crlf)
+{
+	for (size_t i = 0; i < len; i++) {
+		/* The terminal is in raw mode while editing: no '\n' -> "\r\n". */
+		if (s[i] == '\n' && crlf)
+			fputc('\r', stdout);
+		fputc(s[i], stdout);
+	}
+}
+
+static void shell_write(struct shell *sh, const char *s, size_t len)
+{
+	if (len == 0)
+		return;
+	if (sh->el == NULL || !sh->editing) {
+		fwrite(s, 1, len, stdout);
+		fflush(stdout);
+		return;
+	}
+	const LineInfoW *li = el_wline(sh->el);
+	int cols = 0, w = wcswidth(li->buffer, (size_t)(li->cursor - li->buffer));
+
+	if (w < 0)
+		w = (int)(li->cursor - li->buffer);
+	el_get(sh->el, EL_GETTC, "co", &cols);
+	int up = cols > 0 ? (PROMPT_WIDTH + w) / cols : 0;
+	if (up > 0)
+		printf("\033[%dA", up);
+	/* Column 0 of the prompt's first row, everything below erased. */
+	fputs("\r\033[J", stdout);
+	print_raw(s, len, true);
+	if (s[len - 1] != '\n')
+		fputs("\r\n", stdout);
+	fflush(stdout);
+	/* Redraws prompt and line from where the cursor is now. */
+	el_set(sh->el, EL_REFRESH);
+}
+
+static void say(struct shell *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct shell *sh, const char *fmt, ...)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+	va_list ap;
+
+	if (f == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fclose(f);
+	shell_write(sh, s, len);
+	free(s);
+}
+
+/* One of output.c's printers, above the prompt. */
+static void say_with(struct shell *sh, void (*fn)(FILE *f, jval v), jval v)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (f == NULL)
+		return;
+	fn(f, v);
+	fclose(f);
+	shell_write(sh, s, len);
+	free(s);
+}
+
+/* ---- peer ids for completion ----------------------------------------------------- */
+
+static void peer_add(struct shell *sh, const char *id)
+{
+	if (id == NULL || !peer_id_ok(id))
+		return;
+	for (size_t i = 0; i < sh->npeers; i++)
+		if (strcmp(sh->peers[i], id) == 0)
+			return;
+	sh->peers = xrealloc(sh->peers, (sh->npeers + 1) * sizeof *sh->peers);
+	sh->peers[sh->npeers++] = xstrdup(id);
+}
+
+static void peers_learn(struct shell *sh, jval result)
+{
+	jval list = json_get(result, "peers");
+
+	for (size_t i = 0; i < json_arr_len(list); i++)
+		peer_add(sh, json_get_str(json_arr_at(list, i), "peer_id"));
+}
+
+/* ---- answers ---------------------------------------------------------------------- */
+
+enum reply_kind { R_QUIET_PEERS, R_PRINT, R_SEND, R_PUB, R_SHUTDOWN, R_SUBSCRIBE };
+
+struct req {
+	struct shell *sh;
+	enum reply_kind kind;
+	void (*print)(FILE *f, jval result);
+	char what[MAX_WORD];       /* the peer of a send, or the command */
+};
+
+static void on_reply(void *ctx, jval reply)
+{
+	struct req *rq = ctx;
+	struct shell *sh = rq->sh;
+	char msg[600];
+
+	if (reply == NULL) {
+		if (rq->kind == R_SEND)
+			say(sh, "✗ %s: connection to the daemon lost, outcome unknown", rq->what);
+		free(rq);
+		return;
+	}
+	int st = ctl_reply_status(reply, msg, sizeof msg);
+	jval r = ctl_result(reply);
+
+	if (st != EX_OK) {
+		if (rq->kind != R_QUIET_PEERS)
+			say(sh, "✗ %s: %s", rq->what, msg);
+	} else {
+		switch (rq->kind) {
+		case R_QUIET_PEERS:
+			peers_learn(sh, r);
+			break;
+		case R_PRINT:
+			if (rq->print == out_peers)
+				peers_learn(sh, r);
+			say_with(sh, rq->print, r);
+			break;
+		case R_SEND: {
+			const char *status = json_get_str(r, "status");
+			char ms[32];
+			if (status && strcmp(status, "acked") == 0)
+				say(sh, "✓ delivered to %s (%s ms)", rq->what, fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
+			else
+				say(sh, "✓ sent to %s (no ACK asked for)", rq->what);
+			break;
+		}
+		case R_PUB: {
+			long long n = 0;
+			json_int(json_get(r, "reached"), &n);
+			say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
+			break;
+		}
+		case R_SHUTDOWN:
+			say(sh, "node stopping");
+			sh->stopping = true;
+			break;
+		case R_SUBSCRIBE:
+			break;
+		}
+	}
+	json_free(reply);
+	free(rq);
+}
+
+static void request(struct shell *sh, enum reply_kind kind, const char *what, const char *method,
+		    jval params, void (*print)(FILE *f, jval result))
+{
+	struct req *rq = xcalloc(1, sizeof *rq);
+
+	rq->sh = sh;
+	rq->kind = kind;
+	rq->print = print;
+	snprintf(rq->what, sizeof rq->what, "%s", what);
+	if (ctl_request(&sh->c, method, params, on_reply, rq) < 0) {
+		say(sh, "✗ %s: not connected to the daemon", what);
+		free(rq);
+	}
+	json_free(params);
+}
+
+static void on_note(void *ctx, jval note)
+{
+	struct shell *sh = ctx;
+	jval p = json_get(note, "params");
+	const char *type = json_get_str(p, "type");
+
+	if (type && strncmp(type, "peer_", 5) == 0)
+		peer_add(sh, json_get_str(p, "peer_id"));
+	say_with(sh, out_event, note);
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+/* The next space-separated word of *p into out ("" at the end). */
+static const char *word(const char **p, char *out, size_t len)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while (*s && *s != ' ' && *s != '\t') {
+		if (n + 1 < len)
+			out[n++] = *s;
+		s++;
+	}
+	out[n] = '\0';
+	*p = s;
+	return out;
+}
+
+/* What follows the words already taken, without its leading blanks. */
+static const char *rest(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+struct scmd {
+	const char *name;
+	const char *args;
+	const char *help;
+	void (*fn)(struct shell *sh, const char *args);
+};
+
+static void s_msg(struct shell *sh, const char *a)
+{
+	char peer[MAX_WORD];
+	const char *text;
+
+	word(&a, peer, sizeof peer);
+	text = rest(a);
+	if (!peer[0] || !*text) {
+		say(sh, "usage: /msg PEER TEXT");
+		return;
+	}
+	if (!peer_id_ok(peer)) {
+		say(sh, "'%s' is not a peer id (name@namespace)", peer);
+		return;
+	}
+	jval params = params_send(peer, text, true);
+	if (params == NULL) {
+		say(sh, "the text is not valid UTF-8");
+		return;
+	}
+	request(sh, R_SEND, peer, "send", params, NULL);
+}
+
+static void s_pub(struct shell *sh, const char *a)
+{
+	char target[MAX_WORD];
+	const char *text;
+
+	word(&a, target, sizeof target);
+	text = rest(a);
+	if (!target[0] || !*text || !target_ok(target)) {
+		say(sh, "usage: /pub * TEXT  or  /pub #namespace TEXT");
+		return;
+	}
+	jval params = params_pub(target, text);
+	if (params == NULL) {
+		say(sh, "the text is not valid UTF-8");
+		return;
+	}
+	request(sh, R_PUB, "pub", "pub", params, NULL);
+}
+
+static void s_peers(struct shell *sh, const char *a)
+{
+	char filter[MAX_WORD];
+
+	word(&a, filter, sizeof filter);
+	if (filter[0] && !target_ok(filter)) {
+		say(sh, "usage: /peers [*|#namespace]");
+		return;
+	}
+	request(sh, R_PRINT, "peers", "peers", params_kv("filter", filter[0] ? filter : NULL), out_peers);
+}
+
+static void s_conn(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "conn", "conn", NULL, out_conn);
+}
+
+static void s_rtt(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "rtt", "rtt", NULL, out_rtt);
+}
+
+static void s_status(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "status", "status", NULL, out_status);
+}
+
+static void print_reconnect(FILE *f, jval r)
+{
+	long long n = 0;
+
+	json_int(json_get(r, "dialling"), &n);
+	fprintf(f, "dialling %lld peer%s\n", n, n == 1 ? "" : "s");
+}
+
+static void s_reconnect(struct shell *sh, const char *a)
+{
+	char peer[MAX_WORD];
+
+	word(&a, peer, sizeof peer);
+	if (peer[0] && !peer_id_ok(peer)) {
+		say(sh, "usage: /reconnect [PEER]");
+		return;
+	}
+	request(sh, R_PRINT, "reconnect", "reconnect", params_kv("peer", peer[0] ? peer : NULL),
+		print_reconnect);
+}
+
+static void print_log(FILE *f, jval r)
+{
+	const char *prev = json_get_str(r, "previous"), *level = json_get_str(r, "level");
+
+	if (prev)
+		fprintf(f, "log level %s (was %s)\n", level ? level : "?", prev);
+	else
+		fprintf(f, "log level %s\n", level ? level : "?");
+}
+
+static void s_log(struct shell *sh, const char *a)
+{
+	char level[MAX_WORD];
+
+	word(&a, level, sizeof level);
+	if (!level[0]) {
+		request(sh, R_PRINT, "log", "log.get", NULL, print_log);
+	} else if (!level_ok(level)) {
+		say(sh, "usage: /log [DEBUG|INFO|WARNING|ERROR]");
+	} else {
+		request(sh, R_PRINT, "log", "log.set", params_kv("level", level), print_log);
+	}
+}
+
+static void print_discover(FILE *f, jval r)
+{
+	out_rendezvous(f, "discover", r);
+}
+
+static void print_register(FILE *f, jval r)
+{
+	out_rendezvous(f, "registered", r);
+}
+
+static void print_unregister(FILE *f, jval r)
+{
+	out_rendezvous(f, "unregistered", r);
+}
+
+static void s_discover(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "discover", "discover", NULL, print_discover);
+}
+
+static void s_register(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "register", "register", NULL, print_register);
+}
+
+static void s_unregister(struct shell *sh, const char *a)
+{
+	request(sh, R_PRINT, "unregister", "unregister", NULL, print_unregister);
+}
+
+static void s_quit(struct shell *sh, const char *a)
+{
+	sh->quit = true;
+}
+
+static void s_shutdown(struct shell *sh, const char *a)
+{
+	request(sh, R_SHUTDOWN, "shutdown", "shutdown", NULL, NULL);
+}
+
+static void s_help(struct shell *sh, const char *a);
+
+static const struct scmd scmds[] = {
+	{ "msg", "PEER TEXT", "send TEXT to PEER; the ACK is reported when it comes", s_msg },
+	{ "pub", "*|#ns TEXT", "publish TEXT to every connected peer, or to a namespace", s_pub },
+	{ "peers", "[*|#ns]", "the peer table", s_peers },
+	{ "conn", "", "connections", s_conn },
+	{ "rtt", "", "round-trip times", s_rtt },
+	{ "status", "", "the node's status", s_status },
+	{ "reconnect", "[PEER]", "dial PEER (or every peer not connected) now", s_reconnect },
+	{ "log", "[LEVEL]", "show or set the node's log level", s_log },
+	{ "discover", "", "ask the rendezvous server who is there", s_discover },
+	{ "register", "", "register at the rendezvous server", s_register },
+	{ "unregister", "", "unregister from the rendezvous server", s_unregister },
+	{ "help", "", "this list", s_help },
+	{ "quit", "", "leave the shell (the node keeps running)", s_quit },
+	{ "shutdown", "", "stop the node", s_shutdown },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void s_help(struct shell *sh, const char *a)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (f == NULL)
+		return;
+	fputs("commands (the leading / is optional):\n", f);
+	for (const struct scmd *c = scmds; c->name; c++) {
+		char head[64];
+		snprintf(head, sizeof head, "/%s %s", c->name, c->args);
+		fprintf(f, "  %-22s %s\n", head, c->help);
+	}
+	fputs("Tab completes commands and peer ids; Ctrl-D leaves.\n", f);
+	fclose(f);
+	shell_write(sh, s, len);
+	free(s);
+}
+
+static void handle_line(struct shell *sh, const char *line)
+{
+	char name[MAX_WORD];
+	const char *p = line;
+
+	word(&p, name, sizeof name);
+	if (!name[0])
+		return;
+	const char *n = name[0] == '/' ? name + 1 : name;
+	for (const struct scmd *c = scmds; c->name; c++) {
+		if (strcmp(c->name, n) == 0) {
+			c->fn(sh, p);
+			return;
+		}
+	}
+	say(sh, "unknown command '%s' (/help lists them)", name);
+}
+
+/* ---- completion ------------------------------------------------------------------- */
+
+static void add_match(const char ***m, size_t *n, const char *s, const char *word_, size_t wlen)
+{
+	if (strncmp(s, word_, wlen) != 0)
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*m)[i], s) == 0)
+			return;
+	*m = xrealloc(*m, (*n + 1) * sizeof **m);
+	(*m)[(*n)++] = s;
+}
+
+/* Bound to Tab: the first word completes to a command, the second to a
+ * peer id (/msg, /reconnect), a target (/pub, /peers) or a level (/log). */
+static unsigned char complete(EditLine *el, int ch)
+{
+	struct shell *sh = NULL;
+	const LineInfo *li = el_line(el);
+	const char *start = li->cursor, **m = NULL;
+	char cmd[MAX_WORD], nsbuf[64][MAX_WORD];
+	size_t n = 0, wlen, nns = 0;
+	int idx = 0;
+
+	el_get(el, EL_CLIENTDATA, &sh);
+	while (start > li->buffer && start[-1] != ' ' && start[-1] != '\t')
+		start--;
+	wlen = (size_t)(li->cursor - start);
+	/* Which word is it, and which command does the line start with. */
+	const char *p = li->buffer;
+	word(&p, cmd, sizeof cmd);
+	for (const char *q = li->buffer; q < start; q++)
+		if ((q == li->buffer || q[-1] == ' ' || q[-1] == '\t') && *q != ' ' && *q != '\t')
+			idx++;
+	char wordbuf[MAX_WORD];
+	snprintf(wordbuf, sizeof wordbuf, "%.*s", (int)(wlen < MAX_WORD ? wlen : MAX_WORD - 1), start);
+
+	if (idx == 0) {
+		static char names[32][24];
+		int i = 0;
+		for (const struct scmd *c = scmds; c->name && i < 32; c++, i++) {
+			snprintf(names[i], sizeof names[i], "%s%s", wordbuf[0] == '/' ? "/" : "", c->name);
+			add_match(&m, &n, names[i], wordbuf, wlen);
+		}
+	} else if (idx == 1 && sh) {
+		const char *c = cmd[0] == '/' ? cmd + 1 : cmd;
+		if (strcmp(c, "msg") == 0 || strcmp(c, "reconnect") == 0) {
+			for (size_t i = 0; i < sh->npeers; i++)
+				add_match(&m, &n, sh->peers[i], wordbuf, wlen);
+		} else if (strcmp(c, "pub") == 0 || strcmp(c, "peers") == 0) {
+			add_match(&m, &n, "*", wordbuf, wlen);
+			for (size_t i = 0; i < sh->npeers && nns < 64; i++) {
+				const char *at = strchr(sh->peers[i], '@');
+				snprintf(nsbuf[nns], sizeof nsbuf[nns], "#%s", at ? at + 1 : "");
+				size_t before = n;
+				add_match(&m, &n, nsbuf[nns], wordbuf, wlen);
+				nns += n > before;
+			}
+		} else if (strcmp(c, "log") == 0) {
+			static const char *const levels[] = { "DEBUG", "INFO", "WARNING", "ERROR" };
+			for (size_t i = 0; i < 4; i++)
+				add_match(&m, &n, levels[i], wordbuf, wlen);
+		}
+	}
+	unsigned char rc = CC_REFRESH;
+	if (n == 0) {
+		rc = CC_REFRESH_BEEP;
+	} else if (n == 1) {
+		el_insertstr(el, m[0] + wlen);
+		el_insertstr(el, " ");
+	} else {
+		/* The longest common prefix, or the list when there is none. */
+		size_t common = strlen(m[0]);
+		for (size_t i = 1; i < n; i++) {
+			size_t j = 0;
+			while (j < common && m[i][j] == m[0][j])
+				j++;
+			common = j;
+		}
+		if (common > wlen) {
+			char ext[MAX_WORD];
+			snprintf(ext, sizeof ext, "%.*s", (int)(common - wlen), m[0] + wlen);
+			el_insertstr(el, ext);
+		} else if (sh) {
+			struct buf b = BUF_INIT;
+			for (size_t i = 0; i < n; i++)
+				buf_printf(&b, "%s%s", i ? "  " : "", m[i]);
+			buf_append(&b, "\n", 1);
+			shell_write(sh, b.data, b.len);
+			buf_free(&b);
+			rc = CC_NORM;
+		}
+	}
+	free(m);
+	return rc;
+}
+
+/* ---- the terminal --------------------------------------------------------------------- */
+
+static char *prompt(EditLine *el)
+{
+	return (char *)PROMPT;
+}
+
+/* libedit reads UTF-8 only under a UTF-8 LC_CTYPE; chat is UTF-8 whatever
+ * the environment says.  Only LC_CTYPE: numbers stay in the C locale. */
+static void utf8_ctype(void)
+{
+	const char *cs;
+
+	setlocale(LC_CTYPE, "");
+	cs = nl_langinfo(CODESET);
+	if (cs == NULL || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0))
+		setlocale(LC_CTYPE, "C.UTF-8");
+}
+
+static void term_start(struct shell *sh)
+{
+	HistEvent ev;
+
+	utf8_ctype();
+	sh->hist = history_init();
+	history(sh->hist, &ev, H_SETSIZE, 1000);
+	history(sh->hist, &ev, H_SETUNIQUE, 1);
+	sh->el = el_init("chatp2pctl", stdin, stdout, stderr);
+	el_set(sh->el, EL_CLIENTDATA, sh);
+	el_set(sh->el, EL_EDITOR, "emacs");
+	el_set(sh->el, EL_SIGNAL, 0);
+	el_set(sh->el, EL_PROMPT, prompt);
+	el_set(sh->el, EL_HIST, history, sh->hist);
+	el_set(sh->el, EL_ADDFN, "chatp2p-complete", "complete a command or a peer id", complete);
+	el_set(sh->el, EL_BIND, "^I", "chatp2p-complete", NULL);
+	el_source(sh->el, NULL); /* ~/.editrc, as every libedit program */
+	/* Unbuffered: el_gets takes one key and returns; prompt shown now. */
+	el_set(sh->el, EL_UNBUFFERED, 1);
+	sh->editing = true;
+}
+
+static void term_new_line(struct shell *sh)
+{
+	el_set(sh->el, EL_UNBUFFERED, 0); /* finish the line, cooked mode */
+	sh->editing = false;
+}
+
+static void term_prompt(struct shell *sh)
+{
+	el_set(sh->el, EL_UNBUFFERED, 1); /* raw mode, empty line, prompt */
+	sh->editing = true;
+}
+
+static void term_end(struct shell *sh)
+{
+	if (sh->el) {
+		if (sh->editing)
+			fputs("\r\n", stdout);
+		el_set(sh->el, EL_UNBUFFERED, 0);
+		el_end(sh->el);
+		history_end(sh->hist);
+		fflush(stdout);
+		sh->el = NULL;
+	}
+}
+
+static void on_key(struct shell *sh)
+{
+	int n = 0;
+	const char *line = el_gets(sh->el, &n);
+
+	if (line == NULL) {
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			sh->quit = true; /* the terminal went away */
+		return;
+	}
+	if (n == 1 && line[0] == '\004') {
+		/* Ctrl-D on an empty line */
+		term_new_line(sh);
+		sh->quit = true;
+		return;
+	}
+	if (n == 0 || (line[n - 1] != '\n' && line[n - 1] != '\r'))
+		return; /* still typing */
+	char *copy = xstrndup(line, (size_t)n - 1);
+	term_new_line(sh);
+	if (copy[strspn(copy, " \t")] != '\0') {
+		HistEvent ev;
+		history(sh->hist, &ev, H_ENTER, copy);
+	}
+	handle_line(sh, copy);
+	free(copy);
+	if (!sh->quit)
+		term_prompt(sh);
+}
+
+/* ---- standard input that is not a terminal ------------------------------------------ */
+
+static int on_in_line(void *ctx, enum framer_event ev, const char *line, size_t len)
+{
+	struct shell *sh = ctx;
+
+	if (ev == FRAMER_OVERFLOW) {
+		say(sh, "line too long, ignored");
+		return 0;
+	}
+	char *copy = xstrndup(line, len);
+	handle_line(sh, copy);
+	free(copy);
+	return sh->quit;
+}
+
+static void on_input(struct shell *sh)
+{
+	char data[4096];
+	ssize_t n = read(STDIN_FILENO, data, sizeof data);
+
+	if (n > 0) {
+		framer_feed(&sh->in, data, (size_t)n, on_in_line, sh);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		const char *part;
+		size_t len = framer_pending(&sh->in, &part);
+		if (len > 0 && !sh->quit) {
+			char *copy = xstrndup(part, len);
+			handle_line(sh, copy);
+			free(copy);
+		}
+		sh->in_eof = true;
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+int shell_run(const struct opts *o)
+{
+	struct shell sh = { .o = o };
+	sigset_t block, orig;
+	double quit_deadline = 0;
+	int rc;
+
+	if ((rc = ctl_open(&sh.c, o->socket, o->timeout)) != EX_OK) {
+		warnx_("%s", sh.c.err);
+		ctl_close(&sh.c);
+		return rc;
+	}
+	sh.c.on_note = on_note;
+	sh.c.note_ctx = &sh;
+	framer_init(&sh.in, CTL_MAX_LINE);
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGWINCH, &sa, NULL);
+	sigaction(SIGCONT, &sa, NULL);
+	/* Blocked except inside ppoll: a signal cannot slip in between the
+	 * flag checks and the wait. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGWINCH);
+	sigaddset(&block, SIGCONT);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+
+	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", NULL, NULL);
+	request(&sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
+	if (isatty(STDIN_FILENO)) {
+		term_start(&sh);
+		say(&sh, "connected to %s; /help lists the commands", o->socket);
+	}
+
+	rc = EX_OK;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ sh.c.fd, ctl_poll_events(&sh.c), 0 },
+			{ STDIN_FILENO, POLLIN, 0 },
+		};
+		struct timespec ts, *tsp = NULL;
+
+		if (got_term)
+			break;
+		if (got_int) {
+			got_int = 0;
+			if (sh.el) {
+				/* Like a shell: drop the line being typed. */
+				fputs("^C\r\n", stdout);
+				term_new_line(&sh);
+				term_prompt(&sh);
+			} else {
+				break;
+			}
+		}
+		if (got_winch) {
+			got_winch = 0;
+			if (sh.el)
+				el_resize(sh.el);
+		}
+		if (got_cont) {
+			got_cont = 0;
+			if (sh.el && sh.editing) {
+				/* Back from Ctrl-Z: the terminal is ours again. */
+				el_set(sh.el, EL_PREP_TERM, 1);
+				el_set(sh.el, EL_REFRESH);
+			}
+		}
+		if (sh.c.status != EX_OK) {
+			if (sh.stopping) {
+				say(&sh, "the node has stopped");
+			} else {
+				term_end(&sh);
+				warnx_("%s", sh.c.err);
+				rc = sh.c.eof ? EX_UNREACHABLE : sh.c.status;
+			}
+			break;
+		}
+		/* Leaving: at once on a terminal; otherwise after the answers
+		 * still due (a script's last /msg wants its outcome). */
+		if (sh.quit || sh.in_eof) {
+			if (sh.el || ctl_pending_count(&sh.c) == 0)
+				break;
+			if (quit_deadline == 0)
+				quit_deadline = o->timeout > 0 ? ctl_now() + o->timeout : -1;
+			if (quit_deadline > 0) {
+				double left = quit_deadline - ctl_now();
+				if (left <= 0) {
+					warnx_("answers still due after %g s; leaving", o->timeout);
+					rc = EX_TIMEOUT;
+					break;
+				}
+				ts.tv_sec = (time_t)left;
+				ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+				tsp = &ts;
+			}
+		}
+		int nfds = sh.quit || sh.in_eof ? 1 : 2;
+		if (ppoll(pfd, (nfds_t)nfds, tsp, &orig) < 0) {
+			if (errno == EINTR)
+				continue;
+			warnx_("poll: %s", strerror(errno));
+			rc = EX_UNREACHABLE;
+			break;
+		}
+		if (pfd[0].revents)
+			ctl_handle(&sh.c, pfd[0].revents);
+		if (nfds > 1 && pfd[1].revents) {
+			if (sh.el)
+				on_key(&sh);
+			else
+				on_input(&sh);
+		}
+	}
+	term_end(&sh);
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+	ctl_close(&sh.c);
+	framer_free(&sh.in);
+	for (size_t i = 0; i < sh.npeers; i++)
+		free(sh.peers[i]);
+	free(sh.peers);
+	return rc;
+}
