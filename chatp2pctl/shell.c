@@ -623,7 +623,8 @@ static void term_start(struct shell *sh)
 	el_set(sh->el, EL_SIGNAL, 0);
 	el_set(sh->el, EL_PROMPT, prompt);
 	el_set(sh->el, EL_HIST, history, sh->hist);
-	el_set(sh->el, EL_ADDFN, "chatp2p-complete", "complete a command or a peer id", complete);
+	/* Wide strings: the narrow el_set copies them and never frees them. */
+	el_wset(sh->el, EL_ADDFN, L"chatp2p-complete", L"complete a command or a peer id", complete);
 	el_set(sh->el, EL_BIND, "^I", "chatp2p-complete", NULL);
 	el_source(sh->el, NULL); /* ~/.editrc, as every libedit program */
 	/* Unbuffered: el_gets takes one key and returns; prompt shown now. */
@@ -756,7 +757,11 @@ int shell_run(const struct opts *o)
 	sigaddset(&block, SIGCONT);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 
-	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", NULL, NULL);
+	/* Not "ack": a send's outcome is printed when its answer comes. */
+	static const char subs[] = "{\"events\":[\"message\",\"peer\",\"registration\"]}";
+	char err[64];
+	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
+		NULL);
 	request(&sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
 	if (isatty(STDIN_FILENO)) {
 		term_start(&sh);

@@ -64,7 +64,6 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t len
 static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 {
 	const struct config *cfg = node_config(n);
-	struct ev_loop *loop = node_loop(n);
 	struct conn *c = xcalloc(1, sizeof *c);
 	int one = 1;
 
@@ -72,7 +71,7 @@ static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 	c->fd = fd;
 	c->dir = dir;
 	c->out_max = (size_t)cfg->limits.out_queue_bytes;
-	c->last_rx = ev_now(loop);
+	c->last_rx = mono_now();
 	framer_init(&c->fr, FRAMER_MAX_LINE);
 	buf_init(&c->out);
 	/* Chat lines are small and latency matters more than packet count. */
@@ -438,14 +437,14 @@ static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	const struct config *cfg = node_config(c->node);
 	struct buf line = BUF_INIT;
 
-	if (ev_now(loop) - c->last_rx > cfg->network.connection_timeout) {
+	if (mono_now() - c->last_rx > cfg->network.connection_timeout) {
 		conn_close(c, "idle: nothing received within connection_timeout");
 		return;
 	}
 	if (c->ping_out)
 		return; /* the pong timer is still judging the last one */
 	msgid_new(c->ping_id);
-	c->ping_sent = ev_now(loop);
+	c->ping_sent = mono_now();
 	c->ping_out = true;
 	pmsg_build_ping(&line, c->ping_id);
 	if (conn_write(c, &line, CK_CTL, NULL) == 0) {
@@ -477,7 +476,7 @@ static void on_pong(struct conn *c, const struct pmsg *m)
 	/* Any PONG proves the peer alive; only ours by msg_id gives an RTT. */
 	c->ping_failures = 0;
 	if (c->ping_out && m->msg_id && strcmp(m->msg_id, c->ping_id) == 0) {
-		double ms = (ev_now(loop) - c->ping_sent) * 1000.0;
+		double ms = (mono_now() - c->ping_sent) * 1000.0;
 		c->ping_out = false;
 		ev_timer_stop(loop, &c->pong_timer);
 		node_conn_rtt(c->node, c, ms);
@@ -636,7 +635,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	for (int i = 0; i < READS_PER_EVENT && c->state != CONN_CLOSED; i++) {
 		ssize_t n = recv(c->fd, data, sizeof data, 0);
 		if (n > 0) {
-			c->last_rx = ev_now(loop);
+			c->last_rx = mono_now();
 			if (framer_feed(&c->fr, data, (size_t)n, on_line, c) != 0)
 				break;
 			if ((size_t)n < sizeof data)

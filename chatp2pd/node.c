@@ -26,7 +26,7 @@
 
 struct accept_slot {
 	char ip[INET6_ADDRSTRLEN];
-	double window;   /* ev_now at the start of the current second */
+	double window;   /* mono_now() at the start of the current second */
 	int count;
 };
 
@@ -422,7 +422,7 @@ int node_reconnect(struct node *n, const char *peer_id)
 static bool accept_allowed(struct node *n, const char *ip)
 {
 	struct accept_slot *s = &n->accepts[0], *oldest = s;
-	double now = ev_now(n->loop);
+	double now = mono_now();
 
 	for (int i = 0; i < ACCEPT_SLOTS; i++) {
 		s = &n->accepts[i];
@@ -524,7 +524,7 @@ static void make_primary(struct node *n, struct peer *p, struct conn *c)
 	p->connects++;
 	p->gave_up = false;
 	p->left = false;
-	p->connected_at = ev_now(n->loop);
+	p->connected_at = mono_now();
 	p->last_seen = wall_now();
 	ev_timer_stop(n->loop, &p->retry_timer);
 	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
@@ -609,7 +609,7 @@ void node_conn_bye(struct node *n, struct conn *c)
 	log_info(MOD, "%s said BYE", c->peer_id);
 	if (p && c->primary) {
 		p->left = true;
-		p->left_at = ev_now(n->loop);
+		p->left_at = mono_now();
 	}
 }
 
@@ -636,7 +636,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 		p->conn = NULL;
 		p->disconnects++;
 		p->state = PEER_STALE;
-		if (ev_now(n->loop) - p->connected_at >= BACKOFF_RESET_AFTER)
+		if (mono_now() - p->connected_at >= BACKOFF_RESET_AFTER)
 			p->retry = 0;
 		ev.type = p->left ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
 		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : "lost", reason);
@@ -663,7 +663,7 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 {
 	struct node *n = ctx;
 	char id[PEER_ID_MAX + 1];
-	double now = ev_now(n->loop), wall = wall_now();
+	double now = mono_now(), wall = wall_now();
 
 	for (size_t i = 0; i < count; i++) {
 		const struct rdv_peer *e = &list[i];

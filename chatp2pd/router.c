@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 #define MOD "Router"
@@ -19,7 +20,7 @@ struct pending {
 	char msg_id[MSGID_LEN];
 	char to[PEER_ID_MAX + 1];
 	struct buf line;            /* the SEND as written, for retransmission */
-	double t0;                  /* ev_now when accepted */
+	double t0;                  /* mono_now() when accepted (RTT) */
 	ev_timer timer;             /* ack_timeout */
 	node_send_cb cb;
 	void *ctx;
@@ -173,7 +174,7 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 	memcpy(p->msg_id, id, MSGID_LEN);
 	snprintf(p->to, sizeof p->to, "%s", to);
 	p->line = line;
-	p->t0 = ev_now(loop);
+	p->t0 = mono_now();
 	p->cb = cb;
 	p->ctx = ctx;
 	ev_timer_init(&p->timer, on_ack_timeout, node_config(r->node)->network.ack_timeout, 0);
@@ -200,7 +201,7 @@ void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
 	}
 	pending_take(r, msg_id);
 	conn_send_done(c, msg_id);
-	double ms = (ev_now(node_loop(r->node)) - p->t0) * 1000.0;
+	double ms = (mono_now() - p->t0) * 1000.0;
 	struct node_event ev = { .type = EV_ACK, .peer_id = p->to, .msg_id = p->msg_id, .rtt_ms = ms };
 	node_emit(r->node, &ev);
 	finish(p, SEND_ACKED, ms, NULL);
