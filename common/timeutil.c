@@ -24,14 +24,14 @@ double wall_now(void)
 void iso8601_format(char out[ISO8601_LEN], time_t t, long msec, bool ms)
 {
 	struct tm tm;
+	size_t n;
 
 	gmtime_r(&t, &tm);
+	n = strftime(out, ISO8601_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (ms)
-		snprintf(out, ISO8601_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+		snprintf(out + n, ISO8601_LEN - n, ".%03ldZ", msec % 1000);
 	else
-		snprintf(out, ISO8601_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(out + n, ISO8601_LEN - n, "Z");
 }
 
 void iso8601_now(char out[ISO8601_LEN], bool ms)
