@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	if (optind >= argc) {
 		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
 			return shell_run(&o);
-		usage(stderr);
+		warnx_("no command (chatp2pctl --help lists them)");
 		return EX_USAGE;
 	}
 	const struct command *cmd = command_find(argv[optind]);

@@ -613,6 +613,27 @@ void node_conn_bye(struct node *n, struct conn *c)
 	}
 }
 
+/* The primary c of p closed: make another established connection with p
+ * the primary, if there is one (found by tests/e2e/test_interop.py). */
+static bool promote_other(struct node *n, struct peer *p, struct conn *c, const char *reason)
+{
+	for (struct conn *o = n->conns; o; o = o->next) {
+		if (o == c || o->state != CONN_ESTABLISHED || o->bye_sent || o->close_after_flush ||
+		    strcmp(o->peer_id, p->id) != 0)
+			continue;
+		ev_timer_stop(n->loop, &o->deadline); /* the grace of a demoted one */
+		o->primary = true;
+		o->peer = p;
+		p->conn = o;
+		log_info(MOD, "%s: connection %s closed (%s); keeping the other one (%s, %s)", p->id,
+			 c->addr, reason, o->addr, o->dir == CONN_OUT ? "outbound" : "inbound");
+		router_conn_up(n->router, o);
+		maybe_stopped(n);
+		return true;
+	}
+	return false;
+}
+
 void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 {
 	struct peer *p = c->peer_id[0] ? peer_find(&n->peers, c->peer_id) : NULL;
@@ -634,10 +655,19 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 	} else if (p && p->conn == c) {
 		struct node_event ev = { .peer_id = p->id, .text = reason };
 		p->conn = NULL;
+		/* Another established connection with this peer (the loser of a
+		 * simultaneous dial, demoted by us but kept by a peer that does
+		 * not know our tie-break) takes over: else both would die. */
+		if (!p->left && !n->stopping && promote_other(n, p, c, reason))
+			return;
 		p->disconnects++;
 		p->state = PEER_STALE;
+		/* A connection that dies at once (HELLO_OK, a rejection, EOF)
+		 * counts as a failed attempt, so the backoff grows. */
 		if (mono_now() - p->connected_at >= BACKOFF_RESET_AFTER)
 			p->retry = 0;
+		else
+			p->retry++;
 		ev.type = p->left ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
 		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : "lost", reason);
 		node_emit(n, &ev);

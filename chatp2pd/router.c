@@ -154,15 +154,17 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
 		return;
 	}
-	if (conn_write(peer->conn, &line, CK_SEND, id) != 0) {
+	/* Without require_ack nothing will come back: it goes like a PUB (in
+	 * order, no wait, no resend).  As CK_SEND followed by conn_send_done()
+	 * it was dropped from the queue of a non-pipeline peer unless it could
+	 * be written at once (found by tests/e2e/test_interop.py). */
+	if (conn_write(peer->conn, &line, require_ack ? CK_SEND : CK_PUB, id) != 0) {
 		buf_free(&line);
 		if (cb)
 			cb(ctx, SEND_NOT_CONNECTED, id, 0, "connection lost (output queue full)");
 		return;
 	}
 	if (!require_ack) {
-		/* Nothing will come back to stop a resend to a non-pipeline peer. */
-		conn_send_done(peer->conn, id);
 		buf_free(&line);
 		if (cb)
 			cb(ctx, SEND_SENT, id, 0, NULL);
