@@ -15,6 +15,8 @@ Behaviour switches (constructor arguments, or attributes set later):
 - ack: "full" (ACK with timestamp and ttl), "bare" ({"type","msg_id"} only),
   or None (never ACK); drop_first_copy: ignore the first copy of each SEND.
 - auto_pong: answer PINGs.
+- bye_ok: how to answer BYE: "full", "bare" ({"type":"BYE_OK"}), "new_id"
+  (a BYE_OK with a msg_id of its own) or None (never).
 - hello_ok(conn, hello): the HELLO_OK line to answer (override for odd peers).
 - read_after_handshake: False stops reading once the handshake is done.
 Every message the node sends is checked against the strict rules of
@@ -96,6 +98,7 @@ class FakeConn:
         self.established = False
         self.remote_id = None   # peer_id of the HELLO / HELLO_OK received
         self.eof = False        # the other side closed (or reset)
+        self.eof_at = None      # monotonic time of the EOF
         self.closed_by_us = False
         self.stop_reading = False
         self._wlock = threading.Lock()
@@ -170,6 +173,7 @@ class FakeConn:
                 return  # stop reading; the socket stays open
         with self.peer.cond:
             self.eof = True
+            self.eof_at = time.monotonic()
             self.peer.cond.notify_all()
 
     def types(self):
@@ -183,7 +187,7 @@ class FakePeer:
 
     def __init__(self, name, ns="CIC", features=("ack", "metrics"), first_line_only=False,
                  ack="full", drop_first_copy=False, auto_pong=True, listen=True,
-                 rcvbuf=None, read_after_handshake=True):
+                 rcvbuf=None, read_after_handshake=True, bye_ok="full"):
         self.name = name
         self.ns = ns
         self.peer_id = "%s@%s" % (name, ns)
@@ -192,6 +196,7 @@ class FakePeer:
         self.ack = ack
         self.drop_first_copy = drop_first_copy
         self.auto_pong = auto_pong
+        self.bye_ok = bye_ok
         self.read_after_handshake = read_after_handshake
         self.cond = threading.Condition()
         self.conns = []
@@ -297,6 +302,13 @@ class FakePeer:
             with self.cond:
                 self.acked.append((time.monotonic(), m.get("msg_id")))
             conn.send(ack)
+        elif t == "BYE" and self.bye_ok:
+            ok = {"type": "BYE_OK"}
+            if self.bye_ok == "full":
+                ok.update(msg_id=m.get("msg_id"), src=self.peer_id, dst=m.get("src"), ttl=1)
+            elif self.bye_ok == "new_id":
+                ok.update(msg_id=new_id(), src=self.peer_id, dst=m.get("src"), ttl=1)
+            conn.send(ok)
 
     # -- observation
     def messages(self, pred=None):

@@ -7,13 +7,12 @@ dials, reconnect bursts, peers that stop reading, peers that never ACK."""
 import os
 import socket
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from fakepeer import FakePeer, new_id, now_ts  # noqa: E402
+from fakepeer import FakePeer, new_id  # noqa: E402
 from nodes import CtlError, Node  # noqa: E402
 
 # The fakes' reader threads must get the GIL quickly: a fake that is late
@@ -348,7 +347,7 @@ class WildPeers(unittest.TestCase):
         long_conn = f.established_conn()
         w = a.events(["message"])
         hello = harness.encode_request(f.hello())
-        short, ids = [], []
+        ids = []
         for i in range(6):
             mid = new_id()
             ids.append(mid)
@@ -366,7 +365,6 @@ class WildPeers(unittest.TestCase):
                 f.wait_msg(lambda cc, m, c=c, mid=mid: cc is c and m.get("type") == "ACK"
                            and m.get("msg_id") == mid, 5, "the ACK on its own connection")
                 c.close()
-            short.append(c)
         w.wait_event(lambda e: e["type"] == "message" and e["msg_id"] == ids[-1], 10)
         w.close()
         evs = history(a, ["message", "peer"])
@@ -463,11 +461,31 @@ class Troublemakers(unittest.TestCase):
             statuses += 1
             time.sleep(0.1)
         n = len([t for t in grumpy.accepts if t <= t0 + 4.0])
+        harness.log("refusing peer: %d dials in 4 s" % n)
         self.assertGreaterEqual(n, 2, "never retried")
         self.assertLessEqual(n, 6, "redialled a refusing peer %d times in 4 s" % n)
         r = a.call("send", {"to": fine.peer_id, "text": "still fine"})
         self.assertEqual(r["status"], "acked")
         a.stop(self)
+
+    def test_odd_bye_ok_closes_at_once(self):
+        # A bare BYE_OK, or one with a msg_id of its own, ends the session:
+        # no waiting for limits.bye_timeout (3 s here).
+        bare = self.fake("bare", bye_ok="bare")
+        newid = self.fake("newid", bye_ok="new_id")
+        for f in (bare, newid):
+            f.register(self.rdv)
+        a = self.node("alice", self.rdv, sets=["limits.bye_timeout=3"])
+        a.wait_active(bare.peer_id, newid.peer_id)
+        conns = [bare.established_conn(), newid.established_conn()]
+        a.stop(self)
+        for f, c in zip((bare, newid), conns):
+            _, t, bye = f.wait_msg(lambda cc, m: cc is c and m.get("type") == "BYE", 5, "BYE")
+            self.assertEqual(bye["src"], "alice@CIC")
+            self.assertEqual(bye["dst"], f.peer_id)
+            f.wait(lambda: c.eof, 5, "EOF after BYE_OK")
+            self.assertLess(c.eof_at - t, 1.5, "%s: the node waited for another BYE_OK" % f.peer_id)
+            self.assertEqual(f.problems, [])
 
     # 7
     def simultaneous(self, keep_both):
@@ -477,8 +495,9 @@ class Troublemakers(unittest.TestCase):
 
         def answer(conn, hello):
             if state["accepted"] is None:
-                # the node dialled us: we dial it at the very same moment,
-                # and our HELLO goes out before our HELLO_OK
+                # the node dialled us and we dial it back at once: it has
+                # our HELLO (and answered it) before our HELLO_OK, so it
+                # holds two established connections with us
                 state["accepted"] = conn
                 harness.wait_for(lambda: a_box[0].port, 5, what="the node's port")
                 state["dialled"] = twin.dial(a_box[0].port)
@@ -573,6 +592,7 @@ class Troublemakers(unittest.TestCase):
             pause = t0 + (i + 1) / 40.0 - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+        harness.log("burst: %d accepted, %d refused" % (accepted, refused))
         self.assertGreater(accepted, 0)
         self.assertGreater(refused, 0, "40 connections in a second and none refused")
         st = a.call("status")
