@@ -265,6 +265,7 @@ struct daemon {
 	struct config *cfg;       /* rendezvous-server role: the running configuration */
 	struct node *node;        /* node role, while running */
 	struct notify *nt;
+	bool stopping;
 	int stop_signals;
 };
 
@@ -277,6 +278,7 @@ static void on_node_stopped(void *ctx)
 
 static void begin_stop(struct daemon *d)
 {
+	d->stopping = true;
 	notify_stopping(d->nt);
 	if (d->node)
 		node_shutdown(d->node, on_node_stopped, d);
@@ -314,6 +316,11 @@ static int reload(struct daemon *d, char *err, size_t errlen, char *note, size_t
 	char why[300];
 
 	note[0] = '\0';
+	if (d->stopping) {
+		snprintf(err, errlen, "stopping: not reloading");
+		log_info(MOD, "reload: %s", err);
+		return -1;
+	}
 	notify_reloading(d->nt);
 	if (load_config(d->o, &next, err, errlen) != 0) {
 		log_error(MOD, "reload: %s (keeping the running configuration)", err);

@@ -1,11 +1,16 @@
 #include "notify.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
@@ -21,12 +26,21 @@
 #define STATUS_REFRESH 2.0
 #define STATUS_MAX 512
 
+/* Datagrams held while the manager's queue is full, in order. */
+#define PENDING_MAX 16
+
 struct notify {
 	struct ev_loop *loop;
 	bool on;               /* NOTIFY_SOCKET is set */
 	bool stopping;
 	bool send_failed;      /* logged once */
 	double wd_interval;    /* WATCHDOG_USEC in seconds, 0 if none */
+	struct sockaddr_un addr;
+	socklen_t addrlen;
+	int fd;                /* connected to the manager, or -1 */
+	ev_io wio;             /* armed while datagrams are pending */
+	char *pending[PENDING_MAX];
+	size_t npending;
 	ev_timer watchdog;
 	ev_timer refresh;
 	notify_status_fn status;
@@ -35,24 +49,128 @@ struct notify {
 	char error[256];
 };
 
-/* One datagram to the manager.  sd_notify() is a single sendmsg() on a
- * datagram socket the manager drains at once; it keeps NOTIFY_SOCKET in the
- * environment (unset_environment 0) because we notify for the whole run. */
+/* NOTIFY_SOCKET is a path or, with a leading '@', an abstract name. */
+static bool parse_address(struct notify *nt, const char *s)
+{
+	size_t len = strlen(s);
+
+	if ((s[0] != '/' && s[0] != '@') || len < 2 || len >= sizeof nt->addr.sun_path)
+		return false;
+	memset(&nt->addr, 0, sizeof nt->addr);
+	nt->addr.sun_family = AF_UNIX;
+	memcpy(nt->addr.sun_path, s, len);
+	if (s[0] == '@')
+		nt->addr.sun_path[0] = '\0';
+	nt->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (s[0] == '/'));
+	return true;
+}
+
+static void fail_once(struct notify *nt, const char *what, int err)
+{
+	if (!nt->send_failed)
+		log_warn(MOD, "cannot notify the service manager: %s: %s", what, strerror(err));
+	nt->send_failed = true;
+}
+
+/* Connected, so that poll() reports when the manager's queue has room.
+ * The kernel attaches our credentials, which the manager checks against
+ * the main PID (NotifyAccess=main). */
+static int open_socket(struct notify *nt)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0) {
+		fail_once(nt, "socket", errno);
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&nt->addr, nt->addrlen) != 0) {
+		fail_once(nt, "connect", errno);
+		close(fd);
+		return -1;
+	}
+	nt->fd = fd;
+	return 0;
+}
+
+/* 1 sent, 0 would block, -1 failed (dropped). */
+static int try_send(struct notify *nt, const char *msg)
+{
+	int err = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (nt->fd < 0 && open_socket(nt) != 0)
+			return -1;
+		if (send(nt->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+			return 1;
+		err = errno;
+		if (err == EAGAIN || err == EWOULDBLOCK)
+			return 0;
+		if (err == EINTR)
+			continue;
+		/* The manager re-created its socket (or went away): once more
+		 * on a fresh one. */
+		ev_io_stop(nt->loop, &nt->wio);
+		close(nt->fd);
+		nt->fd = -1;
+	}
+	fail_once(nt, "send", err);
+	return -1;
+}
+
+/* Wait for room in the manager's queue (the watcher follows fd, which a
+ * failed send may have replaced). */
+static void arm(struct notify *nt)
+{
+	if (nt->npending == 0 || nt->fd < 0) {
+		ev_io_stop(nt->loop, &nt->wio);
+		return;
+	}
+	if (ev_is_active(&nt->wio) && nt->wio.fd == nt->fd)
+		return;
+	ev_io_stop(nt->loop, &nt->wio);
+	ev_io_set(&nt->wio, nt->fd, EV_WRITE);
+	ev_io_start(nt->loop, &nt->wio);
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct notify *nt = w->data;
+	size_t done = 0;
+
+	/* Sent or dropped (-1) both leave the queue; 0 means still full. */
+	while (done < nt->npending && try_send(nt, nt->pending[done]) != 0)
+		free(nt->pending[done++]);
+	memmove(nt->pending, nt->pending + done, (nt->npending - done) * sizeof *nt->pending);
+	nt->npending -= done;
+	arm(nt);
+}
+
+/* One datagram to the manager, never blocking the loop: libsystemd's
+ * sd_notify() would wait in sendmsg() whenever the manager's receive queue
+ * is full (10 datagrams by default), stalling everything else.  What does
+ * not fit now is sent, in order, as soon as the socket is writable. */
 static void send_state(struct notify *nt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void send_state(struct notify *nt, const char *fmt, ...)
 {
 	char msg[STATUS_MAX + 128];
+	bool watchdog;
 	va_list ap;
-	int r;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	r = sd_notify(0, msg);
-	if (r < 0 && !nt->send_failed) {
-		nt->send_failed = true;
-		log_warn(MOD, "cannot notify the service manager: %s", strerror(-r));
+	watchdog = strcmp(msg, "WATCHDOG=1") == 0;
+	if (nt->npending == 0 && try_send(nt, msg) != 0)
+		return;
+	/* A keep-alive for a manager that is not reading is pointless. */
+	if (watchdog)
+		return;
+	if (nt->npending == PENDING_MAX) {
+		log_warn(MOD, "service manager not reading: dropping \"%.40s\"", msg);
+		return;
 	}
+	nt->pending[nt->npending++] = xstrdup(msg);
+	arm(nt);
 }
 
 /* The manager takes one line per assignment: control characters (some of
@@ -106,7 +224,14 @@ struct notify *notify_new(struct ev_loop *loop, notify_status_fn status, void *c
 	nt->loop = loop;
 	nt->status = status;
 	nt->ctx = ctx;
+	nt->fd = -1;
+	ev_init(&nt->wio, on_writable);
+	nt->wio.data = nt;
 	nt->on = sock != NULL && *sock != '\0';
+	if (nt->on && !parse_address(nt, sock)) {
+		log_warn(MOD, "NOTIFY_SOCKET=%s: not a UNIX socket address; not notifying", sock);
+		nt->on = false;
+	}
 	ev_timer_init(&nt->refresh, on_refresh, STATUS_REFRESH, STATUS_REFRESH);
 	nt->refresh.data = nt;
 	ev_timer_init(&nt->watchdog, on_watchdog, 0, 0);
@@ -132,6 +257,11 @@ void notify_free(struct notify *nt)
 		return;
 	ev_timer_stop(nt->loop, &nt->watchdog);
 	ev_timer_stop(nt->loop, &nt->refresh);
+	ev_io_stop(nt->loop, &nt->wio);
+	for (size_t i = 0; i < nt->npending; i++)
+		free(nt->pending[i]);
+	if (nt->fd >= 0)
+		close(nt->fd);
 	free(nt);
 }
 

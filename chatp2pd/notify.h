@@ -2,8 +2,9 @@
  * sockets are up, a one-line STATUS= kept current, RELOADING=1 … READY=1
  * around a reload, STOPPING=1 at the start of a graceful stop, and
  * WATCHDOG=1 from the loop at half of WATCHDOG_USEC, so a stuck loop is
- * what the manager detects.  Without NOTIFY_SOCKET every call is a no-op:
- * no timers, no sockets. */
+ * what the manager detects.  Sending never blocks the loop: a manager that
+ * stops reading gets the state changes, in order, when it reads again.
+ * Without NOTIFY_SOCKET every call is a no-op: no timers, no sockets. */
 #ifndef CHATP2PD_NOTIFY_H
 #define CHATP2PD_NOTIFY_H
 #include <ev.h>

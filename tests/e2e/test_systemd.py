@@ -344,6 +344,49 @@ class Notify(unittest.TestCase):
         self.assertFalse([m for _, m in self.mgr.snapshot() if "WATCHDOG" in m])
         carol.check_clean_exit(self)
 
+    def test_a_manager_that_stops_reading_does_not_stall_the_loop(self):
+        # Nobody reads this socket until the end: its queue (10 datagrams)
+        # fills with 10 ms watchdog pings within a fraction of a second.
+        path = os.path.join(tempfile.mkdtemp(dir=harness.tmpdir()), "slow")
+        mute = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        mute.bind(path)
+        sock = os.path.join(harness.tmpdir(), "notify-frank.sock")
+        frank = start_with_own_pid(node_argv("frank", self.rdv.port, sock),
+                                   {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000"}, "frank")
+        time.sleep(0.5)
+        c = Ctl(sock, timeout=3)
+        self.assertIn(c.call("log.get", timeout=3)["level"], ("DEBUG", "INFO"))
+        frank.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: "reloaded" in frank.stderr_text(), 5, what="the reload")
+        self.assertIn("level", c.call("log.get", timeout=3))
+        c.close()
+        # Now read: READY, then RELOADING=1 and READY=1 again, in that order.
+        mute.settimeout(0.5)
+        got, states = [], []
+        deadline = time.monotonic() + 5
+        while len(states) < 3 and time.monotonic() < deadline:
+            try:
+                got.append(mute.recv(4096).decode())
+            except socket.timeout:
+                continue
+            if not got[-1].startswith("WATCHDOG"):
+                states.append(got[-1].split("\n")[0])
+        mute.close()
+        self.assertEqual(states[:3], ["READY=1", "RELOADING=1", "READY=1"], got)
+        frank.check_clean_exit(self)
+
+    def test_abstract_notify_socket(self):
+        name = "chatp2p-test-%d" % os.getpid()
+        mgr = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        mgr.bind("\0" + name)
+        mgr.settimeout(10)
+        sock = os.path.join(harness.tmpdir(), "notify-gina.sock")
+        gina = harness.start_daemon(node_argv("gina", self.rdv.port, sock),
+                                    env={"NOTIFY_SOCKET": "@" + name}, name="gina")
+        self.assertTrue(mgr.recv(4096).startswith(b"READY=1\n"))
+        mgr.close()
+        gina.check_clean_exit(self)
+
     def test_rendezvous_server_role_notifies_too(self):
         p = harness.start_daemon(["--rendezvous-server", "--listen", "127.0.0.1", "--port", "0"],
                                  env=self.mgr.env(WATCHDOG_USEC="400000"), name="rdv-notify")
