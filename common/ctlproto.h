@@ -26,5 +26,9 @@ enum ctl_error_code {
  * /run/chatp2p/chatp2pd.sock for root, else $XDG_RUNTIME_DIR/chatp2p/
  * chatp2pd.sock, else /tmp/chatp2p-UID/chatp2pd.sock.  -1 if too long. */
 int ctl_default_socket(char *out, size_t len);
+/* Where a controller looks: ctl_default_socket(), unless nothing is there
+ * and the system service's socket exists (a chatp2p group member running
+ * chatp2pctl as themselves).  -1 if too long. */
+int ctl_client_socket(char *out, size_t len);
 
 #endif
