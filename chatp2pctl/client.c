@@ -239,7 +239,8 @@ static int on_line(void *ctx, enum framer_event ev, const char *line, size_t len
 		dispatch_reply(c, msg, id);
 	} else {
 		json_free(msg);
-		return fail(c, EX_PROTO, "protocol error: the daemon sent neither an answer nor a notification");
+		return fail(c, EX_PROTO,
+			    "protocol error: the daemon sent neither an answer nor a notification");
 	}
 	return c->status != EX_OK;
 }
@@ -287,25 +288,46 @@ int ctl_handle(struct ctl_client *c, short revents)
 int ctl_run(struct ctl_client *c, const bool *done, double timeout_s, volatile sig_atomic_t *stop)
 {
 	double deadline = timeout_s > 0 ? ctl_now() + timeout_s : 0;
+	sigset_t block, orig;
+	int rc = -1;
 
-	while (c->status == EX_OK && !(done && *done)) {
+	if (stop) {
+		/* Blocked except inside ppoll: a signal cannot slip in between
+		 * the check of *stop and the wait. */
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGHUP);
+		sigprocmask(SIG_BLOCK, &block, &orig);
+	}
+	while (rc < 0 && c->status == EX_OK && !(done && *done)) {
 		struct pollfd pfd = { c->fd, ctl_poll_events(c), 0 };
-		int ms = -1;
+		struct timespec ts, *tsp = NULL;
 
-		if (stop && *stop)
-			return EX_OK;
+		if (stop && *stop) {
+			rc = EX_OK;
+			break;
+		}
 		if (deadline > 0) {
 			double left = deadline - ctl_now();
-			if (left <= 0)
-				return EX_TIMEOUT;
-			ms = (int)ceil(left * 1000);
+			if (left <= 0) {
+				rc = EX_TIMEOUT;
+				break;
+			}
+			ts.tv_sec = (time_t)left;
+			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+			tsp = &ts;
 		}
-		int n = poll(&pfd, 1, ms);
+		int n = ppoll(&pfd, 1, tsp, stop ? &orig : NULL);
 		if (n < 0 && errno != EINTR)
-			return fail(c, EX_UNREACHABLE, "poll: %s", strerror(errno));
-		if (n > 0)
+			rc = fail(c, EX_UNREACHABLE, "poll: %s", strerror(errno));
+		else if (n > 0)
 			ctl_handle(c, pfd.revents);
 	}
+	if (stop)
+		sigprocmask(SIG_SETMASK, &orig, NULL);
+	if (rc >= 0)
+		return rc;
 	return done && *done ? EX_OK : c->status;
 }
 

@@ -295,9 +295,11 @@ static int c_status(const struct opts *o, int argc, char **argv)
 static int c_version(const struct opts *o, int argc, char **argv)
 {
 	jval reply;
-	int rc;
+	int rc = no_args(argc, argv);
 
-	if ((rc = no_args(argc, argv)) != EX_OK || (rc = one_call(o, "version", "version", NULL, &reply)))
+	if (rc == EX_OK)
+		rc = one_call(o, "version", "version", NULL, &reply);
+	if (rc != EX_OK)
 		return rc;
 	jval r = ctl_result(reply);
 	long long proto = 0;
@@ -311,15 +313,18 @@ static int c_version(const struct opts *o, int argc, char **argv)
 		printf("chatp2pctl %s (control protocol %d)\n", CHATP2P_VERSION, CTL_PROTO_VERSION);
 	}
 	if (proto < CTL_PROTO_VERSION)
-		warnx_("the daemon speaks control protocol %lld, older than ours (%d): some commands may be unknown to it",
-		       proto, CTL_PROTO_VERSION);
+		warnx_("the daemon speaks control protocol %lld, older than ours (%d): "
+		       "some commands may be unknown to it", proto, CTL_PROTO_VERSION);
 	json_free(reply);
 	return EX_OK;
 }
 
 static int c_peers(const struct opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = { { "discover", no_argument, NULL, 'd' }, { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {
+		{ "discover", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
 	bool discover = false;
 	int ch;
 
@@ -362,7 +367,10 @@ static int c_rtt(const struct opts *o, int argc, char **argv)
 
 static int c_send(const struct opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = { { "no-ack", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {
+		{ "no-ack", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
 	bool ack = true;
 	int ch, rc;
 
@@ -504,6 +512,28 @@ static int c_unregister(const struct opts *o, int argc, char **argv)
 	return rc != EX_OK ? rc : simple(o, "unregister", NULL, out_unregister);
 }
 
+static void out_reload(FILE *f, jval r)
+{
+	jval refused = json_get(r, "refused");
+
+	fputs("configuration reloaded\n", f);
+	if (json_arr_len(refused) > 0) {
+		fputs("unchanged until a restart:", f);
+		for (size_t i = 0; i < json_arr_len(refused); i++) {
+			const char *key = json_str(json_arr_at(refused, i));
+			fprintf(f, "%s %s", i ? "," : "", key ? key : "?");
+		}
+		fputc('\n', f);
+	}
+}
+
+static int c_reload(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "reload", NULL, out_reload);
+}
+
 /* ---- watch ---------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;
@@ -530,8 +560,10 @@ static void on_watch_note(void *ctx, jval note)
 	else
 		out_event(stdout, note);
 	/* Each event is a line someone is waiting for (| jq, | grep). */
-	if (fflush(stdout) != 0)
-		w->out_failed = true;
+	if (fflush(stdout) != 0) {
+		w->out_failed = true; /* the reader is gone: so is our purpose */
+		stop_flag = 1;
+	}
 }
 
 static int c_watch(const struct opts *o, int argc, char **argv)
@@ -569,8 +601,8 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 		for (int i = optind; i < argc; i++) {
 			if (!event_class_ok(argv[i])) {
 				jg_free(g);
-				return usage_error(argv[0], "unknown event class '%s' (message, ack, peer, registration, log, all)",
-						   argv[i]);
+				return usage_error(argv[0], "unknown event class '%s' (message, ack, "
+						   "peer, registration, log, all)", argv[i]);
 			}
 			jg_str(g, argv[i]);
 		}
@@ -610,6 +642,7 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	/* Events already queued behind the answer are dispatched first. */
 	rc = ctl_run(&c, NULL, 0, &stop_flag);
 	if (w.out_failed || stop_flag) {
@@ -627,7 +660,10 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 
 static int c_shutdown(const struct opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = { { "wait", no_argument, NULL, 'w' }, { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {
+		{ "wait", no_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
 	bool wait = false;
 	struct ctl_client c;
 	jval reply;
@@ -703,7 +739,10 @@ static void sleep_s(double s)
  * for scripts and service ordering.  Polls; the daemon may not exist yet. */
 static int c_wait_ready(const struct opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = { { "timeout", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
 	double timeout = o->timeout, deadline;
 	char last[600] = "the daemon did not answer";
 	int ch;
@@ -745,10 +784,11 @@ static int c_wait_ready(const struct opts *o, int argc, char **argv)
 			jval r = ctl_result(reply);
 			const char *state = json_get_str(json_get(r, "rendezvous"), "state");
 			if (state && strcmp(state, "registered") == 0) {
+				const char *id = json_get_str(r, "peer_id");
 				if (o->json)
 					print_json(stdout, r, false);
 				else
-					printf("ready: %s registered\n", json_get_str(r, "peer_id") ? json_get_str(r, "peer_id") : "?");
+					printf("ready: %s registered\n", id ? id : "?");
 				json_free(reply);
 				ctl_close(&c);
 				return EX_OK;
@@ -789,9 +829,11 @@ static int c_help(const struct opts *o, int argc, char **argv)
 
 const struct command commands[] = {
 	{ "status", "", "identity, version, uptime, registration, counts", c_status },
-	{ "peers", "[--discover] ['*'|#ns]", "the peer table (--discover: ask the rendezvous server first)", c_peers },
+	{ "peers", "[--discover] ['*'|#ns]",
+	  "the peer table (--discover: ask the rendezvous server first)", c_peers },
 	{ "conn", "", "connections: direction, address, since, RTT, traffic", c_conn },
-	{ "send", "[--no-ack] PEER [TEXT...|-]", "send TEXT (or standard input) to PEER, wait for its ACK", c_send },
+	{ "send", "[--no-ack] PEER [TEXT...|-]",
+	  "send TEXT (or standard input) to PEER, wait for its ACK", c_send },
 	{ "pub", "'*'|#ns [TEXT...|-]", "publish to every connected peer or a namespace", c_pub },
 	{ "rtt", "", "round-trip times per peer: last, avg, min, max", c_rtt },
 	{ "reconnect", "[PEER]", "dial now: PEER, or every peer not connected", c_reconnect },
@@ -801,6 +843,7 @@ const struct command commands[] = {
 	{ "unregister", "", "unregister from the rendezvous server", c_unregister },
 	{ "watch", "[--since SEQ] [--log-level LEVEL] [CLASS...]",
 	  "stream events until interrupted; CLASS: message ack peer registration log all", c_watch },
+	{ "reload", "", "re-read the configuration file (as SIGHUP does)", c_reload },
 	{ "shutdown", "[--wait]", "stop the node gracefully (--wait: until it has stopped)", c_shutdown },
 	{ "shell", "", "interactive chat shell", c_shell },
 	{ "call", "METHOD [JSON-PARAMS]", "call any control method, print its result", c_call },

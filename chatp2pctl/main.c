@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 			return EX_USAGE;
 		}
 		snprintf(o.socket, sizeof o.socket, "%s", sock);
-	} else if (ctl_default_socket(o.socket, sizeof o.socket) != 0) {
+	} else if (ctl_client_socket(o.socket, sizeof o.socket) != 0) {
 		warnx_("the default socket path is too long; use --socket");
 		return EX_USAGE;
 	}

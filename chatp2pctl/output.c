@@ -32,17 +32,30 @@ struct table *table_new(size_t ncols, const char *const *headers)
 	return t;
 }
 
-/* Copy with control characters made visible: a table cell is one line. */
+/* s with control characters made visible (^X; C1 as \xNN, CSI among
+ * them steers terminals too).  Newlines and tabs are kept when lines. */
+static void visible(struct buf *b, const char *s, bool lines)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (lines && (*p == '\n' || *p == '\t')) {
+			buf_append(b, p, 1);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			buf_printf(b, "^%c", *p == 0x7f ? '?' : *p + '@');
+		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			buf_printf(b, "\\x%02x", p[1]);
+			p++;
+		} else {
+			buf_append(b, p, 1);
+		}
+	}
+}
+
+/* A table cell is one line. */
 static char *cell_dup(const char *s)
 {
 	struct buf b = BUF_INIT;
 
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			buf_printf(&b, "^%c", *p == 0x7f ? '?' : *p + '@');
-		else
-			buf_append(&b, p, 1);
-	}
+	visible(&b, s, false);
 	buf_cstr(&b);
 	return b.data;
 }
@@ -142,17 +155,12 @@ void print_json(FILE *f, jval v, bool pretty)
 
 void print_text(FILE *f, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '\n' || *p == '\t')
-			fputc(*p, f);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "^%c", *p == 0x7f ? '?' : *p + '@');
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			/* C1 controls (CSI among them) steer terminals too. */
-			fprintf(f, "\\x%02x", p[1]), p++;
-		else
-			fputc(*p, f);
-	}
+	struct buf b = BUF_INIT;
+
+	visible(&b, s, true);
+	if (b.len > 0)
+		fwrite(b.data, 1, b.len, f);
+	buf_free(&b);
 }
 
 const char *fmt_num(jval obj, const char *key, int decimals, char *buf, size_t len)
@@ -273,7 +281,7 @@ void out_peers(FILE *f, jval r)
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval p = json_arr_at(list, i);
 		char addr[128] = "-", rtt[32], seen[32], con[24], dis[24], ok[24];
-		const char *ip = json_get_str(p, "ip");
+		const char *ip = json_get_str(p, "ip"), *dir = json_get_str(p, "direction");
 
 		if (ip)
 			snprintf(addr, sizeof addr, strchr(ip, ':') ? "[%s]:%lld" : "%s:%lld", ip,
@@ -287,7 +295,7 @@ void out_peers(FILE *f, jval r)
 			snprintf(ok, sizeof ok, "-");
 		const char *row[] = {
 			jstr_or(p, "peer_id", "?"), jstr_or(p, "state", "?"), addr,
-			json_get_str(p, "direction") ? (strcmp(json_get_str(p, "direction"), "outbound") == 0 ? "out" : "in") : "-",
+			dir ? (strcmp(dir, "outbound") == 0 ? "out" : "in") : "-",
 			fmt_num(json_get(p, "rtt_ms"), "avg", 2, rtt, sizeof rtt),
 			fmt_age(json_get_str(p, "last_seen"), seen, sizeof seen), con, dis, ok,
 		};
@@ -450,7 +458,7 @@ void out_event(FILE *f, jval note)
 	} else if (strcmp(type, "peer_disconnected") == 0) {
 		peer_line(f, p, "disconnected");
 	} else if (strcmp(type, "peer_stale") == 0) {
-		peer_line(f, p, "lost (stale)");
+		peer_line(f, p, "lost");
 	} else if (strcmp(type, "peer_discovered") == 0) {
 		peer_line(f, p, "discovered");
 	} else if (strcmp(type, "registration") == 0) {

@@ -199,7 +199,6 @@ static void client_close(struct ctl_client *cl, const char *why)
 	close(cl->fd);
 	cl->fd = -1;
 	/* Answers still to come are dropped; their handlers free the requests. */
-	node_cancel_callbacks(c->node, cl);
 	for (struct ctl_req *r = cl->reqs; r; r = r->next)
 		r->client = NULL;
 	cl->reqs = NULL;
@@ -300,7 +299,8 @@ static void client_event(struct ctl_client *cl, const char *data, size_t len)
 		return;
 	}
 	buf_append(&cl->out, data, len);
-	ev_io_start(cl->ctl->loop, &cl->wio);
+	/* Write now: a reader that keeps up never lags behind a burst. */
+	client_flush(cl);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -734,8 +734,10 @@ int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_
 		return 0;
 	/* Replay what history still holds after `since`; say what it lost. */
 	uint64_t oldest = c->hist_len ? c->hist[c->hist_start].seq : c->seq + 1;
-	if (since + 1 < oldest)
+	if (since + 1 < oldest) {
 		cl->missed += oldest - since - 1;
+		ev_io_start(c->loop, &cl->wio); /* the "lagged" notice goes from on_write */
+	}
 	for (size_t i = 0; i < c->hist_len; i++) {
 		struct hist_entry *e = &c->hist[(c->hist_start + i) % c->hist_cap];
 		if (e->seq > since && (classes & e->cls) && wants(cl, e))

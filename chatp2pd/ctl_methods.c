@@ -11,6 +11,7 @@
 #include "log.h"
 #include "timeutil.h"
 #include "version.h"
+#include "xmalloc.h"
 
 /* ---- params ----------------------------------------------------------------- */
 
@@ -242,7 +243,7 @@ static void m_peers(struct ctl_req *req, jval params)
 		answer_peers(req, t, ns);
 		return;
 	}
-	struct peers_req *pr = calloc(1, sizeof *pr);
+	struct peers_req *pr = xcalloc(1, sizeof *pr);
 	pr->req = req;
 	pr->target = t;
 	snprintf(pr->ns, sizeof pr->ns, "%s", ns ? ns : "");

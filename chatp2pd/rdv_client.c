@@ -934,8 +934,9 @@ void rdv_client_discover(struct rdv_client *c, rdv_done_fn done, void *ctx)
 		       c->st.blocked_until - now + 0.5);
 		goto out;
 	}
-	/* One already due or in flight answers this one too. */
-	if (!c->txn[K_DISCOVER].active && !c->want[K_DISCOVER]) {
+	/* One in flight answers this one too; one merely due may itself be
+	 * waiting for the budget, and then so would this: refuse at once. */
+	if (!c->txn[K_DISCOVER].active) {
 		if ((wait = budget_wait(c, c->tun.reserve, now)) > 0) {
 			refuse(c, done, ctx, "DISCOVER: rate budget exhausted, retry in %.0f s",
 			       wait + 0.5);
@@ -960,7 +961,8 @@ void rdv_client_register(struct rdv_client *c, rdv_done_fn done, void *ctx)
 	enter(c);
 	if (!c->running) {
 		start_running(c);
-	} else if (!c->txn[K_REGISTER].active && !c->want[K_REGISTER] && !blocked(c, now)) {
+	} else if (!c->txn[K_REGISTER].active && !blocked(c, now)) {
+		/* As for DISCOVER: never join a retry that waits on the budget. */
 		if ((wait = budget_wait(c, c->tun.reserve, now)) > 0) {
 			refuse(c, done, ctx, "REGISTER: rate budget exhausted, retry in %.0f s",
 			       wait + 0.5);

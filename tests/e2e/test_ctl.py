@@ -531,7 +531,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             fp = FakePeer(self.bob, "visitor")
             w.wait_stdout(r"^\* peer visitor@CIC connected$")
             fp.close()
-            w.wait_stdout(r"^\* peer visitor@CIC (disconnected|lost \(stale\))")
+            w.wait_stdout(r"^\* peer visitor@CIC (disconnected|lost)( \(.*\))?$")
             # A peer's control characters cannot reach the terminal.
             self.ok(self.a, "send", "bob@CIC", "bell\x07 esc\x1b[2J")
             w.wait_stdout(r"^\[alice@CIC\] bell\^G esc\^\[\[2J$")
@@ -557,6 +557,64 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             self.assertEqual(seqs, sorted(set(seqs)))
         finally:
             w.stop()
+
+    def test_watch_formats(self):
+        # Every kind of notification, from a fake daemon that then goes away.
+        notes = [
+            {"method": "lagged", "params": {"missed": 5, "seq": 10}},
+            {"method": "event", "params": {"seq": 11, "type": "ack", "at": "x",
+                                           "peer_id": "bob@CIC", "msg_id": "m1", "rtt_ms": 0.5}},
+            {"method": "event", "params": {"seq": 12, "type": "ack_timeout", "at": "x",
+                                           "peer_id": "bob@CIC", "msg_id": "m2"}},
+            {"method": "event", "params": {"seq": 13, "type": "registration", "at": "x",
+                                           "state": "blocked", "error": "rate limited", "ttl": 0}},
+            {"method": "event", "params": {"seq": 14, "type": "log", "at": "x", "level": "WARNING",
+                                           "module": "Router", "text": "something"}},
+            {"method": "event", "params": {"seq": 15, "type": "message", "at": "x",
+                                           "from": "eve@CIC", "to": "bob@CIC", "text": "hi",
+                                           "msg_id": "m3", "src_mismatch": True}},
+            {"method": "event", "params": {"seq": 16, "type": "peer_connected", "at": "x",
+                                           "peer_id": "bob@CIC", "reconnected": True}},
+            {"method": "event", "params": {"seq": 17, "type": "from_the_future", "at": "x"}},
+        ]
+
+        def daemon(conn):
+            req = json.loads(read_request(conn))
+            self.assertEqual(req["method"], "subscribe")
+            conn.sendall((json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                                      "result": {"events": [], "seq": 10}}) + "\n").encode())
+            for n in notes:
+                n["jsonrpc"] = "2.0"
+                conn.sendall((json.dumps(n) + "\n").encode())
+            conn.close()
+
+        srv = FakeServer(daemon, "events")
+        try:
+            cp = ctl(srv.path, "watch")
+            self.assertEqual(cp.returncode, EXIT_UNREACHABLE, describe(cp))  # the daemon left
+            self.assertEqual(cp.out.splitlines(), [
+                "* lagged: 5 events missed (now at seq 10)",
+                "* ack from bob@CIC (0.50 ms) for m1",
+                "* no ack from bob@CIC for m2",
+                "* registration blocked: rate limited",
+                "* WARNING [Router] something",
+                "[eve@CIC] hi  (sender's src differs from its handshake)",
+                "* peer bob@CIC reconnected",
+                '* {"seq":17,"type":"from_the_future","at":"x"}',
+            ])
+            cp = ctl(srv.path, "--json", "watch")
+            lines = [json.loads(l) for l in cp.out.splitlines()]
+            self.assertEqual(lines[0], {"type": "lagged", "missed": 5, "seq": 10})
+            self.assertEqual(lines[1:], [n["params"] for n in notes[1:]])
+        finally:
+            srv.close()
+
+    def test_reload(self):
+        cp = self.ok(self.a, "reload")
+        self.assertEqual(cp.out.splitlines()[0], "configuration reloaded")
+        r = self.json_ok(self.a, "reload")
+        self.assertEqual(r["reloaded"], True)
+        self.assertIsInstance(r["refused"], list)
 
     # -- unreachable, refused, no answer, protocol errors -------------------------------------
 
