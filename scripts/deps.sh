@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
-libcmocka-dev libedit-dev python3 iproute2"
+libcmocka-dev libedit-dev python3 systemd"
 
 missing=""
 for p in $PACKAGES; do
