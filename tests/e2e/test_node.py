@@ -282,6 +282,35 @@ class HostileInput(unittest.TestCase):
         self.still_fine()
 
 
+class IdleConnection(unittest.TestCase):
+    def test_idle_connection_closed_after_connection_timeout(self):
+        rdv = rdv_server()
+        # PINGs unanswered never add up to a failure here: only idleness can close it.
+        a = Node("alice", rdv, sets=["network.connection_timeout=2",
+                                     "keepalive.max_ping_failures=1000"])
+        s = harness.connect(a.port)
+        s.sendall(b'{"type":"HELLO","peer_id":"quiet@CIC","version":"1.0","features":[],"ttl":1}\n')
+        s.settimeout(10)
+        t0 = time.monotonic()
+        data = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        except ConnectionResetError:
+            pass
+        s.close()
+        took = time.monotonic() - t0
+        self.assertIn(b"HELLO_OK", data)
+        self.assertIn(b"PING", data)          # it did try to keep it alive
+        self.assertGreater(took, 1.5)
+        self.assertLess(took, 6)
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 class RendezvousTrouble(unittest.TestCase):
     """A rendezvous that is down, hangs or rate-limits only delays things."""
 
