@@ -128,7 +128,7 @@ static void m_status(struct ctl_req *req, jval params)
 	jg_double(g, wall_now() - node_started(n), 1);
 	jg_str(g, "listen");
 	jg_map(g);
-	JG_KSTR(g, "address", cfg->node.listen);
+	JG_KSTR(g, "address", node_listen_addr(n));
 	JG_KINT(g, "port", node_listen_port(n));
 	jg_end_map(g);
 	jg_str(g, "rendezvous");

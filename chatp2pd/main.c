@@ -401,7 +401,7 @@ static int run_node(struct daemon *d, const struct config *cfg)
 	d->node = n;
 	d->nt = notify_new(d->loop, notify_node_status, n);
 	/* The line tests and scripts wait for to learn the port. */
-	printf("listening on %s:%d as %s, control %s\n", cfg->node.listen, node_listen_port(n),
+	printf("listening on %s:%d as %s, control %s\n", node_listen_addr(n), node_listen_port(n),
 	       node_id(n), path[0] ? path : "(passed)");
 	fflush(stdout);
 	node_start(n);

@@ -38,6 +38,7 @@ struct node {
 	char id[PEER_ID_MAX + 1];
 	int listen_fd;
 	int port;
+	char listen_addr[CFG_STR_MAX]; /* as bound: a passed socket's own */
 	double started;
 	ev_io accept_io;
 	ev_timer reconcile;
@@ -72,6 +73,7 @@ const struct config *node_config(const struct node *n) { return &n->cfg; }
 const char *node_id(const struct node *n) { return n->id; }
 const char *node_ns(const struct node *n) { return n->ns; }
 int node_listen_port(const struct node *n) { return n->port; }
+const char *node_listen_addr(const struct node *n) { return n->listen_addr; }
 double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
 struct conn *node_conns(const struct node *n) { return n->conns; }
@@ -160,6 +162,7 @@ static int listen_on(struct node *n, char *err, size_t errlen)
 	getsockname(fd, (struct sockaddr *)&sa, &salen);
 	n->port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
 						: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	snprintf(n->listen_addr, sizeof n->listen_addr, "%s", n->cfg.node.listen);
 	n->listen_fd = fd;
 	return 0;
 }
@@ -190,6 +193,12 @@ static int adopt_listener(struct node *n, int fd, char *err, size_t errlen)
 	}
 	n->port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
 						: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	if (sa.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, n->listen_addr,
+			  sizeof n->listen_addr);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, n->listen_addr,
+			  sizeof n->listen_addr);
 	n->listen_fd = fd;
 	return 0;
 }
@@ -304,10 +313,15 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	KEEP(rendezvous.port, "rendezvous.port")
 #undef KEEP
 	n->cfg = next;
-	/* Timers pick the new intervals up from their next round. */
+	/* New intervals count from now (ev_timer_again restarts a running timer). */
 	n->reconcile.repeat = n->cfg.reconnection.check_interval;
-	for (struct conn *c = n->conns; c; c = c->next)
+	if (ev_is_active(&n->reconcile))
+		ev_timer_again(n->loop, &n->reconcile);
+	for (struct conn *c = n->conns; c; c = c->next) {
 		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
+		if (ev_is_active(&c->ping_timer))
+			ev_timer_again(n->loop, &c->ping_timer);
+	}
 	rdv_client_reconfigure(n->rdv, &n->cfg);
 	return refused;
 }

@@ -75,6 +75,7 @@ void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx);
 const char *node_id(const struct node *n);      /* name@namespace */
 const char *node_ns(const struct node *n);
 int node_listen_port(const struct node *n);
+const char *node_listen_addr(const struct node *n);  /* as bound (or passed) */
 double node_started(const struct node *n);      /* wall clock */
 const struct config *node_config(const struct node *n);
 const struct peer_table *node_peer_table(const struct node *n);
