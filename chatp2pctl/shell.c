@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
@@ -610,14 +611,32 @@ static void utf8_ctype(void)
 		setlocale(LC_CTYPE, "C.UTF-8");
 }
 
+/* ~/.chatp2p_history ($CHATP2P_HISTFILE overrides; empty: none), like
+ * other shells' history files.  Chat lines are private: mode 0600. */
+static const char *history_path(void)
+{
+	static char path[4096];
+	const char *env = getenv("CHATP2P_HISTFILE"), *home = getenv("HOME");
+
+	if (env)
+		return *env ? env : NULL;
+	if (home == NULL || *home == '\0' ||
+	    (size_t)snprintf(path, sizeof path, "%s/.chatp2p_history", home) >= sizeof path)
+		return NULL;
+	return path;
+}
+
 static void term_start(struct shell *sh)
 {
 	HistEvent ev;
+	const char *hpath = history_path();
 
 	utf8_ctype();
 	sh->hist = history_init();
 	history(sh->hist, &ev, H_SETSIZE, 1000);
 	history(sh->hist, &ev, H_SETUNIQUE, 1);
+	if (hpath)
+		history(sh->hist, &ev, H_LOAD, hpath); /* absent the first time */
 	sh->el = el_init("chatp2pctl", stdin, stdout, stderr);
 	el_set(sh->el, EL_CLIENTDATA, sh);
 	el_set(sh->el, EL_EDITOR, "emacs");
@@ -652,6 +671,13 @@ static void term_end(struct shell *sh)
 			fputs("\r\n", stdout);
 		el_set(sh->el, EL_UNBUFFERED, 0);
 		el_end(sh->el);
+		const char *hpath = history_path();
+		if (hpath) {
+			HistEvent ev;
+			mode_t old = umask(077);
+			history(sh->hist, &ev, H_SAVE, hpath);
+			umask(old);
+		}
 		history_end(sh->hist);
 		fflush(stdout);
 		sh->el = NULL;

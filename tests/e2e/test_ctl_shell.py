@@ -79,6 +79,8 @@ class PtyShell:
         env = dict(os.environ)
         env["TERM"] = "xterm"
         env.pop("CHATP2P_SOCKET", None)
+        # Never the tester's own ~/.chatp2p_history.
+        env["CHATP2P_HISTFILE"] = os.path.join(harness.tmpdir(), "shell_history")
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: nothing but exec
             try:
@@ -224,6 +226,25 @@ class ShellCase(unittest.TestCase, CtlAsserts):
         sh.expect(r"^✓ delivered to bob@CIC \(\d+\.\d\d ms\)$")
         self.bob.call("send", {"to": "alice@CIC", "text": "Olá, shell!"})
         sh.expect(r"^\[bob@CIC\] Olá, shell!$")
+        sh.expect(PROMPT)
+        self.quit(sh)
+
+    def test_history_kept_between_sessions(self):
+        path = os.path.join(harness.tmpdir(), "shell_history")
+        if os.path.exists(path):
+            os.unlink(path)
+        sh = self.shell()
+        sh.type("/msg bob@CIC remembered line\r")
+        self.bob_gets("remembered line")
+        sh.expect(PROMPT)
+        self.quit(sh)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)   # chat is private
+        with open(path, "rb") as f:
+            self.assertIn(b"remembered", f.read())
+        # A new session recalls it (Ctrl-P: previous history line).
+        sh = self.shell()
+        sh.type("\x10\x10\r")  # before "/quit", the /msg line
+        self.bob_gets("remembered line")
         sh.expect(PROMPT)
         self.quit(sh)
 
