@@ -8,6 +8,7 @@ test_ctl_*.py files, which import this module."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,11 +39,14 @@ def ctl_argv(target, *args):
     return argv + [str(a) for a in args]
 
 
-def ctl(target, *args, input=b"", env=None, timeout=30.0, preexec_fn=None, cwd=None):
+def ctl(target, *args, input=b"", env=None, timeout=30.0, preexec_fn=None, cwd=None,
+        binary=None):
     """Run chatp2pctl --socket PATH ARGS… to completion (CompletedProcess
     with .out and .err decoded).  Standard input is a pipe (empty unless
     input is given), never the terminal of whoever runs the tests."""
     argv = ctl_argv(target, *args)
+    if binary:
+        argv[0] = binary
     if isinstance(input, str):
         input = input.encode()
     if preexec_fn is None:
@@ -702,7 +706,11 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
                 def as_nobody():
                     os.setgid(65534)
                     os.setuid(65534)
-                cp = ctl(node, "status", preexec_fn=as_nobody)
+                # nobody may not be able to reach the build tree (a checkout
+                # under /root): run a copy from the world-readable directory.
+                copy = os.path.join(d, "chatp2pctl")
+                shutil.copy2(harness.binary("CHATP2PCTL"), copy)
+                cp = ctl(node, "status", preexec_fn=as_nobody, binary=copy)
             else:
                 os.chmod(node.sock_path, 0)
                 cp = ctl(node, "status")
@@ -712,7 +720,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
                 self.ok(node, "status")  # the same command, allowed
         finally:
             node.stop(self)
-            os.rmdir(d)
+            shutil.rmtree(d)
 
     # -- where the socket is -------------------------------------------------------------------
 

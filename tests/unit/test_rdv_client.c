@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -842,8 +843,25 @@ static void test_free_while_resolving(void **state)
 	tc_fini(&t);
 }
 
+/* A chroot or a stripped container may have no /etc/hosts: then "localhost"
+ * resolves nowhere, and that is the machine's doing, not ours.  (A blocking
+ * lookup is fine here: this is the test, not the loop.) */
+static bool system_resolves_localhost(void)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	int rc = getaddrinfo("localhost", "5000", &hints, &res);
+
+	if (res)
+		freeaddrinfo(res);
+	return rc == 0;
+}
+
 static void test_host_name(void **state)
 {
+	if (!system_resolves_localhost()) {
+		skip();
+		return;
+	}
 	struct tc t;
 
 	tc_init(&t, true);

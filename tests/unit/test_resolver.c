@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <netdb.h>
 #include <string.h>
 
 #include "resolver.h"
@@ -142,8 +143,25 @@ static void test_bad_arguments_immediate(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* A chroot or a stripped container may have no /etc/hosts: then "localhost"
+ * resolves nowhere, and that is the machine's doing, not ours.  (A blocking
+ * lookup is fine here: this is the test, not the loop.) */
+static bool system_resolves_localhost(void)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	int rc = getaddrinfo("localhost", "5000", &hints, &res);
+
+	if (res)
+		freeaddrinfo(res);
+	return rc == 0;
+}
+
 static void test_localhost_async(void **state)
 {
+	if (!system_resolves_localhost()) {
+		skip();
+		return;
+	}
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct resolver *rs = resolver_new(loop);
 	struct res r = { 0 };
