@@ -34,7 +34,6 @@ struct ctl_client {
 	ev_io rio, wio;
 	struct framer fr;
 	struct buf out;
-	struct ctl_req *reqs;       /* outstanding requests */
 	unsigned classes;           /* subscribed event classes */
 	enum log_level log_level;
 	uint64_t missed;            /* events dropped since the last "lagged" */
@@ -49,8 +48,12 @@ struct control {
 	bool own_path;              /* we created the socket file: unlink it */
 	int fd;
 	ev_io accept_io;
+	ev_timer accept_pause;      /* out of descriptors: do not spin on accept() */
 	ev_check reaper;            /* frees closed clients outside their callbacks */
 	struct ctl_client *clients;
+	/* Every request not yet answered, its controller gone or not: at the
+	 * end each is answered "stopping", so none is lost or leaked. */
+	struct ctl_req *reqs;
 	unsigned nclients, next_id;
 	struct control_hooks hooks;
 	uint64_t seq;               /* last event sequence number */
@@ -59,6 +62,7 @@ struct control {
 };
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
 static void on_reap(struct ev_loop *loop, ev_check *w, int revents);
@@ -171,6 +175,8 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	ev_io_init(&c->accept_io, on_accept, c->fd, EV_READ);
 	c->accept_io.data = c;
 	ev_io_start(loop, &c->accept_io);
+	ev_init(&c->accept_pause, on_accept_pause);
+	c->accept_pause.data = c;
 	ev_check_init(&c->reaper, on_reap);
 	c->reaper.data = c;
 	ev_check_start(loop, &c->reaper);
@@ -199,9 +205,9 @@ static void client_close(struct ctl_client *cl, const char *why)
 	close(cl->fd);
 	cl->fd = -1;
 	/* Answers still to come are dropped; their handlers free the requests. */
-	for (struct ctl_req *r = cl->reqs; r; r = r->next)
-		r->client = NULL;
-	cl->reqs = NULL;
+	for (struct ctl_req *r = c->reqs; r; r = r->next)
+		if (r->client == cl)
+			r->client = NULL;
 }
 
 static void client_free(struct ctl_client *cl)
@@ -310,20 +316,11 @@ struct node *ctl_node(const struct ctl_req *req)
 	return req->ctl->node;
 }
 
-static void req_unlink(struct ctl_req *req)
-{
-	if (req->client) {
-		struct ctl_req **pp = &req->client->reqs;
-		while (*pp && *pp != req)
-			pp = &(*pp)->next;
-		if (*pp)
-			*pp = req->next;
-	}
-}
-
 static void req_free(struct ctl_req *req)
 {
-	req_unlink(req);
+	*req->prevp = req->next;
+	if (req->next)
+		req->next->prevp = req->prevp;
 	free(req->id_str);
 	free(req->id_raw);
 	free(req);
@@ -407,8 +404,11 @@ static struct ctl_req *req_new(struct ctl_client *cl)
 
 	req->ctl = cl->ctl;
 	req->client = cl;
-	req->next = cl->reqs;
-	cl->reqs = req;
+	req->next = cl->ctl->reqs;
+	if (req->next)
+		req->next->prevp = &req->next;
+	req->prevp = &cl->ctl->reqs;
+	cl->ctl->reqs = req;
 	return req;
 }
 
@@ -487,6 +487,13 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct control *c = w->data;
+
+	ev_io_start(loop, &c->accept_io);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct control *c = w->data;
@@ -496,8 +503,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		struct ucred cred = { 0, 0, 0 };
 		socklen_t clen = sizeof cred;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_warn(MOD, "accept: %s; pausing for 0.5 s", strerror(errno));
+				ev_io_stop(loop, &c->accept_io);
+				ev_timer_set(&c->accept_pause, 0.5, 0);
+				ev_timer_start(loop, &c->accept_pause);
+			}
 			return;
+		}
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
 		if (c->nclients >= (unsigned)c->cfg->control.max_clients) {
 			static const char full[] =
@@ -533,6 +547,10 @@ void control_free(struct control *c)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
 	node_set_event_hook(c->node, NULL, NULL);
+	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
+	 * node is freed next and drops its callbacks unseen (node.h). */
+	while (c->reqs)
+		ctl_error(c->reqs, CTL_E_STOPPING, "stopping", "the daemon is stopping");
 	for (struct ctl_client *cl = c->clients; cl; cl = cl->next) {
 		/* Last words (the shutdown answer, final events), if they fit now. */
 		if (!cl->dead && cl->out.len > 0)
@@ -542,6 +560,7 @@ void control_free(struct control *c)
 	on_reap(c->loop, &c->reaper, 0);
 	ev_check_stop(c->loop, &c->reaper);
 	ev_io_stop(c->loop, &c->accept_io);
+	ev_timer_stop(c->loop, &c->accept_pause);
 	close(c->fd);
 	if (c->own_path)
 		unlink(c->path);

@@ -50,11 +50,13 @@ enum event_class {
 
 /* One request being answered.  Handlers answer exactly once, now or later;
  * if the controller goes away first, req->client becomes NULL and the
- * answer is dropped (the handler still must call it, to free req). */
+ * answer is dropped (the handler still must call it, to free req).
+ * control_free() answers what is still outstanding ("stopping") and frees
+ * it: call it before node_free(), which drops the node's callbacks unseen. */
 struct ctl_req {
 	struct control *ctl;
 	struct ctl_client *client;
-	struct ctl_req *next;       /* the client's outstanding requests */
+	struct ctl_req *next, **prevp; /* the control's outstanding requests */
 	char *id_str;               /* id when a string */
 	char *id_raw;               /* id when a number: its JSON text */
 	bool notification;          /* no id: no answer is written */

@@ -347,9 +347,9 @@ static void m_send(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "\"%s\" is not a peer_id (name@namespace)", to);
 		return;
 	}
-	/* The request is the callback's context: a controller that leaves
-	 * cancels it (control.c), and the handler below still frees it. */
-	node_send(ctl_node(req), to, text, ack, send_done, req->client ? (void *)req : NULL, NULL);
+	/* The request is the callback's context: if its controller leaves
+	 * first, send_done still runs, drops the answer and frees it. */
+	node_send(ctl_node(req), to, text, ack, send_done, req, NULL);
 }
 
 static void m_pub(struct ctl_req *req, jval params)

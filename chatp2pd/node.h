@@ -99,8 +99,6 @@ typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, 
  * node_send returns (errors, require_ack false).  msg_id_out may be NULL. */
 void node_send(struct node *n, const char *to, const char *text, bool require_ack,
 	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
-/* Forget every pending callback with this ctx (a controller went away). */
-void node_cancel_callbacks(struct node *n, void *ctx);
 /* PUB to "*" or "#ns" (or "ns").  Returns the number of peers it was
  * written to, or -1 with err. */
 int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[MSGID_LEN],

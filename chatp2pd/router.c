@@ -222,14 +222,6 @@ void router_conn_up(struct router *r, struct conn *c)
 			}
 }
 
-void router_cancel_ctx(struct router *r, void *ctx)
-{
-	for (int i = 0; i < PENDING_BUCKETS; i++)
-		for (struct pending *p = r->pending[i]; p; p = p->next)
-			if (p->ctx == ctx)
-				p->cb = NULL;
-}
-
 int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
 	       char *err, size_t errlen)
 {

@@ -17,7 +17,6 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
 int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
 	       char *err, size_t errlen);
-void router_cancel_ctx(struct router *r, void *ctx);
 
 /* From the connections. */
 void router_on_ack(struct router *r, struct conn *c, const char *msg_id);
