@@ -23,6 +23,9 @@
 #define BACKOFF_RESET_AFTER 10.0
 /* Inbound addresses tracked for the accept rate limit. */
 #define ACCEPT_SLOTS 256
+/* Out of descriptors: the listener stays readable, so stop watching it for
+ * a moment instead of spinning on accept(). */
+#define ACCEPT_PAUSE 0.5
 
 struct accept_slot {
 	char ip[INET6_ADDRSTRLEN];
@@ -41,6 +44,7 @@ struct node {
 	char listen_addr[CFG_STR_MAX]; /* as bound: a passed socket's own */
 	double started;
 	ev_io accept_io;
+	ev_timer accept_pause;
 	ev_timer reconcile;
 	struct peer_table peers;
 	struct conn *conns;
@@ -59,6 +63,7 @@ struct node {
 };
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_reconcile(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_rdv_state(void *ctx, const struct rdv_status *st);
@@ -235,6 +240,8 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
 	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
 	n->accept_io.data = n;
+	ev_init(&n->accept_pause, on_accept_pause);
+	n->accept_pause.data = n;
 	ev_timer_init(&n->reconcile, on_reconcile, cfg->reconnection.check_interval,
 		      cfg->reconnection.check_interval);
 	n->reconcile.data = n;
@@ -276,6 +283,7 @@ void node_free(struct node *n)
 	while (n->conns)
 		conn_close(n->conns, "node stopping");
 	ev_io_stop(n->loop, &n->accept_io);
+	ev_timer_stop(n->loop, &n->accept_pause);
 	ev_timer_stop(n->loop, &n->reconcile);
 	ev_timer_stop(n->loop, &n->stop_deadline);
 	peer_foreach(&n->peers, stop_peer_timer, n);
@@ -457,6 +465,14 @@ found:
 	return ++s->count <= n->cfg.limits.accept_rate;
 }
 
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct node *n = w->data;
+
+	if (!n->stopping)
+		ev_io_start(loop, &n->accept_io);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct node *n = w->data;
@@ -468,9 +484,13 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(n->listen_fd, (struct sockaddr *)&sa, &salen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn(MOD, "accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED || errno == EPROTO)
+				return;
+			log_warn(MOD, "accept: %s; pausing for %.1f s", strerror(errno), ACCEPT_PAUSE);
+			ev_io_stop(loop, &n->accept_io);
+			ev_timer_set(&n->accept_pause, ACCEPT_PAUSE, 0);
+			ev_timer_start(loop, &n->accept_pause);
 			return;
 		}
 		if (sa.ss_family == AF_INET)
@@ -780,11 +800,6 @@ int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[
 	return router_pub(n->router, dst, text, msg_id_out, err, errlen);
 }
 
-void node_cancel_callbacks(struct node *n, void *ctx)
-{
-	router_cancel_ctx(n->router, ctx);
-}
-
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void maybe_stopped(struct node *n)
@@ -831,6 +846,7 @@ void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx)
 	n->stop_done = done;
 	n->stop_ctx = ctx;
 	ev_io_stop(n->loop, &n->accept_io);
+	ev_timer_stop(n->loop, &n->accept_pause);
 	ev_timer_stop(n->loop, &n->reconcile);
 	peer_foreach(&n->peers, stop_peer_timer, n);
 	/* Belt and braces: every step has its own timeout; this caps the sum. */

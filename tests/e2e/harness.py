@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
@@ -233,6 +234,25 @@ def kill_all():
 
 
 atexit.register(kill_all)
+
+# A test that fails half-way must not leave its daemons behind to hold ports
+# and socket paths the next tests want: whatever a test method started (not
+# setUpClass, which runs outside run()) is killed when it ends.
+_unittest_run = unittest.TestCase.run
+
+
+def _run_and_reap(self, result=None):
+    first = len(_procs)
+    try:
+        return _unittest_run(self, result)
+    finally:
+        for p in _procs[first:]:
+            if p.alive():
+                p.popen.kill()
+                p.wait(5)
+
+
+unittest.TestCase.run = _run_and_reap
 
 
 def wait_for(cond, timeout=5.0, interval=0.05, what=None):

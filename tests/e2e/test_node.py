@@ -311,6 +311,42 @@ class IdleConnection(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+class OutOfDescriptors(unittest.TestCase):
+    def test_accept_pauses_instead_of_spinning(self):
+        rdv = rdv_server()
+        # 48 descriptors: a few dozen silent connections use them all up
+        # (the per-address accept rate would otherwise turn most away).
+        a = Node("alice", rdv, start=False,
+                 sets=["limits.accept_rate=1000", "limits.handshake_timeout=30"])
+        p = harness.start(["prlimit", "--nofile=48", harness.binary("CHATP2PD")] + a.argv(),
+                          name="alice")
+        m = p.wait_stdout(harness.LISTENING_RE, 10)
+        a.proc, a.port = p, int(m.group(2))
+        flood = []
+        for _ in range(80):
+            try:
+                flood.append(harness.connect(a.port))
+            except OSError:
+                break
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % p.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])   # utime + stime
+        t0 = cpu_ticks()
+        harness.wait_for(lambda: "pausing" in p.stderr_text(), 5, what="the accept pause")
+        time.sleep(1.0)  # measuring CPU use over a second is the point here
+        used = (cpu_ticks() - t0) / os.sysconf("SC_CLK_TCK")
+        self.assertLess(used, 0.5, "spinning on accept(): %.2f s of CPU in ~1 s" % used)
+        for s in flood:
+            s.close()
+        # descriptors back: the node serves again
+        harness.wait_for(lambda: a.call("status")["peer_id"] == "alice@CIC", 10,
+                         what="the control socket after the flood")
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 class RendezvousTrouble(unittest.TestCase):
     """A rendezvous that is down, hangs or rate-limits only delays things."""
 
