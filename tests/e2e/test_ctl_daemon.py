@@ -329,6 +329,34 @@ class RequestsCase(unittest.TestCase, CtlAsserts):
             c.close()
 
 
+class StopWithRequestsCase(unittest.TestCase):
+    """Requests still waiting when the node stops are answered, not lost
+    (and not leaked: LeakSanitizer runs on the daemon's exit)."""
+
+    def test_waiting_send_answered_stopping(self):
+        rdv = harness.start_rendezvous("rate_limit=100000")
+        alice = Node("alice", rdv, sets=SLOW_DISCOVER + ["network.ack_timeout=60"])
+        mute = FakePeer(alice, "mute")
+        alice.wait_active("mute@CIC")
+        stays = alice.ctl()
+        try:
+            waiting = stays.request("send", {"to": "mute@CIC", "text": "still there?"})
+            # One more whose controller leaves before the answer.
+            gone = alice.ctl()
+            gone.request("send", {"to": "mute@CIC", "text": "anyone?"})
+            harness.wait_for(lambda: len(mute.sends) >= 2, 5, what="both SENDs at mute")
+            gone.close()
+            alice.proc.send_signal(signal.SIGTERM)
+            with self.assertRaises(CtlError) as cm:
+                stays.answer(waiting, timeout=10)
+            self.assertEqual((cm.exception.code, cm.exception.reason), (-32004, "stopping"))
+        finally:
+            stays.close()
+            mute.close()
+        alice.stop(self)
+        rdv.check_clean_exit(self)
+
+
 class ManyControllersCase(unittest.TestCase, CtlAsserts):
 
     @classmethod
