@@ -700,8 +700,12 @@ void conn_bye(struct conn *c, const char *reason)
 	c->queued = 0;
 	for (struct conn_msg *m = c->ctl_head; m; m = m->next)
 		c->queued += m->len;
-	conn_write(c, &line, CK_CTL, NULL);
-	buf_free(&line);
-	if (c->state != CONN_CLOSED)
+	/* Nor is a SEND awaiting its ACK written again after the BYE. */
+	ev_timer_stop(node_loop(c->node), &c->resend_timer);
+	free(c->inflight);
+	c->inflight = NULL;
+	/* The write may close and free c (queue full, write error). */
+	if (conn_write(c, &line, CK_CTL, NULL) == 0)
 		conn_arm_deadline(c, node_config(c->node)->limits.bye_timeout);
+	buf_free(&line);
 }

@@ -598,10 +598,17 @@ void node_conn_established(struct node *n, struct conn *c)
 	}
 	/* Two connections to one peer.  Our own kind (it advertises pipeline)
 	 * applies the same rule, so both ends keep the same one; with others,
-	 * the older one stays, as most of them refuse a second one anyway. */
+	 * the older one stays, as most of them refuse a second one anyway.
+	 * Two exceptions, both for a peer that lost the old one without a FIN
+	 * (a crash, a dropped link): our kind never dials a peer it still has a
+	 * connection to, so a second one from the same dialler replaces the
+	 * first; and an old connection whose last PING went unanswered is
+	 * presumed dead, whoever the peer is. */
 	struct conn *old = p->conn;
-	if (c->pipeline && wins_over(n, c, old)) {
-		log_info(MOD, "%s: two connections; keeping the one %s dialled", p->id, dialler(n, c));
+	bool same = strcmp(dialler(n, c), dialler(n, old)) == 0;
+	if ((c->pipeline && (same || wins_over(n, c, old))) || old->ping_failures > 0) {
+		log_info(MOD, "%s: two connections; keeping the %sone %s dialled", p->id,
+			 same || old->ping_failures > 0 ? "newer " : "", dialler(n, c));
 		demote(n, old);
 		p->conn = c;
 		c->primary = true;

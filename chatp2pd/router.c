@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "framer.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -128,12 +129,25 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	finish(p, SEND_ACK_TIMEOUT, 0, "no ACK within ack_timeout");
 }
 
+/* Every receiver drops a line over PROTOCOL.md's limit, ours included: a
+ * message that would make one is refused here rather than lost there. */
+static bool too_long(const struct buf *line, char *err, size_t errlen)
+{
+	size_t bytes = line->len - 1; /* without the '\n' */
+
+	if (bytes <= FRAMER_MAX_LINE)
+		return false;
+	snprintf(err, errlen, "message too long: %zu bytes on the wire, the limit is %d", bytes,
+		 FRAMER_MAX_LINE);
+	return true;
+}
+
 void router_send(struct router *r, const char *to, const char *text, bool require_ack,
 		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
 	const struct peer_table *t = node_peer_table(r->node);
 	struct peer *peer = peer_id_valid(to) ? peer_find(t, to) : NULL;
-	char id[MSGID_LEN];
+	char id[MSGID_LEN], detail[128];
 	struct buf line = BUF_INIT;
 
 	msgid_new(id);
@@ -152,6 +166,12 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 	if (pmsg_build_send(&line, id, node_id(r->node), to, text, require_ack) != 0) {
 		if (cb)
 			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
+		return;
+	}
+	if (too_long(&line, detail, sizeof detail)) {
+		buf_free(&line);
+		if (cb)
+			cb(ctx, SEND_FAILED, id, 0, detail);
 		return;
 	}
 	/* Without require_ack nothing will come back: it goes like a PUB (in
@@ -244,6 +264,10 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 		snprintf(wire_dst, sizeof wire_dst, "*");
 	if (pmsg_build_pub(&line, id, node_id(r->node), wire_dst, text) != 0) {
 		snprintf(err, errlen, "text is not valid UTF-8");
+		return -1;
+	}
+	if (too_long(&line, err, errlen)) {
+		buf_free(&line);
 		return -1;
 	}
 	/* One PUB per connected peer, one shared msg_id (PROTOCOL.md §2).  The

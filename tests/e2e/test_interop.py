@@ -607,6 +607,106 @@ class Troublemakers(unittest.TestCase):
         self.assertEqual(r["status"], "acked")
         a.stop(self)  # fails on a sanitizer report (leaks included)
 
+    def _primary_port(self, node, peer_id):
+        for c in node.call("conn")["connections"]:
+            if c["peer_id"] == peer_id and c["primary"]:
+                return int(c["address"].rsplit(":", 1)[1])
+        return None
+
+    def _back_on_a_new_connection(self, features, sets):
+        """A peer whose first connection went silent (its host crashed, no
+        FIN) comes back on a second one: the node must take the new one at
+        once and keep it, not close it as a duplicate while the dead one
+        lingers until keep-alive gives up."""
+        ghost = self.fake("ghost", features=features, auto_pong=False, listen=False)
+        a = self.node("alice", self.rdv, sets=["limits.handshake_timeout=1"] + sets)
+        old = ghost.dial(a.port)
+        a.wait_active(ghost.peer_id)
+        return a, ghost, old
+
+    def _check_new_one_kept(self, a, ghost, old):
+        new = ghost.dial(a.port)
+        harness.wait_for(lambda: self._primary_port(a, ghost.peer_id) == new.local_port, 5,
+                         what="the new connection to be alice's primary")
+        ghost.wait(lambda: old.eof, 5, what="alice to close the silent connection")
+        # Past the duplicate grace (handshake_timeout) the new one is still up.
+        ghost.wait(lambda: len([m for m in new.types() if m == "PING"]) >= 2, 10,
+                   what="PINGs on the new connection")
+        self.assertTrue(new.open, "alice closed the new connection")
+        self.assertEqual(a.state_of(ghost.peer_id), "ACTIVE")
+        a.stop(self)
+
+    def test_our_kind_back_on_a_new_connection(self):
+        # Our own kind never dials a peer it is still connected to: a second
+        # connection from the same side replaces the first.
+        a, ghost, old = self._back_on_a_new_connection(
+            ("ack", "metrics", "pipeline"), ["keepalive.ping_interval=0.5"])
+        self._check_new_one_kept(a, ghost, old)
+
+    def test_other_kind_back_on_a_new_connection(self):
+        # Any peer: the old connection's last PING went unanswered.
+        a, ghost, old = self._back_on_a_new_connection(
+            ("ack", "metrics"), ["keepalive.ping_interval=0.3", "keepalive.ping_timeout=0.2",
+                                 "keepalive.max_ping_failures=1000"])
+        ghost.wait(lambda: old.types().count("PING") >= 2, 5, what="an unanswered PING")
+        ghost.auto_pong = True  # the new connection is alive
+        self._check_new_one_kept(a, ghost, old)
+
+    def test_message_over_the_line_limit_refused(self):
+        f = self.fake("far", features=("ack", "metrics", "pipeline"))
+        f.register(self.rdv)
+        a = self.node("alice", self.rdv)
+        a.wait_active(f.peer_id)
+        # A line of more than 32768 bytes is dropped by every receiver: it is
+        # refused at once instead of ending in an ack_timeout.
+        with self.assertRaises(CtlError) as cm:
+            a.call("send", {"to": f.peer_id, "text": "x" * 40000})
+        self.assertEqual(cm.exception.reason, "failed")
+        self.assertIn("32768", str(cm.exception))
+        with self.assertRaises(CtlError) as cm:
+            a.call("pub", {"to": "*", "text": "x" * 40000})
+        self.assertIn("32768", str(cm.exception))
+        # Just under the limit goes through.
+        self.assertEqual(a.call("send", {"to": f.peer_id, "text": "y" * 32000})["status"], "acked")
+        self.assertFalse([m for _, _, m in f.messages() if len(m.get("payload", "")) > 32000])
+        a.stop(self)
+
+    def test_shutdown_with_a_full_output_queue(self):
+        # The BYE itself does not fit in the queue of a peer that stopped
+        # reading: the node still stops cleanly (it once used the freed
+        # connection here).
+        outmax = 200000
+        stall = self.fake("stall", features=("ack", "metrics", "pipeline"), rcvbuf=4096,
+                          read_after_handshake=False)
+        stall.register(self.rdv)
+        a = self.node("alice", self.rdv, sets=["limits.out_queue_bytes=%d" % outmax,
+                                                "keepalive.ping_interval=1000"])
+        a.wait_active(stall.peer_id)
+        stall.established_conn()
+
+        def queued():
+            for c in a.call("conn")["connections"]:
+                if c["peer_id"] == stall.peer_id:
+                    return c["queued_bytes"]
+            return None
+
+        def send(text):
+            a.call("send", {"to": stall.peer_id, "text": text, "require_ack": False})
+        # Fill the kernel's buffers until our own queue starts to grow ...
+        harness.wait_for(lambda: send("y" * 5000) or queued() > 0, 30,
+                         what="the output queue to grow")
+        # ... then fill it to within a few bytes less than a BYE needs.
+        q0 = queued()
+        send("z" * 100)
+        overhead = queued() - q0 - 100
+        while True:
+            need = outmax - queued() - 60
+            if need <= overhead:
+                break
+            send("w" * min(need - overhead, 20000))
+        self.assertLess(outmax - queued(), 100, "room left for a BYE")
+        a.stop(self)  # exit 0, no sanitizer report
+
     # 9
     def test_peer_that_stops_reading(self):
         # It advertises pipeline (writes are batched) and then never reads.
