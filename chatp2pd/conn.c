@@ -72,7 +72,7 @@ static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 	c->dir = dir;
 	c->out_max = (size_t)cfg->limits.out_queue_bytes;
 	c->last_rx = mono_now();
-	framer_init(&c->fr, FRAMER_MAX_LINE);
+	framer_init(&c->fr, (size_t)cfg->network.max_msg_size);
 	buf_init(&c->out);
 	/* Chat lines are small and latency matters more than packet count. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -520,6 +520,9 @@ static void handle(struct conn *c, const struct pmsg *m)
 {
 	struct buf line = BUF_INIT;
 
+	/* Only bad lines in a row close a connection: a long-lived peer with
+	 * the odd malformed message is not a stream of garbage. */
+	c->bad_lines = 0;
 	if (c->state == CONN_HANDSHAKE) {
 		if (c->dir == CONN_IN) {
 			if (m->type != PM_HELLO) {

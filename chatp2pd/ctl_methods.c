@@ -191,6 +191,7 @@ static void gen_peer(struct peer *p, void *ctx)
 	jg_str(g, "success_rate");
 	jg_double(g, peer_success_rate(p), 1);
 	JG_KBOOL(g, "left", p->left);
+	JG_KBOOL(g, "gave_up", p->gave_up);
 	jg_str(g, "rtt_ms");
 	gen_rtt(g, &p->rtt);
 	jg_end_map(g);

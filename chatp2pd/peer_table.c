@@ -67,6 +67,33 @@ static void grow(struct peer_table *t)
 	t->nbuckets = n;
 }
 
+/* Only met, never listed: no address to dial back, nothing under way. */
+static bool forgettable(const struct peer *p)
+{
+	return p->ip[0] == '\0' && p->conn == NULL && p->dialing == NULL &&
+	       !ev_is_active(&p->retry_timer);
+}
+
+/* The table is full: forget the forgettable peer seen longest ago, so that
+ * made-up ids in inbound HELLOs cannot lock real peers out.  O(n), but only
+ * at the cap, which the accept rate limit keeps from being hammered. */
+static bool evict_one(struct peer_table *t)
+{
+	struct peer **victim = NULL;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer **pp = &t->buckets[i]; *pp; pp = &(*pp)->next)
+			if (forgettable(*pp) && (victim == NULL || (*pp)->last_seen < (*victim)->last_seen))
+				victim = pp;
+	if (victim == NULL)
+		return false;
+	struct peer *p = *victim;
+	*victim = p->next;
+	free(p);
+	t->count--;
+	return true;
+}
+
 struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
 {
 	struct peer *p = peer_find(t, id);
@@ -74,7 +101,9 @@ struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
 
 	if (p != NULL)
 		return p;
-	if ((ns = peer_id_ns(id)) == NULL || t->count >= t->max)
+	if ((ns = peer_id_ns(id)) == NULL)
+		return NULL;
+	if (t->count >= t->max && !evict_one(t))
 		return NULL;
 	if (t->count >= t->nbuckets)
 		grow(t);

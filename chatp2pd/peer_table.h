@@ -60,7 +60,9 @@ void peer_table_init(struct peer_table *t, size_t max);
 /* Free every peer; the caller has stopped their timers. */
 void peer_table_free(struct peer_table *t);
 struct peer *peer_find(const struct peer_table *t, const char *id);
-/* Find or add (UNKNOWN); NULL if id is invalid or the table is full. */
+/* Find or add (UNKNOWN); NULL if id is invalid or the table is full of
+ * peers it must keep.  At the cap a peer only met inbound (no address, no
+ * connection, no retry pending), seen longest ago, is forgotten to make room. */
 struct peer *peer_get(struct peer_table *t, const char *id, double wall_now);
 /* Call fn for every peer; fn must not add or remove peers. */
 void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx);

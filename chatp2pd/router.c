@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framer.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -129,16 +128,17 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	finish(p, SEND_ACK_TIMEOUT, 0, "no ACK within ack_timeout");
 }
 
-/* Every receiver drops a line over PROTOCOL.md's limit, ours included: a
- * message that would make one is refused here rather than lost there. */
-static bool too_long(const struct buf *line, char *err, size_t errlen)
+/* Receivers drop a line over the limit (PROTOCOL.md: 32768 bytes, ours
+ * network.max_msg_size): a message that would make one is refused here
+ * rather than lost there. */
+static bool too_long(const struct router *r, const struct buf *line, char *err, size_t errlen)
 {
 	size_t bytes = line->len - 1; /* without the '\n' */
+	int max = node_config(r->node)->network.max_msg_size;
 
-	if (bytes <= FRAMER_MAX_LINE)
+	if (bytes <= (size_t)max)
 		return false;
-	snprintf(err, errlen, "message too long: %zu bytes on the wire, the limit is %d", bytes,
-		 FRAMER_MAX_LINE);
+	snprintf(err, errlen, "message too long: %zu bytes on the wire, the limit is %d", bytes, max);
 	return true;
 }
 
@@ -168,7 +168,7 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
 		return;
 	}
-	if (too_long(&line, detail, sizeof detail)) {
+	if (too_long(r, &line, detail, sizeof detail)) {
 		buf_free(&line);
 		if (cb)
 			cb(ctx, SEND_FAILED, id, 0, detail);
@@ -266,7 +266,7 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 		snprintf(err, errlen, "text is not valid UTF-8");
 		return -1;
 	}
-	if (too_long(&line, err, errlen)) {
+	if (too_long(r, &line, err, errlen)) {
 		buf_free(&line);
 		return -1;
 	}

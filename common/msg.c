@@ -71,8 +71,10 @@ static const char *missing_field(const struct pmsg *m)
 {
 	switch (m->type) {
 	case PM_HELLO:
-	case PM_HELLO_OK:
 		return m->peer_id == NULL ? "peer_id" : NULL;
+	case PM_HELLO_OK:
+		/* The dialler knows whom it dialled (PROTOCOL.md §4). */
+		return NULL;
 	case PM_PING:
 	case PM_PONG:
 	case PM_ACK:

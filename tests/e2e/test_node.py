@@ -6,11 +6,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from fakepeer import FakePeer  # noqa: E402
 from nodes import Node, mesh  # noqa: E402
 
 
@@ -109,6 +111,236 @@ class ThreeNodes(unittest.TestCase):
             self.assertNotEqual(cx["direction"], cy["direction"])
 
 
+class HeldRendezvous:
+    """A rendezvous that answers REGISTER and UNREGISTER at once but holds
+    every DISCOVER until release(): the test decides when nodes learn of
+    each other."""
+
+    def __init__(self):
+        self.lst = socket.socket()
+        self.lst.bind(("127.0.0.1", 0))
+        self.lst.listen(16)
+        self.port = self.lst.getsockname()[1]
+        self.held = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                s, _ = self.lst.accept()
+            except OSError:
+                return
+            s.settimeout(5)
+            try:
+                req = json.loads(s.makefile("rb").readline())
+            except (OSError, ValueError):
+                s.close()
+                continue
+            if req.get("type") == "DISCOVER":
+                with self.cond:
+                    self.held.append(s)
+                    self.cond.notify_all()
+                continue
+            reply = {"status": "OK"}
+            if req.get("type") == "REGISTER":
+                reply.update(ttl=req.get("ttl", 7200), ip="127.0.0.1", port=req.get("port"))
+            s.sendall((json.dumps(reply) + "\n").encode())
+            s.close()
+
+    def wait_held(self, n, timeout=10.0):
+        with self.cond:
+            if not self.cond.wait_for(lambda: len(self.held) >= n, timeout):
+                raise AssertionError("only %d DISCOVERs held" % len(self.held))
+
+    @staticmethod
+    def entry(name, port, namespace="CIC", expires_in=7000):
+        return {"ip": "127.0.0.1", "port": port, "name": name, "namespace": namespace,
+                "ttl": 7200, "expires_in": expires_in}
+
+    def release(self, peers):
+        """Answer every DISCOVER held so far with peers (entry() dicts)."""
+        line = (json.dumps({"status": "OK", "peers": peers}) + "\n").encode()
+        with self.cond:
+            held, self.held = self.held, []
+        for s in held:
+            s.sendall(line)
+            s.close()
+
+    def close(self):
+        self.lst.close()
+
+
+class SimultaneousDial(unittest.TestCase):
+    def test_both_dial_at_once_one_connection_survives(self):
+        # Both nodes learn of each other in the same instant: stopped, their
+        # DISCOVER answered, continued, each dials the other before it has
+        # read the other's HELLO.  The tie-break (PROTOCOL.md §2) must leave
+        # exactly one connection, the same one at both ends, and neither
+        # peer may be reported lost on the way.
+        rdv = HeldRendezvous()
+        sets = ["rendezvous.discover_interval=3600", "limits.rendezvous_timeout=30",
+                "limits.handshake_timeout=1"]
+        a = Node("alice", rdv, sets=sets)
+        b = Node("bob", rdv, sets=sets)
+        rdv.wait_held(2)
+        logs = [x.events(["log", "peer"], log_level="DEBUG") for x in (a, b)]
+        for x in (a, b):
+            x.proc.send_signal(signal.SIGSTOP)
+        rdv.release([rdv.entry(x.name, x.port) for x in (a, b)])
+        for x in (a, b):
+            x.proc.send_signal(signal.SIGCONT)
+        a.wait_active("bob@CIC")
+        b.wait_active("alice@CIC")
+
+        seen = [[], []]
+
+        def collect(timeout):
+            for w, got in zip(logs, seen):
+                while True:
+                    try:
+                        got.append(w.wait_event(lambda e: True, timeout))
+                    except AssertionError:
+                        break
+            return seen
+
+        # Two connections met at (at least) one end, and the rule chose.
+        harness.wait_for(lambda: any(e["type"] == "log" and (
+            "two connections" in e["text"] or "second connection" in e["text"])
+            for got in collect(0.1) for e in got), 10,
+            what="both nodes to have dialled each other")
+        # The loser is closed after its grace; then exactly one at each end.
+        for x, y in ((a, b), (b, a)):
+            harness.wait_for(lambda: len([c for c in x.call("conn")["connections"]
+                                          if c["peer_id"] == y.peer_id]) == 1, 10,
+                             what="one connection %s -> %s" % (x.peer_id, y.peer_id))
+        ca, cb = a.connections_to("bob@CIC"), b.connections_to("alice@CIC")
+        self.assertEqual((len(ca), len(cb)), (1, 1))
+        self.assertNotEqual(ca[0]["direction"], cb[0]["direction"], "both ends kept different ones")
+        # The one alice dialled survives (alice@CIC < bob@CIC).
+        self.assertEqual(ca[0]["direction"], "outbound")
+        lost = [e for got in collect(0.1) for e in got
+                if e["type"] in ("peer_stale", "peer_disconnected")]
+        self.assertEqual(lost, [])
+        for w in logs:
+            w.close()
+        self.assertEqual(a.call("send", {"to": "bob@CIC", "text": "one line"})["status"], "acked")
+        a.stop(self)
+        b.stop(self)
+        rdv.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Dialling(unittest.TestCase):
+    """Whom the node dials, when, and when it stops (PROTOCOL.md §3)."""
+
+    HELD = ["rendezvous.discover_interval=0.5", "limits.rendezvous_timeout=60"]
+
+    def setUp(self):
+        self.rdv = HeldRendezvous()
+        self.fakes = []
+
+    def tearDown(self):
+        for f in self.fakes:
+            f.close()
+        self.rdv.close()
+
+    def fake(self, name):
+        f = FakePeer(name)
+        self.fakes.append(f)
+        return f
+
+    def test_listed_twice_dials_the_fresher_registration(self):
+        bob = self.fake("bob")
+        dead = free_port()
+        a = Node("alice", self.rdv, sets=self.HELD)
+        self.rdv.wait_held(1)
+        # Registered from two places: the older registration (a dead port)
+        # must not replace the fresher one, in either order.
+        self.rdv.release([self.rdv.entry("bob", bob.port, expires_in=7000),
+                          self.rdv.entry("bob", dead, expires_in=100)])
+        a.wait_active("bob@CIC")
+        self.rdv.wait_held(1)
+        self.rdv.release([self.rdv.entry("bob", dead, expires_in=100),
+                          self.rdv.entry("bob", bob.port, expires_in=7000)])
+        self.rdv.wait_held(1)
+        peers = [p for p in a.call("peers")["peers"] if p["peer_id"] == "bob@CIC"]
+        self.assertEqual(len(peers), 1)
+        self.assertEqual((peers[0]["port"], peers[0]["state"]), (bob.port, "ACTIVE"))
+        self.assertEqual(len(bob.accepts), 1)
+        a.stop(self)
+
+    def test_gives_up_then_waits_for_the_next_discover(self):
+        dead = free_port()
+        a = Node("alice", self.rdv, sets=self.HELD + [
+            "peer_connection.retry_attempts=3", "peer_connection.backoff_base=0.05",
+            "reconnection.backoff_base=0.05", "reconnection.backoff_max=0.1",
+            "reconnection.check_interval=0.2"])
+        self.rdv.wait_held(1)
+        self.rdv.release([self.rdv.entry("ghost", dead)])
+        p = harness.wait_for(lambda: (a.peer("ghost@CIC") or {}).get("gave_up") and
+                             a.peer("ghost@CIC"), 10, what="alice to give up on ghost")
+        self.assertEqual(p["attempts"], 3)
+        self.assertEqual(p["state"], "UNKNOWN")
+        # Many reconciliation passes later, still 3: it waits for a DISCOVER
+        # (the next one is being held).
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            self.assertEqual(a.peer("ghost@CIC")["attempts"], 3)
+            time.sleep(0.1)  # sampling a counter that must not move
+        self.rdv.wait_held(1)
+        self.rdv.release([self.rdv.entry("ghost", dead)])
+        harness.wait_for(lambda: a.peer("ghost@CIC")["attempts"] > 3, 5,
+                         what="a new round of dials after the DISCOVER")
+        a.stop(self)
+
+    def test_black_holed_peer_costs_only_a_timer(self):
+        # A listener whose accept queue is full: the kernel drops further
+        # SYNs, so a dial to it hangs like one to a firewalled address.
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        fillers = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(hole.getsockname())
+            fillers.append(c)
+        bob = self.fake("bob")
+        a = Node("alice", self.rdv, sets=self.HELD + ["limits.connect_timeout=1.5",
+                                                      "peer_connection.retry_attempts=1"])
+        try:
+            self.rdv.wait_held(1)
+            self.rdv.release([self.rdv.entry("hole", hole.getsockname()[1]),
+                              self.rdv.entry("bob", bob.port)])
+            # While the dial hangs, the node serves everyone else.
+            harness.wait_for(lambda: [c for c in a.call("conn")["connections"]
+                                      if c["peer_id"] == "hole@CIC" and c["state"] == "connecting"],
+                             5, what="the dial to the black hole pending")
+            a.wait_active("bob@CIC")
+            self.assertEqual(a.call("send", {"to": "bob@CIC", "text": "hi"})["status"], "acked")
+            self.assertTrue([c for c in a.call("conn")["connections"]
+                             if c["peer_id"] == "hole@CIC" and c["state"] == "connecting"],
+                            "the dial ended before connect_timeout: the test proves nothing")
+            # Then it times out and is dropped.
+            p = harness.wait_for(lambda: (a.peer("hole@CIC") or {}).get("gave_up") and
+                                 a.peer("hole@CIC"), 10, what="the dial to time out")
+            self.assertEqual(p["state"], "UNKNOWN")
+            self.assertFalse([c for c in a.call("conn")["connections"] if c["peer_id"] == "hole@CIC"])
+            a.stop(self)
+        finally:
+            for c in fillers:
+                c.close()
+            hole.close()
+
+
 class Lifecycle(unittest.TestCase):
     def setUp(self):
         self.rdv = rdv_server()
@@ -123,15 +355,52 @@ class Lifecycle(unittest.TestCase):
         ev = w.wait_event(lambda e: e["type"] == "peer_stale" and e["peer_id"] == "bob@CIC", 10)
         self.assertEqual(a.state_of("bob@CIC"), "STALE")
         t0 = time.monotonic()
-        b.start()  # same name, same port
-        w.wait_event(lambda e: e["type"] == "peer_connected" and e["peer_id"] == "bob@CIC", 15)
+        # Same name, same port, but its rendezvous is down: bob cannot learn
+        # of alice, so it is alice's reconnection pass that brings it back.
+        nowhere = type("Nowhere", (), {"port": free_port()})()
+        b2 = Node("bob", nowhere, start=False)
+        b2.port = b.port
+        b2.start()
+        ev = w.wait_event(lambda e: e["type"] == "peer_connected" and e["peer_id"] == "bob@CIC", 15)
         self.assertLess(time.monotonic() - t0, 10)
-        self.assertEqual(a.state_of("bob@CIC"), "ACTIVE")
+        self.assertTrue(ev.get("reconnected"))
+        p = a.peer("bob@CIC")
+        self.assertEqual((p["state"], p["direction"]), ("ACTIVE", "outbound"))
+        self.assertEqual((p["connects"], p["disconnects"]), (2, 1))
         r = a.call("send", {"to": "bob@CIC", "text": "welcome back"})
         self.assertEqual(r["status"], "acked")
         w.close()
         a.stop(self)
-        b.stop(self)
+        b2.stop(self)
+
+    def test_peer_that_said_bye_is_not_redialled(self):
+        bob = FakePeer("bob")
+        bob.register(self.rdv)
+        a = Node("alice", self.rdv)
+        try:
+            a.wait_active("bob@CIC")
+            conn = bob.established_conn()
+            w = a.events(["peer"])
+            conn.send({"type": "BYE", "msg_id": "b1", "src": "bob@CIC", "dst": "alice@CIC",
+                       "reason": "going away", "ttl": 1})
+            bob.wait_msg(lambda c, m: m.get("type") == "BYE_OK", 5, what="BYE_OK")
+            ev = w.wait_event(lambda e: e.get("peer_id") == "bob@CIC", 5)
+            self.assertEqual(ev["type"], "peer_disconnected")
+            p = a.peer("bob@CIC")
+            self.assertTrue(p["left"])
+            # Still listed and listening, yet not redialled: several DISCOVER
+            # and reconciliation rounds (1 s each) go by without a dial.
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                self.assertEqual(len(bob.accepts), 1, "alice redialled a peer that said BYE")
+                time.sleep(0.1)  # sampling a count that must not move
+            # reconnect asks for it explicitly
+            a.call("reconnect", {"peer": "bob@CIC"})
+            a.wait_active("bob@CIC")
+            w.close()
+            a.stop(self)
+        finally:
+            bob.close()
 
     def test_dead_peer_detected_by_keepalive(self):
         a, b = mesh(self.rdv, ["alice", "bob"])
@@ -267,6 +536,10 @@ class HostileInput(unittest.TestCase):
         pong = json.loads(f.readline())
         self.assertEqual(pong["type"], "PONG")
         self.assertEqual(pong["msg_id"], "p1")
+        # a valid message starts the count again: 4 more bad ones are let by
+        s.sendall(b"garbage\n" * 4)
+        s.sendall(b'{"type":"PING","msg_id":"p2","timestamp":"2025-01-01T00:00:00Z","ttl":1}\n')
+        self.assertEqual(json.loads(f.readline())["msg_id"], "p2")
         s.sendall(b"garbage\n" * 5)
         f.close()
         self.assertTrue(self.closed_by_node(s))
