@@ -262,10 +262,10 @@ static void read_in(struct ctl_client *c)
 		if (n == 0 && framer_pending(&c->fr, NULL) > 0) {
 			fail(c, EX_PROTO, "protocol error: the daemon closed the connection mid-line");
 		} else if (n == 0) {
-			/* Mid-request this is a protocol error; the caller
-			 * knows when it is the daemon stopping instead. */
+			/* Gone between lines: it stopped or crashed, and may be
+			 * back (exit 2); a half line above is garbage (exit 6). */
 			c->eof = c->status == EX_OK;
-			fail(c, EX_PROTO, "the daemon closed the connection");
+			fail(c, EX_UNREACHABLE, "the daemon closed the connection before answering");
 		} else {
 			fail(c, EX_UNREACHABLE, "the daemon closed the connection: %s", strerror(errno));
 		}

@@ -397,12 +397,19 @@ static int c_send(const struct opts *o, int argc, char **argv)
 	if (rc != EX_OK)
 		return rc;
 	jval r = ctl_result(reply);
+	const char *status = json_get_str(r, "status");
+	/* Exit 0 promises delivery: only an answer that says so keeps it. */
+	if (status == NULL || strcmp(status, ack ? "acked" : "sent") != 0) {
+		fprintf(stderr, "chatp2pctl: protocol error: send answered without status \"%s\"\n",
+			ack ? "acked" : "sent");
+		json_free(reply);
+		return EX_PROTO;
+	}
 	if (o->json) {
 		print_json(stdout, r, false);
 	} else {
-		const char *status = json_get_str(r, "status");
 		char ms[32];
-		if (status && strcmp(status, "acked") == 0)
+		if (ack)
 			printf("delivered to %s (%s ms)\n", to, fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
 		else
 			printf("sent to %s (no ACK asked for)\n", to);
@@ -887,10 +894,11 @@ void usage(FILE *f)
 	fprintf(f, "\nexit status:\n"
 		   "  0  success (send: the peer ACKed, or it was sent without asking for one)\n"
 		   "  1  the daemon answered with an error\n"
-		   "  2  the daemon is unreachable (no socket, connection refused, it went away)\n"
+		   "  2  the daemon is unreachable (no socket, connection refused, or it closed\n"
+		   "     the connection before answering)\n"
 		   "  3  usage error (bad command, option or argument)\n"
 		   "  4  timeout, or delivery not confirmed (ack_timeout, not_connected,\n"
 		   "     unknown_peer)\n"
 		   "  5  permission denied on the control socket\n"
-		   "  6  protocol error (garbage, or the connection closed mid-answer)\n");
+		   "  6  protocol error (garbage, a line cut off, an answer that makes no sense)\n");
 }

@@ -37,6 +37,7 @@ struct ctl_client {
 	unsigned classes;           /* subscribed event classes */
 	enum log_level log_level;
 	uint64_t missed;            /* events dropped since the last "lagged" */
+	const char *gone_why;       /* why it was closed (a static string) */
 	bool dead;
 };
 
@@ -57,6 +58,7 @@ struct control {
 	unsigned nclients, next_id;
 	struct control_hooks hooks;
 	uint64_t seq;               /* last event sequence number */
+	bool publishing;            /* in publish()'s fan-out */
 	struct hist_entry *hist;    /* ring of control.history events */
 	size_t hist_cap, hist_len, hist_start;
 };
@@ -83,6 +85,21 @@ static int make_parent(const char *path, char *err, size_t errlen)
 	/* Only the last component: its parent is the admin's business. */
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* Whoever can write to the directory can replace the socket under us
+	 * (and under our controllers): it must be ours or root's, and not open
+	 * to everyone unless sticky, like /tmp.  (/tmp/chatp2p-UID made first
+	 * by another user is refused.) */
+	struct stat st;
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", dir);
+		return -1;
+	}
+	if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+	    ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+		snprintf(err, errlen, "%s is owned by uid %u or writable by others: not putting "
+			 "the control socket there", dir, (unsigned)st.st_uid);
 		return -1;
 	}
 	return 0;
@@ -199,7 +216,9 @@ static void client_close(struct ctl_client *cl, const char *why)
 	if (cl->dead)
 		return;
 	cl->dead = true;
-	log_debug(MOD, "controller #%u gone: %s", cl->id, why);
+	/* Logged by the reaper: a log line here would publish an event in the
+	 * middle of the fan-out that may have caused this close. */
+	cl->gone_why = why;
 	ev_io_stop(c->loop, &cl->rio);
 	ev_io_stop(c->loop, &cl->wio);
 	close(cl->fd);
@@ -228,6 +247,7 @@ static void on_reap(struct ev_loop *loop, ev_check *w, int revents)
 	while (*pp) {
 		struct ctl_client *cl = *pp;
 		if (cl->dead) {
+			log_debug(MOD, "controller #%u gone: %s", cl->id, cl->gone_why);
 			*pp = cl->next;
 			c->nclients--;
 			client_free(cl);
@@ -262,6 +282,18 @@ static void client_flush(struct ctl_client *cl)
 	ev_io_stop(c->loop, &cl->wio);
 }
 
+/* Queue the notice that missed events were lost (it always fits: it is
+ * only sent once the buffer has room). */
+static void client_lagged(struct ctl_client *cl, uint64_t missed)
+{
+	char line[160];
+	int n = snprintf(line, sizeof line,
+			 "{\"jsonrpc\":\"2.0\",\"method\":\"lagged\",\"params\":{\"missed\":%llu,\"seq\":%llu}}\n",
+			 (unsigned long long)missed, (unsigned long long)cl->ctl->seq);
+
+	buf_append(&cl->out, line, (size_t)n);
+}
+
 static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_client *cl = w->data;
@@ -269,11 +301,9 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 	client_flush(cl);
 	if (!cl->dead && cl->missed > 0 && cl->out.len < (size_t)cl->ctl->cfg->control.max_output / 2) {
 		/* Room again: say how many events were lost, then carry on. */
-		char line[160];
-		int n = snprintf(line, sizeof line,
-				 "{\"jsonrpc\":\"2.0\",\"method\":\"lagged\",\"params\":{\"missed\":%llu,\"seq\":%llu}}\n",
-				 (unsigned long long)cl->missed, (unsigned long long)cl->ctl->seq);
-		buf_append(&cl->out, line, (size_t)n);
+		log_warn(MOD, "controller #%u caught up after missing %llu event(s)", cl->id,
+			 (unsigned long long)cl->missed);
+		client_lagged(cl, cl->missed);
 		cl->missed = 0;
 		client_flush(cl);
 	}
@@ -300,8 +330,11 @@ static void client_event(struct ctl_client *cl, const char *data, size_t len)
 	if (cl->dead)
 		return;
 	if (cl->missed > 0 || cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
-		if (cl->missed++ == 0)
+		if (cl->missed++ == 0) {
+			log_warn(MOD, "controller #%u does not read its events (%zu bytes queued): "
+				 "dropping them until it catches up", cl->id, cl->out.len);
 			ev_io_start(cl->ctl->loop, &cl->wio);
+		}
 		return;
 	}
 	buf_append(&cl->out, data, len);
@@ -367,16 +400,14 @@ void ctl_result_end(struct ctl_req *req)
 	req_free(req);
 }
 
-void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fmt, ...)
+static void error_v(struct ctl_req *req, int code, const char *reason, const char *msg_id,
+		    const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
 	yajl_gen g = jg_new();
 	struct buf out = BUF_INIT;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	begin_reply(g, req);
 	jg_str(g, "error");
 	jg_map(g);
@@ -386,6 +417,8 @@ void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fm
 		jg_str(g, "data");
 		jg_map(g);
 		JG_KSTR(g, "reason", reason);
+		if (msg_id)
+			JG_KSTR(g, "msg_id", msg_id);
 		jg_end_map(g);
 	}
 	jg_end_map(g);
@@ -396,6 +429,25 @@ void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fm
 		client_send(req->client, out.data, out.len);
 	buf_free(&out);
 	req_free(req);
+}
+
+void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_v(req, code, reason, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void ctl_error_msg(struct ctl_req *req, int code, const char *reason, const char *msg_id,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_v(req, code, reason, msg_id, fmt, ap);
+	va_end(ap);
 }
 
 static struct ctl_req *req_new(struct ctl_client *cl)
@@ -445,6 +497,8 @@ static void dispatch(struct ctl_client *cl, const char *line, size_t len)
 	method = json_get_str(root, "method");
 	params = json_get(root, "params");
 	if (method == NULL) {
+		/* Not a notification but no request at all: answered (id null). */
+		req->notification = false;
 		ctl_error(req, CTL_E_INVALID_REQUEST, "invalid_request", "missing \"method\"");
 	} else if (params != NULL && !YAJL_IS_OBJECT(params) && !YAJL_IS_ARRAY(params)) {
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "params must be an object");
@@ -633,9 +687,11 @@ static void publish(struct control *c, yajl_gen g, unsigned cls, enum log_level 
 	e->level = level;
 	e->line = b.data;
 	e->len = b.len;
+	c->publishing = true;
 	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
 		if (wants(cl, e))
 			client_event(cl, e->line, e->len);
+	c->publishing = false;
 }
 
 static yajl_gen event_begin(struct control *c, const char *type)
@@ -713,6 +769,11 @@ static struct control *log_ctl;
 static void on_log(void *ctx, enum log_level l, const char *module, const char *text)
 {
 	struct control *c = ctx;
+
+	/* A line logged during a fan-out (a controller falling behind) goes to
+	 * the log only: as an event it would overtake the one being sent. */
+	if (c->publishing)
+		return;
 	yajl_gen g = event_begin(c, "log");
 
 	JG_KSTR(g, "level", log_level_name(l));
@@ -753,10 +814,10 @@ int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_
 		return 0;
 	/* Replay what history still holds after `since`; say what it lost. */
 	uint64_t oldest = c->hist_len ? c->hist[c->hist_start].seq : c->seq + 1;
-	if (since + 1 < oldest) {
-		cl->missed += oldest - since - 1;
-		ev_io_start(c->loop, &cl->wio); /* the "lagged" notice goes from on_write */
-	}
+	/* Events older than the history are gone: say how many (of any class:
+	 * theirs are no longer known), then replay what is held. */
+	if (since + 1 < oldest && cl->missed == 0)
+		client_lagged(cl, oldest - since - 1);
 	for (size_t i = 0; i < c->hist_len; i++) {
 		struct hist_entry *e = &c->hist[(c->hist_start + i) % c->hist_cap];
 		if (e->seq > since && (classes & e->cls) && wants(cl, e))

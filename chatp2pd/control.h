@@ -77,6 +77,9 @@ void ctl_result_end(struct ctl_req *req);
 /* Answer with an error; reason is the stable data.reason word (may be NULL). */
 void ctl_error(struct ctl_req *req, int code, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The same, with data.msg_id: the message a failed send was given. */
+void ctl_error_msg(struct ctl_req *req, int code, const char *reason, const char *msg_id,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Subscriptions of the requesting controller. */
 int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_t since,
 		  enum log_level log_level);

@@ -329,8 +329,8 @@ static void send_done(void *ctx, enum send_result r, const char *msg_id, double 
 		ctl_result_end(req);
 		return;
 	}
-	ctl_error(req, r == SEND_FAILED ? CTL_E_BAD_PARAMS : CTL_E_DELIVERY, send_result_name(r), "%s",
-		  detail ? detail : send_result_name(r));
+	ctl_error_msg(req, r == SEND_FAILED ? CTL_E_BAD_PARAMS : CTL_E_DELIVERY, send_result_name(r),
+		      msg_id, "%s", detail ? detail : send_result_name(r));
 }
 
 static void m_send(struct ctl_req *req, jval params)

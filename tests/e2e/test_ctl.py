@@ -671,7 +671,11 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             read_request(conn)
             conn.sendall(b'{"jsonrpc":"2.0","id":1}\n')
 
-        for behaviour in (garbage, eof, half_line, not_object, endless_line, neither):
+        def send_without_status(conn):
+            read_request(conn)
+            conn.sendall(b'{"jsonrpc":"2.0","id":1,"result":null}\n')
+
+        for behaviour in (garbage, half_line, not_object, endless_line, neither):
             with self.subTest(behaviour=behaviour.__name__):
                 srv = FakeServer(behaviour, behaviour.__name__)
                 try:
@@ -679,6 +683,19 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
                     self.assertEqual(cp.out, "")
                 finally:
                     srv.close()
+        # An answer that does not say "acked" is no promise of delivery.
+        srv = FakeServer(send_without_status, "send_without_status")
+        try:
+            cp = self.fails(srv.path, EXIT_PROTO, "send", "bob@CIC", "hi")
+            self.assertEqual(cp.out, "")
+        finally:
+            srv.close()
+        # Gone before answering (stopped, crashed): unreachable, try later.
+        srv = FakeServer(eof, "eof")
+        try:
+            self.fails(srv.path, EXIT_UNREACHABLE, "status")
+        finally:
+            srv.close()
 
     def test_too_many_controllers_exit_1(self):
         # The daemon's refusal is an error about the connection (id null).

@@ -236,6 +236,38 @@ class RequestsCase(unittest.TestCase, CtlAsserts):
         finally:
             w.close()
 
+    def test_event_order_when_a_controller_write_fails(self):
+        # A subscriber that stops taking data (SHUT_RD: writes to it fail)
+        # is dropped in the middle of a fan-out; a DEBUG log watcher must
+        # still see every event once and in order (the drop's own log line
+        # once overtook the event being sent).
+        w = Watcher(self.alice.sock_path, {"events": ["all"], "log_level": "DEBUG"})
+        deaf = raw_connect(self.alice.sock_path)
+        try:
+            deaf.sendall(b'{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"events":["all"]}}\n')
+            self.assertIn("result", raw_line(deaf))
+            deaf.shutdown(socket.SHUT_RD)
+            c = self.alice.ctl()
+            try:
+                for level in ("INFO", "DEBUG") * 5:
+                    c.call("log.set", {"level": level})
+            finally:
+                c.close()
+            w.wait(lambda e: e["type"] == "log" and "INFO -> DEBUG" in e.get("text", "")
+                   and e["seq"] > w.seq0 + 8, 10, what="the last log.set")
+            consecutive(self, w.events(), first=w.seq0 + 1)
+        finally:
+            deaf.close()
+            w.close()
+
+    def test_empty_object_is_answered(self):
+        # No "method" and no "id": not a notification, an invalid request.
+        self.send(b"{}\n")
+        msg = raw_line(self.s)
+        self.assertIsNone(msg["id"])
+        self.assertEqual(msg["error"]["data"]["reason"], "invalid_request")
+        self.still_usable()
+
     def test_pipelined_answers_by_id(self):
         c = self.alice.ctl()
         try:
@@ -305,7 +337,7 @@ class RequestsCase(unittest.TestCase, CtlAsserts):
             self.visit("visitor%d" % i)
         c = self.alice.ctl()
         try:
-            c.call("subscribe", {"events": ["peer"], "since": seq})
+            sub = c.call("subscribe", {"events": ["peer"], "since": seq})
             deadline = time.monotonic() + 10
             lagged = None
             while lagged is None:
@@ -322,7 +354,12 @@ class RequestsCase(unittest.TestCase, CtlAsserts):
                         self.fail("no lagged notification after subscribing with a since "
                                   "older than the history: the subscriber hears nothing")
             self.assertGreater(lagged["missed"], 0)
-            # And from then on, live events.
+            # Then what the history still holds is replayed (the last
+            # visitor's events, from before the subscription) ...
+            ev = c.wait_event(lambda e: e.get("peer_id") == "visitor4@CIC", 5,
+                              what="the events the history holds, replayed after the gap")
+            self.assertLessEqual(ev["seq"], sub["seq"])
+            # ... and from then on, live events.
             self.visit("latecomer")
             c.wait_event(lambda e: e.get("peer_id") == "latecomer@CIC", what="a live event")
         finally:
@@ -499,6 +536,10 @@ class SlowWatcherCase(unittest.TestCase):
                     seen.append(msg["params"]["seq"])
             self.assertGreater(missed, 0)
             self.assertLess(len(seen), n, "the slow watcher got everything?")
+            # The daemon says so in its log, both ways.
+            log = self.node.proc.stderr_text()
+            self.assertIn("does not read its events", log)
+            self.assertIn("caught up after missing", log)
             # Still subscribed: a new event arrives.
             gen.call("log.set", {"level": "DEBUG"})
             gen.call("log.set", {"level": "INFO"})
@@ -572,6 +613,35 @@ class SocketFileCase(unittest.TestCase, CtlAsserts):
         self.assertIn("not a socket", lines[0])
         with open(node.sock_path) as f:
             self.assertEqual(f.read(), "precious\n")
+
+    def test_directory_others_can_write_refused(self):
+        # Whoever can write to the socket's directory can swap the socket
+        # for their own: open to all (not sticky), or someone else's.
+        cases = [("open", 0o777, None)]
+        if os.geteuid() == 0:
+            cases.append(("foreign", 0o755, 65534))  # nobody's
+        for label, mode, owner in cases:
+            with self.subTest(directory=label):
+                d = os.path.join(harness.tmpdir(), "dir-" + label)
+                os.mkdir(d)
+                os.chmod(d, mode)
+                if owner is not None:
+                    os.chown(d, owner, owner)
+                node = Node("cautious", self.rdv, sets=SLOW_DISCOVER, start=False)
+                node.sock_path = os.path.join(d, "chatp2pd.sock")
+                rc, err = self.start_failing(node)
+                self.assertEqual(rc, 1, err)
+                self.assertIn("writable by others", err)
+                self.assertFalse(os.path.exists(node.sock_path))
+        # A sticky directory open to all (like /tmp) is fine.
+        d = os.path.join(harness.tmpdir(), "dir-sticky")
+        os.mkdir(d)
+        os.chmod(d, 0o1777)
+        node = Node("cautious", self.rdv, sets=SLOW_DISCOVER, start=False)
+        node.sock_path = os.path.join(d, "chatp2pd.sock")
+        node.start()
+        self.assertEqual(node.call("status")["peer_id"], "cautious@CIC")
+        node.stop(self)
 
     def test_two_daemons_one_path(self):
         first = Node("twin", self.rdv, sets=SLOW_DISCOVER)

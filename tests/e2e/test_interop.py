@@ -405,6 +405,8 @@ class WildPeers(unittest.TestCase):
         self.assertGreater(dt, 2.5)   # network.ack_timeout=3
         self.assertLess(dt, 6)
         ev = w.wait_event(lambda e: e["type"] == "ack_timeout" and e["peer_id"] == f.peer_id, 5)
+        # the error names the message, as the event does
+        self.assertEqual(cm.exception.error["data"]["msg_id"], ev["msg_id"])
         copies = f.messages(lambda c, m: m.get("type") == "SEND" and m["msg_id"] == ev["msg_id"])
         self.assertGreaterEqual(len(copies), 2, "the unACKed SEND was never resent")
         self.assertEqual(copies[0][2]["payload"], "anyone there?")
