@@ -3,8 +3,11 @@
 # are missing.  Works as root or through sudo; does nothing when all are there.
 set -eu
 
+# systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
+# tests/e2e/test_systemd.py needs (it fails, not skips, without them).
+# procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
-libcmocka-dev libedit-dev python3 systemd"
+libcmocka-dev libedit-dev python3 systemd procps"
 
 missing=""
 for p in $PACKAGES; do
