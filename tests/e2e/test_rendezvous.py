@@ -465,5 +465,205 @@ class TestMaxClients(ServerCase):
                    what="service after the two clients left")
 
 
+
+def wait_until(t, what):
+    """Poll the monotonic clock until t: for waits where the passing of time
+    itself is what is tested (a rate window sliding, a block running out)."""
+    h.wait_for(lambda: time.monotonic() >= t, timeout=max(0.0, t - time.monotonic()) + 5,
+               interval=0.02, what=what)
+
+
+class TestRateWindow(ServerCase):
+    """The rate limit's window slides, with numbers small enough to watch:
+    5 connections per 2 s, then blocked for 3 s.  Each test plays its own
+    source ip (the budget is per ip)."""
+
+    LIMIT, WINDOW, BLOCK = 5, 2.0, 3.0
+    SETS = ("rate_limit=5", "rate_window=2", "block_time=3")
+
+    def exchange(self, source):
+        return h.rdv_exchange(self.port, {"type": "DISCOVER", "namespace": "rl"},
+                              source=source)
+
+    def served(self, source, n, what):
+        for i in range(n):
+            raw, _, _ = self.exchange(source)
+            self.assertEqual(h.parse_reply(raw)["status"], "OK", "%s #%d: %r" % (what, i, raw))
+
+    def over(self, source):
+        """The connection over the limit: closed without a reply."""
+        raw, _, _ = self.exchange(source)
+        self.assertEqual(raw, b"", "the connection over the limit gets no reply")
+
+    def test_window_slides_no_block(self):
+        src = "127.0.1.5"
+        self.served(src, self.LIMIT, "first batch")
+        t_end = time.monotonic()  # the server saw all five before this
+        wait_until(t_end + self.WINDOW + 0.15, "the first batch to leave the window")
+        self.served(src, self.LIMIT, "after the window")  # not blocked, not refused
+        # ...and these five do count: one more is over the limit.
+        self.over(src)
+
+    def test_window_is_sliding_not_fixed(self):
+        src = "127.0.1.6"
+        t_a = time.monotonic()
+        self.served(src, 3, "batch A")
+        t_a_end = time.monotonic()
+        wait_until(t_a + 0.8, "batch B's turn")
+        t_b = time.monotonic()
+        self.served(src, 2, "batch B")
+        # A leaves the window, B stays in it: room for exactly 3 more.
+        wait_until(t_a_end + self.WINDOW + 0.15, "batch A to leave the window")
+        self.served(src, 3, "batch C")
+        late = time.monotonic() - (t_b + self.WINDOW)
+        if late >= 0:
+            self.skipTest("too slow to tell (batch B left the window %.2f s ago)" % late)
+        # A window restarted when A's ended would still have room here.
+        self.over(src)
+
+    def test_block_lifts_after_block_time_counting_down(self):
+        src = "127.0.1.7"
+        self.served(src, self.LIMIT, "budget")
+        t0 = time.monotonic()
+        self.over(src)
+        t1 = time.monotonic()  # blocked from a moment in [t0, t1] for BLOCK s
+        seen = []  # (time asked, time answered, N of "lifted in N seconds")
+        lifted = None
+        deadline = t1 + self.BLOCK + 3
+        while lifted is None:
+            self.assertLess(time.monotonic(), deadline, "block not lifted; saw N = %r" % [n for _, _, n in seen])
+            ta = time.monotonic()
+            raw, _, cport = self.exchange(src)
+            tb = time.monotonic()
+            r = h.parse_reply(raw)
+            if r["status"] == "OK":
+                lifted = ta
+                break
+            m = ERR_BLOCKED.match(r.get("message", ""))
+            self.assertIsNotNone(m, r)
+            self.assertEqual((m.group(1), int(m.group(2)), int(m.group(3))),
+                             (src, cport, self.LIMIT))
+            seen.append((ta, tb, int(m.group(4))))
+            # Poll the block the way a client would: a few times a second.
+            wait_until(tb + 0.15, "the next look at the block")
+        ns = [n for _, _, n in seen]
+        h.log("block countdown: %s; lifted %.2f s after the block"
+              % (ns, lifted - t0))
+        # Counts down whole seconds (rounded up) from block_time to 1...
+        self.assertEqual(ns[0], int(self.BLOCK), ns)
+        self.assertEqual(ns, sorted(ns, reverse=True), ns)
+        self.assertEqual(sorted(set(ns)), list(range(1, int(self.BLOCK) + 1)), ns)
+        for ta, tb, n in seen:
+            # n = ceil(blocked_until - now), blocked_until in [t0, t1] + BLOCK
+            self.assertLessEqual(n, (t1 + self.BLOCK) - ta + 1, (ta - t0, n))
+            self.assertGreaterEqual(n, (t0 + self.BLOCK) - tb, (tb - t0, n))
+        # ...the polling did not extend the block, and it ends on time.
+        self.assertGreaterEqual(lifted, t0 + self.BLOCK - 0.3)
+        self.assertLess(lifted, t1 + self.BLOCK + 0.6)
+        # Afterwards a whole fresh budget.
+        self.served(src, self.LIMIT - 1, "after the block")
+
+
+def rdv_limit_max_ips():
+    """RDV_LIMIT_MAX_IPS from the source tree (the cap is not configurable)."""
+    src = os.environ.get("CHATP2P_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
+    try:
+        with open(os.path.join(src, "chatp2pd", "rdv_limit.h")) as f:
+            m = re.search(r"#define\s+RDV_LIMIT_MAX_IPS\s+(\d+)", f.read())
+        if m:
+            return int(m.group(1))
+    except OSError:
+        pass
+    return 16384
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def flood_source(i):
+    """The i-th distinct flood source, 127.100.0.1 onwards (254 per /24)."""
+    return "127.%d.%d.%d" % (100 + i // 64516, (i // 254) % 254 + 1, i % 254 + 1)
+
+
+class TestFlood(ServerCase):
+    """Connections from far more distinct source ips than the rate limiter
+    keeps: its table is capped (least recently seen ip evicted), so the
+    server's memory stays flat however many come, and it goes on serving."""
+
+    # Unbounded, every ip would cost at least a record (~150 B) and its ring
+    # of times (64 B) plus allocator overhead: ~7.5 MB for 2 x 16384 ips.
+    GROWTH_LIMIT_KB = 2048
+    TOTAL_LIMIT_KB = 48 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        # The public numbers (50 per 60 s, block 60 s).  A small ASan
+        # quarantine: freed memory is otherwise held back (256 MB by default)
+        # and RSS would grow with every connection whatever the table does.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        env = {"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=1"}
+        cls.srv = h.start_daemon(["--rendezvous-server", "--listen", cls.LISTEN, "--port", "0"],
+                                 name="rendezvous-flood", env=env)
+        cls.port = cls.srv.port
+
+    def flood(self, first, count):
+        """One connection from each of count distinct sources, closed at once
+        (the server counts it when it accepts it).  Every 256th is a full
+        DISCOVER: its reply means the server has accepted everything before
+        it (one listening queue, first in first out), so the flood never
+        overruns the backlog and ends with all of it seen."""
+        for i in range(first, first + count):
+            if i % 256 == 255 or i == first + count - 1:
+                r = h.rdv_request(self.port, {"type": "DISCOVER", "namespace": "flood"},
+                                  source=flood_source(i))
+                self.assertEqual(r, {"status": "OK", "peers": []}, i)
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((flood_source(i), 0))
+                s.connect((self.LISTEN, self.port))
+            finally:
+                s.close()
+
+    def test_flood_of_distinct_ips_memory_stays_bounded(self):
+        cap = rdv_limit_max_ips()
+        pid = self.srv.pid
+        blocked = "127.0.2.1"
+        for i in range(50):
+            self.assertEqual(self.req({"type": "DISCOVER"}, source=blocked)["status"], "OK", i)
+        raw, _, _ = h.rdv_exchange(self.port, {"type": "DISCOVER"}, source=blocked)
+        self.assertEqual(raw, b"")
+        self.assertRegex(self.req({"type": "DISCOVER"}, source=blocked)["message"],
+                         r"lifted in \d+ seconds")
+        rss0 = vm_rss_kb(pid)
+
+        t0 = time.monotonic()
+        n1 = cap + 2048  # the table is full and evicting
+        self.flood(0, n1)
+        rss1 = vm_rss_kb(pid)
+        n2 = 2 * cap  # every ip in it replaced twice over
+        self.flood(n1, n2)
+        rss2 = vm_rss_kb(pid)
+        h.log("flood: %d distinct ips in %.1f s; VmRSS %d -> %d -> %d kB"
+              % (n1 + n2, time.monotonic() - t0, rss0, rss1, rss2))
+
+        self.assertLess(rss2 - rss1, self.GROWTH_LIMIT_KB,
+                        "VmRSS grew %d kB over the last %d ips" % (rss2 - rss1, n2))
+        self.assertLess(rss2 - rss0, self.TOTAL_LIMIT_KB)
+        # The table really is capped: the ip blocked before the flood, the
+        # least recently seen of all, has been forgotten (block included).
+        self.assertEqual(self.req({"type": "DISCOVER"}, source=blocked)["status"], "OK")
+        # Still serving.
+        r = self.req(reg("survivor", "flood", 5000, ttl=60))
+        self.assertEqual(r, {"status": "OK", "ttl": 60, "ip": "127.0.0.1", "port": 5000})
+        self.assertEqual([(p["ip"], p["name"]) for p in self.discover("flood")],
+                         [("127.0.0.1", "survivor")])
+        self.assertTrue(self.srv.alive())
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
