@@ -390,6 +390,9 @@ class StopWithRequestsCase(unittest.TestCase):
         finally:
             stays.close()
             mute.close()
+        # It is already stopping: let it finish (a second SIGTERM would
+        # not be a graceful stop), then check its exit and sanitizers.
+        self.assertEqual(alice.proc.wait(15), 0)
         alice.stop(self)
         rdv.check_clean_exit(self)
 
