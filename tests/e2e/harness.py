@@ -275,7 +275,25 @@ def wait_for(cond, timeout=5.0, interval=0.05, what=None):
         time.sleep(interval)
 
 
+def vm_rss_kb(pid):
+    """Resident memory of a process, in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 # ---- sockets ---------------------------------------------------------------
+
+def free_port():
+    """A loopback TCP port nobody listens on (now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
 
 def connect(port, host="127.0.0.1", source=None, timeout=5.0):
     """A connected TCP socket; source binds the local address first (any

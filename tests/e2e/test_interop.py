@@ -48,14 +48,6 @@ def history(node, classes):
         c.close()
 
 
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 class WildPeers(unittest.TestCase):
     """One node, alice, among registered fakes of every kind it dials."""
 
@@ -719,7 +711,7 @@ class Troublemakers(unittest.TestCase):
                                                 "keepalive.max_ping_failures=1000"])
         b = self.node("bob", self.rdv)
         a.wait_active(stall.peer_id, b.peer_id)
-        rss0 = vm_rss_kb(a.proc.pid)
+        rss0 = harness.vm_rss_kb(a.proc.pid)
         w = a.events(["peer"])
         ctl = a.ctl()
         text = "x" * 30000
@@ -740,7 +732,7 @@ class Troublemakers(unittest.TestCase):
         self.assertIsNotNone(lost, "%d PUBs of 30 KB and the stalled peer is still connected" % sent)
         self.assertEqual(lost["type"], "peer_stale")
         self.assertIn("queue", lost["reason"])
-        rss1 = vm_rss_kb(a.proc.pid)
+        rss1 = harness.vm_rss_kb(a.proc.pid)
         harness.log("stall: %d PUBs (%.1f MB) before the disconnect; VmRSS %d -> %d kB"
                     % (sent, sent * 30000 / 1e6, rss0, rss1))
         # bounded: far less than everything that was published (ASan's

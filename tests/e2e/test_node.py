@@ -230,14 +230,6 @@ class SimultaneousDial(unittest.TestCase):
         rdv.close()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Dialling(unittest.TestCase):
     """Whom the node dials, when, and when it stops (PROTOCOL.md §3)."""
 
@@ -259,7 +251,7 @@ class Dialling(unittest.TestCase):
 
     def test_listed_twice_dials_the_fresher_registration(self):
         bob = self.fake("bob")
-        dead = free_port()
+        dead = harness.free_port()
         a = Node("alice", self.rdv, sets=self.HELD)
         self.rdv.wait_held(1)
         # Registered from two places: the older registration (a dead port)
@@ -278,7 +270,7 @@ class Dialling(unittest.TestCase):
         a.stop(self)
 
     def test_gives_up_then_waits_for_the_next_discover(self):
-        dead = free_port()
+        dead = harness.free_port()
         a = Node("alice", self.rdv, sets=self.HELD + [
             "peer_connection.retry_attempts=3", "peer_connection.backoff_base=0.05",
             "reconnection.backoff_base=0.05", "reconnection.backoff_max=0.1",
@@ -357,7 +349,7 @@ class Lifecycle(unittest.TestCase):
         t0 = time.monotonic()
         # Same name, same port, but its rendezvous is down: bob cannot learn
         # of alice, so it is alice's reconnection pass that brings it back.
-        nowhere = type("Nowhere", (), {"port": free_port()})()
+        nowhere = type("Nowhere", (), {"port": harness.free_port()})()
         b2 = Node("bob", nowhere, start=False)
         b2.port = b.port
         b2.start()
@@ -627,15 +619,8 @@ class OutOfDescriptors(unittest.TestCase):
 class RendezvousTrouble(unittest.TestCase):
     """A rendezvous that is down, hangs or rate-limits only delays things."""
 
-    def free_port(self):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return port
-
     def test_down_then_up(self):
-        port = self.free_port()
+        port = harness.free_port()
 
         class Fake:
             pass

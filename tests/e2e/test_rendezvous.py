@@ -577,14 +577,6 @@ def rdv_limit_max_ips():
     return 16384
 
 
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def flood_source(i):
     """The i-th distinct flood source, 127.100.0.1 onwards (254 per /24)."""
     return "127.%d.%d.%d" % (100 + i // 64516, (i // 254) % 254 + 1, i % 254 + 1)
@@ -640,15 +632,15 @@ class TestFlood(ServerCase):
         self.assertEqual(raw, b"")
         self.assertRegex(self.req({"type": "DISCOVER"}, source=blocked)["message"],
                          r"lifted in \d+ seconds")
-        rss0 = vm_rss_kb(pid)
+        rss0 = h.vm_rss_kb(pid)
 
         t0 = time.monotonic()
         n1 = cap + 2048  # the table is full and evicting
         self.flood(0, n1)
-        rss1 = vm_rss_kb(pid)
+        rss1 = h.vm_rss_kb(pid)
         n2 = 2 * cap  # every ip in it replaced twice over
         self.flood(n1, n2)
-        rss2 = vm_rss_kb(pid)
+        rss2 = h.vm_rss_kb(pid)
         h.log("flood: %d distinct ips in %.1f s; VmRSS %d -> %d -> %d kB"
               % (n1 + n2, time.monotonic() - t0, rss0, rss1, rss2))
 

@@ -262,12 +262,6 @@ def read(path):
         return f.read()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def proc_state(pid):
     """The one-letter state in /proc/PID/stat (T: stopped by a signal)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -735,7 +729,7 @@ class SocketActivation(unittest.TestCase):
 
     def test_peer_listener_passed_in(self):
         sock = os.path.join(harness.tmpdir(), "act-bob.sock")
-        port = free_port()
+        port = harness.free_port()
         p = self.activate("bob", [sock, "127.0.0.1:%d" % port], ["control", "peer"])
         wait_socket_file(sock)
         c = Ctl(sock, timeout=20)
