@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from nodes import Node  # noqa: E402
+from nodes import CtlError, Node  # noqa: E402
 
 EXIT_OK, EXIT_DAEMON, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_TIMEOUT, EXIT_PERM, EXIT_PROTO = range(7)
 
@@ -806,6 +806,28 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
                              % node.port)
             r = harness.rdv_request(self.rdv.port, {"type": "DISCOVER", "namespace": "CIC"})
             self.assertIn("dora", {p["name"] for p in r["peers"]})
+            # --json: the server's answer, as the daemon read it
+            self.assertEqual(self.json_ok(node, "unregister"), {})
+            r = self.json_ok(node, "register")
+            self.assertEqual((r["ip"], r["port"]), ("127.0.0.1", node.port))
+            self.assertGreater(r["ttl"], 0)
+        finally:
+            node.stop(self)
+
+    def test_rendezvous_failure_exit_1(self):
+        # Its rendezvous is down: the daemon answers -32002/rendezvous and
+        # chatp2pctl says so in one line, exit 1.
+        nowhere = type("Nowhere", (), {"port": harness.free_port()})()
+        node = Node("lonely", nowhere, sets=SLOW_DISCOVER + ["limits.rendezvous_timeout=0.5"])
+        try:
+            for cmd in ("discover", "register"):
+                with self.subTest(cmd=cmd):
+                    cp = self.fails(node, EXIT_DAEMON, cmd)
+                    self.assertEqual(cp.out, "")
+                    self.assertIn("rendezvous", cp.err)
+            with self.assertRaises(CtlError) as cm:
+                node.call("discover")
+            self.assertEqual((cm.exception.code, cm.exception.reason), (-32002, "rendezvous"))
         finally:
             node.stop(self)
 

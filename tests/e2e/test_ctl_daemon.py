@@ -260,6 +260,28 @@ class RequestsCase(unittest.TestCase, CtlAsserts):
             deaf.close()
             w.close()
 
+    def test_unsubscribe(self):
+        c = self.alice.ctl()
+        try:
+            c.call("subscribe", {"events": ["peer", "log"]})
+            self.assertEqual(c.call("unsubscribe", {"events": ["log"]}), {})
+            self.alice.call("log.set", {"level": "DEBUG"})  # a log event nobody here wants
+            self.alice.call("log.set", {"level": "INFO"})
+            self.visit("caller")                           # peer events, still wanted
+            c.call("status")  # everything sent before this answer has been read
+            types = [n["params"]["type"] for n in c.notes if n.get("method") == "event"]
+            self.assertIn("peer_connected", types)
+            self.assertNotIn("log", types)
+            c.notes.clear()
+            # Without params: all of them.
+            self.assertEqual(c.call("unsubscribe"), {})
+            self.visit("unheard")
+            c.call("status")
+            self.assertEqual([n for n in c.notes if n.get("params", {}).get("peer_id") ==
+                              "unheard@CIC"], [])
+        finally:
+            c.close()
+
     def test_empty_object_is_answered(self):
         # No "method" and no "id": not a notification, an invalid request.
         self.send(b"{}\n")
