@@ -610,7 +610,10 @@ static int on_line(void *ctx, enum framer_event ev, const char *text, size_t len
 	char err[128];
 
 	if (ev == FRAMER_OVERFLOW) {
-		bad_line(c, "line longer than 32768 bytes");
+		char why[64];
+		snprintf(why, sizeof why, "line longer than %d bytes",
+			 node_config(c->node)->network.max_msg_size);
+		bad_line(c, why);
 		return c->state == CONN_CLOSED;
 	}
 	if (len == 0)

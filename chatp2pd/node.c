@@ -21,6 +21,9 @@
 /* A connection that lived this long resets its peer's backoff: one that
  * dies at once (a refusal) must not make us spin. */
 #define BACKOFF_RESET_AFTER 10.0
+/* An outbound connection closed this soon after HELLO_OK was a refusal
+ * (PROTOCOL.md §4: HELLO_OK, a rejection message, EOF). */
+#define REFUSED_WITHIN 1.0
 /* Inbound addresses tracked for the accept rate limit. */
 #define ACCEPT_SLOTS 256
 /* Out of descriptors: the listener stays readable, so stop watching it for
@@ -704,11 +707,18 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 		p->disconnects++;
 		p->state = PEER_STALE;
 		/* A connection that dies at once (HELLO_OK, a rejection, EOF)
-		 * counts as a failed attempt, so the backoff grows. */
-		if (mono_now() - p->connected_at >= BACKOFF_RESET_AFTER)
+		 * counts as a failed attempt, so the backoff grows; a dial of
+		 * ours refused that way is no success in the peer's stats. */
+		double lived = mono_now() - p->connected_at;
+		if (lived >= BACKOFF_RESET_AFTER)
 			p->retry = 0;
 		else
 			p->retry++;
+		if (c->dir == CONN_OUT && lived < REFUSED_WITHIN && p->dial_ok > 0) {
+			p->dial_ok--;
+			reason = "refused right after the handshake";
+			ev.text = reason;
+		}
 		ev.type = p->left ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
 		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : "lost", reason);
 		node_emit(n, &ev);

@@ -461,6 +461,9 @@ class Troublemakers(unittest.TestCase):
         harness.log("refusing peer: %d dials in 4 s" % n)
         self.assertGreaterEqual(n, 2, "never retried")
         self.assertLessEqual(n, 6, "redialled a refusing peer %d times in 4 s" % n)
+        # Refusals are no successes in its stats.
+        self.assertEqual(a.peer(grumpy.peer_id)["success_rate"], 0)
+        self.assertEqual(a.peer(fine.peer_id)["success_rate"], 100)
         r = a.call("send", {"to": fine.peer_id, "text": "still fine"})
         self.assertEqual(r["status"], "acked")
         a.stop(self)
