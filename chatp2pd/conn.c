@@ -652,6 +652,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		c->peer_closed = true; /* EOF or reset: the other side's doing */
 		if (n == 0) {
 			conn_close(c, c->state == CONN_HANDSHAKE ? "closed during handshake"
 								 : "connection closed by peer");

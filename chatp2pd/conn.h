@@ -77,6 +77,7 @@ struct conn {
 	int bad_lines;
 	bool bye_sent;
 	bool close_after_flush;
+	bool peer_closed;           /* ended by the peer's EOF or reset, not by us */
 	int busy;                   /* callbacks running: defer the free */
 	char close_reason[128];
 };

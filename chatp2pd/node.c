@@ -21,8 +21,8 @@
 /* A connection that lived this long resets its peer's backoff: one that
  * dies at once (a refusal) must not make us spin. */
 #define BACKOFF_RESET_AFTER 10.0
-/* An outbound connection closed this soon after HELLO_OK was a refusal
- * (PROTOCOL.md §4: HELLO_OK, a rejection message, EOF). */
+/* An outbound connection the peer closed this soon after HELLO_OK was a
+ * refusal (PROTOCOL.md §4: HELLO_OK, a rejection message, EOF). */
 #define REFUSED_WITHIN 1.0
 /* Inbound addresses tracked for the accept rate limit. */
 #define ACCEPT_SLOTS 256
@@ -714,7 +714,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 			p->retry = 0;
 		else
 			p->retry++;
-		if (c->dir == CONN_OUT && lived < REFUSED_WITHIN && p->dial_ok > 0) {
+		if (c->dir == CONN_OUT && c->peer_closed && lived < REFUSED_WITHIN && p->dial_ok > 0) {
 			p->dial_ok--;
 			reason = "refused right after the handshake";
 			ev.text = reason;
