@@ -776,6 +776,17 @@ class Reload(unittest.TestCase):
     def tearDown(self):
         self.rdv.check_clean_exit()
 
+    def alice_and_bob(self):
+        """alice from self.cfg, bob connected to her, a controller of hers."""
+        alice = harness.start_daemon(["-c", self.cfg], name="alice")
+        bob = Node("bob", self.rdv)
+        bob.wait_active("alice@CIC")
+        ctl = Ctl(self.sock)
+        harness.wait_for(lambda: [c for c in ctl.call("conn")["connections"]
+                                  if c["state"] == "established" and c["primary"]],
+                         10, what="alice's connection to bob")
+        return alice, bob, ctl
+
     def rtt_samples(self, ctl, peer):
         for p in ctl.call("rtt")["rtt"]:
             if p["peer_id"] == peer:
@@ -784,16 +795,8 @@ class Reload(unittest.TestCase):
 
     def test_sighup_changes_level_and_interval_keeps_connections(self):
         self.write_config(self.cfg, "INFO", 1)
-        alice = harness.start_daemon(["-c", self.cfg], name="alice")
-        bob = Node("bob", self.rdv)
-        bob.wait_active("alice@CIC")
-        ctl = Ctl(self.sock)
-        harness.wait_for(lambda: [c for c in ctl.call("conn")["connections"]
-                                  if c["state"] == "established" and c["primary"]],
-                         10, what="alice's connection to bob")
-        conns = sorted(json.dumps(c, sort_keys=True) for c in
-                       ({k: c[k] for k in ("peer_id", "direction", "address", "since")}
-                        for c in ctl.call("conn")["connections"]))
+        alice, bob, ctl = self.alice_and_bob()
+        conns = self.connections(ctl)
         self.assertEqual(ctl.call("log.get")["level"], "INFO")
         base = self.rtt_samples(ctl, "bob@CIC")
 
@@ -806,10 +809,7 @@ class Reload(unittest.TestCase):
         # 0.25 s interval is in force (from the timer's next round, <= 1 s).
         harness.wait_for(lambda: self.rtt_samples(ctl, "bob@CIC") >= base + 10, 5,
                          what="pings at the new interval")
-        after = sorted(json.dumps(c, sort_keys=True) for c in
-                       ({k: c[k] for k in ("peer_id", "direction", "address", "since")}
-                        for c in ctl.call("conn")["connections"]))
-        self.assertEqual(after, conns, "connections changed across the reload")
+        self.assertEqual(self.connections(ctl), conns, "connections changed across the reload")
         self.assertEqual(ctl.call("status")["peer_id"], "alice@CIC")
         self.assertEqual(bob.state_of("alice@CIC"), "ACTIVE")
         harness.wait_for(lambda: "not changed: node.name" in alice.stderr_text(), 5,
@@ -843,13 +843,7 @@ class Reload(unittest.TestCase):
         # Started with 30 s for the ACK and for BYE_OK; a stopped bob sends
         # neither.  The slow keep-alive leaves the connection alone meanwhile.
         self.write_config(self.cfg, "INFO", 30, ack=30, bye=30)
-        alice = harness.start_daemon(["-c", self.cfg], name="alice")
-        bob = Node("bob", self.rdv)
-        bob.wait_active("alice@CIC")
-        ctl = Ctl(self.sock)
-        harness.wait_for(lambda: [c for c in ctl.call("conn")["connections"]
-                                  if c["state"] == "established" and c["primary"]],
-                         10, what="alice's connection to bob")
+        alice, bob, ctl = self.alice_and_bob()
         conns = self.connections(ctl)
 
         # network.ack_timeout 30 -> 1, limits.bye_timeout 30 -> 0.5.
