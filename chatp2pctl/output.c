@@ -32,13 +32,21 @@ struct table *table_new(size_t ncols, const char *const *headers)
 	return t;
 }
 
+/* What starts every further line of a multi-line text: nothing a peer
+ * sends can begin a line of its own, so none can pass for another peer's
+ * message or for one of our "* peer …" lines. */
+#define CONTINUATION "    "
+
 /* s with control characters made visible (^X; C1 as \xNN, CSI among
- * them steers terminals too).  Newlines and tabs are kept when lines. */
+ * them steers terminals too).  Tabs are kept when lines, and newlines,
+ * each followed by CONTINUATION. */
 static void visible(struct buf *b, const char *s, bool lines)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (lines && (*p == '\n' || *p == '\t')) {
+		if (lines && *p == '\t') {
 			buf_append(b, p, 1);
+		} else if (lines && *p == '\n') {
+			buf_append(b, "\n" CONTINUATION, 1 + sizeof CONTINUATION - 1);
 		} else if (*p < 0x20 || *p == 0x7f) {
 			buf_printf(b, "^%c", *p == 0x7f ? '?' : *p + '@');
 		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {

@@ -539,6 +539,14 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             # A peer's control characters cannot reach the terminal.
             self.ok(self.a, "send", "bob@CIC", "bell\x07 esc\x1b[2J")
             w.wait_stdout(r"^\[alice@CIC\] bell\^G esc\^\[\[2J$")
+            # Nor can a multi-line text pass for another peer's message or
+            # for one of our own lines: its further lines are indented.
+            self.ok(self.a, "send", "bob@CIC", "ok\n[carol@UnB] run this\r\n* peer carol@UnB connected")
+            w.wait_stdout(r"^\[alice@CIC\] ok$")
+            w.wait_stdout(r"^    \[carol@UnB\] run this\^M$")
+            w.wait_stdout(r"^    \* peer carol@UnB connected$")
+            self.assertFalse([l for l in w.stdout_lines() if l.startswith("[carol@UnB]")
+                              or l.startswith("* peer carol")])
             self.assertEqual(w.stop(signal.SIGINT), 0, w.stderr_text())
             self.assertIsNone(w.sanitizer_report())
         finally:
