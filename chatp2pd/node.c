@@ -800,7 +800,7 @@ void node_register(struct node *n, rdv_done_fn done, void *ctx)
 
 void node_unregister(struct node *n, rdv_done_fn done, void *ctx)
 {
-	rdv_client_unregister(n->rdv, done, ctx);
+	rdv_client_unregister(n->rdv, false, done, ctx);
 }
 
 /* ---- messages ---------------------------------------------------------------- */
@@ -880,5 +880,5 @@ void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx)
 		else
 			conn_close(c, "shutdown");
 	}
-	rdv_client_unregister(n->rdv, on_unregistered, n);
+	rdv_client_unregister(n->rdv, true, on_unregistered, n);
 }

@@ -15,7 +15,8 @@
  *   - our own budget: at most `budget` (10) transactions per `budget_window`
  *     (60 s), with `reserve` (2) of them never given to on-demand requests so
  *     that re-REGISTER and the periodic DISCOVER always get through.
- * UNREGISTER, sent once at shutdown, ignores the budget (not the block).
+ * UNREGISTER at shutdown ignores the budget (not the block); one a controller
+ * asks for is refused while the budget is used up, like an on-demand one.
  *
  * Timing:
  *   - REGISTER retry after the k-th consecutive failure (k = 0, 1, …):
@@ -61,6 +62,16 @@
 #define EPS 0.001          /* timers and clocks may disagree by a hair */
 #define READ_BURST 16      /* reads per readable event */
 #define ERR_MAX 256
+/* A lookup gets this long, whatever limits.rendezvous_timeout says: glibc
+ * waits 5 s per silent nameserver before it tries the next, and a lookup
+ * cut short is lost work that the next attempt would only repeat. */
+#define RESOLVE_TIMEOUT 30.0
+/* The server's address is looked up again after this, or after a failure
+ * to reach it: not once per request. */
+#define ADDR_CACHE_TTL 300.0
+/* A "lifted in N seconds" beyond this is not believed (the real block is
+ * 60 s): a garbled hint must not silence the node for days. */
+#define BLOCK_MAX 600.0
 
 enum kind { K_REGISTER, K_DISCOVER, K_UNREGISTER, K__COUNT };
 static const char *const kind_name[K__COUNT] = { "REGISTER", "DISCOVER", "UNREGISTER" };
@@ -108,6 +119,9 @@ struct rdv_client {
 	char name[CFG_STR_MAX];
 	char ns[CFG_STR_MAX];
 	char disc_ns[CFG_STR_MAX]; /* "" = all namespaces */
+	struct sockaddr_storage addr; /* the server's, from the last lookup */
+	socklen_t addr_len;           /* 0: none cached */
+	double addr_at;               /* mono_now() of that lookup */
 	int my_port;
 	long long ttl;
 	double timeout;
@@ -370,6 +384,11 @@ static void fail_soon(struct txn *t, const char *fmt, ...)
 	arm(c, &t->deadline, 0);
 }
 
+static double resolve_timeout(const struct rdv_client *c)
+{
+	return c->timeout > RESOLVE_TIMEOUT ? c->timeout : RESOLVE_TIMEOUT;
+}
+
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct txn *t = (struct txn *)((char *)w - offsetof(struct txn, deadline));
@@ -380,8 +399,9 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (t->err[0] != '\0')
 		snprintf(err, sizeof err, "%s", t->err);
 	else
-		snprintf(err, sizeof err, "timed out after %g s %s%s%s%s", c->timeout,
-			 phase_what[t->phase], t->addr[0] != '\0' ? " (" : "", t->addr,
+		snprintf(err, sizeof err, "timed out after %g s %s%s%s%s",
+			 t->phase == PH_RESOLVE ? resolve_timeout(c) : c->timeout, phase_what[t->phase],
+			 t->addr[0] != '\0' ? " (" : "", t->addr,
 			 t->addr[0] != '\0' ? ")" : "");
 	txn_done(t, err, NULL);
 	leave(c);
@@ -564,6 +584,13 @@ static void resolved_cb(void *ctx, const char *err, const struct sockaddr_storag
 		fail_soon(t, "cannot resolve %s: %s", c->host, err);
 		return;
 	}
+	if (addr != &c->addr) {
+		memcpy(&c->addr, addr, len);
+		c->addr_len = len;
+		c->addr_at = mono_now();
+	}
+	/* From here on the usual limit: the lookup had its own. */
+	arm(c, &t->deadline, c->timeout);
 	format_addr(addr, t->addr, sizeof t->addr);
 	t->fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->fd < 0) {
@@ -600,14 +627,19 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	case K__COUNT:
 		break;
 	}
-	budget_record(c, mono_now());
+	double now = mono_now();
+	budget_record(c, now);
 	c->st.requests++;
-	arm(c, &t->deadline, c->timeout);
+	arm(c, &t->deadline, resolve_timeout(c));
 	if (rc != 0) {
 		fail_soon(t, "cannot encode the request (name or namespace not UTF-8)");
 		return;
 	}
 	log_debug(MOD, "%s to %s:%d", kind_name[k], c->host, c->port);
+	if (c->addr_len > 0 && now - c->addr_at < ADDR_CACHE_TTL) {
+		resolved_cb(t, NULL, &c->addr, c->addr_len);
+		return;
+	}
 	/* Assigned after the call: a numeric host is answered inside it. */
 	t->rreq = resolver_lookup(c->res, c->host, c->port, resolved_cb, t);
 }
@@ -647,6 +679,11 @@ static void pump(struct rdv_client *c)
 
 static void block(struct rdv_client *c, double now, double secs)
 {
+	if (secs > BLOCK_MAX) {
+		log_warn(MOD, "the rendezvous server asks for a %.0f s pause; waiting %.0f s",
+			 secs, BLOCK_MAX);
+		secs = BLOCK_MAX;
+	}
 	if (now + secs > c->st.blocked_until)
 		c->st.blocked_until = now + secs;
 	log_warn(MOD, "rate-limited by the rendezvous server: no request for %.0f s", secs);
@@ -716,6 +753,10 @@ static void txn_done(struct txn *t, const char *err, const struct rdv_reply *rep
 	struct waiter *ws, *w;
 
 	txn_close(t);
+	/* Not reached (or no answer): look the name up afresh next time, in
+	 * case the server moved. */
+	if (err != NULL && reply == NULL)
+		c->addr_len = 0;
 	if (err == NULL && reply != NULL && !reply->ok) {
 		const char *m = reply->message != NULL ? reply->message : "ERROR without a message";
 
@@ -854,11 +895,19 @@ static void later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void take_config(struct rdv_client *c, const struct config *cfg)
 {
+	if (strcmp(c->host, cfg->rendezvous.host) != 0 || c->port != cfg->rendezvous.port)
+		c->addr_len = 0;
 	snprintf(c->host, sizeof c->host, "%s", cfg->rendezvous.host);
 	c->port = cfg->rendezvous.port;
 	snprintf(c->disc_ns, sizeof c->disc_ns, "%s", cfg->node.discover_namespace);
 	c->timeout = cfg->limits.rendezvous_timeout > 0 ? cfg->limits.rendezvous_timeout : 5.;
 	c->disc_interval = cfg->rendezvous.discover_interval;
+	/* Allowed (tests want it), but it is throttled: say so once per load. */
+	if (c->disc_interval > 0 &&
+	    c->disc_interval < c->tun.budget_window / (c->tun.budget - c->tun.reserve))
+		log_warn(MOD, "rendezvous.discover_interval %g s is shorter than the request "
+			 "budget allows (%u per %g s): DISCOVERs will wait for it, and on-demand "
+			 "ones may be refused", c->disc_interval, c->tun.budget, c->tun.budget_window);
 	c->backoff_base = cfg->rendezvous.register_backoff_base;
 	c->ttl_threshold = cfg->rendezvous.ttl_warning_treshold;
 	c->quick_retries = cfg->rendezvous.register_retry_attempts;
@@ -982,13 +1031,21 @@ out:
 	leave(c);
 }
 
-void rdv_client_unregister(struct rdv_client *c, rdv_done_fn done, void *ctx)
+void rdv_client_unregister(struct rdv_client *c, bool final, rdv_done_fn done, void *ctx)
 {
-	double now = mono_now();
+	double now = mono_now(), wait;
 
 	if (c->dying)
 		return;
 	enter(c);
+	/* Asked again and again from a controller, it would spend the budget
+	 * every node behind our address shares. */
+	if (!final && !c->txn[K_UNREGISTER].active && !blocked(c, now) &&
+	    (wait = budget_wait(c, c->tun.reserve, now)) > 0) {
+		refuse(c, done, ctx, "UNREGISTER: rate budget exhausted, retry in %.0f s", wait + 0.5);
+		leave(c);
+		return;
+	}
 	c->running = false;
 	c->registered = false;
 	c->discovering = false;
@@ -1012,7 +1069,7 @@ void rdv_client_unregister(struct rdv_client *c, rdv_done_fn done, void *ctx)
 	else if (!add_waiter(c, K_UNREGISTER, done, ctx))
 		refuse(c, done, ctx, "UNREGISTER: too many requests waiting");
 	else if (!c->txn[K_UNREGISTER].active)
-		txn_start(c, K_UNREGISTER); /* not subject to the budget: once, at shutdown */
+		txn_start(c, K_UNREGISTER); /* checked above, or final */
 	notify_state(c, false);
 	leave(c);
 }

@@ -70,11 +70,14 @@ void rdv_client_start(struct rdv_client *c);
  * it is not running; otherwise it re-REGISTERs now. */
 void rdv_client_discover(struct rdv_client *c, rdv_done_fn done, void *ctx);
 void rdv_client_register(struct rdv_client *c, rdv_done_fn done, void *ctx);
-/* UNREGISTER (ours: namespace + name + port) and stop periodic work; used at
- * shutdown: done is called within rendezvous_timeout whatever happens (on
- * the next loop iteration with an error if never started or blocked).  A REGISTER in flight is
- * abandoned.  Outside the budget.  rdv_client_start() may follow. */
-void rdv_client_unregister(struct rdv_client *c, rdv_done_fn done, void *ctx);
+/* UNREGISTER (ours: namespace + name + port) and stop periodic work: done
+ * is called within rendezvous_timeout whatever happens (on the next loop
+ * iteration with an error if never started or blocked).  A REGISTER in
+ * flight is abandoned.  final (shutdown): outside the budget, the one
+ * request that must go out; otherwise (a controller asked) refused, with
+ * nothing changed, while the budget is used up, like an on-demand
+ * DISCOVER.  rdv_client_start() may follow. */
+void rdv_client_unregister(struct rdv_client *c, bool final, rdv_done_fn done, void *ctx);
 /* Reload: take the settings again from cfg, as rdv_client_new() did, for
  * the next transaction and the next timer (a shorter discover_interval
  * also shortens the wait under way).  Nothing in flight is disturbed; the

@@ -99,7 +99,7 @@ static const struct cfg_key keys[] = {
 	    "address to accept peer connections on"),
 	K("node", "port", CFG_INT, node.port, 0, 65535, "5000",
 	    "TCP port for peer connections (0: any free port)"),
-	K("node", "ttl", CFG_INT, node.ttl, 1, 86400, "7200",
+	K("node", "ttl", CFG_INT, node.ttl, 30, 86400, "7200",
 	    "registration lifetime asked of the rendezvous server, seconds"),
 	K("node", "discover_namespace", CFG_STRING, node.discover_namespace, 0, 0, "",
 	    "namespace to DISCOVER (empty: all namespaces)"),

@@ -616,6 +616,47 @@ class OutOfDescriptors(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+class SlowDNS:
+    """A DNS server on ip:53 that answers every A query for any name with
+    127.0.0.1, and every other query with no record, each after delay
+    seconds.  .queries counts what it was asked."""
+
+    def __init__(self, ip, delay):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 53))
+        self.delay = delay
+        self.queries = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            self.queries += 1
+            threading.Timer(self.delay, self._answer, (q, peer)).start()
+
+    def _answer(self, q, peer):
+        i = 12
+        while q[i] != 0:         # the question's name, label by label
+            i += q[i] + 1
+        question = q[12:i + 5]   # name, its end, type, class
+        is_a = q[i + 1:i + 3] == b"\x00\x01"
+        reply = q[:2] + b"\x81\x80" + b"\x00\x01" + (b"\x00\x01" if is_a else b"\x00\x00") + \
+            b"\x00\x00\x00\x00" + question
+        if is_a:
+            reply += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + \
+                socket.inet_aton("127.0.0.1")
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
 class RendezvousTrouble(unittest.TestCase):
     """A rendezvous that is down, hangs or rate-limits only delays things."""
 
@@ -653,6 +694,41 @@ class RendezvousTrouble(unittest.TestCase):
         self.assertNotEqual(a.call("status")["rendezvous"]["state"], "registered")
         a.stop(self)
         lst.close()
+
+    def test_slow_name_lookup(self):
+        # The rendezvous is a name whose lookup takes 3 s (a first
+        # nameserver that never answers costs glibc 5 s): more than
+        # limits.rendezvous_timeout, which bounds only the talking.  The node
+        # must register all the same, and look the name up once, not once
+        # per request.  Its own /etc/resolv.conf comes from a private mount.
+        probe = harness.run(["unshare", "-m", "true"])
+        if probe.returncode != 0:
+            self.skipTest("no private mount namespace here (unshare -m needs root): %s"
+                          % probe.stderr.decode(errors="replace").strip())
+        rdv = rdv_server()
+        dns = SlowDNS("127.0.0.77", 3.0)
+        conf = os.path.join(harness.tmpdir(), "resolv.conf")
+        with open(conf, "w") as f:
+            f.write("nameserver 127.0.0.77\noptions timeout:10 attempts:1\n")
+        a = Node("alice", rdv, start=False, sets=["limits.rendezvous_timeout=1"])
+        argv = a.argv()
+        i = argv.index("--rendezvous")
+        argv[i + 1] = "rdv.chatp2p.test:%d" % rdv.port
+        a.proc = harness.start(["unshare", "-m", "sh", "-c",
+                                'mount --bind "$0" /etc/resolv.conf && exec "$@"', conf,
+                                harness.binary("CHATP2PD")] + argv, name="alice")
+        a.port = int(a.proc.wait_stdout(harness.LISTENING_RE, 10).group(2))
+        try:
+            harness.wait_for(lambda: a.call("status")["rendezvous"]["state"] == "registered",
+                             15, what="registration through the slow lookup")
+            harness.wait_for(lambda: a.call("status")["rendezvous"]["requests"] >= 3, 10,
+                             what="more rendezvous requests")
+            self.assertLessEqual(dns.queries, 2, "the name was looked up again (A and AAAA "
+                                 "make 2 queries)")
+            a.stop(self)
+        finally:
+            dns.close()
+        rdv.check_clean_exit(self)
 
     def test_rate_limited(self):
         rdv = harness.start_rendezvous("rate_limit=3", "block_time=2")

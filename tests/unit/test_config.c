@@ -277,13 +277,15 @@ static void test_out_of_range(void **state)
 	    "keepalive.ping_interval: out of range (0.001..86400): 0");
 	expect_error("{\"keepalive\": {\"ping_interval\": -1.5}}",
 	    "keepalive.ping_interval: out of range (0.001..86400): -1.5");
-	expect_error("{\"node\": {\"ttl\": 86401}}", "node.ttl: out of range (1..86400): 86401");
+	expect_error("{\"node\": {\"ttl\": 86401}}", "node.ttl: out of range (30..86400): 86401");
+	/* Shorter, and refreshing it would spend the request budget. */
+	expect_error("{\"node\": {\"ttl\": 29}}", "node.ttl: out of range (30..86400): 29");
 	/* Beyond long long and beyond int: still a range error, no overflow. */
 	expect_error("{\"node\": {\"ttl\": 99999999999999999999999}}",
-	    "node.ttl: out of range (1..86400): 99999999999999999999999");
+	    "node.ttl: out of range (30..86400): 99999999999999999999999");
 	expect_error("{\"node\": {\"ttl\": 4294967297}}",
-	    "node.ttl: out of range (1..86400): 4294967297");
-	expect_error("{\"node\": {\"ttl\": 1e300}}", "node.ttl: out of range (1..86400): 1e300");
+	    "node.ttl: out of range (30..86400): 4294967297");
+	expect_error("{\"node\": {\"ttl\": 1e300}}", "node.ttl: out of range (30..86400): 1e300");
 }
 
 static void test_string_limits(void **state)

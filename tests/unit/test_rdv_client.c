@@ -602,6 +602,27 @@ static void test_block_message(void **state)
 	tc_fini(&t);
 }
 
+/* A "lifted in N seconds" beyond belief is capped: the node must not
+ * fall silent for years on one garbled (or hostile) reply. */
+static void test_absurd_block_capped(void **state)
+{
+	struct tc t;
+	const struct rdv_status *st;
+
+	tc_init(&t, true);
+	fake_script(t.f, A_REPLY,
+		    "{\"status\":\"ERROR\",\"message\":\"Blocked. The block will be lifted in "
+		    "999999999 seconds.\"}");
+	tc_client(&t);
+	rdv_client_start(t.c);
+	assert_true(run_until(&t, &t.nblocked, 1, 5.));
+	st = rdv_client_status(t.c);
+	assert_int_equal(st->state, RDV_BLOCKED);
+	assert_true(st->blocked_until <= mono_now() + 600.0 + 0.1);
+	assert_true(st->blocked_until > mono_now() + 590.0);
+	tc_fini(&t);
+}
+
 static void test_error_key(void **state)
 {
 	struct tc t;
@@ -740,7 +761,7 @@ static void test_unregister(void **state)
 	tc_client(&t);
 	rdv_client_start(t.c);
 	assert_true(run_until(&t, &t.ndiscover, 1, 5.));
-	rdv_client_unregister(t.c, on_done, &t);
+	rdv_client_unregister(t.c, true, on_done, &t);
 	assert_int_equal(rdv_client_status(t.c)->state, RDV_UNREGISTERED);
 	assert_true(run_until(&t, &t.ndone, 1, 3.));
 	assert_true(t.done_ok);
@@ -769,7 +790,7 @@ static void test_unregister_server_hangs(void **state)
 	assert_true(run_until(&t, &t.ndiscover, 1, 5.));
 	t.f->fallback.act = A_HANG;
 	t0 = mono_now();
-	rdv_client_unregister(t.c, on_done, &t);
+	rdv_client_unregister(t.c, true, on_done, &t);
 	assert_true(run_until(&t, &t.ndone, 1, 3.));
 	assert_true(t.done_at - t0 < 0.3 + 0.2);
 	assert_non_null(strstr(t.done_err, "UNREGISTER: timed out"));
@@ -788,7 +809,7 @@ static void test_unregister_server_down(void **state)
 	ev_io_stop(t.loop, &t.f->acc);
 	close(t.f->lfd);
 	t.f->lfd = socket(AF_INET, SOCK_STREAM, 0); /* for fake_free */
-	rdv_client_unregister(t.c, on_done, &t);
+	rdv_client_unregister(t.c, true, on_done, &t);
 	assert_true(run_until(&t, &t.ndone, 1, 3.));
 	assert_non_null(strstr(t.done_err, "refused"));
 	tc_fini(&t);
@@ -800,7 +821,7 @@ static void test_unregister_never_started(void **state)
 
 	tc_init(&t, true);
 	tc_client(&t);
-	rdv_client_unregister(t.c, on_done, &t);
+	rdv_client_unregister(t.c, true, on_done, &t);
 	assert_int_equal(t.ndone, 0);
 	assert_true(run_until(&t, &t.ndone, 1, 1.));
 	assert_false(t.done_ok);
@@ -881,7 +902,7 @@ static void test_free_from_done(void **state)
 	rdv_client_start(t.c);
 	assert_true(run_until(&t, &t.ndiscover, 1, 5.));
 	t.free_in_done = true;
-	rdv_client_unregister(t.c, on_done, &t);
+	rdv_client_unregister(t.c, true, on_done, &t);
 	assert_true(run_until(&t, &t.ndone, 1, 3.));
 	assert_null(t.c);
 	run_for(&t, 0.1);
@@ -920,6 +941,37 @@ static void test_budget_and_coalescing(void **state)
 	tc_fini(&t);
 }
 
+/* UNREGISTER asked for by a controller is on-demand work: refused, with
+ * nothing changed, once the budget is used up; the final one at shutdown
+ * still goes out. */
+static void test_unregister_on_demand_budget(void **state)
+{
+	struct tc t;
+	struct rdv_tuning tun;
+	int n;
+
+	tc_init(&t, true);
+	tc_client(&t);
+	rdv_client_get_tuning(t.c, &tun);
+	tun.budget = 4; /* 2 reserved: on demand may use 2 */
+	rdv_client_set_tuning(t.c, &tun);
+	rdv_client_start(t.c);
+	assert_true(run_until(&t, &t.ndiscover, 1, 5.));
+	assert_int_equal(t.f->nreq, 2); /* REGISTER, DISCOVER: the budget's on-demand share */
+	rdv_client_unregister(t.c, false, on_done, &t);
+	assert_true(run_until(&t, &t.ndone, 1, 3.));
+	assert_false(t.done_ok);
+	assert_non_null(strstr(t.done_err, "UNREGISTER: rate budget exhausted"));
+	assert_int_equal(t.f->nreq, 2);
+	assert_int_equal(rdv_client_status(t.c)->state, RDV_REGISTERED); /* nothing changed */
+	n = t.f->nreq;
+	rdv_client_unregister(t.c, true, on_done, &t);
+	assert_true(run_until(&t, &t.ndone, 2, 3.));
+	assert_true(t.done_ok);
+	assert_int_equal(t.f->nreq, n + 1);
+	tc_fini(&t);
+}
+
 /* Automatic work past the budget waits for a slot instead of going out. */
 static void test_budget_defers_periodic(void **state)
 {
@@ -951,6 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_close_without_reply),
 		cmocka_unit_test(test_drop_before_reading),
 		cmocka_unit_test(test_block_message),
+		cmocka_unit_test(test_absurd_block_capped),
 		cmocka_unit_test(test_error_key),
 		cmocka_unit_test(test_lenient_reply),
 		cmocka_unit_test(test_garbage_reply),
@@ -967,6 +1020,7 @@ int main(void)
 		cmocka_unit_test(test_host_name),
 		cmocka_unit_test(test_free_from_done),
 		cmocka_unit_test(test_budget_and_coalescing),
+		cmocka_unit_test(test_unregister_on_demand_budget),
 		cmocka_unit_test(test_budget_defers_periodic),
 	};
 
