@@ -265,7 +265,9 @@ static void read_in(struct ctl_client *c)
 			/* Gone between lines: it stopped or crashed, and may be
 			 * back (exit 2); a half line above is garbage (exit 6). */
 			c->eof = c->status == EX_OK;
-			fail(c, EX_UNREACHABLE, "the daemon closed the connection before answering");
+			fail(c, EX_UNREACHABLE, ctl_pending_count(c) > 0
+			     ? "the daemon closed the connection before answering"
+			     : "the daemon closed the connection (the node stopped?)");
 		} else {
 			fail(c, EX_UNREACHABLE, "the daemon closed the connection: %s", strerror(errno));
 		}

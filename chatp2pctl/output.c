@@ -453,10 +453,11 @@ void out_event(FILE *f, jval note)
 			fputs("  (sender's src differs from its handshake)", f);
 		fputc('\n', f);
 	} else if (strcmp(type, "ack") == 0) {
-		fputs("* ack from ", f);
+		bool late = json_bool(json_get(p, "late")) == 1;
+		fputs(late ? "* late ack from " : "* ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));
-		fprintf(f, " (%s ms) for %s\n", fmt_num(p, "rtt_ms", 2, ms, sizeof ms),
-			jstr_or(p, "msg_id", "?"));
+		fprintf(f, " (%s ms) for %s%s\n", fmt_num(p, "rtt_ms", 2, ms, sizeof ms),
+			jstr_or(p, "msg_id", "?"), late ? ": delivered after all" : "");
 	} else if (strcmp(type, "ack_timeout") == 0) {
 		fputs("* no ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));

@@ -206,7 +206,12 @@ static void on_reply(void *ctx, jval reply)
 		case R_PUB: {
 			long long n = 0;
 			json_int(json_get(r, "reached"), &n);
-			say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
+			if (n == 0 && strcmp(rq->what, "*") == 0)
+				say(sh, "✗ nobody received it: no peer is connected");
+			else if (n == 0)
+				say(sh, "✗ nobody received it: no connected peer in %s", rq->what);
+			else
+				say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
 			break;
 		}
 		case R_SHUTDOWN:
@@ -245,6 +250,11 @@ static void on_note(void *ctx, jval note)
 
 	if (type && strncmp(type, "peer_", 5) == 0)
 		peer_add(sh, json_get_str(p, "peer_id"));
+	/* A send's outcome is printed with its answer; only an ACK that comes
+	 * after that answer said "no ACK" is news. */
+	if (type && (strcmp(type, "ack") == 0 || strcmp(type, "ack_timeout") == 0) &&
+	    json_bool(json_get(p, "late")) != 1)
+		return;
 	say_with(sh, out_event, note);
 }
 
@@ -322,7 +332,7 @@ static void s_pub(struct shell *sh, const char *a)
 		say(sh, "the text is not valid UTF-8");
 		return;
 	}
-	request(sh, R_PUB, "pub", "pub", params, NULL);
+	request(sh, R_PUB, target, "pub", params, NULL);
 }
 
 static void s_peers(struct shell *sh, const char *a)
@@ -784,8 +794,9 @@ int shell_run(const struct opts *o)
 	sigaddset(&block, SIGCONT);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 
-	/* Not "ack": a send's outcome is printed when its answer comes. */
-	static const char subs[] = "{\"events\":[\"message\",\"peer\",\"registration\"]}";
+	/* "ack" for the late ones only (on_note): a send's outcome is printed
+	 * when its answer comes. */
+	static const char subs[] = "{\"events\":[\"message\",\"ack\",\"peer\",\"registration\"]}";
 	char err[64];
 	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
 		NULL);

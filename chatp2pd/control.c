@@ -746,6 +746,8 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 		if (ev->type == EV_ACK) {
 			jg_str(g, "rtt_ms");
 			jg_double(g, ev->rtt_ms, 3);
+			if (ev->late)
+				JG_KBOOL(g, "late", true);
 		}
 		break;
 	case EV_REGISTRATION:

@@ -40,6 +40,7 @@ struct node_event {
 	double rtt_ms;         /* ACK */
 	bool src_mismatch;     /* MESSAGE/PUB: src differs from the handshake */
 	bool reconnected;      /* PEER_CONNECTED: it had been connected before */
+	bool late;             /* ACK: after its ack_timeout had been reported */
 	const struct rdv_status *reg; /* REGISTRATION */
 };
 

@@ -13,6 +13,9 @@
 #define PENDING_BUCKETS 1024
 /* Received ids remembered to show a retransmitted SEND once. */
 #define SEEN_MAX 4096
+/* Timed-out SENDs remembered, so that an ACK arriving after ack_timeout
+ * still tells the sender the message got through (a linear scan: small). */
+#define LATE_MAX 64
 
 struct pending {
 	struct pending *next;       /* hash chain */
@@ -24,6 +27,12 @@ struct pending {
 	ev_timer timer;             /* ack_timeout */
 	node_send_cb cb;
 	void *ctx;
+};
+
+struct late_entry {
+	char msg_id[MSGID_LEN];     /* "" when free */
+	char to[PEER_ID_MAX + 1];
+	double t0;
 };
 
 struct seen_entry {
@@ -38,6 +47,8 @@ struct router {
 	struct seen_entry seen[SEEN_MAX];
 	int seen_head[SEEN_MAX];    /* bucket -> first index */
 	int seen_next;              /* ring position to overwrite next */
+	struct late_entry late[LATE_MAX];
+	int late_next;              /* ring position to overwrite next */
 };
 
 static uint32_t hash(const char *s)
@@ -122,6 +133,11 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	pending_take(r, p->msg_id);
 	log_warn(MOD, "SEND %s to %s: no ACK within %.0f s", p->msg_id, p->to,
 		 node_config(r->node)->network.ack_timeout);
+	struct late_entry *l = &r->late[r->late_next];
+	r->late_next = (r->late_next + 1) % LATE_MAX;
+	memcpy(l->msg_id, p->msg_id, MSGID_LEN);
+	snprintf(l->to, sizeof l->to, "%s", p->to);
+	l->t0 = p->t0;
 	if (peer && peer->conn)
 		conn_send_done(peer->conn, p->msg_id);
 	node_emit(r->node, &ev);
@@ -213,6 +229,20 @@ void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
 	struct pending **pp = pending_slot(r, msg_id), *p = *pp;
 
 	if (p == NULL) {
+		for (int i = 0; i < LATE_MAX; i++) {
+			struct late_entry *l = &r->late[i];
+			if (l->msg_id[0] && strcmp(l->msg_id, msg_id) == 0 &&
+			    strcmp(l->to, c->peer_id) == 0) {
+				double ms = (mono_now() - l->t0) * 1000.0;
+				struct node_event ev = { .type = EV_ACK, .peer_id = l->to,
+							 .msg_id = l->msg_id, .rtt_ms = ms, .late = true };
+				log_info(MOD, "%s: late ACK for %s after %.0f ms: delivered after all",
+					 c->peer_id, msg_id, ms);
+				node_emit(r->node, &ev);
+				l->msg_id[0] = '\0';
+				break;
+			}
+		}
 		log_debug(MOD, "%s: ACK for %s, not awaited (late or duplicate)", c->peer_id, msg_id);
 		conn_send_done(c, msg_id);
 		return;

@@ -814,6 +814,15 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
                              % node.port)
             r = harness.rdv_request(self.rdv.port, {"type": "DISCOVER", "namespace": "CIC"})
             self.assertIn("dora", {p["name"] for p in r["peers"]})
+        finally:
+            node.stop(self)
+
+    def test_register_unregister_json(self):
+        # A node of its own: each node may ask the rendezvous server only so
+        # often (its request budget), and the test above spent dora's.
+        node = Node("dory", self.rdv, sets=SLOW_DISCOVER)
+        try:
+            self.ok(node, "wait-ready", "--timeout", "15")
             # --json: the server's answer, as the daemon read it
             self.assertEqual(self.json_ok(node, "unregister"), {})
             r = self.json_ok(node, "register")

@@ -302,6 +302,8 @@ class ShellCase(unittest.TestCase, CtlAsserts):
         sh.type("/pub * to all\r")
         sh.expect(r"^✓ published to \d+ peers?$")
         self.inbox.wait_event(lambda e: e["type"] == "pub" and e["text"] == "to all")
+        sh.type("/pub #Nobodyhere hello?\r")
+        sh.expect(r"^✗ nobody received it: no connected peer in #Nobodyhere$")
         sh.type("/frobnicate\r")
         sh.expect(r"^unknown command '/frobnicate'")
         sh.type("/msg nobody\r")

@@ -402,6 +402,13 @@ class WildPeers(unittest.TestCase):
         copies = f.messages(lambda c, m: m.get("type") == "SEND" and m["msg_id"] == ev["msg_id"])
         self.assertGreaterEqual(len(copies), 2, "the unACKed SEND was never resent")
         self.assertEqual(copies[0][2]["payload"], "anyone there?")
+        # The ACK comes after all: the sender hears the message got through.
+        copies[0][0].send({"type": "ACK", "msg_id": ev["msg_id"], "timestamp": "2026-01-01T00:00:00Z",
+                           "ttl": 1})
+        late = w.wait_event(lambda e: e["type"] == "ack" and e["msg_id"] == ev["msg_id"], 5,
+                            what="the late ACK reported")
+        self.assertIs(late.get("late"), True)
+        self.assertGreater(late["rtt_ms"], 2500)
         w.close()
         # the queue is not stuck behind the dead SEND
         r = a.call("send", {"to": f.peer_id, "text": "no ack needed", "require_ack": False})
