@@ -297,7 +297,8 @@ void out_peers(FILE *f, jval r)
 		snprintf(con, sizeof con, "%lld", jint_or(p, "connects", 0));
 		snprintf(dis, sizeof dis, "%lld", jint_or(p, "disconnects", 0));
 		double rate;
-		if (json_num(json_get(p, "success_rate"), &rate))
+		/* Never dialled (it only ever dialled us): no rate to speak of. */
+		if (jint_or(p, "attempts", 0) > 0 && json_num(json_get(p, "success_rate"), &rate))
 			snprintf(ok, sizeof ok, "%.0f%%", rate);
 		else
 			snprintf(ok, sizeof ok, "-");
