@@ -442,14 +442,6 @@ static int c_pub(const struct opts *o, int argc, char **argv)
 	return simple(o, "pub", params, out_pub);
 }
 
-static void out_reconnect(FILE *f, jval r)
-{
-	long long n = 0;
-
-	json_int(json_get(r, "dialling"), &n);
-	fprintf(f, "dialling %lld peer%s\n", n, n == 1 ? "" : "s");
-}
-
 static int c_reconnect(const struct opts *o, int argc, char **argv)
 {
 	if (argc > 2)

@@ -429,6 +429,19 @@ static void peer_line(FILE *f, jval p, const char *what)
 	fputc('\n', f);
 }
 
+void out_reconnect(FILE *f, jval r)
+{
+	long long n = jint_or(r, "dialling", 0);
+	const char *why = json_get_str(r, "reason");
+
+	fprintf(f, "dialling %lld peer%s", n, n == 1 ? "" : "s");
+	if (why) {
+		fputs(": ", f);
+		print_text(f, why);
+	}
+	fputc('\n', f);
+}
+
 void out_event(FILE *f, jval note)
 {
 	const char *method = json_get_str(note, "method");

@@ -42,6 +42,7 @@ void out_status(FILE *f, jval r);
 void out_peers(FILE *f, jval r);
 void out_conn(FILE *f, jval r);
 void out_rtt(FILE *f, jval r);
+void out_reconnect(FILE *f, jval r);
 void out_rendezvous(FILE *f, const char *what, jval r);
 
 /* ---- events -------------------------------------------------------------- */

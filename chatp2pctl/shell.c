@@ -362,14 +362,6 @@ static void s_status(struct shell *sh, const char *a)
 	request(sh, R_PRINT, "status", "status", NULL, out_status);
 }
 
-static void print_reconnect(FILE *f, jval r)
-{
-	long long n = 0;
-
-	json_int(json_get(r, "dialling"), &n);
-	fprintf(f, "dialling %lld peer%s\n", n, n == 1 ? "" : "s");
-}
-
 static void s_reconnect(struct shell *sh, const char *a)
 {
 	char peer[MAX_WORD];
@@ -380,7 +372,7 @@ static void s_reconnect(struct shell *sh, const char *a)
 		return;
 	}
 	request(sh, R_PRINT, "reconnect", "reconnect", params_kv("peer", peer[0] ? peer : NULL),
-		print_reconnect);
+		out_reconnect);
 }
 
 static void print_log(FILE *f, jval r)

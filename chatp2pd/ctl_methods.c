@@ -393,9 +393,17 @@ static void m_reconnect(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_DELIVERY, "unknown_peer", "unknown peer %s", peer);
 		return;
 	}
+	/* Nothing started for the one peer asked for: say why. */
+	const struct peer *p = peer && started == 0 ? peer_find(node_peer_table(ctl_node(req)), peer)
+						    : NULL;
 	yajl_gen g = ctl_result_begin(req);
 	jg_map(g);
 	JG_KINT(g, "dialling", started);
+	if (p && p->ip[0] == '\0')
+		JG_KSTR(g, "reason", "no address to dial: no DISCOVER has listed it, so only it "
+			"can connect to us");
+	else if (p)
+		JG_KSTR(g, "reason", "the dial could not start; retrying with backoff (see the log)");
 	jg_end_map(g);
 	ctl_result_end(req);
 }

@@ -422,6 +422,9 @@ int node_reconnect(struct node *n, const char *peer_id)
 		struct peer *p = peer_id_valid(peer_id) ? peer_find(&n->peers, peer_id) : NULL;
 		if (p == NULL)
 			return -1;
+		/* Without an address we could not dial it back: keep what we have. */
+		if (p->ip[0] == '\0')
+			return 0;
 		if (p->conn)
 			conn_close(p->conn, "reconnect requested");
 		p->retry = 0;

@@ -487,6 +487,14 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         self.assertIsInstance(self.json_ok(self.a, "reconnect")["dialling"], int)
         cp = self.fails(self.a, EXIT_TIMEOUT, "reconnect", "nobody@CIC")
         self.assertIn("unknown_peer", cp.err)
+        # bob dialled alice and no DISCOVER of hers listed him: she could not
+        # dial him back, so she says why and keeps the connection he made.
+        def conns():
+            return [(c["address"], c["since"]) for c in self.a.connections_to("bob@CIC")]
+        before = conns()
+        cp = self.ok(self.a, "reconnect", "bob@CIC")
+        self.assertRegex(cp.out, r"^dialling 0 peers: no address to dial")
+        self.assertEqual(conns(), before)
 
     def test_log(self):
         self.assertEqual(self.ok(self.a, "log").out, "DEBUG\n")
