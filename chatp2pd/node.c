@@ -722,8 +722,10 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 			reason = "refused right after the handshake";
 			ev.text = reason;
 		}
-		ev.type = p->left ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
-		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : "lost", reason);
+		/* Closed on purpose, by it (BYE) or by us (stopping): not lost. */
+		ev.type = p->left || n->stopping ? EV_PEER_DISCONNECTED : EV_PEER_STALE;
+		log_info(MOD, "%s %s: %s", p->id, p->left ? "left" : n->stopping ? "closed" : "lost",
+			 reason);
 		node_emit(n, &ev);
 		schedule_retry(n, p);
 	} else {

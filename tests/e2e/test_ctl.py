@@ -870,6 +870,9 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         # A watcher learns the daemon is gone: exit 2.
         self.assertEqual(w.wait(10), EXIT_UNREACHABLE, w.stderr_text())
         self.assertRegex(w.stderr_text(), r"^chatp2pctl: .*closed")
+        # Its peers were closed on purpose: disconnected, not lost.
+        self.assertIn("* peer probe@CIC disconnected (BYE_OK received)", w.stdout_lines())
+        self.assertFalse([l for l in w.stdout_lines() if " lost" in l], w.stdout_lines())
         self.fails(node, EXIT_UNREACHABLE, "--json", "shutdown")
         node2 = Node("eve", self.rdv, sets=SLOW_DISCOVER)
         try:
