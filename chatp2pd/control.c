@@ -17,6 +17,8 @@
 #include "xmalloc.h"
 
 #define MOD "Control"
+/* Out of descriptors: how long the listener rests (node.c the same). */
+#define ACCEPT_PAUSE 0.5
 
 struct hist_entry {
 	uint64_t seq;
@@ -558,12 +560,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t clen = sizeof cred;
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warn(MOD, "accept: %s; pausing for 0.5 s", strerror(errno));
-				ev_io_stop(loop, &c->accept_io);
-				ev_timer_set(&c->accept_pause, 0.5, 0);
-				ev_timer_start(loop, &c->accept_pause);
-			}
+			/* As the peer listener does (node.c): out of descriptors or
+			 * memory, the socket stays readable; pause, do not spin. */
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED || errno == EPROTO)
+				return;
+			log_warn(MOD, "accept: %s; pausing for %.1f s", strerror(errno), ACCEPT_PAUSE);
+			ev_io_stop(loop, &c->accept_io);
+			ev_timer_set(&c->accept_pause, ACCEPT_PAUSE, 0);
+			ev_timer_start(loop, &c->accept_pause);
 			return;
 		}
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
