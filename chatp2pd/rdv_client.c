@@ -903,7 +903,7 @@ static void take_config(struct rdv_client *c, const struct config *cfg)
 	c->timeout = cfg->limits.rendezvous_timeout > 0 ? cfg->limits.rendezvous_timeout : 5.;
 	c->disc_interval = cfg->rendezvous.discover_interval;
 	/* Allowed (tests want it), but it is throttled: say so once per load. */
-	if (c->disc_interval > 0 &&
+	if (c->disc_interval > 0 && c->tun.budget > c->tun.reserve &&
 	    c->disc_interval < c->tun.budget_window / (c->tun.budget - c->tun.reserve))
 		log_warn(MOD, "rendezvous.discover_interval %g s is shorter than the request "
 			 "budget allows (%u per %g s): DISCOVERs will wait for it, and on-demand "
