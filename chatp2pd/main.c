@@ -26,7 +26,7 @@
 #include "log.h"
 #include "node.h"
 #include "notify.h"
-#include "rendezvous_server.h"
+#include "rdvserver/server.h"
 #include "version.h"
 #include "xmalloc.h"
 

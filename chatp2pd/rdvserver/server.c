@@ -1,5 +1,5 @@
-/* The rendezvous server role: sockets and deadlines around rdv_proto (the
- * requests), rdv_store (the registrations) and rdv_limit (the per-ip rate
+/* The rendezvous server role: sockets and deadlines around proto.c (the
+ * requests), store.c (the registrations) and limit.c (the per-ip rate
  * limit).
  *
  * A connection goes READ -> WRITE -> LINGER and is freed:
@@ -16,7 +16,7 @@
  * A connection over the rate limit or over max_clients is closed as soon as
  * it is accepted, without a reply; one from a blocked ip gets the blocked
  * message and goes straight to WRITE. */
-#include "rendezvous_server.h"
+#include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,9 +31,9 @@
 #include "buf.h"
 #include "framer.h"
 #include "log.h"
-#include "rdv_limit.h"
-#include "rdv_proto.h"
-#include "rdv_store.h"
+#include "limit.h"
+#include "proto.h"
+#include "store.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 

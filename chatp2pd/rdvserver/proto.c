@@ -1,6 +1,6 @@
 /* Request validation and replies of the rendezvous server role.  The order
  * of checks and the error strings are the public server's. */
-#include "rdv_proto.h"
+#include "proto.h"
 
 #include <limits.h>
 #include <math.h>

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "rdv_store.h"
+#include "store.h"
 
 #define RDV_LINE_MAX      32768 /* the "limit" of line_too_long */
 #define RDV_MSG_TIMEOUT   "Timeout: no data received, closing connection"

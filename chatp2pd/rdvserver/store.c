@@ -1,7 +1,7 @@
 /* The registration store: a slot array (stable indices, so a DISCOVER reply
  * can be produced in pieces with a plain index as cursor) plus a chained hash
  * index on (ip, namespace, name) for upserts. */
-#include "rdv_store.h"
+#include "store.h"
 
 #include <stdint.h>
 #include <stdlib.h>

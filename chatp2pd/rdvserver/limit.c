@@ -1,6 +1,6 @@
 /* Sliding-window limiter: per ip, a ring of the times of its connections
  * inside the window, in a hash table with an LRU list for eviction. */
-#include "rdv_limit.h"
+#include "limit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
