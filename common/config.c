@@ -150,6 +150,10 @@ static const struct cfg_key keys[] = {
 	    "seconds a connection has to send its request line"),
 	K("rendezvous_server", "max_clients", CFG_INT, rendezvous_server.max_clients, 1, 1000000, "4096",
 	    "connections open at once"),
+	K("rendezvous_server", "max_per_ip", CFG_INT, rendezvous_server.max_per_ip, 1, 1000000, "256",
+	    "registrations held from one address"),
+	K("rendezvous_server", "state_dir", CFG_STRING, rendezvous_server.state_dir, 0, 0, "",
+	    "directory keeping the registrations across restarts (empty: $STATE_DIRECTORY, else none)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

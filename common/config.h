@@ -82,6 +82,8 @@ struct config {
 		double block_time;
 		double first_line_timeout;
 		int max_clients;
+		int max_per_ip;               /* registrations held from one address */
+		char state_dir[CFG_STR_MAX];  /* where registrations are kept ("" : none) */
 	} rendezvous_server;
 };
 

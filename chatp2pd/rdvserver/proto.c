@@ -9,11 +9,12 @@
 #include <string.h>
 
 #include "json.h"
+#include "pyjson.h"
 #include "xmalloc.h"
 
 struct rdv_stream {
-	yajl_gen g;
 	size_t cursor;
+	size_t listed;  /* entries written so far */
 	char *ns;     /* only this namespace; NULL: every one */
 	bool none;    /* the filter can match nothing: an empty list */
 	bool started;
@@ -21,31 +22,22 @@ struct rdv_stream {
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* Every reply is written as Python's json.dumps() would (pyjson.h). */
 void rdv_reply_error(struct buf *out, const char *msg)
 {
-	yajl_gen g = jg_new();
-
-	jg_map(g);
-	JG_KSTR(g, "status", "ERROR");
-	jg_str(g, "message");
-	if (jg_str(g, msg) != 0)
-		jg_str(g, "?"); /* not UTF-8: cannot happen for our own texts */
-	jg_end_map(g);
-	jg_finish(g, out);
-	jg_free(g);
+	buf_puts(out, "{");
+	pyj_kstr(out, "status", "ERROR", 1);
+	pyj_kstr(out, "message", msg, 0);
+	buf_puts(out, "}\n");
 }
 
 void rdv_reply_too_long(struct buf *out)
 {
-	yajl_gen g = jg_new();
-
-	jg_map(g);
-	JG_KSTR(g, "status", "ERROR");
-	JG_KSTR(g, "message", "line_too_long");
-	JG_KINT(g, "limit", RDV_LINE_MAX);
-	jg_end_map(g);
-	jg_finish(g, out);
-	jg_free(g);
+	buf_puts(out, "{");
+	pyj_kstr(out, "status", "ERROR", 1);
+	pyj_kstr(out, "message", "line_too_long", 0);
+	pyj_kint(out, "limit", RDV_LINE_MAX, 0);
+	buf_puts(out, "}\n");
 }
 
 void rdv_reply_blocked(struct buf *out, const char *ip, int port, int limit, double left)
@@ -64,13 +56,9 @@ void rdv_reply_blocked(struct buf *out, const char *ip, int port, int limit, dou
 
 static void reply_ok(struct buf *out)
 {
-	yajl_gen g = jg_new();
-
-	jg_map(g);
-	JG_KSTR(g, "status", "OK");
-	jg_end_map(g);
-	jg_finish(g, out);
-	jg_free(g);
+	buf_puts(out, "{");
+	pyj_kstr(out, "status", "OK", 1);
+	buf_puts(out, "}\n");
 }
 
 /* ---- Python's int(), len() and truthiness -------------------------------- */
@@ -256,16 +244,17 @@ static struct rdv_stream *cmd_register(struct req *r)
 		fail(r, "REGISTER", RDV_MSG_FULL);
 		return NULL;
 	}
+	if (res == RDV_STORE_IP_FULL) {
+		fail(r, "REGISTER", RDV_MSG_IP_FULL);
+		return NULL;
+	}
 
-	yajl_gen g = jg_new();
-	jg_map(g);
-	JG_KSTR(g, "status", "OK");
-	JG_KINT(g, "ttl", ttl);
-	JG_KSTR(g, "ip", r->ip);
-	JG_KINT(g, "port", port);
-	jg_end_map(g);
-	jg_finish(g, r->out);
-	jg_free(g);
+	buf_puts(r->out, "{");
+	pyj_kstr(r->out, "status", "OK", 1);
+	pyj_kint(r->out, "ttl", ttl, 0);
+	pyj_kstr(r->out, "ip", r->ip, 0);
+	pyj_kint(r->out, "port", port, 0);
+	buf_puts(r->out, "}\n");
 	if (r->note) {
 		printable(pname, sizeof pname, json_str(name));
 		printable(pns, sizeof pns, json_str(ns));
@@ -289,7 +278,6 @@ static struct rdv_stream *cmd_discover(struct req *r)
 		else
 			s->none = true;
 	}
-	s->g = jg_new();
 	if (r->note) {
 		printable(pns, sizeof pns, s->ns ? s->ns : s->none ? "(none)" : "*");
 		snprintf(r->note, r->notelen, "DISCOVER %s", pns);
@@ -375,21 +363,26 @@ struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *
 		fail(&r, "request", RDV_MSG_EMPTY);
 		return NULL;
 	}
+	/* The deployed server's parser tells invalid JSON, a non-object and a
+	 * missing or non-string type apart, but its request handler answers
+	 * all of them "Unknown command" (PROTOCOL.md section 1): so do we on
+	 * the wire, and keep the distinction for the log only. */
 	r.obj = json_parse(line, len, err, sizeof err);
 	if (r.obj == NULL || !YAJL_IS_OBJECT(r.obj)) {
-		fail(&r, "request", "invalid_json");
-		if (note && r.obj == NULL) {
+		fail(&r, "request", RDV_MSG_UNKNOWN);
+		if (note) {
 			char perr[sizeof err];
-			printable(perr, sizeof perr, err);
-			snprintf(note, notelen, "request: invalid_json (%s)", perr);
+			printable(perr, sizeof perr, r.obj == NULL ? err : "not an object");
+			snprintf(note, notelen, "request: invalid_json (%s): " RDV_MSG_UNKNOWN, perr);
 		}
 		json_free(r.obj);
 		return NULL;
 	}
-	/* A type that is not a non-empty string is as good as none. */
 	type = json_get_str(r.obj, "type");
 	if (type == NULL || type[0] == '\0') {
-		fail(&r, "request", "missing_type");
+		fail(&r, "request", RDV_MSG_UNKNOWN);
+		if (note)
+			snprintf(note, notelen, "request: missing_type: " RDV_MSG_UNKNOWN);
 		json_free(r.obj);
 		return NULL;
 	}
@@ -406,23 +399,12 @@ struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *
 			}
 		}
 	}
-	fail(&r, "request", "Unknown command");
+	fail(&r, "request", RDV_MSG_UNKNOWN);
 	json_free(r.obj);
 	return NULL;
 }
 
 /* ---- the DISCOVER stream -------------------------------------------------- */
-
-static void drain_gen(yajl_gen g, struct buf *out)
-{
-	const unsigned char *p;
-	size_t len;
-
-	if (yajl_gen_get_buf(g, &p, &len) == yajl_gen_status_ok) {
-		buf_append(out, p, len);
-		yajl_gen_clear(g);
-	}
-}
 
 bool rdv_stream_fill(struct rdv_stream *s, struct rdv_store *st, double now, struct buf *out,
 		     size_t want)
@@ -430,30 +412,27 @@ bool rdv_stream_fill(struct rdv_stream *s, struct rdv_store *st, double now, str
 	struct rdv_view v;
 
 	if (!s->started) {
-		jg_map(s->g);
-		JG_KSTR(s->g, "status", "OK");
-		jg_str(s->g, "peers");
-		jg_arr(s->g);
+		buf_puts(out, "{");
+		pyj_kstr(out, "status", "OK", 1);
+		pyj_key(out, "peers", 0);
+		buf_puts(out, "[");
 		s->started = true;
 	}
 	/* At least one entry per call, so a caller that drains out always
 	 * makes progress. */
 	while (!s->none && rdv_store_next(st, &s->cursor, s->ns, now, &v)) {
-		jg_map(s->g);
-		JG_KSTR(s->g, "ip", v.ip);
-		JG_KINT(s->g, "port", v.port);
-		JG_KSTR(s->g, "name", v.name);
-		JG_KSTR(s->g, "namespace", v.ns);
-		JG_KINT(s->g, "ttl", v.ttl);
-		JG_KINT(s->g, "expires_in", v.expires_in);
-		jg_end_map(s->g);
-		drain_gen(s->g, out);
+		buf_puts(out, s->listed++ ? ", {" : "{");
+		pyj_kstr(out, "ip", v.ip, 1);
+		pyj_kint(out, "port", v.port, 0);
+		pyj_kstr(out, "name", v.name, 0);
+		pyj_kstr(out, "namespace", v.ns, 0);
+		pyj_kint(out, "ttl", v.ttl, 0);
+		pyj_kint(out, "expires_in", v.expires_in, 0);
+		buf_puts(out, "}");
 		if (out->len >= want)
 			return false;
 	}
-	jg_end_arr(s->g);
-	jg_end_map(s->g);
-	jg_finish(s->g, out);
+	buf_puts(out, "]}\n");
 	return true;
 }
 
@@ -461,7 +440,6 @@ void rdv_stream_free(struct rdv_stream *s)
 {
 	if (s == NULL)
 		return;
-	jg_free(s->g);
 	free(s->ns);
 	free(s);
 }

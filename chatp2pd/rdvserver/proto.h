@@ -21,6 +21,7 @@
 #define RDV_LINE_MAX      32768 /* the "limit" of line_too_long */
 #define RDV_MSG_TIMEOUT   "Timeout: no data received, closing connection"
 #define RDV_MSG_EMPTY     "Empty request line"
+#define RDV_MSG_UNKNOWN   "Unknown command" /* also for invalid JSON, non-objects, no type */
 #define RDV_NAME_MAX      64    /* characters (code points) of name and namespace */
 #define RDV_TTL_DEFAULT   7200
 
@@ -41,9 +42,9 @@ bool rdv_stream_fill(struct rdv_stream *s, struct rdv_store *st, double now, str
 		     size_t want);
 void rdv_stream_free(struct rdv_stream *s);
 
-/* {"status":"ERROR","message":msg}\n */
+/* {"status": "ERROR", "message": msg}\n */
 void rdv_reply_error(struct buf *out, const char *msg);
-/* {"status":"ERROR","message":"line_too_long","limit":32768}\n */
+/* {"status": "ERROR", "message": "line_too_long", "limit": 32768}\n */
 void rdv_reply_too_long(struct buf *out);
 /* The public server's message for a blocked ip; left is rounded up to a
  * whole number of seconds, at least 1, so waiting that long is enough. */

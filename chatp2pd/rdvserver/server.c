@@ -26,12 +26,14 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "framer.h"
 #include "log.h"
 #include "limit.h"
+#include "persist.h"
 #include "proto.h"
 #include "store.h"
 #include "timeutil.h"
@@ -52,6 +54,7 @@
 #define RDV_SWEEP_INTERVAL 5.0
 #define RDV_ACCEPT_PAUSE   0.5         /* after EMFILE and friends */
 #define RDV_MAX_CLIENTS    1024        /* if the configuration has none */
+#define RDV_SAVE_DELAY     1.0         /* s from a change to saving the registrations */
 
 enum rc_state { RC_READ, RC_WRITE, RC_LINGER };
 
@@ -91,7 +94,13 @@ struct rdv_server {
 	double first_line_timeout;
 	size_t evictions_logged;
 	unsigned long refused;     /* over max_clients since the last log line */
+	char *save_path;           /* the registrations file, or NULL: not kept */
+	ev_timer save;             /* debounce: one write per RDV_SAVE_DELAY at most */
+	unsigned long saved;       /* rdv_store_changes() at the last save */
+	bool save_failing;         /* log a failure once, until a save works */
 };
+
+static void save_soon(struct rdv_server *s);
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -196,6 +205,7 @@ static void conn_request(struct rconn *c, const char *line, size_t len)
 	c->stream = rdv_handle(c->srv->store, c->ip, line, len, mono_now(), &c->out, note,
 			       sizeof note);
 	log_info(MOD, "%s:%d %s", c->ip, c->port, note);
+	save_soon(c->srv);
 }
 
 static int on_frame(void *ctx, enum framer_event ev, const char *line, size_t len)
@@ -449,6 +459,90 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 			 s->max_clients);
 		s->refused = 0;
 	}
+	save_soon(s);
+}
+
+/* ---- keeping the registrations ----------------------------------------------- */
+
+static void save_now(struct rdv_server *s)
+{
+	char err[512];
+
+	if (rdv_persist_save(s->store, s->save_path, mono_now(), wall_now(), err,
+			     sizeof err) != 0) {
+		if (!s->save_failing)
+			log_warn(MOD, "cannot save the registrations: %s (retrying)", err);
+		s->save_failing = true;
+		return;
+	}
+	if (s->save_failing)
+		log_info(MOD, "registrations saved again to %s", s->save_path);
+	s->save_failing = false;
+	/* After the save's own scan, which may have purged expired entries. */
+	s->saved = rdv_store_changes(s->store);
+}
+
+static void on_save(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct rdv_server *s = w->data;
+
+	save_now(s);
+	/* Failed or changed meanwhile: try again after another delay. */
+	save_soon(s);
+}
+
+/* Changes are written RDV_SAVE_DELAY after the first one, together: a burst
+ * of REGISTERs costs one write, and none happens inside a request. */
+static void save_soon(struct rdv_server *s)
+{
+	if (s->save_path == NULL || ev_is_active(&s->save) ||
+	    rdv_store_changes(s->store) == s->saved)
+		return;
+	ev_timer_set(&s->save, RDV_SAVE_DELAY, 0.);
+	ev_timer_start(s->loop, &s->save);
+}
+
+/* state_dir, else systemd's $STATE_DIRECTORY (its first entry), else none. */
+static int setup_state(struct rdv_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	const char *dir = cfg->rendezvous_server.state_dir;
+	const char *env = getenv("STATE_DIRECTORY");
+	char envdir[4096];
+	struct rdv_persist_stats st;
+	double mono = mono_now(), wall = wall_now();
+	size_t plen;
+
+	if (dir[0] == '\0' && env != NULL && env[0] != '\0') {
+		snprintf(envdir, sizeof envdir, "%.*s", (int)strcspn(env, ":"), env);
+		dir = envdir;
+	}
+	if (dir[0] == '\0') {
+		log_info(MOD, "no state_dir: registrations are not kept across restarts");
+		return 0;
+	}
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "rendezvous_server.state_dir: cannot create %s: %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	plen = strlen(dir) + sizeof "/" RDV_PERSIST_FILE;
+	s->save_path = xmalloc(plen);
+	snprintf(s->save_path, plen, "%s/%s", dir, RDV_PERSIST_FILE);
+	if (rdv_persist_load(s->store, s->save_path, mono, wall, &st, err, errlen) != 0) {
+		/* Keep the bad file for a look, and start from what was read. */
+		char bad[4200];
+		snprintf(bad, sizeof bad, "%s.bad", s->save_path);
+		log_warn(MOD, "%s; moved aside to %s", err, bad);
+		if (rename(s->save_path, bad) != 0)
+			log_warn(MOD, "rename %s: %s", bad, strerror(errno));
+		err[0] = '\0';
+	}
+	log_info(MOD, "registrations kept in %s: %zu restored, %zu expired, %zu invalid dropped",
+		 s->save_path, st.loaded, st.expired, st.invalid);
+	s->saved = rdv_store_changes(s->store);
+	if (st.expired > 0 || st.invalid > 0)
+		s->saved--; /* rewrite the file without them */
+	return 0;
 }
 
 /* ---- setup ---------------------------------------------------------------- */
@@ -535,8 +629,21 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 	s->rate_limit = rate_limit;
 	s->first_line_timeout = flt > 0 ? flt : 1.0;
 	s->store = rdv_store_new(RDV_STORE_MAX);
+	rdv_store_set_max_per_ip(s->store, cfg->rendezvous_server.max_per_ip > 0
+					   ? (size_t)cfg->rendezvous_server.max_per_ip
+					   : RDV_STORE_MAX_PER_IP);
 	s->limit = rdv_limit_new(rate_limit, window, block, RDV_LIMIT_MAX_IPS);
 	TAILQ_INIT(&s->conns);
+	ev_init(&s->save, on_save);
+	s->save.data = s;
+	if (setup_state(s, cfg, err, errlen) != 0) {
+		close(fd);
+		rdv_store_free(s->store);
+		rdv_limit_free(s->limit);
+		free(s);
+		return NULL;
+	}
+	save_soon(s);
 
 	ev_io_init(&s->accept_io, on_accept, fd, EV_READ);
 	s->accept_io.data = s;
@@ -548,8 +655,9 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 	ev_timer_start(loop, &s->sweep);
 
 	log_info(MOD, "listening on %s:%d (rate limit %d per %g s, block %g s, first line %g s, "
-		 "max %d clients, max %d registrations)", addr, s->port, rate_limit, window, block,
-		 s->first_line_timeout, s->max_clients, RDV_STORE_MAX);
+		 "max %d clients, max %d registrations, %zu per address)", addr, s->port, rate_limit,
+		 window, block, s->first_line_timeout, s->max_clients, RDV_STORE_MAX,
+		 rdv_store_max_per_ip(s->store));
 	return s;
 }
 
@@ -569,6 +677,10 @@ void rdv_server_free(struct rdv_server *s)
 	ev_io_stop(s->loop, &s->accept_io);
 	ev_timer_stop(s->loop, &s->accept_pause);
 	ev_timer_stop(s->loop, &s->sweep);
+	ev_timer_stop(s->loop, &s->save);
+	if (s->save_path != NULL && rdv_store_changes(s->store) != s->saved)
+		save_now(s); /* at exit: what changed since the last save */
+	free(s->save_path);
 	close(s->fd);
 	rdv_store_free(s->store);
 	rdv_limit_free(s->limit);

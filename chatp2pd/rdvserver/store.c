@@ -1,6 +1,7 @@
 /* The registration store: a slot array (stable indices, so a DISCOVER reply
  * can be produced in pieces with a plain index as cursor) plus a chained hash
- * index on (ip, namespace, name) for upserts. */
+ * index on (ip, namespace, name) for upserts, and a count of entries per ip
+ * (another chained hash) for the per-address quota. */
 #include "store.h"
 
 #include <stdint.h>
@@ -22,6 +23,14 @@ struct entry {
 	char key[];      /* ip '\0' ns '\0' name '\0' */
 };
 
+/* Entries held (live or not yet purged) from one ip. */
+struct ipcount {
+	struct ipcount *next;
+	uint32_t hash;
+	uint32_t n;
+	char ip[];
+};
+
 struct rdv_store {
 	struct entry **slots; /* [0, top) ever used; NULL = free */
 	uint32_t *freel;      /* free slot indices below top */
@@ -33,11 +42,59 @@ struct rdv_store {
 	uint32_t *buckets;    /* head slot of each chain */
 	size_t mask;
 	double min_expires;   /* lower bound of every entry's expiry */
+	size_t max_per_ip;    /* 0: no quota */
+	struct ipcount **ipb; /* per-ip counts, mask + 1 buckets */
+	unsigned long changes;
 };
 
 /* FNV-1a over the three strings with their terminators, so ("ab","c") and
  * ("a","bc") differ.  Keys are attacker-chosen, but the per-ip rate limit
  * makes filling one chain impractically slow. */
+static uint32_t ip_hash(const char *ip)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)ip; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* The count for ip, created at 0 if create; NULL if absent and !create. */
+static struct ipcount *ipc_get(struct rdv_store *s, const char *ip, bool create)
+{
+	uint32_t h = ip_hash(ip);
+	struct ipcount **head = &s->ipb[h & s->mask], *c;
+
+	for (c = *head; c != NULL; c = c->next)
+		if (c->hash == h && strcmp(c->ip, ip) == 0)
+			return c;
+	if (!create)
+		return NULL;
+	size_t l = strlen(ip) + 1;
+	c = xmalloc(sizeof *c + l);
+	memcpy(c->ip, ip, l);
+	c->hash = h;
+	c->n = 0;
+	c->next = *head;
+	*head = c;
+	return c;
+}
+
+static void ipc_dec(struct rdv_store *s, const char *ip)
+{
+	uint32_t h = ip_hash(ip);
+	struct ipcount **link = &s->ipb[h & s->mask], *c;
+
+	while ((c = *link) != NULL && !(c->hash == h && strcmp(c->ip, ip) == 0))
+		link = &c->next;
+	if (c != NULL && --c->n == 0) {
+		*link = c->next;
+		free(c);
+	}
+}
+
 static uint32_t key_hash(const char *ip, const char *ns, const char *name)
 {
 	const char *parts[3] = { ip, ns, name };
@@ -68,6 +125,7 @@ struct rdv_store *rdv_store_new(size_t max)
 	for (size_t i = 0; i < nb; i++)
 		s->buckets[i] = NO_SLOT;
 	s->mask = nb - 1;
+	s->ipb = xcalloc(nb, sizeof *s->ipb);
 	s->min_expires = 0;
 	return s;
 }
@@ -81,6 +139,14 @@ void rdv_store_free(struct rdv_store *s)
 	free(s->slots);
 	free(s->freel);
 	free(s->buckets);
+	for (size_t i = 0; i <= s->mask; i++) {
+		struct ipcount *c = s->ipb[i], *next;
+		for (; c != NULL; c = next) {
+			next = c->next;
+			free(c);
+		}
+	}
+	free(s->ipb);
 	free(s);
 }
 
@@ -97,10 +163,12 @@ static void remove_slot(struct rdv_store *s, uint32_t i)
 	while (*link != i)
 		link = &s->slots[*link]->next;
 	*link = e->next;
+	ipc_dec(s, e->key);
 	free(e);
 	s->slots[i] = NULL;
 	s->freel[s->nfree++] = i;
 	s->count--;
+	s->changes++;
 }
 
 static uint32_t find(const struct rdv_store *s, uint32_t h, const char *ip, const char *ns,
@@ -136,15 +204,35 @@ static int clamp_ttl(int ttl)
 	return ttl < RDV_TTL_MIN ? RDV_TTL_MIN : ttl > RDV_TTL_MAX ? RDV_TTL_MAX : ttl;
 }
 
-enum rdv_store_result rdv_store_register(struct rdv_store *s, const char *ip, const char *ns,
-					  const char *name, int port, int ttl, double now)
+void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip)
+{
+	s->max_per_ip = max_per_ip;
+}
+
+/* Over the per-ip quota, after purging what has expired? */
+static bool over_quota(struct rdv_store *s, const char *ip, double now)
+{
+	struct ipcount *c;
+
+	if (s->max_per_ip == 0)
+		return false;
+	c = ipc_get(s, ip, false);
+	if (c == NULL || c->n < s->max_per_ip)
+		return false;
+	rdv_store_expire(s, now);
+	c = ipc_get(s, ip, false);
+	return c != NULL && c->n >= s->max_per_ip;
+}
+
+static enum rdv_store_result upsert(struct rdv_store *s, const char *ip, const char *ns,
+				    const char *name, int port, int ttl, double now,
+				    double expires)
 {
 	uint32_t h = key_hash(ip, ns, name);
 	uint32_t i = find(s, h, ip, ns, name);
 	enum rdv_store_result r = RDV_STORE_UPDATED;
 	struct entry *e;
 
-	ttl = clamp_ttl(ttl);
 	if (i != NO_SLOT) {
 		e = s->slots[i];
 		if (expired(e, now))
@@ -154,6 +242,8 @@ enum rdv_store_result rdv_store_register(struct rdv_store *s, const char *ip, co
 			rdv_store_expire(s, now);
 		if (s->count >= s->max)
 			return RDV_STORE_FULL;
+		if (over_quota(s, ip, now))
+			return RDV_STORE_IP_FULL;
 		size_t lip = strlen(ip) + 1, lns = strlen(ns) + 1, lname = strlen(name) + 1;
 		e = xmalloc(sizeof *e + lip + lns + lname);
 		memcpy(e->key, ip, lip);
@@ -167,14 +257,35 @@ enum rdv_store_result rdv_store_register(struct rdv_store *s, const char *ip, co
 		e->next = s->buckets[h & s->mask];
 		s->buckets[h & s->mask] = i;
 		s->count++;
+		ipc_get(s, ip, true)->n++;
 		r = RDV_STORE_NEW;
 	}
 	e->port = port;
 	e->ttl = ttl;
-	e->expires = now + ttl;
+	e->expires = expires;
+	s->changes++;
 	if (s->count == 1 || e->expires < s->min_expires)
 		s->min_expires = e->expires;
 	return r;
+}
+
+enum rdv_store_result rdv_store_register(struct rdv_store *s, const char *ip, const char *ns,
+					  const char *name, int port, int ttl, double now)
+{
+	ttl = clamp_ttl(ttl);
+	return upsert(s, ip, ns, name, port, ttl, now, now + ttl);
+}
+
+enum rdv_store_result rdv_store_restore(struct rdv_store *s, const char *ip, const char *ns,
+					 const char *name, int port, int ttl, double now,
+					 double expires)
+{
+	ttl = clamp_ttl(ttl);
+	if (expires <= now)
+		return RDV_STORE_EXPIRED;
+	if (expires > now + ttl)
+		expires = now + ttl; /* never longer than it was granted */
+	return upsert(s, ip, ns, name, port, ttl, now, expires);
 }
 
 static void view(const struct entry *e, double now, struct rdv_view *out)
@@ -187,6 +298,7 @@ static void view(const struct entry *e, double now, struct rdv_view *out)
 	out->port = e->port;
 	out->ttl = e->ttl;
 	out->expires_in = left > 0 ? (long)left : 0;
+	out->expires = e->expires;
 }
 
 bool rdv_store_next(struct rdv_store *s, size_t *cursor, const char *ns, double now,
@@ -269,4 +381,21 @@ size_t rdv_store_count(const struct rdv_store *s)
 size_t rdv_store_max(const struct rdv_store *s)
 {
 	return s->max;
+}
+
+size_t rdv_store_ip_count(struct rdv_store *s, const char *ip)
+{
+	struct ipcount *c = ipc_get(s, ip, false);
+
+	return c ? c->n : 0;
+}
+
+size_t rdv_store_max_per_ip(const struct rdv_store *s)
+{
+	return s->max_per_ip;
+}
+
+unsigned long rdv_store_changes(const struct rdv_store *s)
+{
+	return s->changes;
 }

@@ -11,8 +11,11 @@
  *
  * The store holds at most max entries.  When it is full (after purging what
  * has expired) a new key is refused with RDV_STORE_FULL; the server answers
- * {"status":"ERROR","message":"registry_full"} (RDV_MSG_FULL).  Updating an
- * existing key always works. */
+ * {"status": "ERROR", "message": "registry_full"} (RDV_MSG_FULL).
+ * Likewise one ip holds at most max_per_ip entries (if set): a new key over
+ * it is refused with RDV_STORE_IP_FULL (RDV_MSG_IP_FULL), so that one
+ * address cannot take every registration.  Updating an existing key always
+ * works. */
 #ifndef CHATP2PD_RDV_STORE_H
 #define CHATP2PD_RDV_STORE_H
 #include <stdbool.h>
@@ -20,6 +23,8 @@
 
 #define RDV_STORE_MAX     65536           /* default cap on entries */
 #define RDV_MSG_FULL      "registry_full" /* error code when the cap is hit */
+#define RDV_MSG_IP_FULL   "too_many_registrations_from_ip" /* max_per_ip hit */
+#define RDV_STORE_MAX_PER_IP 256          /* default per-address quota */
 #define RDV_TTL_MIN       1
 #define RDV_TTL_MAX       86400
 
@@ -34,22 +39,35 @@ struct rdv_view {
 	int port;
 	int ttl;
 	long expires_in; /* whole seconds left, truncated, >= 0 */
+	double expires;  /* the "now" at which it is gone */
 };
 
 enum rdv_store_result {
 	RDV_STORE_NEW,     /* a new key */
 	RDV_STORE_UPDATED, /* the key existed: port/ttl/clock updated */
 	RDV_STORE_FULL,    /* refused: max entries reached */
+	RDV_STORE_IP_FULL, /* refused: max_per_ip entries from this ip */
+	RDV_STORE_EXPIRED, /* rdv_store_restore: already gone, not added */
 };
 
 /* max: cap on entries (0: RDV_STORE_MAX). */
 struct rdv_store *rdv_store_new(size_t max);
 void rdv_store_free(struct rdv_store *s);
 
+/* Per-ip quota on entries (0, the default of rdv_store_new: none). */
+void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip);
+
 /* Insert or update (ip, ns, name).  The caller has validated the fields
  * (non-empty strings, port 1..65535); ttl is clamped to 1..86400 here too. */
 enum rdv_store_result rdv_store_register(struct rdv_store *s, const char *ip, const char *ns,
 					  const char *name, int port, int ttl, double now);
+
+/* As rdv_store_register, but the entry is gone at expires (in now's clock)
+ * rather than now + ttl: an entry saved before a restart.  One already
+ * expired is not added (RDV_STORE_EXPIRED); expires is capped at now + ttl. */
+enum rdv_store_result rdv_store_restore(struct rdv_store *s, const char *ip, const char *ns,
+					 const char *name, int port, int ttl, double now,
+					 double expires);
 
 /* The next live entry at or after *cursor whose namespace is ns (NULL: any);
  * false when there is none.  *cursor starts at 0 and is advanced past the
@@ -70,5 +88,10 @@ size_t rdv_store_expire(struct rdv_store *s, double now);
 /* Live and not-yet-purged entries (an upper bound on live ones). */
 size_t rdv_store_count(const struct rdv_store *s);
 size_t rdv_store_max(const struct rdv_store *s);
+/* Entries (live or not yet purged) held from ip. */
+size_t rdv_store_ip_count(struct rdv_store *s, const char *ip);
+size_t rdv_store_max_per_ip(const struct rdv_store *s);
+/* A counter that moves on every change of the entries (for saving them). */
+unsigned long rdv_store_changes(const struct rdv_store *s);
 
 #endif

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import selectors
+import signal
 import socket
 import sys
 import time
@@ -261,16 +262,19 @@ class TestFraming(ServerCase):
             with self.subTest(line=line):
                 self.assertEqual(self.req(line), err("Empty request line"))
 
+    # Issue 13 item 10: the deployed server answers "Unknown command" to
+    # invalid JSON, a non-object, a missing and a non-string type alike.
     def test_invalid_json(self):
         for line in (b"{nope\n", b"[1,2]\n", b'"REGISTER"\n', b"42\n", b"null\n",
                      b'{"type":"DISCOVER"\n', b'\xff\xfe{}\n'):
             with self.subTest(line=line):
-                self.assertEqual(self.req(line), err("invalid_json"))
+                self.assertEqual(self.req(line), err("Unknown command"))
 
     def test_missing_type(self):
-        for obj in ({}, {"namespace": "CIC"}, {"type": 5}, {"type": None}, {"type": ""}):
+        for obj in ({}, {"namespace": "CIC"}, {"type": 5}, {"type": None}, {"type": ""},
+                    {"type": ["REGISTER"]}, {"type": {"a": 1}}, {"type": True}):
             with self.subTest(obj=obj):
-                self.assertEqual(self.req(obj), err("missing_type"))
+                self.assertEqual(self.req(obj), err("Unknown command"))
 
     def test_unknown_command(self):
         for t in ("FOO", "REGISTERX", "HELLO", "x" * 100):
@@ -319,6 +323,176 @@ class TestFraming(ServerCase):
                 s.sendall(line[i:i + 7])
             raw, _ = h.read_until_close(s)
         self.assertEqual(h.parse_reply(raw)["status"], "OK")
+
+
+def py_dumps_line(obj):
+    """What the public server sends: json.dumps() with its defaults + '\n'."""
+    return (json.dumps(obj) + "\n").encode()
+
+
+class TestByteForByte(ServerCase):
+    """Issue 13 item 10: every reply is byte-identical to the deployed
+    server's json.dumps() output (separators ", " and ": ", ensure_ascii)."""
+
+    def raw(self, req, **kw):
+        raw, _, _ = h.rdv_exchange(self.port, req, **kw)
+        return raw
+
+    def test_the_four_differential_cases(self):
+        want = b'{"status": "ERROR", "message": "Unknown command"}\n'
+        for line in (b"{nope\n", b"[1, 2]\n", b'{"namespace": "CIC"}\n', b'{"type": 5}\n',
+                     b'"DISCOVER"\n', b"{}\n", b'{"type": null}\n', b'{"type": "FOO"}\n'):
+            with self.subTest(line=line):
+                self.assertEqual(self.raw(line), want)
+
+    def test_fixed_replies(self):
+        ns = self.ns()
+        cases = [
+            (reg("alice", ns, 5000, ttl=60),
+             {"status": "OK", "ttl": 60, "ip": "127.0.0.1", "port": 5000}),
+            ({"type": "DISCOVER", "namespace": ns + "-none"}, {"status": "OK", "peers": []}),
+            ({"type": "UNREGISTER", "namespace": ns + "-none"}, {"status": "OK"}),
+            ({"type": "UNREGISTER", "namespace": ns, "port": "abc"},
+             {"status": "ERROR", "message": "bad_port (abc)"}),
+            (reg("", ns), err("bad_name")),
+            (reg("a", ns, ttl="x"), err("bad_ttl")),
+            (reg("a", ""), err("bad_namespace")),
+            (reg("a", ns, 0), err("bad_port")),
+            (b"\n", err("Empty request line")),
+            (b"x" * 40000, {"status": "ERROR", "message": "line_too_long", "limit": 32768}),
+        ]
+        for req, reply in cases:
+            with self.subTest(req=req if not isinstance(req, bytes) else req[:20]):
+                self.assertEqual(self.raw(req), py_dumps_line(reply))
+
+    def test_timeout_reply(self):
+        self.assertEqual(self.raw(b"", timeout=5),
+                         py_dumps_line(err("Timeout: no data received, closing connection")))
+
+    def test_discover_reply_and_non_ascii_names(self):
+        ns = self.ns()
+        name = "caf\u00e9\U0001F600\"q\\"
+        self.req(reg("alice", ns, 5000, ttl=600))
+        r = self.raw(reg(name, ns, 5001, ttl=600))
+        self.assertEqual(r, py_dumps_line({"status": "OK", "ttl": 600, "ip": "127.0.0.1",
+                                           "port": 5001}))
+        raw = self.raw({"type": "DISCOVER", "namespace": ns})
+        peers = json.loads(raw)["peers"]
+        self.assertEqual([p["name"] for p in peers], ["alice", name])
+        # Re-dumped by Python, the same bytes: order, separators, escapes.
+        self.assertEqual(raw, py_dumps_line(json.loads(raw)))
+        self.assertIn(b'"name": "caf\\u00e9\\ud83d\\ude00\\"q\\\\"', raw)
+        self.assertEqual(list(peers[0]), ["ip", "port", "name", "namespace", "ttl",
+                                          "expires_in"])
+        # An all-namespaces reply too.
+        raw = self.raw({"type": "DISCOVER"})
+        self.assertEqual(raw, py_dumps_line(json.loads(raw)))
+
+
+class TestPerAddressQuota(ServerCase):
+    """Issue 13 item 6: one address holds at most max_per_ip registrations."""
+
+    SETS = ("rate_limit=100000", "max_per_ip=3")
+
+    def test_quota_refuses_new_names_from_that_address_only(self):
+        ns = self.ns()
+        for i in range(3):
+            self.assertEqual(self.req(reg("n%d" % i, ns, 5000 + i))["status"], "OK")
+        self.assertEqual(self.req(reg("n3", ns, 5003)), err("too_many_registrations_from_ip"))
+        # Another namespace counts too: the quota is per address.
+        self.assertEqual(self.req(reg("n3", ns + "-b", 5003)),
+                         err("too_many_registrations_from_ip"))
+        # Renewing a held name works; another address is not affected.
+        self.assertEqual(self.req(reg("n1", ns, 6001))["port"], 6001)
+        self.assertEqual(self.req(reg("n3", ns, 5003), source="127.0.0.2")["status"], "OK")
+        # Unregistering frees a place.
+        self.assertEqual(self.req({"type": "UNREGISTER", "namespace": ns, "name": "n0"}),
+                         {"status": "OK"})
+        self.assertEqual(self.req(reg("n3", ns, 5003))["status"], "OK")
+        self.assertEqual(sorted((p["ip"], p["name"]) for p in self.discover(ns)),
+                         [("127.0.0.1", "n1"), ("127.0.0.1", "n2"), ("127.0.0.1", "n3"),
+                          ("127.0.0.2", "n3")])
+
+
+class TestDefaultQuota(ServerCase):
+    """The issue's flood with the shipped default: one address stops at 256."""
+
+    def test_one_address_gets_256_registrations(self):
+        ns, src = self.ns(), "127.0.0.9"
+        replies = [self.req(reg("n%d" % i, ns, 5000), source=src) for i in range(257)]
+        self.assertEqual([r["status"] for r in replies[:256]], ["OK"] * 256)
+        self.assertEqual(replies[256], err("too_many_registrations_from_ip"))
+        self.assertEqual(len(self.discover(ns)), 256)
+        self.assertEqual(self.req(reg("other", ns, 5000))["status"], "OK")
+
+
+class TestRestart(unittest.TestCase):
+    """Issue 13 item 11: registrations survive a restart (clean or a crash);
+    what expired while the server was down is gone."""
+
+    def setUp(self):
+        self.state = os.path.join(h.tmpdir(), "state-" + self.id().rsplit(".", 1)[-1])
+        self.file = os.path.join(self.state, "peers.json")
+
+    def start(self):
+        return h.start_rendezvous("rate_limit=100000", "state_dir=" + self.state)
+
+    def saved_names(self):
+        try:
+            with open(self.file) as f:
+                return {e["name"] for e in json.load(f)}
+        except (OSError, ValueError):
+            return set()
+
+    def names(self, srv):
+        r = h.rdv_request(srv.port, {"type": "DISCOVER", "namespace": "R"})
+        return {p["name"]: p for p in r["peers"]}
+
+    def test_registrations_survive_a_crash_expired_ones_are_gone(self):
+        srv = self.start()
+        self.assertEqual(h.rdv_request(srv.port, reg("keep", "R", 5000, ttl=3600))["status"], "OK")
+        t_short = time.time()
+        self.assertEqual(h.rdv_request(srv.port, reg("short", "R", 5001, ttl=2))["status"], "OK")
+        # Written within about a second, without any request to prompt it.
+        h.wait_for(lambda: {"keep", "short"} <= self.saved_names(), timeout=10,
+                   what="peers.json listing both")
+        self.assertFalse(os.path.exists(self.file + ".tmp"))
+        srv.stop(signal.SIGKILL)  # a crash: no chance to save at exit
+        self.assertIn("keep", self.saved_names())
+        # "short" expires while the server is down.
+        h.wait_for(lambda: time.time() > t_short + 2.5, timeout=10, what="short's expiry")
+        srv2 = self.start()
+        peers = self.names(srv2)
+        self.assertEqual(sorted(peers), ["keep"])
+        self.assertEqual(peers["keep"]["port"], 5000)
+        self.assertEqual(peers["keep"]["ip"], "127.0.0.1")
+        self.assertEqual(peers["keep"]["ttl"], 3600)
+        self.assertTrue(3500 <= peers["keep"]["expires_in"] <= 3600, peers["keep"])
+        # The file is rewritten without the expired entry.
+        h.wait_for(lambda: self.saved_names() == {"keep"}, timeout=10, what="rewrite")
+        srv2.check_clean_exit(self)
+
+    def test_change_just_before_sigterm_is_saved_at_exit(self):
+        srv = self.start()
+        self.assertEqual(h.rdv_request(srv.port, reg("a", "R", 5000, ttl=600))["status"], "OK")
+        self.assertEqual(h.rdv_request(srv.port, reg("b", "R", 5001, ttl=600))["status"], "OK")
+        self.assertEqual(h.rdv_request(srv.port, {"type": "UNREGISTER", "namespace": "R",
+                                                  "name": "a"}), {"status": "OK"})
+        srv.check_clean_exit(self)  # at once: before the debounced write
+        srv2 = self.start()
+        self.assertEqual(sorted(self.names(srv2)), ["b"])
+        srv2.check_clean_exit(self)
+
+    def test_torn_file_is_moved_aside(self):
+        os.makedirs(self.state, exist_ok=True)
+        with open(self.file, "w") as f:
+            f.write('[\n  {"ip": "127.0.0.1", "namespace": "R", "na')
+        srv = self.start()
+        self.assertEqual(self.names(srv), {})
+        self.assertTrue(os.path.exists(self.file + ".bad"))
+        self.assertEqual(h.rdv_request(srv.port, reg("new", "R", 5000))["status"], "OK")
+        h.wait_for(lambda: self.saved_names() == {"new"}, timeout=10, what="a fresh file")
+        srv.check_clean_exit(self)
 
 
 def concurrent_requests(port, requests, timeout=20.0):

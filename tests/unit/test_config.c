@@ -146,6 +146,8 @@ static void test_defaults(void **state)
 	assert_true(c.rendezvous_server.block_time == 60);
 	assert_true(c.rendezvous_server.first_line_timeout == 1);
 	assert_int_equal(c.rendezvous_server.max_clients, 4096);
+	assert_int_equal(c.rendezvous_server.max_per_ip, 256);
+	assert_string_equal(c.rendezvous_server.state_dir, "");
 
 	char err[256] = "";
 	assert_int_equal(config_check(&c, err, sizeof err), 0);
@@ -561,7 +563,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 7);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 9);
 	buf_free(&out);
 }
 

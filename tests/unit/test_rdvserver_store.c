@@ -405,6 +405,88 @@ static void test_slots_reused_count_stays_exact(void **state)
 	rdv_store_free(s);
 }
 
+/* ---- the per-address quota ---------------------------------------------------- */
+
+static void test_per_ip_quota_refuses_new_keys_from_that_ip_only(void **state)
+{
+	struct rdv_store *s = rdv_store_new(0);
+	char name[16];
+
+	assert_int_equal(rdv_store_max_per_ip(s), 0); /* none unless set */
+	rdv_store_set_max_per_ip(s, 3);
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof name, "n%d", i);
+		assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", name, 1, 10, 0),
+				 RDV_STORE_NEW);
+	}
+	assert_int_equal(rdv_store_ip_count(s, "10.0.0.1"), 3);
+	/* Over the quota: a new key from that ip (any namespace) is refused... */
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "n3", 1, 10, 1),
+			 RDV_STORE_IP_FULL);
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "M", "n0", 1, 10, 1),
+			 RDV_STORE_IP_FULL);
+	/* ...renewing a held key works, and other ips are not affected. */
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "n2", 2, 100, 1),
+			 RDV_STORE_UPDATED);
+	assert_int_equal(rdv_store_register(s, "10.0.0.2", "N", "n3", 1, 10, 1), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_count(s), 4);
+	/* Unregistering frees a place at once. */
+	assert_int_equal(rdv_store_unregister(s, "10.0.0.1", "N", "n0", false, 0, 2), 1);
+	assert_int_equal(rdv_store_ip_count(s, "10.0.0.1"), 2);
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "n3", 1, 10, 2), RDV_STORE_NEW);
+	/* Expired entries (n1, n3 at 10 and 12) do not count against it. */
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "n4", 1, 10, 12.0),
+			 RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "n5", 1, 10, 12.0),
+			 RDV_STORE_NEW);
+	assert_int_equal(rdv_store_ip_count(s, "10.0.0.1"), 3);
+	rdv_store_free(s);
+}
+
+static void test_per_ip_counts_follow_every_removal(void **state)
+{
+	struct rdv_store *s = rdv_store_new(0);
+	char name[16];
+
+	rdv_store_set_max_per_ip(s, 256);
+	/* The flood: one address registering 65,536 names. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof name, "%d", i);
+		enum rdv_store_result r = rdv_store_register(s, "10.9.9.9", "N", name, 1, 5, 0);
+		assert_int_equal(r, i < 256 ? RDV_STORE_NEW : RDV_STORE_IP_FULL);
+	}
+	assert_int_equal(rdv_store_count(s), 256);
+	assert_int_equal(rdv_store_ip_count(s, "10.9.9.9"), 256);
+	/* Purged by a scan: the count goes with them. */
+	assert_int_equal(live(s, NULL, 5.0), 0);
+	assert_int_equal(rdv_store_ip_count(s, "10.9.9.9"), 0);
+	assert_int_equal(rdv_store_register(s, "10.9.9.9", "N", "x", 1, 5, 5.0), RDV_STORE_NEW);
+	rdv_store_free(s);
+}
+
+/* ---- restore and the change counter ------------------------------------------ */
+
+static void test_restore_keeps_the_saved_expiry(void **state)
+{
+	struct rdv_store *s = rdv_store_new(0);
+	struct listing l;
+	unsigned long c0 = rdv_store_changes(s);
+
+	assert_int_equal(rdv_store_restore(s, "ip", "N", "a", 1, 100, 50.0, 80.0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_restore(s, "ip", "N", "gone", 1, 100, 50.0, 50.0),
+			 RDV_STORE_EXPIRED);
+	/* Never longer than the ttl granted. */
+	assert_int_equal(rdv_store_restore(s, "ip", "N", "b", 1, 10, 50.0, 1e9), RDV_STORE_NEW);
+	assert_string_equal(list(s, NULL, 50.0, &l), "ip|N|a|1|100|30 ip|N|b|1|10|10");
+	assert_true(rdv_store_changes(s) != c0);
+	c0 = rdv_store_changes(s);
+	assert_int_equal(live(s, NULL, 51.0), 2);
+	assert_true(rdv_store_changes(s) == c0); /* a read changes nothing */
+	assert_int_equal(rdv_store_register(s, "ip", "N", "a", 1, 100, 51.0), RDV_STORE_UPDATED);
+	assert_true(rdv_store_changes(s) != c0);
+	rdv_store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +505,9 @@ int main(void)
 		cmocka_unit_test(test_cap_refuses_new_keys_updates_still_work),
 		cmocka_unit_test(test_cap_default_is_rdv_store_max),
 		cmocka_unit_test(test_slots_reused_count_stays_exact),
+		cmocka_unit_test(test_per_ip_quota_refuses_new_keys_from_that_ip_only),
+		cmocka_unit_test(test_per_ip_counts_follow_every_removal),
+		cmocka_unit_test(test_restore_keeps_the_saved_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
