@@ -531,6 +531,9 @@ def concurrent_requests(port, requests, timeout=20.0):
 
 
 class TestLoad(ServerCase):
+    # Hundreds of registrations, all from 127.0.0.1.
+    SETS = ("rate_limit=100000", "max_per_ip=100000")
+
     def test_200_clients_at_once(self):
         ns = self.ns()
         replies = concurrent_requests(self.port,
