@@ -16,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
 
+static void cleanup(void)
+{
+	unlink(path);
+}
+
 static void write_file(const void *p, size_t len)
 {
 	FILE *f = fopen(path, "w");
@@ -40,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((fd = mkstemp(path)) < 0)
 			abort();
 		close(fd);
+		atexit(cleanup);
 	}
 	if (size == 0)
 		return 0;

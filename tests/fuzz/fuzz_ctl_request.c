@@ -104,6 +104,15 @@ static void drain(void)
 	}
 }
 
+static char sock_dir[64];
+
+/* No socket files left in /tmp by each run. */
+static void cleanup(void)
+{
+	unlink(sock_path);
+	rmdir(sock_dir);
+}
+
 static void setup(void)
 {
 	char err[256], port[16], dir[] = "/tmp/chatp2p-fuzzctl-XXXXXX";
@@ -114,7 +123,9 @@ static void setup(void)
 	loop = ev_default_loop(0);
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp");
+	snprintf(sock_dir, sizeof sock_dir, "%s", dir);
 	snprintf(sock_path, sizeof sock_path, "%s/ctl.sock", dir);
+	atexit(cleanup);
 	snprintf(port, sizeof port, "%d", refusing_port());
 	config_defaults(&cfg);
 	set("node.name", "fuzz");
