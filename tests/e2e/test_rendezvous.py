@@ -426,6 +426,47 @@ class TestDefaultQuota(ServerCase):
         self.assertEqual(self.req(reg("other", ns, 5000))["status"], "OK")
 
 
+class TestOutOfDescriptors(unittest.TestCase):
+    """Descriptor exhaustion against the rendezvous role: accept pauses
+    instead of spinning, and the server serves again once they come back."""
+
+    def test_accept_pauses_instead_of_spinning(self):
+        p = h.start(["prlimit", "--nofile=32", h.binary("CHATP2PD"), "--rendezvous-server",
+                     "--listen", "127.0.0.1", "--port", "0",
+                     "--set", "rendezvous_server.rate_limit=100000",
+                     "--set", "rendezvous_server.first_line_timeout=30"], name="rendezvous")
+        port = int(p.wait_stdout(h.LISTENING_RE, 10).group(2))
+        flood = []
+        for _ in range(60):  # silent: each holds a descriptor for 30 s
+            try:
+                flood.append(h.connect(port))
+            except OSError:
+                break
+
+        def pauses():
+            return p.stderr_text().count("pausing")
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % p.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        h.wait_for(pauses, 10, what="the accept pause")
+        # The backlog holds connections it cannot take: each resume fails
+        # and pauses again.  CPU over three such rounds.
+        n0, t0, c0 = pauses(), time.monotonic(), cpu_ticks()
+        h.wait_for(lambda: pauses() >= n0 + 3, 10, what="three more pauses")
+        used = (cpu_ticks() - c0) / os.sysconf("SC_CLK_TCK")
+        spent = time.monotonic() - t0
+        self.assertLess(used, 0.5 * spent,
+                        "spinning on accept(): %.2f s of CPU in %.2f s" % (used, spent))
+        for s in flood:
+            s.close()
+        h.wait_for(lambda: h.rdv_request(port, {"type": "DISCOVER"})["status"] == "OK", 10,
+                   what="a DISCOVER after the flood")
+        p.check_clean_exit(self)
+
+
 class TestRestart(unittest.TestCase):
     """Issue 13 item 11: registrations survive a restart (clean or a crash);
     what expired while the server was down is gone."""
