@@ -339,6 +339,51 @@ static const struct {
 	{ "UNREGISTER", cmd_unregister },
 };
 
+/* Python's str.upper() where the result is ASCII, which is all a command
+ * name can be: ASCII letters, and the four code points whose upper case is
+ * ASCII letters of REGISTER, DISCOVER or UNREGISTER (dotless i, long s, and
+ * the st ligatures: Python upper-cases "regi\u017fter" to "REGISTER").  false
+ * if the result would not be ASCII or not fit in out. */
+static bool py_upper_ascii(const char *s, char *out, size_t outlen)
+{
+	static const struct { const char *from, *to; } special[] = {
+		{ "\xc4\xb1", "I" },      /* U+0131 dotless i */
+		{ "\xc5\xbf", "S" },      /* U+017F long s */
+		{ "\xef\xac\x85", "ST" }, /* U+FB05 long s t ligature */
+		{ "\xef\xac\x86", "ST" }, /* U+FB06 s t ligature */
+	};
+	size_t n = 0;
+
+	while (*s) {
+		const char *to = NULL;
+		size_t skip = 1;
+		char one[2] = { 0, 0 };
+
+		if ((unsigned char)*s < 0x80) {
+			one[0] = (*s >= 'a' && *s <= 'z') ? (char)(*s - 'a' + 'A') : *s;
+			to = one;
+		} else {
+			for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+				size_t l = strlen(special[k].from);
+				if (strncmp(s, special[k].from, l) == 0) {
+					to = special[k].to;
+					skip = l;
+					break;
+				}
+			}
+			if (to == NULL)
+				return false;
+		}
+		if (n + strlen(to) >= outlen)
+			return false;
+		memcpy(out + n, to, strlen(to));
+		n += strlen(to);
+		s += skip;
+	}
+	out[n] = '\0';
+	return true;
+}
+
 static bool blank(const char *s, size_t len)
 {
 	/* Python's bytes.strip() set */
@@ -387,10 +432,7 @@ struct rdv_stream *rdv_handle(struct rdv_store *st, const char *ip, const char *
 		return NULL;
 	}
 	tlen = strlen(type);
-	if (tlen < sizeof cmd) {
-		/* Python's upper(), for the ASCII that command names are made of */
-		for (i = 0; i <= tlen; i++)
-			cmd[i] = (type[i] >= 'a' && type[i] <= 'z') ? (char)(type[i] - 'a' + 'A') : type[i];
+	if (tlen < sizeof cmd && py_upper_ascii(type, cmd, sizeof cmd)) {
 		for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 			if (strcmp(cmd, commands[i].name) == 0) {
 				s = commands[i].fn(&r);

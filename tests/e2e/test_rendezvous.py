@@ -276,6 +276,17 @@ class TestFraming(ServerCase):
             with self.subTest(obj=obj):
                 self.assertEqual(self.req(obj), err("Unknown command"))
 
+    def test_type_upper_cased_as_python_does(self):
+        # str.upper() maps dotless i, long s and the st ligatures to ASCII.
+        ns = self.ns()
+        for t in ("reg\u0131ster", "regi\u017fter", "regi\ufb06er", "Regi\ufb05er"):
+            with self.subTest(t=t):
+                self.assertEqual(self.req({"type": t, "namespace": ns, "name": "a",
+                                           "port": 1})["status"], "OK")
+        self.assertEqual(self.req({"type": "di\u017fcover", "namespace": ns})["peers"][0]["name"],
+                         "a")
+        self.assertEqual(self.req({"type": "DISCOVER\u00e9"}), err("Unknown command"))
+
     def test_unknown_command(self):
         for t in ("FOO", "REGISTERX", "HELLO", "x" * 100):
             with self.subTest(t=t):
