@@ -319,7 +319,23 @@ def capture():
         write("ctl_reply", "real_%02d_%s" % (i, kind), d(msg) + "\n")
 
 
+def persist_seeds():
+    t = "rdv_persist"
+    e = {"ip": "127.0.0.1", "namespace": "CIC", "name": "alice", "port": 5000, "ttl": 7200,
+         "expires_at": 1700003600.5}
+    write(t, "one", "[\n  " + json.dumps(e) + "\n]\n")
+    write(t, "empty", "[]\n")
+    write(t, "expired", json.dumps([dict(e, expires_at=1600000000)]))
+    write(t, "many_one_ip", json.dumps([dict(e, name="n%d" % i) for i in range(20)]))
+    write(t, "escapes", json.dumps([dict(e, name="caf\u00e9\U0001F600\"\\", namespace="L\tB")]))
+    write(t, "wrong_types", json.dumps([dict(e, port="5000"), dict(e, ttl=None), 7, [], None,
+                                         dict(e, expires_at="soon")]))
+    write(t, "torn", "[\n  " + json.dumps(e)[:30])
+    write(t, "object", "{}")
+
+
 def main():
+    persist_seeds()
     peer_seeds()
     rdv_seeds()
     ctl_request_seeds()
