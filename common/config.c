@@ -152,6 +152,8 @@ static const struct cfg_key keys[] = {
 	    "connections open at once"),
 	K("rendezvous_server", "max_per_ip", CFG_INT, rendezvous_server.max_per_ip, 1, 1000000, "256",
 	    "registrations held from one address"),
+	K("rendezvous_server", "quota_exempt_loopback", CFG_BOOL, rendezvous_server.quota_exempt_loopback, 0, 0, "true",
+	    "loopback clients (127.0.0.0/8, ::1: tests, one-machine labs) are not held to max_per_ip"),
 	K("rendezvous_server", "state_dir", CFG_STRING, rendezvous_server.state_dir, 0, 0, "",
 	    "directory keeping the registrations across restarts (empty: $STATE_DIRECTORY, else none)"),
 };

@@ -83,6 +83,7 @@ struct config {
 		double first_line_timeout;
 		int max_clients;
 		int max_per_ip;               /* registrations held from one address */
+		bool quota_exempt_loopback;   /* 127.0.0.0/8 and ::1 not held to max_per_ip */
 		char state_dir[CFG_STR_MAX];  /* where registrations are kept ("" : none) */
 	} rendezvous_server;
 };

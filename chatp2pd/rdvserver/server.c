@@ -631,7 +631,8 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 	s->store = rdv_store_new(RDV_STORE_MAX);
 	rdv_store_set_max_per_ip(s->store, cfg->rendezvous_server.max_per_ip > 0
 					   ? (size_t)cfg->rendezvous_server.max_per_ip
-					   : RDV_STORE_MAX_PER_IP);
+					   : RDV_STORE_MAX_PER_IP,
+				 cfg->rendezvous_server.quota_exempt_loopback);
 	s->limit = rdv_limit_new(rate_limit, window, block, RDV_LIMIT_MAX_IPS);
 	TAILQ_INIT(&s->conns);
 	ev_init(&s->save, on_save);
@@ -655,9 +656,10 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 	ev_timer_start(loop, &s->sweep);
 
 	log_info(MOD, "listening on %s:%d (rate limit %d per %g s, block %g s, first line %g s, "
-		 "max %d clients, max %d registrations, %zu per address)", addr, s->port, rate_limit,
-		 window, block, s->first_line_timeout, s->max_clients, RDV_STORE_MAX,
-		 rdv_store_max_per_ip(s->store));
+		 "max %d clients, max %d registrations, %zu per address%s)", addr, s->port,
+		 rate_limit, window, block, s->first_line_timeout, s->max_clients, RDV_STORE_MAX,
+		 rdv_store_max_per_ip(s->store),
+		 cfg->rendezvous_server.quota_exempt_loopback ? " but loopback" : "");
 	return s;
 }
 

@@ -43,6 +43,7 @@ struct rdv_store {
 	size_t mask;
 	double min_expires;   /* lower bound of every entry's expiry */
 	size_t max_per_ip;    /* 0: no quota */
+	bool exempt_loopback; /* loopback ips are not held to max_per_ip */
 	struct ipcount **ipb; /* per-ip counts, mask + 1 buckets */
 	unsigned long changes;
 };
@@ -204,9 +205,15 @@ static int clamp_ttl(int ttl)
 	return ttl < RDV_TTL_MIN ? RDV_TTL_MIN : ttl > RDV_TTL_MAX ? RDV_TTL_MAX : ttl;
 }
 
-void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip)
+void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip, bool exempt_loopback)
 {
 	s->max_per_ip = max_per_ip;
+	s->exempt_loopback = exempt_loopback;
+}
+
+static bool loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
 }
 
 /* Over the per-ip quota, after purging what has expired? */
@@ -214,7 +221,7 @@ static bool over_quota(struct rdv_store *s, const char *ip, double now)
 {
 	struct ipcount *c;
 
-	if (s->max_per_ip == 0)
+	if (s->max_per_ip == 0 || (s->exempt_loopback && loopback(ip)))
 		return false;
 	c = ipc_get(s, ip, false);
 	if (c == NULL || c->n < s->max_per_ip)

@@ -54,8 +54,9 @@ enum rdv_store_result {
 struct rdv_store *rdv_store_new(size_t max);
 void rdv_store_free(struct rdv_store *s);
 
-/* Per-ip quota on entries (0, the default of rdv_store_new: none). */
-void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip);
+/* Per-ip quota on entries (0, the default of rdv_store_new: none); with
+ * exempt_loopback, 127.0.0.0/8 and ::1 are not held to it. */
+void rdv_store_set_max_per_ip(struct rdv_store *s, size_t max_per_ip, bool exempt_loopback);
 
 /* Insert or update (ip, ns, name).  The caller has validated the fields
  * (non-empty strings, port 1..65535); ttl is clamped to 1..86400 here too. */

@@ -54,14 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fclose(f);
 
 	a = rdv_store_new(64);
-	rdv_store_set_max_per_ip(a, 8);
+	rdv_store_set_max_per_ip(a, 8, false);
 	/* wall 1.7e9, mono 100: entries may be expired, capped or clamped */
 	if (rdv_persist_load(a, path, 100.0, 1.7e9, &st, err, sizeof err) == 0) {
 		size_t n = live(a, 100.0);
 		if (rdv_persist_save(a, path, 100.0, 1.7e9, err, sizeof err) != 0)
 			abort();
 		b = rdv_store_new(64);
-		rdv_store_set_max_per_ip(b, 8);
+		rdv_store_set_max_per_ip(b, 8, false);
 		if (rdv_persist_load(b, path, 100.0, 1.7e9, &st, err, sizeof err) != 0 ||
 		    live(b, 100.0) != n) {
 			fprintf(stderr, "saved %zu entries, reloaded %zu: %s\n", n, live(b, 100.0), err);

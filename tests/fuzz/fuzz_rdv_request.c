@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (st == NULL) {
 		st = rdv_store_new(1024);
-		rdv_store_set_max_per_ip(st, 256); /* both caps get hit */
+		rdv_store_set_max_per_ip(st, 256, false); /* both caps get hit */
 	}
 	now += 1;
 	s = rdv_handle(st, size & 1 ? "127.0.0.1" : "::1", (const char *)data, size, now, &out, note,

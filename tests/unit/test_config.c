@@ -147,6 +147,7 @@ static void test_defaults(void **state)
 	assert_true(c.rendezvous_server.first_line_timeout == 1);
 	assert_int_equal(c.rendezvous_server.max_clients, 4096);
 	assert_int_equal(c.rendezvous_server.max_per_ip, 256);
+	assert_true(c.rendezvous_server.quota_exempt_loopback);
 	assert_string_equal(c.rendezvous_server.state_dir, "");
 
 	char err[256] = "";
@@ -563,7 +564,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 9);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 10);
 	buf_free(&out);
 }
 

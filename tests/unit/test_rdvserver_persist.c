@@ -187,7 +187,7 @@ static void test_load_respects_the_quota(void **state)
 		rdv_store_register(a, "ip", "N", name, 1, 100, 0);
 	}
 	assert_int_equal(rdv_persist_save(a, path, 0, 1e9, err, sizeof err), 0);
-	rdv_store_set_max_per_ip(b, 4);
+	rdv_store_set_max_per_ip(b, 4, false);
 	assert_int_equal(rdv_persist_load(b, path, 0, 1e9, &st, err, sizeof err), 0);
 	assert_int_equal(st.loaded, 4);
 	assert_int_equal(st.invalid, 6);

@@ -413,7 +413,7 @@ static void test_per_ip_quota_refuses_new_keys_from_that_ip_only(void **state)
 	char name[16];
 
 	assert_int_equal(rdv_store_max_per_ip(s), 0); /* none unless set */
-	rdv_store_set_max_per_ip(s, 3);
+	rdv_store_set_max_per_ip(s, 3, false);
 	for (int i = 0; i < 3; i++) {
 		snprintf(name, sizeof name, "n%d", i);
 		assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", name, 1, 10, 0),
@@ -443,12 +443,30 @@ static void test_per_ip_quota_refuses_new_keys_from_that_ip_only(void **state)
 	rdv_store_free(s);
 }
 
+static void test_loopback_exempt_when_asked(void **state)
+{
+	struct rdv_store *s = rdv_store_new(0);
+
+	rdv_store_set_max_per_ip(s, 1, true);
+	assert_int_equal(rdv_store_register(s, "127.0.0.1", "N", "a", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "127.0.0.1", "N", "b", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "127.9.9.9", "N", "a", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "127.9.9.9", "N", "b", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "::1", "N", "a", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "::1", "N", "b", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "a", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "10.0.0.1", "N", "b", 1, 10, 0), RDV_STORE_IP_FULL);
+	assert_int_equal(rdv_store_register(s, "::2", "N", "a", 1, 10, 0), RDV_STORE_NEW);
+	assert_int_equal(rdv_store_register(s, "::2", "N", "b", 1, 10, 0), RDV_STORE_IP_FULL);
+	rdv_store_free(s);
+}
+
 static void test_per_ip_counts_follow_every_removal(void **state)
 {
 	struct rdv_store *s = rdv_store_new(0);
 	char name[16];
 
-	rdv_store_set_max_per_ip(s, 256);
+	rdv_store_set_max_per_ip(s, 256, false);
 	/* The flood: one address registering 65,536 names. */
 	for (int i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "%d", i);
@@ -507,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_slots_reused_count_stays_exact),
 		cmocka_unit_test(test_per_ip_quota_refuses_new_keys_from_that_ip_only),
 		cmocka_unit_test(test_per_ip_counts_follow_every_removal),
+		cmocka_unit_test(test_loopback_exempt_when_asked),
 		cmocka_unit_test(test_restore_keeps_the_saved_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
