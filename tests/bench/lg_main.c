@@ -54,6 +54,8 @@ static const char usage[] =
 "  --duration S           seconds per throughput/rtt/ctl measurement (2)\n"
 "  --window W             SENDs in flight per connection (64)\n"
 "  --conns LIST           connection counts for throughput (1,64)\n"
+"  --modes LIST           throughput variants (pipeline_batched,pipeline_per_send,\n"
+"                         no_pipeline)\n"
 "  --payload N            SEND payload bytes (16)\n"
 "  --pub-peers LIST       fan-out sizes (100,1000)\n"
 "  --pub-reps N           PUBs per size (20)\n"
@@ -83,6 +85,7 @@ static struct {
 	const char *reference;
 	pid_t ref_pid;
 	char scen[256];
+	const char *modes;
 	double duration;
 	int window;
 	int conns[MAXLIST], nconns;
@@ -220,6 +223,7 @@ static void rec_tp(const char *scen, const char *target, int conns, int window, 
 		   bool batch, const struct tp_result *x, const struct tp_result *ref)
 {
 	lg_rec_begin(scen, target);
+	lg_rec_str("mode", pipeline ? (batch ? "pipeline_batched" : "pipeline_per_send") : "no_pipeline");
 	lg_rec_num("conns", conns, 0);
 	lg_rec_num("window", window, 0);
 	lg_rec_bool("pipeline", pipeline);
@@ -236,13 +240,20 @@ static void rec_tp(const char *scen, const char *target, int conns, int window, 
 
 static void scen_throughput(bool ref)
 {
-	static const struct { bool pipeline, batch; } v[] = { { true, true }, { true, false }, { false, false } };
+	static const struct { const char *name; bool pipeline, batch; } v[] = {
+		{ "pipeline_batched", true, true }, { "pipeline_per_send", true, false },
+		{ "no_pipeline", false, false } };
 	char prefix[64];
 
 	for (int c = 0; c < opt.nconns; c++)
 		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
 			struct tp_result rr, nr;
 			int n = opt.conns[c];
+			char modes[300];
+			snprintf(modes, sizeof modes, ",%s,", opt.modes);
+			snprintf(prefix, sizeof prefix, ",%s,", v[i].name);
+			if (strstr(modes, prefix) == NULL)
+				continue;
 			if (ref) {
 				snprintf(prefix, sizeof prefix, "lgr%d-%d-%zu", (int)getpid(), n, i);
 				rr = run_sends(ref_host, ref_port, ref_child ? ref_child : opt.ref_pid, n,
@@ -771,7 +782,7 @@ int main(int argc, char **argv)
 	enum { O_TARGET = 256, O_CONTROL, O_PID, O_REF, O_REFPID, O_SCEN, O_DUR, O_WIN, O_CONNS,
 	       O_PAYLOAD, O_PUBP, O_PUBR, O_IDLEC, O_IDLES, O_CTLC, O_CTLW, O_RDV, O_RDVPID, O_RDVREGS,
 	       O_RDVDISC, O_RDVCONC, O_NSRDV, O_NSPEERS, O_NSTIME, O_JSON, O_VERBOSE, O_HELP,
-	       O_RESP, O_LISTEN, O_PORT };
+	       O_RESP, O_LISTEN, O_PORT, O_MODES };
 	static const struct option lo[] = {
 		{ "target", 1, NULL, O_TARGET }, { "control", 1, NULL, O_CONTROL },
 		{ "pid", 1, NULL, O_PID }, { "reference", 1, NULL, O_REF },
@@ -786,13 +797,14 @@ int main(int argc, char **argv)
 		{ "rdv-conc", 1, NULL, O_RDVCONC }, { "ns-rdv", 1, NULL, O_NSRDV },
 		{ "ns-peers", 1, NULL, O_NSPEERS }, { "ns-timeout", 1, NULL, O_NSTIME },
 		{ "json", 0, NULL, O_JSON }, { "verbose", 0, NULL, O_VERBOSE }, { "help", 0, NULL, O_HELP },
-		{ "responder", 0, NULL, O_RESP }, { "listen", 1, NULL, O_LISTEN }, { "port", 1, NULL, O_PORT },
+		{ "modes", 1, NULL, O_MODES }, { "responder", 0, NULL, O_RESP }, { "listen", 1, NULL, O_LISTEN }, { "port", 1, NULL, O_PORT },
 		{ 0 } };
 	bool responder = false;
 	const char *listen_host = "127.0.0.1";
 	int listen_port = 0, c;
 
 	opt.reference = "spawn";
+	opt.modes = "pipeline_batched,pipeline_per_send,no_pipeline";
 	opt.duration = 2;
 	opt.window = 64;
 	opt.nconns = parse_list("1,64", opt.conns);
@@ -846,6 +858,7 @@ int main(int argc, char **argv)
 		case O_NSTIME: opt.ns_timeout = atof(optarg); break;
 		case O_JSON: opt.json = true; break;
 		case O_VERBOSE: lg_verbose = true; break;
+		case O_MODES: opt.modes = optarg; break;
 		case O_RESP: responder = true; break;
 		case O_LISTEN: listen_host = optarg; break;
 		case O_PORT: listen_port = atoi(optarg); break;
