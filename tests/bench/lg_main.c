@@ -59,7 +59,7 @@ static const char usage[] =
 "  --payload N            SEND payload bytes (16)\n"
 "  --pub-peers LIST       fan-out sizes (100,1000)\n"
 "  --pub-reps N           PUBs per size (20)\n"
-"  --idle-conns N         (1000; capped by the descriptor limit)\n"
+"  --idle-conns LIST      (1000; each capped by the descriptor limit)\n"
 "  --idle-seconds S       idle CPU sampling time (3)\n"
 "  --ctl-clients K        controllers (8)\n"
 "  --ctl-window W         `send` requests in flight per controller (25)\n"
@@ -92,7 +92,7 @@ static struct {
 	int payload;
 	int pub_peers[MAXLIST], npub;
 	int pub_reps;
-	int idle_conns;
+	int idle_conns[MAXLIST], nidle;
 	double idle_seconds;
 	int ctl_clients, ctl_window;
 	char rdv_host[64];
@@ -395,9 +395,9 @@ static void scen_pub(void)
 
 /* ---- idle scale ------------------------------------------------------------- */
 
-static void scen_idle(void)
+static void scen_idle(int n)
 {
-	int n = opt.idle_conns, cap = lg_nofile() - 64;
+	int cap = lg_nofile() - 64;
 	struct lgrun r = { .loop = loop, .window = 1 };
 	char prefix[64];
 	long rss0, rss1;
@@ -528,7 +528,7 @@ static void scen_ctl(void)
 		lg_rec_num("unanswered", ctl_drained(&w) ? 0 : 1, 0);
 		lg_rec_num("sink_sends", (double)r.sink_sends, 0);
 		lg_rec_num("cpu_us_per_send", cpu_us(c0, c1, ok_in_time), 2);
-		if (opt.rtt_p50 > 0)
+		if (opt.rtt_p50 > 0 && !v[m].pipeline) /* stop-and-wait: 1/RTT is its ceiling */
 			lg_rec_num("ratio_to_1_rtt", ok_in_time / (t1 - t0) * opt.rtt_p50, 3);
 		lg_rec_end();
 		for (int i = 0; i < w.k; i++)
@@ -811,7 +811,7 @@ int main(int argc, char **argv)
 	opt.payload = 16;
 	opt.npub = parse_list("100,1000", opt.pub_peers);
 	opt.pub_reps = 20;
-	opt.idle_conns = 1000;
+	opt.nidle = parse_list("1000", opt.idle_conns);
 	opt.idle_seconds = 3;
 	opt.ctl_clients = 8;
 	opt.ctl_window = 25;
@@ -838,7 +838,7 @@ int main(int argc, char **argv)
 		case O_PAYLOAD: opt.payload = atoi(optarg); break;
 		case O_PUBP: opt.npub = parse_list(optarg, opt.pub_peers); break;
 		case O_PUBR: opt.pub_reps = atoi(optarg); break;
-		case O_IDLEC: opt.idle_conns = atoi(optarg); break;
+		case O_IDLEC: opt.nidle = parse_list(optarg, opt.idle_conns); break;
 		case O_IDLES: opt.idle_seconds = atof(optarg); break;
 		case O_CTLC: opt.ctl_clients = atoi(optarg); break;
 		case O_CTLW: opt.ctl_window = atoi(optarg); break;
@@ -871,7 +871,7 @@ int main(int argc, char **argv)
 		lg_die("unexpected argument: %s (see --help)", argv[optind]);
 	if (opt.duration <= 0 || opt.duration > 600 || opt.window < 1 || opt.window > 100000 ||
 	    opt.payload < 0 || opt.payload > 4000 || opt.pub_reps < 1 || opt.pub_reps > 100000 ||
-	    opt.idle_conns < 1 || opt.idle_seconds <= 0 || opt.idle_seconds > 600 ||
+	    opt.idle_seconds <= 0 || opt.idle_seconds > 600 ||
 	    opt.ctl_clients < 1 || opt.ctl_clients > 64 || opt.ctl_window < 1 || opt.ctl_window > 10000 ||
 	    opt.rdv_regs < 1 || opt.rdv_regs > 1000000 || opt.rdv_discovers < 1 || opt.rdv_conc < 1 ||
 	    opt.rdv_conc > 1000 || opt.ns_peers < 1 || opt.ns_timeout <= 0 || opt.ns_timeout > 3600)
@@ -906,8 +906,8 @@ int main(int argc, char **argv)
 	learn_node();
 	if (opt.port && opt.pid == 0)
 		lg_warn("the node's pid is unknown (--pid or --control): no CPU figures");
-	if (want("idle"))
-		scen_idle(); /* first: the node's heap is still what idle costs */
+	for (int i = 0; want("idle") && i < opt.nidle; i++)
+		scen_idle(opt.idle_conns[i]); /* first: the node's heap is still what idle costs */
 	if (want("rtt"))
 		scen_rtt(ref);
 	if (want("throughput"))

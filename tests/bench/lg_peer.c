@@ -146,9 +146,13 @@ static void add_send(struct lgpeer *p)
 
 void lgp_fill(struct lgpeer *p)
 {
+	if (p == NULL || p->st != LGP_READY || !p->run->sending)
+		return;
 	struct lgrun *r = p->run;
 
-	if (p->st != LGP_READY || !r->sending)
+	/* Batched input means many SENDs per segment: refill by half windows,
+	 * not one SEND per ACK that came back. */
+	if (r->batch && r->window > 1 && p->inflight > r->window / 2)
 		return;
 	while (p->inflight < r->window && p->st == LGP_READY) {
 		add_send(p);
