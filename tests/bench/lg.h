@@ -70,6 +70,7 @@ double lgs_max(const struct lgsamples *s);
 /* /proc: utime+stime in seconds, VmRSS in kB; -1 when unreadable. */
 double lg_proc_cpu(pid_t pid);
 long lg_proc_rss_kb(pid_t pid);
+int lg_proc_nofile(pid_t pid); /* its soft RLIMIT_NOFILE, or -1 */
 
 /* Result records: one per measurement, printed as a table or JSON. */
 void lg_rec_begin(const char *scenario, const char *target);

@@ -397,8 +397,11 @@ static void scen_pub(void)
 
 static void scen_idle(int n)
 {
-	int cap = lg_nofile() - 64;
+	int cap = lg_nofile() - 64, theirs = lg_proc_nofile(opt.pid);
 	struct lgrun r = { .loop = loop, .window = 1 };
+
+	if (theirs > 0 && theirs - 100 < cap)
+		cap = theirs - 100; /* the node's descriptors: it holds the other ends */
 	char prefix[64];
 	long rss0, rss1;
 	double c0, c1;

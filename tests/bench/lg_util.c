@@ -275,6 +275,25 @@ int lg_nofile(void)
 	return rl.rlim_cur > 1000000 ? 1000000 : (int)rl.rlim_cur;
 }
 
+int lg_proc_nofile(pid_t pid)
+{
+	char path[64], line[256];
+	int n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "Max open files", 14) == 0) {
+			n = atoi(line + 14);
+			break;
+		}
+	fclose(f);
+	return n;
+}
+
 /* ---- samples ------------------------------------------------------------- */
 
 #define LGS_CAP (4u << 20) /* 32 MB of doubles at most */
