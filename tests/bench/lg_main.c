@@ -667,11 +667,13 @@ static bool ns_connected(void *arg)
 static void scen_ns(void)
 {
 	struct lgrdv_stats st = { 0 };
-	int n = opt.ns_peers, cap = (lg_nofile() - 64) / 2;
+	int n = opt.ns_peers, cap = (lg_nofile() - 64) / 2, theirs = lg_proc_nofile(opt.pid);
 	struct lgctl *c;
 	double t0;
 	long rss0 = lg_proc_rss_kb(opt.pid);
 
+	if (theirs > 0 && theirs - 100 < cap)
+		cap = theirs - 100;
 	if (n > cap) {
 		lg_warn("ns: %d peers capped to %d by the descriptor limit", n, cap);
 		n = cap;
