@@ -336,7 +336,7 @@ def main():
                  "--idle-seconds", "1", "--rdv-regs", "1000", "--rdv-discovers", "5", "--ns-peers", "100",
                  "--ns-timeout", "10"]
     else:
-        knobs = ["--duration", "2", "--pub-peers", "100,1000", "--pub-reps", "20",
+        knobs = ["--duration", "1", "--repeat", "3", "--pub-peers", "100,1000", "--pub-reps", "50",
                  "--idle-conns", "1000,10000", "--idle-seconds", "3", "--rdv-regs", "10000",
                  "--rdv-discovers", "20", "--ns-peers", "1000", "--ns-timeout", "60"]
     t0 = time.monotonic()
@@ -348,7 +348,7 @@ def main():
                             ("pipeline_per_send", "One SEND per segment (`pipeline`, one SEND per write)")):
             prof = perf_profile(node.popen.pid, common + [
                 "--scenarios", "throughput", "--reference", "none", "--conns", "1",
-                "--modes", mode, "--duration", "2" if not args.quick else "0.5"])
+                "--modes", mode, "--duration", "3" if not args.quick else "0.5"])
             if prof:
                 profiles.append((title, prof))
     elapsed = time.monotonic() - t0
