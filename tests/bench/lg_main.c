@@ -638,6 +638,7 @@ struct nsctx {
 	int nacc, capacc;
 	bool answered, ok;
 	long discovered;
+	double answer_lat, cpu0, cpu_answer;
 	double t_all;
 };
 
@@ -682,6 +683,8 @@ static void ns_answer(struct lgctl *c, bool ok, const char *line, size_t len, do
 	snprintf(pat, sizeof pat, "\"lgns%d-", (int)getpid());
 	ns.answered = true;
 	ns.ok = ok;
+	ns.answer_lat = lat;
+	ns.cpu_answer = cpu_of(opt.pid);
 	ns.discovered = ok ? (long)lg_count(line, len, pat) : 0;
 	if (!ok)
 		lg_warn("ns: the node's discover failed: %.*s", (int)(len > 300 ? 300 : len), line);
@@ -730,6 +733,7 @@ static void scen_ns(void)
 	if (c == NULL)
 		lg_die("ns: cannot open the control socket");
 	t0 = lg_now();
+	ns.cpu0 = cpu_of(opt.pid);
 	lgctl_request(c, "discover", NULL);
 	lg_wait(loop, ns_connected, NULL, opt.ns_timeout);
 	double t1 = lg_now();
@@ -738,6 +742,8 @@ static void scen_ns(void)
 	lg_rec_begin("ns", "node");
 	lg_rec_num("registered", st.ok, 0);
 	lg_rec_num("discovered", ns.answered ? (double)ns.discovered : NAN, 0);
+	lg_rec_num("discover_ms", ns.answered ? ns.answer_lat * 1e3 : NAN, 2);
+	lg_rec_num("discover_cpu_ms", ns.answered && ns.cpu0 >= 0 ? (ns.cpu_answer - ns.cpu0) * 1e3 : NAN, 0);
 	lg_rec_num("connected", ns.r.ready, 0);
 	lg_rec_num("all_connected_s", ns.t_all > 0 ? ns.t_all - t0 : NAN, 2);
 	lg_rec_num("waited_s", t1 - t0, 2);

@@ -150,7 +150,7 @@ def targets(res):
         lost = c1["failed"] + c1["unanswered"]
         rows.append(("To a one-line-per-recv peer: at least 80% of 1/RTT, nothing lost",
                      "%s sends/s = %s of 1/RTT; %d failed or unanswered" %
-                     (num(c1["acked_per_s"]), num(ratio, "{:.0%}") if ratio is not None else "—", lost),
+                     (num(c1["acked_per_s"]), num(ratio, "{:.1%}") if ratio is not None else "—", lost),
                      verdict(ratio is not None and ratio >= 0.8 and lost == 0)))
     b1 = node(conns=1, mode="pipeline_batched")
     if b1:
@@ -194,7 +194,7 @@ def targets(res):
                      "connected within 60 s",
                      "%s registered, %s discovered, %s connected%s" %
                      (ns["registered"], num(ns["discovered"]), ns["connected"],
-                      ", all within %.1f s" % ns["all_connected_s"] if ns["all_connected_s"] else ""),
+                      ", all within %.2f s" % ns["all_connected_s"] if ns["all_connected_s"] else ""),
                      verdict(ok)))
     return rows
 
@@ -297,6 +297,8 @@ def render(res, meta, profiles):
              "entries the node got and the peers the node then connects to.\n")
     L.append(table([r for r in res if r["scenario"] == "ns"], [
         ("registered", lambda r: str(r["registered"])), ("discovered", lambda r: num(r["discovered"])),
+        ("`discover` answered, ms", lambda r: num(r.get("discover_ms"), "{:.1f}")),
+        ("node CPU for it, ms (10 ms ticks)", lambda r: num(r.get("discover_cpu_ms"))),
         ("connected", lambda r: str(r["connected"])), ("all connected after s", lambda r: num(r["all_connected_s"], "{:.2f}")),
         ("waited s", lambda r: num(r["waited_s"], "{:.2f}")), ("node RSS growth kB", lambda r: num(r["rss_growth_kb"]))]))
     L.append("")
