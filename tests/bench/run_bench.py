@@ -67,12 +67,17 @@ def perf_profile(pid, lg_args, top=14):
     finally:
         rec.send_signal(2)
         rec.wait(30)
-    cp = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                         "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1.5"],
-                        capture_output=True, timeout=120)
-    lines = [re.sub(r"(\s+-)+\s*$", "", ln) for ln in cp.stdout.decode("utf-8", "replace").splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    return lines[:top] or None
+    def report(sort, limit):
+        cp = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                             "--sort", sort, "-g", "none", "--percent-limit", limit],
+                            capture_output=True, timeout=120)
+        return [re.sub(r"(\s+-)+\s*$", "", ln)
+                for ln in cp.stdout.decode("utf-8", "replace").splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    syms = report("dso,symbol", "1.5")[:top]
+    if not syms:
+        return None
+    return report("dso", "1")[:6] + [""] + syms
 
 
 def machine():
@@ -228,7 +233,7 @@ def render(res, meta, profiles):
     L.append("")
     L.append("## SEND → ACK throughput\n")
     L.append("Bench peers dial the target, say HELLO (with or without `pipeline`) and keep a window of "
-             "SENDs in flight on each connection; `batched` writes a whole window refill at once, "
+             "SENDs in flight on each connection; `batched` refills half a window in one write, "
              "`one_per_send` writes each SEND in its own `write()` (as every other peer does). "
              "`vs transport`: the node's ACKs/s over the responder's, same variant.\n")
     tp = [r for r in res if r["scenario"] == "throughput"]
@@ -277,7 +282,7 @@ def render(res, meta, profiles):
         ("p99 ms", lambda r: num(r["p99_ms"], "{:.2f}")), ("acked", lambda r: str(r["acked"])),
         ("failed", lambda r: str(r["failed"])), ("SENDs seen by the peer", lambda r: str(r["sink_sends"])),
         ("CPU µs/send", lambda r: num(r["cpu_us_per_send"], "{:.2f}")),
-        ("vs 1/RTT", lambda r: num(r.get("ratio_to_1_rtt"), "{:.0%}"))]))
+        ("vs 1/RTT", lambda r: num(r.get("ratio_to_1_rtt"), "{:.1%}"))]))
     L.append("")
     L.append("## Rendezvous server role\n")
     L.append("`chatp2pd --rendezvous-server` (rate limit raised for one source address); distinct names "
@@ -305,7 +310,8 @@ def render(res, meta, profiles):
     if profiles:
         L.append("## Where the node's time goes\n")
         L.append("`perf record -g` on the node during a throughput run (one connection, window 64), "
-                 "`perf report --no-children --sort dso,symbol`, entries of 1.5% or more.\n")
+                 "`perf report --no-children`: by library (kernel vs user space), then by symbol, entries of "
+                 "1.5% or more.\n")
         for title, lines in profiles:
             L.append("%s:\n" % title)
             L.append("```")
@@ -346,7 +352,7 @@ def main():
                                     "--ns-rdv", "127.0.0.1:%d" % rdv.port])
     profiles = []
     if not args.no_profile:
-        for mode, title in (("pipeline_batched", "Batched input (`pipeline`, a window refill per write)"),
+        for mode, title in (("pipeline_batched", "Batched input (`pipeline`, half a window of SENDs per write)"),
                             ("pipeline_per_send", "One SEND per segment (`pipeline`, one SEND per write)")):
             prof = perf_profile(node.popen.pid, common + [
                 "--scenarios", "throughput", "--reference", "none", "--conns", "1",
