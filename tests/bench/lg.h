@@ -7,7 +7,9 @@
  *   lg_ctl.c       control-socket clients (JSON-RPC lines)
  *   lg_responder.c --responder: the cheapest possible ACKing peer
  *   lg_rdv.c       rendezvous requests (REGISTER / DISCOVER load)
- *   lg_main.c      options and the scenarios
+ *   lg_scen_*.c    the scenarios: sends (throughput, rtt), peers (pub,
+ *                  idle), ctl (control plane), rdv (rendezvous, namespace)
+ *   lg_main.c      options, the forked responder, the order of scenarios
  * The program speaks the wire protocols by string search, without a JSON
  * parser, so its own cost stays far below the node's. */
 #ifndef LG_H
@@ -173,5 +175,64 @@ struct lgrdv_stats {
 void lg_rdv_batch(struct ev_loop *loop, const char *host, int port, int n, int conc,
 		  void (*req)(int i, char *line, size_t len, void *arg), void *arg,
 		  struct lgrdv_stats *st, double timeout);
+
+/* ---- lg_main.c: options and what the scenarios share ---------------------- */
+
+#define MAXLIST 8
+
+struct lgopts {
+	char host[64];
+	int port;
+	const char *control;
+	pid_t pid;
+	const char *reference;
+	pid_t ref_pid;
+	char scen[256];
+	const char *modes;
+	double duration;
+	int repeat;
+	int window;
+	int conns[MAXLIST], nconns;
+	int payload;
+	int pub_peers[MAXLIST], npub;
+	int pub_reps;
+	int idle_conns[MAXLIST], nidle;
+	double idle_seconds;
+	int ctl_clients, ctl_window;
+	char rdv_host[64];
+	int rdv_port;
+	pid_t rdv_pid;
+	int rdv_regs, rdv_discovers, rdv_conc;
+	char ns_host[64];
+	int ns_port;
+	int ns_peers;
+	double ns_timeout;
+	bool json;
+	/* learned */
+	char node_id[128];
+	char node_ns[80];
+	double rtt_p50;        /* pipeline single round trip against the node, s */
+};
+
+extern struct lgopts opt;
+extern struct ev_loop *lg_loop;
+extern char lg_ref_host[64];   /* the responder (transport reference) */
+extern int lg_ref_port;
+extern pid_t lg_ref_child;     /* its pid when we forked it */
+
+bool lg_never(void *arg);
+void lg_run_for(double seconds);   /* run the loop this long */
+double lg_cpu_of(pid_t pid);
+double lg_cpu_us(double c0, double c1, double msgs); /* µs per message, NAN if unknown */
+
+/* ---- lg_scen_*.c: the scenarios; each adds its result records ------------- */
+
+void scen_throughput(bool ref);   /* lg_scen_sends.c */
+void scen_rtt(bool ref);
+void scen_pub(void);              /* lg_scen_peers.c */
+void scen_idle(int n);
+void scen_ctl(void);              /* lg_scen_ctl.c */
+void scen_rdv(void);              /* lg_scen_rdv.c */
+void scen_ns(void);
 
 #endif
