@@ -211,7 +211,6 @@ struct lgopts {
 	/* learned */
 	char node_id[128];
 	char node_ns[80];
-	double rtt_p50;        /* pipeline single round trip against the node, s */
 };
 
 extern struct lgopts opt;

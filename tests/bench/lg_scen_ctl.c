@@ -57,6 +57,34 @@ static bool sink_ready(void *arg)
 	return ((struct lgrun *)arg)->ready > 0 || ((struct lgrun *)arg)->dialling == 0;
 }
 
+/* The RTT the sink's stop-and-wait is held to: measured while the sends
+ * run, by a second bench peer that writes one SEND every PROBE_EVERY and
+ * times its ACK (the same node, loop and machine load; too rare to load
+ * either). */
+#define PROBE_EVERY 0.002
+
+struct probe {
+	ev_timer t;
+	struct lgrun r;
+	struct lgpeer *p;
+};
+
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct probe *pr = w->data;
+
+	if (pr->r.inflight > 0)
+		return;
+	pr->r.sending = true; /* one SEND, no refill when its ACK comes */
+	lgp_fill(pr->p);
+	pr->r.sending = false;
+}
+
+static bool probe_ready(void *arg)
+{
+	return ((struct lgrun *)arg)->dialling == 0;
+}
+
 void scen_ctl(void)
 {
 	static const struct { const char *mode; bool pipeline, oneline; } v[] = {
@@ -80,6 +108,15 @@ void scen_ctl(void)
 			lgp_close(sink);
 			continue;
 		}
+		struct probe pr = { .r = { .loop = lg_loop, .window = 1,
+					     .dst = opt.node_id[0] ? opt.node_id : "bench@BENCH" } };
+		char pname[96];
+		struct lgpeer_opts po = { .name = pname, .pipeline = true };
+		snprintf(pname, sizeof pname, "lgprobe%d-%s@BENCH", (int)getpid(), v[m].mode);
+		pr.p = lgp_dial(&pr.r, opt.host, opt.port, &po);
+		lg_wait(lg_loop, probe_ready, &pr.r, 10);
+		ev_timer_init(&pr.t, probe_cb, PROBE_EVERY, PROBE_EVERY);
+		pr.t.data = &pr;
 		lg_run_for(0.3); /* a probe of the node's, if any, is answered */
 		snprintf(x.params, sizeof x.params, "{\"to\":\"%s\",\"text\":\"lg\"}", name);
 		for (int i = 0; i < w.k; i++)
@@ -87,11 +124,14 @@ void scen_ctl(void)
 		c0 = lg_cpu_of(opt.pid);
 		t0 = lg_now();
 		x.sending = true;
+		if (pr.r.ready > 0)
+			ev_timer_start(lg_loop, &pr.t);
 		for (int i = 0; i < w.k; i++)
 			for (int j = 0; cs[i] && j < opt.ctl_window; j++)
 				lgctl_request(cs[i], "send", x.params);
 		lg_run_for(opt.duration);
 		x.sending = false;
+		ev_timer_stop(lg_loop, &pr.t);
 		t1 = lg_now();
 		c1 = lg_cpu_of(opt.pid);
 		ok_in_time = x.ok_in_time;
@@ -108,9 +148,13 @@ void scen_ctl(void)
 		lg_rec_num("unanswered", ctl_drained(&w) ? 0 : 1, 0);
 		lg_rec_num("sink_sends", (double)r.sink_sends, 0);
 		lg_rec_num("cpu_us_per_send", lg_cpu_us(c0, c1, ok_in_time), 2);
-		if (opt.rtt_p50 > 0 && !v[m].pipeline) /* stop-and-wait: 1/RTT is its ceiling */
-			lg_rec_num("ratio_to_1_rtt", ok_in_time / (t1 - t0) * opt.rtt_p50, 3);
+		double rtt = lgs_pct(&pr.r.lat, 50);
+		lg_rec_num("rtt_ms", rtt * 1e3, 3);
+		if (v[m].oneline && rtt > 0) /* stop-and-wait: 1/RTT is its ceiling */
+			lg_rec_num("ratio_to_1_rtt", ok_in_time / (t1 - t0) * rtt, 3);
 		lg_rec_end();
+		lgp_close(pr.p);
+		lgs_free(&pr.r.lat);
 		for (int i = 0; i < w.k; i++)
 			lgctl_close(cs[i]);
 		lgp_close(sink);

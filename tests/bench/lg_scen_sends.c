@@ -169,10 +169,7 @@ void scen_rtt(bool ref)
 		run_pair(ref, opt.port != 0, 1, 1, pl, false, true, prefix, &rr, &nr);
 		if (ref)
 			rec_rtt("responder", pl, &rr, NULL);
-		if (opt.port) {
+		if (opt.port)
 			rec_rtt("node", pl, &nr, ref ? &rr : NULL);
-			if (pl)
-				opt.rtt_p50 = nr.p50 / 1e3;
-		}
 	}
 }

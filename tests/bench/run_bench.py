@@ -275,13 +275,16 @@ def render(res, meta, profiles):
     L.append("K controllers keep W `send` requests each in flight to one bench peer connected to the node: "
              "one advertising `pipeline`, one not (it reads whole segments), one that reads only the "
              "first line of each `recv()` and drops the rest (as one implementation in the wild does). "
-             "`vs 1/RTT`: sends/s times the node's single-message p50 round trip (pipeline).\n")
+             "`RTT`: p50 round trip of a second bench peer that writes one SEND every 2 ms to the node "
+             "during the run (same node, same moment); `vs 1/RTT`: sends/s times that RTT, the share of "
+             "stop-and-wait's ceiling reached.\n")
     L.append(table([r for r in res if r["scenario"] == "ctl"], [
         ("peer", lambda r: r["sink"]), ("K×W", lambda r: "%d×%d" % (r["controllers"], r["window"])),
         ("acked sends/s", lambda r: num(r["acked_per_s"])), ("p50 ms", lambda r: num(r["p50_ms"], "{:.2f}")),
         ("p99 ms", lambda r: num(r["p99_ms"], "{:.2f}")), ("acked", lambda r: str(r["acked"])),
         ("failed", lambda r: str(r["failed"])), ("SENDs seen by the peer", lambda r: str(r["sink_sends"])),
         ("CPU µs/send", lambda r: num(r["cpu_us_per_send"], "{:.2f}")),
+        ("RTT ms", lambda r: num(r.get("rtt_ms"), "{:.3f}")),
         ("vs 1/RTT", lambda r: num(r.get("ratio_to_1_rtt"), "{:.1%}"))]))
     L.append("")
     L.append("## Rendezvous server role\n")
