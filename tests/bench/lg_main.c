@@ -34,7 +34,8 @@ static const char usage[] =
 "Scenarios (--scenarios LIST, comma-separated; default: those the options allow):\n"
 "  throughput  SEND/ACK with a window, over each --conns count; advertising\n"
 "              pipeline with batched writes, pipeline with one SEND per write,\n"
-"              and no pipeline with one SEND per write\n"
+"              no pipeline with one SEND per write, and one SEND in flight per\n"
+"              connection (each segment the target reads holds one SEND)\n"
 "  rtt         single-message round trip (window 1), with and without pipeline\n"
 "  pub         PUB fan-out to each --pub-peers count of connected bench peers,\n"
 "              triggered by `pub` on the control socket; time until the last has it\n"
@@ -54,7 +55,7 @@ static const char usage[] =
 "  --window W             SENDs in flight per connection (64)\n"
 "  --conns LIST           connection counts for throughput (1,64)\n"
 "  --modes LIST           throughput variants (pipeline_batched,pipeline_per_send,\n"
-"                         no_pipeline)\n"
+"                         no_pipeline,one_in_flight: window 1, one SEND per segment)\n"
 "  --payload N            SEND payload bytes (16)\n"
 "  --pub-peers LIST       fan-out sizes (100,1000)\n"
 "  --pub-reps N           PUBs per size (20)\n"
@@ -214,7 +215,7 @@ int main(int argc, char **argv)
 	int listen_port = 0, c;
 
 	opt.reference = "spawn";
-	opt.modes = "pipeline_batched,pipeline_per_send,no_pipeline";
+	opt.modes = "pipeline_batched,pipeline_per_send,no_pipeline,one_in_flight";
 	opt.duration = 2;
 	opt.repeat = 1;
 	opt.window = 64;

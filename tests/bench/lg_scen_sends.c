@@ -99,11 +99,11 @@ static void run_pair(bool ref, bool node, int conns, int window, bool pipeline, 
 	}
 }
 
-static void rec_tp(const char *scen, const char *target, int conns, int window, bool pipeline,
-		   bool batch, const struct tp_result *x, const struct tp_result *ref)
+static void rec_tp(const char *scen, const char *target, const char *mode, int conns, int window,
+		   bool pipeline, bool batch, const struct tp_result *x, const struct tp_result *ref)
 {
 	lg_rec_begin(scen, target);
-	lg_rec_str("mode", pipeline ? (batch ? "pipeline_batched" : "pipeline_per_send") : "no_pipeline");
+	lg_rec_str("mode", mode);
 	lg_rec_num("conns", conns, 0);
 	lg_rec_num("window", window, 0);
 	lg_rec_bool("pipeline", pipeline);
@@ -118,29 +118,30 @@ static void rec_tp(const char *scen, const char *target, int conns, int window, 
 	lg_rec_end();
 }
 
+/* The variants: what we advertise, how we write, SENDs in flight per
+ * connection (0: --window).  one_in_flight puts exactly one SEND in each
+ * segment the node reads, whatever the load: a read and a write per message. */
 void scen_throughput(bool ref)
 {
-	static const struct { const char *name; bool pipeline, batch; } v[] = {
-		{ "pipeline_batched", true, true }, { "pipeline_per_send", true, false },
-		{ "no_pipeline", false, false } };
-	char prefix[64];
+	static const struct { const char *name; bool pipeline, batch; int window; } v[] = {
+		{ "pipeline_batched", true, true, 0 }, { "pipeline_per_send", true, false, 0 },
+		{ "no_pipeline", false, false, 0 }, { "one_in_flight", true, false, 1 } };
+	char prefix[64], modes[300];
 
+	snprintf(modes, sizeof modes, ",%s,", opt.modes);
 	for (int c = 0; c < opt.nconns; c++)
 		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
 			struct tp_result rr, nr;
-			int n = opt.conns[c];
-			char modes[300];
-			snprintf(modes, sizeof modes, ",%s,", opt.modes);
+			int n = opt.conns[c], w = v[i].window ? v[i].window : opt.window;
 			snprintf(prefix, sizeof prefix, ",%s,", v[i].name);
 			if (strstr(modes, prefix) == NULL)
 				continue;
 			snprintf(prefix, sizeof prefix, "t%d-%zu", n, i);
-			run_pair(ref, opt.port != 0, n, opt.window, v[i].pipeline, v[i].batch, false, prefix,
-				 &rr, &nr);
+			run_pair(ref, opt.port != 0, n, w, v[i].pipeline, v[i].batch, false, prefix, &rr, &nr);
 			if (ref)
-				rec_tp("throughput", "responder", n, opt.window, v[i].pipeline, v[i].batch, &rr, NULL);
+				rec_tp("throughput", "responder", v[i].name, n, w, v[i].pipeline, v[i].batch, &rr, NULL);
 			if (opt.port)
-				rec_tp("throughput", "node", n, opt.window, v[i].pipeline, v[i].batch, &nr,
+				rec_tp("throughput", "node", v[i].name, n, w, v[i].pipeline, v[i].batch, &nr,
 				       ref ? &rr : NULL);
 		}
 }

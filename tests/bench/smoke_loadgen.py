@@ -61,7 +61,7 @@ class LoadgenSmoke(unittest.TestCase):
                            "--pub-reps", "3", "--idle-conns", "20", "--idle-seconds", "0.3",
                            "--ctl-clients", "2", "--ctl-window", "2", "--json")
         tp = records(out, "throughput", "node")
-        self.assertEqual(len(tp), 6, out)
+        self.assertEqual(len(tp), 8, out)
         for r in tp:
             self.assertGreater(r["acks_per_s"], 0, (r, err))
             self.assertIsNotNone(r["ratio_to_transport"], r)
@@ -94,7 +94,7 @@ class LoadgenSmoke(unittest.TestCase):
         out, err = loadgen("--reference", "127.0.0.1:%d" % resp.port, "--scenarios", "throughput",
                            "--conns", "2", "--duration", "0.3", "--json")
         rs = records(out, "throughput", "responder")
-        self.assertEqual(len(rs), 3, out)
+        self.assertEqual(len(rs), 4, out)
         for r in rs:
             self.assertGreater(r["acks_per_s"], 0, (r, err))
         resp.check_clean_exit(self)
