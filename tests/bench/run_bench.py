@@ -320,7 +320,7 @@ def render(res, meta, profiles):
     L.append("")
     if profiles:
         L.append("## Where the node's time goes\n")
-        L.append("`perf record -g` on the node during a throughput run (one connection, window 64), "
+        L.append("`perf record -g` on the node during a throughput run, "
                  "`perf report --no-children`: by library (kernel vs user space), then by symbol, entries of "
                  "1.5% or more.\n")
         for title, lines in profiles:
@@ -363,10 +363,12 @@ def main():
                                     "--ns-rdv", "127.0.0.1:%d" % rdv.port])
     profiles = []
     if not args.no_profile:
-        for mode, title in (("pipeline_batched", "Batched input (`pipeline`, half a window of SENDs per write)"),
-                            ("pipeline_per_send", "One SEND per segment (`pipeline`, one SEND per write)")):
+        for mode, conns, title in (
+                ("pipeline_batched", "1", "Batched input (one connection, `pipeline`, half a window of "
+                 "SENDs per write)"),
+                ("one_in_flight", "64", "One SEND per segment (64 connections, one SEND in flight on each)")):
             prof = perf_profile(node.popen.pid, common + [
-                "--scenarios", "throughput", "--reference", "none", "--conns", "1",
+                "--scenarios", "throughput", "--reference", "none", "--conns", conns,
                 "--modes", mode, "--duration", "3" if not args.quick else "0.5"])
             if prof:
                 profiles.append((title, prof))
