@@ -284,8 +284,11 @@ def render(res, meta, profiles):
              "one advertising `pipeline`, one not (it reads whole segments), one that reads only the "
              "first line of each `recv()` and drops the rest (as one implementation in the wild does). "
              "`RTT`: p50 round trip of a second bench peer that writes one SEND every 2 ms to the node "
-             "during the run (same node, same moment); `vs 1/RTT`: sends/s times that RTT, the share of "
-             "stop-and-wait's ceiling reached.\n")
+             "during the run (same node, same moment); `vs 1/RTT` (for the one-line peer, which needs "
+             "stop-and-wait): sends/s times that RTT. Over 100% means the stop-and-wait cycle runs faster "
+             "than a lone message arriving at a random moment makes its round trip (the cycle's path is "
+             "warm; the probe waits behind the controllers' work); a fixed gap after each write shows as "
+             "a few %.\n")
     L.append(table([r for r in res if r["scenario"] == "ctl"], [
         ("peer", lambda r: r["sink"]), ("K×W", lambda r: "%d×%d" % (r["controllers"], r["window"])),
         ("acked sends/s", lambda r: num(r["acked_per_s"])), ("p50 ms", lambda r: num(r["p50_ms"], "{:.2f}")),
