@@ -277,6 +277,12 @@ void out_status(FILE *f, jval r)
 	   jint_or(peers, "active", 0), jint_or(peers, "stale", 0), jint_or(peers, "unknown", 0));
 	kv(f, "connections:", "%lld", jint_or(r, "connections", 0));
 	kv(f, "log level:", "%s", jstr_or(r, "log_level", "?"));
+	jval gd = json_get(r, "guard");
+	if (gd)
+		kv(f, "guard:", "%lld impostors, %lld refused per ip, %lld dropped under pressure, "
+		   "%lld forgotten, %lld re-registrations", jint_or(gd, "impostors", 0),
+		   jint_or(gd, "per_ip_refused", 0), jint_or(gd, "pressure_drops", 0),
+		   jint_or(gd, "forgotten", 0), jint_or(gd, "reregistered", 0));
 }
 
 void out_peers(FILE *f, jval r)

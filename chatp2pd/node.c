@@ -57,6 +57,7 @@ struct node {
 	node_event_fn hook;
 	void *hook_ctx;
 	struct accept_slot accepts[ACCEPT_SLOTS];
+	struct node_guard guard;
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -85,6 +86,7 @@ const char *node_listen_addr(const struct node *n) { return n->listen_addr; }
 double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
 struct conn *node_conns(const struct node *n) { return n->conns; }
+const struct node_guard *node_guard(const struct node *n) { return &n->guard; }
 
 const struct rdv_status *node_registration(const struct node *n)
 {
@@ -538,6 +540,21 @@ static bool wins_over(const struct node *n, const struct conn *a, const struct c
 	return cmp < 0;
 }
 
+/* c comes from the address the rendezvous lists for p (or we dialled it). */
+static bool from_listed(const struct peer *p, const struct conn *c)
+{
+	const char *a = c->addr;
+	size_t len = strlen(p->ip);
+
+	if (c->dir == CONN_OUT)
+		return true;
+	if (len == 0)
+		return false;
+	if (a[0] == '[')
+		return strncmp(a + 1, p->ip, len) == 0 && a[1 + len] == ']';
+	return strncmp(a, p->ip, len) == 0 && a[len] == ':';
+}
+
 bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
 {
 	if (!peer_id_valid(m->peer_id)) {
@@ -602,27 +619,61 @@ void node_conn_established(struct node *n, struct conn *c)
 		make_primary(n, p, c);
 		return;
 	}
-	/* Two connections to one peer.  Our own kind (it advertises pipeline)
-	 * applies the same rule, so both ends keep the same one; with others,
-	 * the older one stays, as most of them refuse a second one anyway.
-	 * Two exceptions, both for a peer that lost the old one without a FIN
-	 * (a crash, a dropped link): our kind never dials a peer it still has a
-	 * connection to, so a second one from the same dialler replaces the
-	 * first; and an old connection whose last PING went unanswered is
-	 * presumed dead, whoever the peer is. */
+	/* Two connections to one peer.  A live, answering connection is never
+	 * displaced by a newcomer claiming the same id (anyone can write any
+	 * peer_id in a HELLO).  The newcomer takes over only when the old one
+	 * is proven dead (its last PING unanswered), or when it wins the
+	 * simultaneous-dial tie-break of our own kind (it advertises pipeline,
+	 * both ends apply the same rule) and comes from the address the
+	 * rendezvous lists for that id.  Otherwise it is kept only while used
+	 * (peers that open one connection per message); and when it is one
+	 * our kind would only open if the old one had died (same dialler, or
+	 * a tie-break win from elsewhere), the old one is PINGed at once:
+	 * silent, it is closed and the newcomer promoted (a crashed peer
+	 * back without a FIN); answering, the newcomer is an impostor. */
 	struct conn *old = p->conn;
 	bool same = strcmp(dialler(n, c), dialler(n, old)) == 0;
-	if ((c->pipeline && (same || wins_over(n, c, old))) || old->ping_failures > 0) {
+	bool wins = !same && wins_over(n, c, old);
+	if (old->ping_failures > 0 || (c->pipeline && wins && from_listed(p, c))) {
 		log_info(MOD, "%s: two connections; keeping the %sone %s dialled", p->id,
-			 same || old->ping_failures > 0 ? "newer " : "", dialler(n, c));
+			 old->ping_failures > 0 ? "newer " : "", dialler(n, c));
 		demote(n, old);
 		p->conn = c;
 		c->primary = true;
 		c->peer = p;
 		router_conn_up(n->router, c);
+		return;
+	}
+	demote(n, c);
+	if (c->pipeline && (same || wins)) {
+		const struct config *cfg = &n->cfg;
+		double grace = cfg->keepalive.ping_timeout + 1;
+		log_info(MOD, "%s: a second connection (%s) claims it while %s is up; checking that one",
+			 p->id, c->addr, old->addr);
+		c->challenger = true;
+		conn_arm_deadline(c, grace > cfg->limits.handshake_timeout ? grace
+									  : cfg->limits.handshake_timeout);
+		conn_probe(old); /* may close old and promote c */
 	} else {
 		log_debug(MOD, "%s: second connection from %s kept only while it is used", p->id, c->addr);
-		demote(n, c);
+	}
+}
+
+/* The probed connection of a peer answered: whoever claimed that peer on
+ * another connection meanwhile is not it. */
+void node_conn_alive(struct node *n, struct conn *c)
+{
+	struct conn *o, *next;
+
+	for (o = n->conns; o; o = next) {
+		next = o->next;
+		if (o == c || !o->challenger || o->state == CONN_CLOSED ||
+		    strcmp(o->peer_id, c->peer_id) != 0)
+			continue;
+		n->guard.impostors++;
+		log_warn(MOD, "impostor: %s claimed to be %s, who answers on %s; closed (%lu so far)",
+			 o->addr, c->peer_id, c->addr, n->guard.impostors);
+		conn_close(o, "impostor: the peer it claims to be answers on another connection");
 	}
 }
 
@@ -669,6 +720,7 @@ static bool promote_other(struct node *n, struct peer *p, struct conn *c, const 
 		    strcmp(o->peer_id, p->id) != 0)
 			continue;
 		ev_timer_stop(n->loop, &o->deadline); /* the grace of a demoted one */
+		o->challenger = false;
 		o->primary = true;
 		o->peer = p;
 		p->conn = o;

@@ -1,0 +1,95 @@
+"""chatp2pd under attack and after faults (issue 13, the node's side): no
+identity takeover, re-registration after a rendezvous restart, bounded
+met-only peers, per-address connection cap and descriptor reserve, and the
+operator's control slot.  Real daemons and fakes on loopback."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from fakepeer import FakePeer, new_id  # noqa: E402
+from nodes import Node  # noqa: E402
+
+PIPELINE = ("ack", "metrics", "pipeline")
+
+
+def rdv_server(*sets):
+    return harness.start_rendezvous("rate_limit=100000", *sets)
+
+
+def guard(node):
+    return node.call("status")["guard"]
+
+
+class Impostor(unittest.TestCase):
+    """A HELLO claiming the id of a connected peer never takes its place."""
+
+    def setUp(self):
+        self.rdv = rdv_server()
+        self.fakes = []
+        # witness sorts before zoe: both ends keep the connection witness
+        # dialled, so the impostor (inbound, "dialled by witness") looks
+        # exactly like the real one coming back.
+        self.zoe = Node("zoe", self.rdv)
+        self.witness = Node("witness", self.rdv)
+        self.zoe.wait_active(self.witness.peer_id)
+        self.witness.wait_active(self.zoe.peer_id)
+        harness.wait_for(lambda: len(self.zoe.connections_to(self.witness.peer_id)) == 1, 10,
+                         what="one connection zoe-witness")
+
+    def tearDown(self):
+        for f in self.fakes:
+            f.close()
+        self.zoe.stop(self)
+        self.witness.stop(self)
+        self.rdv.check_clean_exit()
+
+    def fake(self, features):
+        f = FakePeer("witness", features=features, listen=False)
+        self.fakes.append(f)
+        return f
+
+    def test_impostor_gets_no_send_and_is_counted(self):
+        real = self.zoe.connections_to(self.witness.peer_id)[0]
+        imp = self.fake(PIPELINE)
+        c = imp.dial(self.zoe.port)
+        ev = self.witness.events(["message"])
+        r = self.zoe.call("send", {"to": "witness@CIC", "text": "TOP-SECRET"})
+        self.assertEqual(r["status"], "acked")
+        ev.wait_event(lambda e: e["type"] == "message" and e["msg_id"] == r["msg_id"], 5,
+                      what="the real witness to get the message")
+        ev.close()
+        self.assertEqual([m for _, _, m in imp.messages() if m.get("type") == "SEND"], [],
+                         "the impostor received a SEND meant for witness")
+        # Its claim is checked (a PING on the real connection, answered) and
+        # it is closed and counted.
+        imp.wait(lambda: c.eof, 5, what="zoe to close the impostor")
+        harness.wait_for(lambda: guard(self.zoe)["impostors"] >= 1, 5, what="impostors counted")
+        cs = self.zoe.connections_to(self.witness.peer_id)
+        self.assertEqual([x["address"] for x in cs if x["primary"]], [real["address"]])
+        self.assertEqual(self.zoe.state_of(self.witness.peer_id), "ACTIVE")
+        out = subprocess.run([harness.binary("CHATP2PCTL"), "--socket", self.zoe.sock_path,
+                              "status"], capture_output=True, text=True, timeout=10)
+        self.assertIn("1 impostors", out.stdout)
+
+    def test_bye_from_a_second_connection_does_not_count(self):
+        imp = self.fake(PIPELINE)
+        c = imp.dial(self.zoe.port)
+        c.send({"type": "BYE", "msg_id": new_id(), "src": "witness@CIC", "dst": "zoe@CIC",
+                "reason": "bye", "ttl": 1})
+        imp.wait(lambda: c.eof, 5, what="BYE_OK and close")
+        p = self.zoe.peer(self.witness.peer_id)
+        self.assertFalse(p["left"], "a BYE on a second connection marked the peer left")
+        self.assertEqual(p["state"], "ACTIVE")
+        r = self.zoe.call("send", {"to": "witness@CIC", "text": "still there"})
+        self.assertEqual(r["status"], "acked")
+
+
+if __name__ == "__main__":
+    unittest.main()
