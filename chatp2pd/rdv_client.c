@@ -136,6 +136,8 @@ struct rdv_client {
 	bool registered;   /* until expiry, as far as we know */
 	bool discovering;  /* periodic DISCOVER on */
 	unsigned reg_failures;
+	double reg_at;     /* mono_now() of the last successful REGISTER */
+	double disc_at;    /* mono_now() the current DISCOVER started */
 	bool want[K__COUNT];
 	struct txn txn[K__COUNT];
 	struct waiter *waiters[K__COUNT];
@@ -630,6 +632,8 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	double now = mono_now();
 	budget_record(c, now);
 	c->st.requests++;
+	if (k == K_DISCOVER)
+		c->disc_at = now;
 	arm(c, &t->deadline, resolve_timeout(c));
 	if (rc != 0) {
 		fail_soon(t, "cannot encode the request (name or namespace not UTF-8)");
@@ -723,6 +727,7 @@ static void reg_success(struct rdv_client *c, const struct rdv_reply *reply, dou
 	news = !c->registered || strcmp(ip, c->st.public_ip) != 0 || c->reg_failures > 0;
 	c->registered = true;
 	c->reg_failures = 0;
+	c->reg_at = now;
 	c->st.ttl = ttl;
 	c->st.expires = now + (double)ttl;
 	memcpy(c->st.public_ip, ip, sizeof ip);
@@ -739,6 +744,28 @@ static void reg_success(struct rdv_client *c, const struct rdv_reply *reply, dou
 		if (!c->txn[K_DISCOVER].active)
 			c->want[K_DISCOVER] = true;
 	}
+}
+
+/* A DISCOVER of our own namespace, sent after our last REGISTER succeeded,
+ * that does not list us: the server forgot us (it restarted, or lost its
+ * state).  REGISTER at once (through pump, so within the budget) instead
+ * of at ttl - threshold, hours away. */
+static void check_listed(struct rdv_client *c, const struct rdv_reply *reply)
+{
+	if (!c->running || !c->registered || c->disc_at <= c->reg_at || c->txn[K_REGISTER].active ||
+	    c->want[K_REGISTER] || (c->disc_ns[0] != '\0' && strcmp(c->disc_ns, c->ns) != 0))
+		return;
+	for (size_t i = 0; i < reply->npeers; i++) {
+		const struct rdv_peer *e = &reply->peers[i];
+		if (e->name && e->ns && strcmp(e->name, c->name) == 0 && strcmp(e->ns, c->ns) == 0 &&
+		    e->port == c->my_port &&
+		    (c->st.public_ip[0] == '\0' || (e->ip && strcmp(e->ip, c->st.public_ip) == 0)))
+			return;
+	}
+	c->st.reregistered++;
+	log_warn(MOD, "the rendezvous server does not list %s@%s (restarted?): REGISTER now",
+		 c->name, c->ns);
+	c->want[K_REGISTER] = true;
 }
 
 /* Everything about a finished transaction; callbacks last. */
@@ -789,6 +816,8 @@ static void txn_done(struct txn *t, const char *err, const struct rdv_reply *rep
 	case K_DISCOVER:
 		if (err == NULL)
 			c->st.last_discover = now;
+		if (err == NULL && reply != NULL)
+			check_listed(c, reply);
 		if (c->discovering && c->disc_interval > 0)
 			arm(c, &c->disc_timer, c->disc_interval);
 		break;

@@ -91,5 +91,56 @@ class Impostor(unittest.TestCase):
         self.assertEqual(r["status"], "acked")
 
 
+def listed(rdv_port, peer_id):
+    name, ns = peer_id.split("@")
+    r = harness.rdv_request(rdv_port, {"type": "DISCOVER", "namespace": ns})
+    return any(p["name"] == name and p["namespace"] == ns for p in r.get("peers", []))
+
+
+class ForgottenByTheServer(unittest.TestCase):
+    """The rendezvous server forgets us: the next DISCOVER that does not
+    list us makes the node REGISTER at once, not hours later."""
+
+    def test_rendezvous_restart(self):
+        port = harness.free_port()
+        argv = ["--rendezvous-server", "--listen", "127.0.0.1", "--port", str(port),
+                "--set", "rendezvous_server.rate_limit=100000"]
+        rdv = harness.start_daemon(argv, name="rendezvous")
+        a = Node("alice", rdv)
+        harness.wait_for(lambda: listed(port, a.peer_id), 10, what="alice registered")
+        rdv.check_clean_exit(self)
+        # A new server on the same port: it never heard of alice (or, if it
+        # kept its registrations, still lists her).
+        rdv = harness.start_daemon(argv, name="rendezvous")
+        t0 = time.monotonic()
+        harness.wait_for(lambda: listed(port, a.peer_id), 15, interval=0.2,
+                         what="alice registered again with the restarted server")
+        harness.log("listed again %.1f s after the restart" % (time.monotonic() - t0))
+        self.assertEqual(a.call("status")["rendezvous"]["state"], "registered")
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+    def test_registration_dropped_behind_our_back(self):
+        rdv = rdv_server()
+        a = Node("alice", rdv)
+        harness.wait_for(lambda: listed(rdv.port, a.peer_id), 10, what="alice registered")
+        # The server keys registrations by (ip, namespace, name): anyone on
+        # our address can drop ours, as a restart does.
+        r = harness.rdv_request(rdv.port, {"type": "UNREGISTER", "namespace": "CIC",
+                                           "name": "alice"})
+        self.assertEqual(r["status"], "OK")
+        self.assertFalse(listed(rdv.port, a.peer_id))
+        harness.wait_for(lambda: listed(rdv.port, a.peer_id), 10, interval=0.2,
+                         what="alice registered again")
+        st = harness.wait_for(lambda: (lambda s: s["reregistered"] >= 1 and s)(
+            a.call("status")["rendezvous"]), 5, what="the re-registration in status")
+        self.assertEqual(st["state"], "registered")
+        out = subprocess.run([harness.binary("CHATP2PCTL"), "--socket", a.sock_path, "status"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertIn("re-registered 1 times", out.stdout)
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 if __name__ == "__main__":
     unittest.main()
