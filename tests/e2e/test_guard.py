@@ -142,5 +142,72 @@ class ForgottenByTheServer(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+def runaway(path, n, uid=65534):
+    """Fork a child that, as uid, opens n controllers and holds those let
+    in.  Returns (pid, held, refused, release) where release() ends it."""
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no threads, no harness, only sockets
+        try:
+            os.close(r)
+            os.close(w2)
+            os.setgid(uid)
+            os.setuid(uid)
+            held, refused = [], 0
+            for _ in range(n):
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(5)
+                s.connect(path)
+                try:
+                    s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"status"}\n')
+                except OSError:
+                    pass  # refused: the daemon said so and closed already
+                line = s.makefile("rb").readline()
+                if b"too_many_clients" in line:
+                    refused += 1
+                    s.close()
+                else:
+                    held.append(s)
+            os.write(w, ("%d %d\n" % (len(held), refused)).encode())
+            os.read(r2, 1)
+        except BaseException as e:
+            os.write(2, ("runaway: %r\n" % e).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.close(r2)
+    with os.fdopen(r) as f:
+        held, refused = map(int, f.readline().split())
+
+    def release():
+        os.close(w2)
+        os.waitpid(pid, 0)
+    return held, refused, release
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run a controller as another uid")
+class AdminSlot(unittest.TestCase):
+    """control.max_clients filled by a script under another uid: root (and
+    the socket's owner) still get in."""
+
+    def test_runaway_script_cannot_lock_out_the_admin(self):
+        rdv = rdv_server()
+        os.chmod(harness.tmpdir(), 0o711)
+        a = Node("alice", rdv, sets=["control.max_clients=8", "control.mode=0666"])
+        held, refused, release = runaway(a.sock_path, 12)
+        try:
+            self.assertEqual((held, refused), (8, 4), "the cap applies to everyone else")
+            for _ in range(2):
+                self.assertEqual(a.call("status")["peer_id"], "alice@CIC")
+            out = subprocess.run([harness.binary("CHATP2PCTL"), "--socket", a.sock_path,
+                                  "status"], capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        finally:
+            release()
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 if __name__ == "__main__":
     unittest.main()
