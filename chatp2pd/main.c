@@ -23,6 +23,7 @@
 #include "config.h"
 #include "control.h"
 #include "ctlproto.h"
+#include "guard.h"
 #include "log.h"
 #include "node.h"
 #include "notify.h"
@@ -459,6 +460,8 @@ int main(int argc, char **argv)
 	apply_logging(&cfg);
 	/* Peers and controllers that vanish must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Every peer is a descriptor: take all the system allows (issue 13). */
+	guard_raise_nofile();
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
 	struct daemon d = { .loop = loop, .o = &o, .cfg = &cfg };

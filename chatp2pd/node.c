@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "router.h"
 #include "timeutil.h"
@@ -29,6 +30,9 @@
 /* Out of descriptors: the listener stays readable, so stop watching it for
  * a moment instead of spinning on accept(). */
 #define ACCEPT_PAUSE 0.5
+/* Descriptors peers never take: the control socket must always be able to
+ * accept its operator, the rendezvous client to make its requests. */
+#define FD_RESERVE 16
 
 struct accept_slot {
 	char ip[INET6_ADDRSTRLEN];
@@ -364,6 +368,8 @@ static void dial(struct node *n, struct peer *p)
 	n->conns = c;
 	n->nconns++;
 	p->dialing = c;
+	if (c->fd >= guard_nofile() - FD_RESERVE)
+		conn_close(c, "descriptors running out (some kept in reserve)"); /* a failed dial */
 }
 
 /* After a failed dial or a lost connection: when to try again, if at all.
@@ -481,9 +487,41 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_start(loop, &n->accept_io);
 }
 
+/* Connections open from ip, inbound or outbound. */
+static int conns_from(const struct node *n, const char *ip)
+{
+	size_t len = strlen(ip);
+	int count = 0;
+
+	for (const struct conn *c = n->conns; c; c = c->next) {
+		const char *a = c->addr[0] == '[' ? c->addr + 1 : c->addr;
+		count += strncmp(a, ip, len) == 0 && (a[len] == ':' || a[len] == ']');
+	}
+	return count;
+}
+
+/* Make room under pressure: close the inbound connection that has not
+ * said HELLO yet and has been silent longest.  False if there is none. */
+static bool drop_idle(struct node *n, const char *why)
+{
+	struct conn *victim = NULL;
+
+	for (struct conn *c = n->conns; c; c = c->next)
+		if (c->dir == CONN_IN && c->state == CONN_HANDSHAKE &&
+		    (victim == NULL || c->last_rx < victim->last_rx))
+			victim = c;
+	if (victim == NULL)
+		return false;
+	n->guard.pressure_drops++;
+	log_info(MOD, "dropping %s (no HELLO yet) to make room: %s", victim->addr, why);
+	conn_close(victim, "dropped under pressure: no HELLO yet");
+	return true;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct node *n = w->data;
+	long fd_max = guard_nofile() - FD_RESERVE;
 
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage sa;
@@ -505,9 +543,38 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof ip);
 		else if (sa.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof ip);
+		/* Out of descriptors (but for the reserve) or of slots: an
+		 * idle stranger makes room for the newcomer, else it is refused. */
+		if (!n->stopping && fd >= fd_max) {
+			if (!drop_idle(n, "descriptors running out")) {
+				log_warn(MOD, "refusing connection from %s: descriptors running out "
+					 "(%d kept in reserve)", ip, FD_RESERVE);
+				close(fd);
+				continue;
+			}
+			/* Move it to the descriptor just freed, so the next accept
+			 * is judged by how many are open, not by this one's number. */
+			int lo = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (lo >= 0 && lo < fd) {
+				close(fd);
+				fd = lo;
+			} else if (lo >= 0) {
+				close(lo);
+			}
+		}
+		if (!n->stopping && n->nconns >= (size_t)n->cfg.limits.max_connections)
+			drop_idle(n, "max_connections reached");
 		if (n->stopping || n->nconns >= (size_t)n->cfg.limits.max_connections) {
 			log_warn(MOD, "refusing connection from %s: %s", ip,
 				 n->stopping ? "stopping" : "max_connections reached");
+			close(fd);
+			continue;
+		}
+		if (conns_from(n, ip) >= n->cfg.limits.max_connections_per_ip &&
+		    !guard_addr_in(n->cfg.limits.exempt_addresses, ip)) {
+			n->guard.per_ip_refused++;
+			log_warn(MOD, "refusing connection from %s: %d open from that address "
+				 "(limits.max_connections_per_ip)", ip, n->cfg.limits.max_connections_per_ip);
 			close(fd);
 			continue;
 		}

@@ -135,6 +135,10 @@ static const struct cfg_key keys[] = {
 	    "seconds to wait for BYE_OK at shutdown"),
 	K("limits", "accept_rate", CFG_INT, limits.accept_rate, 1, 1000000, "20",
 	    "inbound connections accepted per address per second"),
+	K("limits", "max_connections_per_ip", CFG_INT, limits.max_connections_per_ip, 1, 1000000, "32",
+	    "peer connections open at once from one source address (limits.exempt_addresses are spared)"),
+	K("limits", "exempt_addresses", CFG_STRING, limits.exempt_addresses, 0, 0, "127.0.0.0/8, ::1",
+	    "addresses or prefixes spared by max_connections_per_ip, separated by commas (empty: none)"),
 
 	K("rendezvous_server", "listen", CFG_STRING, rendezvous_server.listen, 0, 0, "0.0.0.0",
 	    "address the rendezvous server role listens on"),

@@ -73,6 +73,8 @@ struct config {
 		int max_bad_lines;            /* invalid lines before closing a peer */
 		double bye_timeout;           /* wait for BYE_OK at shutdown */
 		int accept_rate;              /* inbound connections per address per second */
+		int max_connections_per_ip;   /* open at once from one address */
+		char exempt_addresses[CFG_STR_MAX]; /* spared by the cap above */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];
