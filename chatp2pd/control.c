@@ -325,7 +325,9 @@ static void client_send(struct ctl_client *cl, const char *data, size_t len)
 {
 	if (cl == NULL || cl->dead)
 		return;
-	if (cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
+	/* One answer may be longer than max_output (peers of a big table, at
+	 * most CTL_MAX_REPLY): what counts is what is already waiting. */
+	if (cl->out.len > 0 && cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
 		log_warn(MOD, "controller #%u does not read its answers (%zu bytes queued): disconnected",
 			 cl->id, cl->out.len);
 		client_close(cl, "output buffer full");

@@ -419,7 +419,18 @@ static void reconcile_one(struct peer *p, void *ctx)
 
 static void on_reconcile(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	peer_foreach(&((struct node *)w->data)->peers, reconcile_one, w->data);
+	struct node *n = w->data;
+	size_t gone;
+
+	peer_foreach(&n->peers, reconcile_one, n);
+	/* Met only through their own HELLO, gone a while: no address to dial
+	 * them back, and made-up ids must not pile up. */
+	gone = peer_forget_idle(&n->peers, wall_now() - n->cfg.limits.met_only_forget);
+	if (gone > 0) {
+		n->guard.forgotten += gone;
+		log_debug(MOD, "forgot %zu peer(s) met only inbound, gone for %g s", gone,
+			  n->cfg.limits.met_only_forget);
+	}
 }
 
 int node_reconnect(struct node *n, const char *peer_id)
@@ -666,8 +677,28 @@ static void demote(struct node *n, struct conn *c)
 	conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
 }
 
+/* A peer met only through its inbound HELLO joins the table: within
+ * limits.max_met_only, forgetting the one seen longest ago that is gone. */
+static bool room_for_met_only(struct node *n, const struct conn *c)
+{
+	if (c->dir != CONN_IN || peer_find(&n->peers, c->peer_id) != NULL)
+		return true;
+	if (peer_count_met_only(&n->peers) < (size_t)n->cfg.limits.max_met_only)
+		return true;
+	if (!peer_evict_one(&n->peers))
+		return false;
+	n->guard.forgotten++;
+	return true;
+}
+
 void node_conn_established(struct node *n, struct conn *c)
 {
+	if (!room_for_met_only(n, c)) {
+		log_info(MOD, "%s (%s): refused, %d peers met only inbound are connected "
+			 "(limits.max_met_only)", c->peer_id, c->addr, n->cfg.limits.max_met_only);
+		conn_close(c, "too many peers met only inbound");
+		return;
+	}
 	struct peer *p = peer_get(&n->peers, c->peer_id, wall_now());
 
 	if (p == NULL) {
@@ -821,6 +852,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 	} else if (p && p->conn == c) {
 		struct node_event ev = { .peer_id = p->id, .text = reason };
 		p->conn = NULL;
+		p->last_seen = wall_now(); /* met-only peers are forgotten counting from here */
 		/* Another established connection with this peer (the loser of a
 		 * simultaneous dial, demoted by us but kept by a peer that does
 		 * not know our tie-break) takes over: else both would die. */

@@ -139,6 +139,10 @@ static const struct cfg_key keys[] = {
 	    "peer connections open at once from one source address (limits.exempt_addresses are spared)"),
 	K("limits", "exempt_addresses", CFG_STRING, limits.exempt_addresses, 0, 0, "127.0.0.0/8, ::1",
 	    "addresses or prefixes spared by max_connections_per_ip, separated by commas (empty: none)"),
+	K("limits", "max_met_only", CFG_INT, limits.max_met_only, 1, 65536, "1024",
+	    "peers remembered that were only met through their inbound HELLO (never listed by the rendezvous)"),
+	K("limits", "met_only_forget", CFG_DOUBLE, limits.met_only_forget, 0, DAY, "600",
+	    "seconds after such a peer was last seen, disconnected, before it is forgotten"),
 
 	K("rendezvous_server", "listen", CFG_STRING, rendezvous_server.listen, 0, 0, "0.0.0.0",
 	    "address the rendezvous server role listens on"),

@@ -75,6 +75,8 @@ struct config {
 		int accept_rate;              /* inbound connections per address per second */
 		int max_connections_per_ip;   /* open at once from one address */
 		char exempt_addresses[CFG_STR_MAX]; /* spared by the cap above */
+		int max_met_only;             /* peers known only from their inbound HELLO */
+		double met_only_forget;       /* seconds after they go before they are forgotten */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

@@ -316,5 +316,84 @@ class Slots(unittest.TestCase):
         a.stop(self)
 
 
+def hellos(port, ids, batch=100, keep=False):
+    """HELLO from each id (batch connections at a time); returns the ids
+    that got HELLO_OK, and the open sockets if keep."""
+    ok, held = [], []
+    for i in range(0, len(ids), batch):
+        socks = []
+        for pid in ids[i:i + batch]:
+            s = harness.connect(port)
+            s.sendall(harness.encode_request(dict(HELLO, peer_id=pid)))
+            socks.append((pid, s))
+        for pid, s in socks:
+            data = b""
+            try:
+                while b"\n" not in data:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    data += d
+            except OSError:
+                pass
+            if b"HELLO_OK" in data:
+                ok.append(pid)
+            if keep:
+                held.append(s)
+            else:
+                s.close()
+    return ok, held
+
+
+class MetOnly(unittest.TestCase):
+    """Peers met only through an inbound HELLO are bounded and forgotten;
+    `peers` answers at any table size."""
+
+    def setUp(self):
+        self.rdv = rdv_server()
+
+    def tearDown(self):
+        self.rdv.check_clean_exit()
+
+    def test_peers_at_any_table_size(self):
+        n = 4500  # past 940 (the old 256 KiB client line) and 4,200 (max_output)
+        a = Node("alice", self.rdv, sets=["limits.max_met_only=%d" % n, "limits.accept_rate=100000",
+                                          "logging.level=INFO"])
+        ok, _ = hellos(a.port, ["fake%05d@CIC" % i for i in range(n)])
+        self.assertEqual(len(ok), n)
+        harness.wait_for(lambda: a.call("status")["peers"]["total"] == n, 10,
+                         what="every fake id in the table")
+        out = subprocess.run([harness.binary("CHATP2PCTL"), "--socket", a.sock_path, "peers"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len([ln for ln in out.stdout.splitlines() if "fake" in ln]), n)
+        r = a.call("peers")
+        self.assertEqual(len(r["peers"]), n)
+        harness.log("peers reply for %d: %d bytes" % (n, len(json.dumps(r))))
+        a.stop(self)
+
+    def test_bounded_and_forgotten(self):
+        a = Node("alice", self.rdv, sets=["limits.max_met_only=50", "limits.met_only_forget=1",
+                                          "limits.accept_rate=100000"])
+        ok, _ = hellos(a.port, ["gone%04d@CIC" % i for i in range(200)], batch=20)
+        self.assertEqual(len(ok), 200, "disconnected ones make room for new ones")
+        self.assertLessEqual(a.call("status")["peers"]["total"], 50)
+        # Gone for met_only_forget: forgotten at the next reconciliation.
+        harness.wait_for(lambda: a.call("status")["peers"]["total"] == 0, 10,
+                         what="met-only peers forgotten")
+        self.assertGreaterEqual(guard(a)["forgotten"], 200)
+        # Connected ones are kept; past the bound, a new id is refused.
+        ok, held = hellos(a.port, ["here%04d@CIC" % i for i in range(50)], keep=True)
+        self.assertEqual(len(ok), 50)
+        harness.wait_for(lambda: a.call("status")["peers"]["active"] == 50, 10,
+                         what="50 connected")
+        extra, more = hellos(a.port, ["late@CIC"], keep=True)
+        self.assertTrue(closed_by_peer(more[0], 5), "a 51st met-only peer was kept")
+        self.assertEqual(a.call("status")["peers"]["active"], 50)
+        for s in held + more:
+            s.close()
+        a.stop(self)
+
+
 if __name__ == "__main__":
     unittest.main()
