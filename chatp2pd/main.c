@@ -190,6 +190,7 @@ static void apply_logging(const struct config *cfg)
 
 	if (log_level_parse(cfg->logging.level, &l))
 		log_set_level(l);
+	log_set_limits(cfg->logging.max_size, (unsigned)cfg->logging.rate_limit, 10);
 	if (!cfg->logging.log_to_file || cfg->logging.file[0] == '\0')
 		log_set_file(NULL);
 	else if (log_set_file(cfg->logging.file) != 0)

@@ -270,7 +270,11 @@ struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, in
 
 void node_start(struct node *n)
 {
+	char bad[64];
+
 	log_info(MOD, "%s listening for peers on %s:%d", n->id, n->cfg.node.listen, n->port);
+	if (guard_addr_list_bad(n->cfg.limits.exempt_addresses, bad, sizeof bad))
+		log_warn(MOD, "limits.exempt_addresses: \"%s\" is not an address or prefix; ignored", bad);
 	ev_io_start(n->loop, &n->accept_io);
 	ev_timer_start(n->loop, &n->reconcile);
 	rdv_client_start(n->rdv);

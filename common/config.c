@@ -84,12 +84,16 @@ static const struct cfg_key keys[] = {
 	K("keepalive", "max_ping_failures", CFG_INT, keepalive.max_ping_failures, 1, 1000, "3",
 	    "PINGs in a row without PONG before the connection is declared dead"),
 
-	K("logging", "level", CFG_LEVEL, logging.level, 0, 0, "DEBUG",
+	K("logging", "level", CFG_LEVEL, logging.level, 0, 0, "INFO",
 	    "least severe level logged: DEBUG, INFO, WARNING or ERROR"),
 	K("logging", "log_to_file", CFG_BOOL, logging.log_to_file, 0, 0, "true",
 	    "also append log lines to logging.file"),
 	K("logging", "file", CFG_STRING, logging.file, 0, 0, "chatp2p.log",
 	    "log file path"),
+	K("logging", "max_size", CFG_INT, logging.max_size, 0, 2147483647, "10485760",
+	    "bytes after which the log file is renamed to FILE.1 (replacing the previous one) and a new one started (0: never)"),
+	K("logging", "rate_limit", CFG_INT, logging.rate_limit, 0, 1000000, "20",
+	    "lines of one kind (one place in the code) written per 10 s; the rest are counted and summed up in one line (0: no limit)"),
 
 	K("node", "name", CFG_STRING, node.name, 0, 0, "",
 	    "this node's name; its peer id is name@namespace (required to run a node)"),

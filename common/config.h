@@ -45,6 +45,8 @@ struct config {
 		char level[16];
 		bool log_to_file;
 		char file[CFG_STR_MAX];
+		int max_size;                 /* bytes before FILE becomes FILE.1; 0 = never */
+		int rate_limit;               /* lines of one kind per 10 s; 0 = no limit */
 	} logging;
 	/* ---- the daemon's own ---- */
 	struct {

@@ -395,5 +395,32 @@ class MetOnly(unittest.TestCase):
         a.stop(self)
 
 
+class LogFlood(unittest.TestCase):
+    """A connection storm cannot fill the disk through the log."""
+
+    def test_storm_log_rate_limited_and_capped(self):
+        rdv = rdv_server()
+        path = os.path.join(harness.tmpdir(), "flood.log")
+        cap = 65536
+        a = Node("alice", rdv, sets=["logging.log_to_file=true", "logging.file=" + path,
+                                     "logging.level=DEBUG", "logging.max_size=%d" % cap,
+                                     "limits.accept_rate=1"])
+        for _ in range(3000):
+            s = harness.connect(a.port)
+            s.close()
+        self.assertEqual(a.call("status")["peer_id"], "alice@CIC")  # all handled
+        total = os.path.getsize(path) + (os.path.getsize(path + ".1")
+                                         if os.path.exists(path + ".1") else 0)
+        harness.log("3000 refused connections: %d bytes of log" % total)
+        self.assertLessEqual(total, 2 * cap + 4096)
+        self.assertLessEqual(os.path.getsize(path), cap + 4096)
+        text = open(path).read()
+        self.assertLess(text.count("refusing connection"), 100)
+        a.stop(self)
+        # What was held back is summed up (at the latest when it stops).
+        self.assertRegex(open(path).read(), r"\.\.\. and [0-9,]+ more like it in the last")
+        rdv.check_clean_exit(self)
+
+
 if __name__ == "__main__":
     unittest.main()
