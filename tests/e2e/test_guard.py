@@ -422,5 +422,42 @@ class LogFlood(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+class NameResolution(unittest.TestCase):
+    """A rendezvous given by a name whose first address is dead."""
+
+    def test_v6_first_server_on_v4(self):
+        # A bare Debian root without /etc/hosts gives ::1 first for
+        # localhost; the server listens on 127.0.0.1 only.  Our own
+        # /etc/hosts, in a private mount namespace, says the same of a name.
+        probe = harness.run(["unshare", "-m", "true"])
+        if probe.returncode != 0:
+            self.skipTest("no private mount namespace here (unshare -m needs root)")
+        hosts = os.path.join(harness.tmpdir(), "hosts")
+        with open(hosts, "w") as f:
+            f.write("::1 rdv.chatp2p.test\n127.0.0.1 rdv.chatp2p.test\n")
+        order = harness.run(["unshare", "-m", "sh", "-c",
+                             'mount --bind "$0" /etc/hosts && exec getent ahosts "$1"',
+                             hosts, "rdv.chatp2p.test"])
+        addrs = []
+        for ln in order.stdout.decode().splitlines():
+            if ln.split() and ln.split()[0] not in addrs:
+                addrs.append(ln.split()[0])
+        harness.log("rdv.chatp2p.test resolves to: %s" % " ".join(addrs))
+        rdv = rdv_server()  # on 127.0.0.1 only
+        a = Node("alice", rdv, start=False)
+        argv = a.argv()
+        i = argv.index("--rendezvous")
+        argv[i + 1] = "rdv.chatp2p.test:%d" % rdv.port
+        a.proc = harness.start(["unshare", "-m", "sh", "-c",
+                                'mount --bind "$0" /etc/hosts && exec "$@"', hosts,
+                                harness.binary("CHATP2PD")] + argv, name="alice")
+        a.port = int(a.proc.wait_stdout(harness.LISTENING_RE, 10).group(2))
+        harness.wait_for(lambda: a.call("status")["rendezvous"]["state"] == "registered", 10,
+                         what="registration through the second address")
+        self.assertTrue(listed(rdv.port, a.peer_id))
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 if __name__ == "__main__":
     unittest.main()
