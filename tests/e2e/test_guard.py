@@ -459,5 +459,27 @@ class NameResolution(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+class ControlIds(unittest.TestCase):
+    """docs/control-protocol.md: ids come back as the same JSON value; text
+    with no UTF-8 form as U+FFFD."""
+
+    def test_request_ids(self):
+        rdv = rdv_server()
+        a = Node("alice", rdv)
+        cases = [(b'"\\ud800"', "\ufffd"), (b'"\\ud83d\\ude00"', "\U0001F600"),
+                 (b'"a\\u0000b"', "a\ufffdb"), (b"1.50", 1.5), (b'"plain-7"', "plain-7")]
+        for raw, want in cases:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(a.sock_path)
+            s.sendall(b'{"jsonrpc":"2.0","id":' + raw + b',"method":"status"}\n')
+            line = s.makefile("rb").readline()
+            s.close()
+            self.assertEqual(json.loads(line)["id"], want, line[:80])
+            if raw == b"1.50":
+                self.assertIn(b'"id":1.50,', line)
+        a.stop(self)
+        rdv.check_clean_exit(self)
+
+
 if __name__ == "__main__":
     unittest.main()
