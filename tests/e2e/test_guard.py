@@ -92,6 +92,36 @@ class Impostor(unittest.TestCase):
         self.assertEqual(r["status"], "acked")
 
 
+class ImpostorFromElsewhere(unittest.TestCase):
+    """The tie-break alone is no proof: the address must be the listed one."""
+
+    def test_tie_break_win_from_another_address(self):
+        # zoe dialled the real witness (a fake of our kind that never dials
+        # back): a newcomer "dialled by witness" wins the simultaneous-dial
+        # tie-break, but it comes from 127.0.0.2, not the address the
+        # rendezvous lists for witness: it does not take over.
+        real = FakePeer("witness", features=PIPELINE)
+        rdv = rdv_server()
+        real.register(rdv)
+        zoe = Node("zoe", rdv)
+        zoe.wait_active(real.peer_id)
+        imp = FakePeer("witness", features=PIPELINE, listen=False)
+        s = harness.connect(zoe.port, source="127.0.0.2")
+        c = imp.adopt(s, "out")
+        c.send(imp.hello())
+        imp.wait(lambda: c.eof, 5, what="zoe to close the impostor")
+        self.assertEqual([m for _, _, m in imp.messages() if m.get("type") == "SEND"], [])
+        self.assertEqual(guard(zoe)["impostors"], 1)
+        r = zoe.call("send", {"to": "witness@CIC", "text": "TOP-SECRET"})
+        self.assertEqual(r["status"], "acked")
+        real.wait_msg(lambda cc, m: m.get("msg_id") == r["msg_id"], 5)
+        self.assertEqual([m for _, _, m in imp.messages() if m.get("type") == "SEND"], [])
+        zoe.stop(self)
+        real.close()
+        imp.close()
+        rdv.check_clean_exit(self)
+
+
 def listed(rdv_port, peer_id):
     name, ns = peer_id.split("@")
     r = harness.rdv_request(rdv_port, {"type": "DISCOVER", "namespace": ns})
