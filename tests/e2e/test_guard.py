@@ -444,11 +444,13 @@ class LogFlood(unittest.TestCase):
         harness.log("3000 refused connections: %d bytes of log" % total)
         self.assertLessEqual(total, 2 * cap + 4096)
         self.assertLessEqual(os.path.getsize(path), cap + 4096)
-        text = open(path).read()
+        with open(path) as f:
+            text = f.read()
         self.assertLess(text.count("refusing connection"), 100)
         a.stop(self)
         # What was held back is summed up (at the latest when it stops).
-        self.assertRegex(open(path).read(), r"\.\.\. and [0-9,]+ more like it in the last")
+        with open(path) as f:
+            self.assertRegex(f.read(), r"\.\.\. and [0-9,]+ more like it in the last")
         rdv.check_clean_exit(self)
 
 
