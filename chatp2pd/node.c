@@ -558,6 +558,22 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof ip);
 		else if (sa.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof ip);
+		/* The cheap refusals first: a connection turned away must not
+		 * cost anyone else theirs. */
+		if (conns_from(n, ip) >= n->cfg.limits.max_connections_per_ip &&
+		    !guard_addr_in(n->cfg.limits.exempt_addresses, ip)) {
+			n->guard.per_ip_refused++;
+			log_warn(MOD, "refusing connection from %s: %d open from that address "
+				 "(limits.max_connections_per_ip)", ip, n->cfg.limits.max_connections_per_ip);
+			close(fd);
+			continue;
+		}
+		if (!accept_allowed(n, ip)) {
+			log_debug(MOD, "refusing connection from %s: over %d per second", ip,
+				  n->cfg.limits.accept_rate);
+			close(fd);
+			continue;
+		}
 		/* Out of descriptors (but for the reserve) or of slots: an
 		 * idle stranger makes room for the newcomer, else it is refused. */
 		if (!n->stopping && fd >= fd_max) {
@@ -582,20 +598,6 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (n->stopping || n->nconns >= (size_t)n->cfg.limits.max_connections) {
 			log_warn(MOD, "refusing connection from %s: %s", ip,
 				 n->stopping ? "stopping" : "max_connections reached");
-			close(fd);
-			continue;
-		}
-		if (conns_from(n, ip) >= n->cfg.limits.max_connections_per_ip &&
-		    !guard_addr_in(n->cfg.limits.exempt_addresses, ip)) {
-			n->guard.per_ip_refused++;
-			log_warn(MOD, "refusing connection from %s: %d open from that address "
-				 "(limits.max_connections_per_ip)", ip, n->cfg.limits.max_connections_per_ip);
-			close(fd);
-			continue;
-		}
-		if (!accept_allowed(n, ip)) {
-			log_debug(MOD, "refusing connection from %s: over %d per second", ip,
-				  n->cfg.limits.accept_rate);
 			close(fd);
 			continue;
 		}
