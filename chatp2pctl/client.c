@@ -56,7 +56,7 @@ int ctl_open(struct ctl_client *c, const char *path, double timeout_s)
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->next_id = 1;
-	framer_init(&c->fr, CTL_MAX_LINE);
+	framer_init(&c->fr, CTL_MAX_REPLY);
 	if (strlen(path) >= sizeof sun.sun_path)
 		return fail(c, EX_USAGE, "socket path too long: %s", path);
 	memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -221,7 +221,7 @@ static int on_line(void *ctx, enum framer_event ev, const char *line, size_t len
 
 	if (ev == FRAMER_OVERFLOW)
 		return fail(c, EX_PROTO, "protocol error: a line from the daemon is longer than %d bytes",
-			    CTL_MAX_LINE);
+			    CTL_MAX_REPLY);
 	if (len == 0)
 		return 0;
 	if ((msg = json_parse(line, len, err, sizeof err)) == NULL)

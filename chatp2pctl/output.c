@@ -266,6 +266,11 @@ void out_status(FILE *f, jval r)
 			 jstr_or(rdv, "public_ip", "?"));
 	else if (strcmp(state, "blocked") == 0)
 		snprintf(extra, sizeof extra, " (for %lld s)", jint_or(rdv, "blocked_for", 0));
+	if (jint_or(rdv, "reregistered", 0) > 0) {
+		size_t used = strlen(extra);
+		snprintf(extra + used, sizeof extra - used, " (re-registered %lld times: the server "
+			 "had forgotten us)", jint_or(rdv, "reregistered", 0));
+	}
 	kv(f, "rendezvous:", "%s:%lld %s%s", jstr_or(rdv, "server", "?"), jint_or(rdv, "port", 0),
 	   state, extra);
 	if (json_get_str(rdv, "last_error")) {
@@ -277,6 +282,12 @@ void out_status(FILE *f, jval r)
 	   jint_or(peers, "active", 0), jint_or(peers, "stale", 0), jint_or(peers, "unknown", 0));
 	kv(f, "connections:", "%lld", jint_or(r, "connections", 0));
 	kv(f, "log level:", "%s", jstr_or(r, "log_level", "?"));
+	jval gd = json_get(r, "guard");
+	if (gd)
+		kv(f, "guard:", "%lld impostors, %lld refused per ip, %lld dropped under pressure, "
+		   "%lld forgotten", jint_or(gd, "impostors", 0),
+		   jint_or(gd, "per_ip_refused", 0), jint_or(gd, "pressure_drops", 0),
+		   jint_or(gd, "forgotten", 0));
 }
 
 void out_peers(FILE *f, jval r)

@@ -454,6 +454,19 @@ static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	buf_free(&line);
 }
 
+void conn_probe(struct conn *c)
+{
+	if (c->state != CONN_ESTABLISHED || c->probing)
+		return;
+	c->probing = true;
+	if (c->ping_out)
+		return; /* the pong timer already running judges it */
+	c->busy++;
+	on_ping_timer(node_loop(c->node), &c->ping_timer, 0);
+	c->busy--;
+	conn_reap(c);
+}
+
 static void on_pong_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn *c = w->data;
@@ -462,6 +475,12 @@ static void on_pong_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	c->ping_out = false;
 	c->ping_failures++;
 	log_debug(MOD, "%s: PING %d/%d unanswered", c->peer_id, c->ping_failures, max);
+	if (c->probing) {
+		/* Another connection claims this peer and this one is silent:
+		 * proven dead, the other one takes over (node_conn_closed). */
+		conn_close(c, "keepalive: PING unanswered while another connection claims the peer");
+		return;
+	}
 	if (c->ping_failures >= max) {
 		char why[96];
 		snprintf(why, sizeof why, "keepalive: %d PINGs unanswered", c->ping_failures);
@@ -475,6 +494,12 @@ static void on_pong(struct conn *c, const struct pmsg *m)
 
 	/* Any PONG proves the peer alive; only ours by msg_id gives an RTT. */
 	c->ping_failures = 0;
+	if (c->probing) {
+		c->probing = false;
+		c->busy++;
+		node_conn_alive(c->node, c);
+		c->busy--;
+	}
 	if (c->ping_out && m->msg_id && strcmp(m->msg_id, c->ping_id) == 0) {
 		double ms = (mono_now() - c->ping_sent) * 1000.0;
 		c->ping_out = false;

@@ -74,6 +74,8 @@ struct conn {
 	double ping_sent;           /* ev_now when ping_id went out */
 	bool ping_out;
 	int ping_failures;
+	bool probing;               /* a PING sent to check it, another conn claims its peer */
+	bool challenger;            /* claims the peer of a live connection: on probation */
 	int bad_lines;
 	bool bye_sent;
 	bool close_after_flush;
@@ -104,6 +106,9 @@ void conn_arm_deadline(struct conn *c, double after);
 void conn_send_done(struct conn *c, const char *msg_id);
 /* Say BYE and close once BYE_OK comes back or limits.bye_timeout passes. */
 void conn_bye(struct conn *c, const char *reason);
+/* Check the connection is alive now: a PING at once (unless one is out);
+ * a PONG calls node_conn_alive(), no PONG within ping_timeout closes it. */
+void conn_probe(struct conn *c);
 /* Close now; the node hears of it through node_conn_closed(). */
 void conn_close(struct conn *c, const char *reason);
 /* Free a closed connection once no callback of it is running. */

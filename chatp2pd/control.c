@@ -19,6 +19,9 @@
 #define MOD "Control"
 /* Out of descriptors: how long the listener rests (node.c the same). */
 #define ACCEPT_PAUSE 0.5
+/* Slots past control.max_clients kept for the administrator (root and the
+ * socket owner's uid), so a runaway script cannot lock them out. */
+#define ADMIN_SLOTS 2
 
 struct hist_entry {
 	uint64_t seq;
@@ -32,6 +35,7 @@ struct ctl_client {
 	struct control *ctl;
 	struct ctl_client *next;
 	int fd;
+	uid_t uid;                  /* SO_PEERCRED, for the admin reserve */
 	unsigned id;                /* for the log */
 	ev_io rio, wio;
 	struct framer fr;
@@ -58,6 +62,7 @@ struct control {
 	 * end each is answered "stopping", so none is lost or leaked. */
 	struct ctl_req *reqs;
 	unsigned nclients, next_id;
+	uid_t owner;                /* the socket file's owner (admin reserve) */
 	struct control_hooks hooks;
 	uint64_t seq;               /* last event sequence number */
 	bool publishing;            /* in publish()'s fan-out */
@@ -189,6 +194,10 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 		free(c);
 		return NULL;
 	}
+	struct stat st;
+	c->owner = geteuid();
+	if (c->path[0] && stat(c->path, &st) == 0)
+		c->owner = st.st_uid;
 	c->hist_cap = cfg->control.history > 0 ? (size_t)cfg->control.history : 1;
 	c->hist = xcalloc(c->hist_cap, sizeof *c->hist);
 	ev_io_init(&c->accept_io, on_accept, c->fd, EV_READ);
@@ -316,7 +325,9 @@ static void client_send(struct ctl_client *cl, const char *data, size_t len)
 {
 	if (cl == NULL || cl->dead)
 		return;
-	if (cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
+	/* One answer may be longer than max_output (peers of a big table, at
+	 * most CTL_MAX_REPLY): what counts is what is already waiting. */
+	if (cl->out.len > 0 && cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
 		log_warn(MOD, "controller #%u does not read its answers (%zu bytes queued): disconnected",
 			 cl->id, cl->out.len);
 		client_close(cl, "output buffer full");
@@ -550,6 +561,22 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_start(loop, &c->accept_io);
 }
 
+/* Anyone up to control.max_clients; past it, ADMIN_SLOTS more for root
+ * and the socket owner's uid, unless that uid itself holds half the slots
+ * (then it is the runaway, not the administrator coming to stop it). */
+static bool admitted(const struct control *c, uid_t uid)
+{
+	unsigned max = (unsigned)c->cfg->control.max_clients, mine = 0;
+
+	if (c->nclients < max)
+		return true;
+	if (c->nclients >= max + ADMIN_SLOTS || (uid != 0 && uid != c->owner))
+		return false;
+	for (const struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		mine += !cl->dead && cl->uid == uid;
+	return mine < (max + 1) / 2;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct control *c = w->data;
@@ -572,7 +599,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
-		if (c->nclients >= (unsigned)c->cfg->control.max_clients) {
+		if (!admitted(c, cred.uid)) {
 			static const char full[] =
 				"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32003,"
 				"\"message\":\"too many controllers\",\"data\":{\"reason\":\"too_many_clients\"}}}\n";
@@ -585,6 +612,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		struct ctl_client *cl = xcalloc(1, sizeof *cl);
 		cl->ctl = c;
 		cl->fd = fd;
+		cl->uid = cred.uid;
 		cl->id = ++c->next_id;
 		cl->log_level = LOGL_INFO;
 		framer_init(&cl->fr, CTL_MAX_LINE);

@@ -102,6 +102,18 @@ static void count_peer(struct peer *p, void *ctx)
 	c->unknown += p->state == PEER_UNKNOWN;
 }
 
+/* What the node refused or dropped to defend itself (issue 13). */
+static void gen_guard(yajl_gen g, const struct node_guard *gd)
+{
+	jg_str(g, "guard");
+	jg_map(g);
+	JG_KINT(g, "impostors", (long long)gd->impostors);
+	JG_KINT(g, "per_ip_refused", (long long)gd->per_ip_refused);
+	JG_KINT(g, "pressure_drops", (long long)gd->pressure_drops);
+	JG_KINT(g, "forgotten", (long long)gd->forgotten);
+	jg_end_map(g);
+}
+
 static void m_status(struct ctl_req *req, jval params)
 {
 	struct node *n = ctl_node(req);
@@ -146,6 +158,7 @@ static void m_status(struct ctl_req *req, jval params)
 	if (reg->last_error[0])
 		JG_KSTR(g, "last_error", reg->last_error);
 	JG_KINT(g, "requests", reg->requests);
+	JG_KINT(g, "reregistered", (long long)reg->reregistered);
 	jg_end_map(g);
 	jg_str(g, "peers");
 	jg_map(g);
@@ -156,6 +169,7 @@ static void m_status(struct ctl_req *req, jval params)
 	jg_end_map(g);
 	JG_KINT(g, "connections", nconns);
 	JG_KSTR(g, "log_level", log_level_name(log_get_level()));
+	gen_guard(g, node_guard(n));
 	jg_end_map(g);
 	ctl_result_end(req);
 }

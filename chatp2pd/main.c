@@ -23,6 +23,7 @@
 #include "config.h"
 #include "control.h"
 #include "ctlproto.h"
+#include "guard.h"
 #include "log.h"
 #include "node.h"
 #include "notify.h"
@@ -189,6 +190,7 @@ static void apply_logging(const struct config *cfg)
 
 	if (log_level_parse(cfg->logging.level, &l))
 		log_set_level(l);
+	log_set_limits(cfg->logging.max_size, (unsigned)cfg->logging.rate_limit, 10);
 	if (!cfg->logging.log_to_file || cfg->logging.file[0] == '\0')
 		log_set_file(NULL);
 	else if (log_set_file(cfg->logging.file) != 0)
@@ -459,6 +461,8 @@ int main(int argc, char **argv)
 	apply_logging(&cfg);
 	/* Peers and controllers that vanish must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Every peer is a descriptor: take all the system allows (issue 13). */
+	guard_raise_nofile();
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
 	struct daemon d = { .loop = loop, .o = &o, .cfg = &cfg };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "router.h"
 #include "timeutil.h"
@@ -29,6 +30,9 @@
 /* Out of descriptors: the listener stays readable, so stop watching it for
  * a moment instead of spinning on accept(). */
 #define ACCEPT_PAUSE 0.5
+/* Descriptors peers never take: the control socket must always be able to
+ * accept its operator, the rendezvous client to make its requests. */
+#define FD_RESERVE 16
 
 struct accept_slot {
 	char ip[INET6_ADDRSTRLEN];
@@ -57,6 +61,7 @@ struct node {
 	node_event_fn hook;
 	void *hook_ctx;
 	struct accept_slot accepts[ACCEPT_SLOTS];
+	struct node_guard guard;
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -85,6 +90,7 @@ const char *node_listen_addr(const struct node *n) { return n->listen_addr; }
 double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
 struct conn *node_conns(const struct node *n) { return n->conns; }
+const struct node_guard *node_guard(const struct node *n) { return &n->guard; }
 
 const struct rdv_status *node_registration(const struct node *n)
 {
@@ -264,7 +270,11 @@ struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, in
 
 void node_start(struct node *n)
 {
+	char bad[64];
+
 	log_info(MOD, "%s listening for peers on %s:%d", n->id, n->cfg.node.listen, n->port);
+	if (guard_addr_list_bad(n->cfg.limits.exempt_addresses, bad, sizeof bad))
+		log_warn(MOD, "limits.exempt_addresses: \"%s\" is not an address or prefix; ignored", bad);
 	ev_io_start(n->loop, &n->accept_io);
 	ev_timer_start(n->loop, &n->reconcile);
 	rdv_client_start(n->rdv);
@@ -362,6 +372,8 @@ static void dial(struct node *n, struct peer *p)
 	n->conns = c;
 	n->nconns++;
 	p->dialing = c;
+	if (c->fd >= guard_nofile() - FD_RESERVE)
+		conn_close(c, "descriptors running out (some kept in reserve)"); /* a failed dial */
 }
 
 /* After a failed dial or a lost connection: when to try again, if at all.
@@ -411,7 +423,18 @@ static void reconcile_one(struct peer *p, void *ctx)
 
 static void on_reconcile(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	peer_foreach(&((struct node *)w->data)->peers, reconcile_one, w->data);
+	struct node *n = w->data;
+	size_t gone;
+
+	peer_foreach(&n->peers, reconcile_one, n);
+	/* Met only through their own HELLO, gone a while: no address to dial
+	 * them back, and made-up ids must not pile up. */
+	gone = peer_forget_idle(&n->peers, wall_now() - n->cfg.limits.met_only_forget);
+	if (gone > 0) {
+		n->guard.forgotten += gone;
+		log_debug(MOD, "forgot %zu peer(s) met only inbound, gone for %g s", gone,
+			  n->cfg.limits.met_only_forget);
+	}
 }
 
 int node_reconnect(struct node *n, const char *peer_id)
@@ -479,9 +502,41 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_start(loop, &n->accept_io);
 }
 
+/* Connections open from ip, inbound or outbound. */
+static int conns_from(const struct node *n, const char *ip)
+{
+	size_t len = strlen(ip);
+	int count = 0;
+
+	for (const struct conn *c = n->conns; c; c = c->next) {
+		const char *a = c->addr[0] == '[' ? c->addr + 1 : c->addr;
+		count += strncmp(a, ip, len) == 0 && (a[len] == ':' || a[len] == ']');
+	}
+	return count;
+}
+
+/* Make room under pressure: close the inbound connection that has not
+ * said HELLO yet and has been silent longest.  False if there is none. */
+static bool drop_idle(struct node *n, const char *why)
+{
+	struct conn *victim = NULL;
+
+	for (struct conn *c = n->conns; c; c = c->next)
+		if (c->dir == CONN_IN && c->state == CONN_HANDSHAKE &&
+		    (victim == NULL || c->last_rx < victim->last_rx))
+			victim = c;
+	if (victim == NULL)
+		return false;
+	n->guard.pressure_drops++;
+	log_info(MOD, "dropping %s (no HELLO yet) to make room: %s", victim->addr, why);
+	conn_close(victim, "dropped under pressure: no HELLO yet");
+	return true;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct node *n = w->data;
+	long fd_max = guard_nofile() - FD_RESERVE;
 
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage sa;
@@ -503,15 +558,46 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof ip);
 		else if (sa.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof ip);
-		if (n->stopping || n->nconns >= (size_t)n->cfg.limits.max_connections) {
-			log_warn(MOD, "refusing connection from %s: %s", ip,
-				 n->stopping ? "stopping" : "max_connections reached");
+		/* The cheap refusals first: a connection turned away must not
+		 * cost anyone else theirs. */
+		if (conns_from(n, ip) >= n->cfg.limits.max_connections_per_ip &&
+		    !guard_addr_in(n->cfg.limits.exempt_addresses, ip)) {
+			n->guard.per_ip_refused++;
+			log_warn(MOD, "refusing connection from %s: %d open from that address "
+				 "(limits.max_connections_per_ip)", ip, n->cfg.limits.max_connections_per_ip);
 			close(fd);
 			continue;
 		}
 		if (!accept_allowed(n, ip)) {
 			log_debug(MOD, "refusing connection from %s: over %d per second", ip,
 				  n->cfg.limits.accept_rate);
+			close(fd);
+			continue;
+		}
+		/* Out of descriptors (but for the reserve) or of slots: an
+		 * idle stranger makes room for the newcomer, else it is refused. */
+		if (!n->stopping && fd >= fd_max) {
+			if (!drop_idle(n, "descriptors running out")) {
+				log_warn(MOD, "refusing connection from %s: descriptors running out "
+					 "(%d kept in reserve)", ip, FD_RESERVE);
+				close(fd);
+				continue;
+			}
+			/* Move it to the descriptor just freed, so the next accept
+			 * is judged by how many are open, not by this one's number. */
+			int lo = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (lo >= 0 && lo < fd) {
+				close(fd);
+				fd = lo;
+			} else if (lo >= 0) {
+				close(lo);
+			}
+		}
+		if (!n->stopping && n->nconns >= (size_t)n->cfg.limits.max_connections)
+			drop_idle(n, "max_connections reached");
+		if (n->stopping || n->nconns >= (size_t)n->cfg.limits.max_connections) {
+			log_warn(MOD, "refusing connection from %s: %s", ip,
+				 n->stopping ? "stopping" : "max_connections reached");
 			close(fd);
 			continue;
 		}
@@ -536,6 +622,21 @@ static bool wins_over(const struct node *n, const struct conn *a, const struct c
 	int cmp = strcmp(dialler(n, a), dialler(n, b));
 
 	return cmp < 0;
+}
+
+/* c comes from the address the rendezvous lists for p (or we dialled it). */
+static bool from_listed(const struct peer *p, const struct conn *c)
+{
+	const char *a = c->addr;
+	size_t len = strlen(p->ip);
+
+	if (c->dir == CONN_OUT)
+		return true;
+	if (len == 0)
+		return false;
+	if (a[0] == '[')
+		return strncmp(a + 1, p->ip, len) == 0 && a[1 + len] == ']';
+	return strncmp(a, p->ip, len) == 0 && a[len] == ':';
 }
 
 bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
@@ -582,8 +683,28 @@ static void demote(struct node *n, struct conn *c)
 	conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
 }
 
+/* A peer met only through its inbound HELLO joins the table: within
+ * limits.max_met_only, forgetting the one seen longest ago that is gone. */
+static bool room_for_met_only(struct node *n, const struct conn *c)
+{
+	if (c->dir != CONN_IN || peer_find(&n->peers, c->peer_id) != NULL)
+		return true;
+	if (peer_count_met_only(&n->peers) < (size_t)n->cfg.limits.max_met_only)
+		return true;
+	if (!peer_evict_one(&n->peers))
+		return false;
+	n->guard.forgotten++;
+	return true;
+}
+
 void node_conn_established(struct node *n, struct conn *c)
 {
+	if (!room_for_met_only(n, c)) {
+		log_info(MOD, "%s (%s): refused, %d peers met only inbound are connected "
+			 "(limits.max_met_only)", c->peer_id, c->addr, n->cfg.limits.max_met_only);
+		conn_close(c, "too many peers met only inbound");
+		return;
+	}
 	struct peer *p = peer_get(&n->peers, c->peer_id, wall_now());
 
 	if (p == NULL) {
@@ -602,27 +723,61 @@ void node_conn_established(struct node *n, struct conn *c)
 		make_primary(n, p, c);
 		return;
 	}
-	/* Two connections to one peer.  Our own kind (it advertises pipeline)
-	 * applies the same rule, so both ends keep the same one; with others,
-	 * the older one stays, as most of them refuse a second one anyway.
-	 * Two exceptions, both for a peer that lost the old one without a FIN
-	 * (a crash, a dropped link): our kind never dials a peer it still has a
-	 * connection to, so a second one from the same dialler replaces the
-	 * first; and an old connection whose last PING went unanswered is
-	 * presumed dead, whoever the peer is. */
+	/* Two connections to one peer.  A live, answering connection is never
+	 * displaced by a newcomer claiming the same id (anyone can write any
+	 * peer_id in a HELLO).  The newcomer takes over only when the old one
+	 * is proven dead (its last PING unanswered), or when it wins the
+	 * simultaneous-dial tie-break of our own kind (it advertises pipeline,
+	 * both ends apply the same rule) and comes from the address the
+	 * rendezvous lists for that id.  Otherwise it is kept only while used
+	 * (peers that open one connection per message); and when it is one
+	 * our kind would only open if the old one had died (same dialler, or
+	 * a tie-break win from elsewhere), the old one is PINGed at once:
+	 * silent, it is closed and the newcomer promoted (a crashed peer
+	 * back without a FIN); answering, the newcomer is an impostor. */
 	struct conn *old = p->conn;
 	bool same = strcmp(dialler(n, c), dialler(n, old)) == 0;
-	if ((c->pipeline && (same || wins_over(n, c, old))) || old->ping_failures > 0) {
+	bool wins = !same && wins_over(n, c, old);
+	if (old->ping_failures > 0 || (c->pipeline && wins && from_listed(p, c))) {
 		log_info(MOD, "%s: two connections; keeping the %sone %s dialled", p->id,
-			 same || old->ping_failures > 0 ? "newer " : "", dialler(n, c));
+			 old->ping_failures > 0 ? "newer " : "", dialler(n, c));
 		demote(n, old);
 		p->conn = c;
 		c->primary = true;
 		c->peer = p;
 		router_conn_up(n->router, c);
+		return;
+	}
+	demote(n, c);
+	if (c->pipeline && (same || wins)) {
+		const struct config *cfg = &n->cfg;
+		double grace = cfg->keepalive.ping_timeout + 1;
+		log_info(MOD, "%s: a second connection (%s) claims it while %s is up; checking that one",
+			 p->id, c->addr, old->addr);
+		c->challenger = true;
+		conn_arm_deadline(c, grace > cfg->limits.handshake_timeout ? grace
+									  : cfg->limits.handshake_timeout);
+		conn_probe(old); /* may close old and promote c */
 	} else {
 		log_debug(MOD, "%s: second connection from %s kept only while it is used", p->id, c->addr);
-		demote(n, c);
+	}
+}
+
+/* The probed connection of a peer answered: whoever claimed that peer on
+ * another connection meanwhile is not it. */
+void node_conn_alive(struct node *n, struct conn *c)
+{
+	struct conn *o, *next;
+
+	for (o = n->conns; o; o = next) {
+		next = o->next;
+		if (o == c || !o->challenger || o->state == CONN_CLOSED ||
+		    strcmp(o->peer_id, c->peer_id) != 0)
+			continue;
+		n->guard.impostors++;
+		log_warn(MOD, "impostor: %s claimed to be %s, who answers on %s; closed (%lu so far)",
+			 o->addr, c->peer_id, c->addr, n->guard.impostors);
+		conn_close(o, "impostor: the peer it claims to be answers on another connection");
 	}
 }
 
@@ -669,6 +824,7 @@ static bool promote_other(struct node *n, struct peer *p, struct conn *c, const 
 		    strcmp(o->peer_id, p->id) != 0)
 			continue;
 		ev_timer_stop(n->loop, &o->deadline); /* the grace of a demoted one */
+		o->challenger = false;
 		o->primary = true;
 		o->peer = p;
 		p->conn = o;
@@ -702,6 +858,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 	} else if (p && p->conn == c) {
 		struct node_event ev = { .peer_id = p->id, .text = reason };
 		p->conn = NULL;
+		p->last_seen = wall_now(); /* met-only peers are forgotten counting from here */
 		/* Another established connection with this peer (the loser of a
 		 * simultaneous dial, demoted by us but kept by a peer that does
 		 * not know our tie-break) takes over: else both would die. */

@@ -81,6 +81,14 @@ double node_started(const struct node *n);      /* wall clock */
 const struct config *node_config(const struct node *n);
 const struct peer_table *node_peer_table(const struct node *n);
 const struct rdv_status *node_registration(const struct node *n);
+/* What the node refused or dropped to defend itself (status). */
+struct node_guard {
+	unsigned long impostors;      /* claimed the id of a peer answering elsewhere */
+	unsigned long per_ip_refused; /* over limits.max_connections_per_ip */
+	unsigned long pressure_drops; /* idle unauthenticated, dropped for room */
+	unsigned long forgotten;      /* met-only peers forgotten after they left */
+};
+const struct node_guard *node_guard(const struct node *n);
 /* Connections, established or not, primary or not. */
 struct conn *node_conns(const struct node *n);
 
@@ -125,6 +133,8 @@ void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m);
 void node_conn_rtt(struct node *n, struct conn *c, double ms);
 /* The peer said BYE. */
 void node_conn_bye(struct node *n, struct conn *c);
+/* A probed connection answered (conn_probe). */
+void node_conn_alive(struct node *n, struct conn *c);
 /* Closed: the node unlinks it; conn.c frees it afterwards. */
 void node_conn_closed(struct node *n, struct conn *c, const char *reason);
 

@@ -156,3 +156,37 @@ double peer_success_rate(const struct peer *p)
 {
 	return p->attempts ? 100.0 * p->dial_ok / p->attempts : 100.0;
 }
+
+bool peer_evict_one(struct peer_table *t)
+{
+	return evict_one(t);
+}
+
+size_t peer_count_met_only(const struct peer_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (const struct peer *p = t->buckets[i]; p; p = p->next)
+			n += p->ip[0] == '\0';
+	return n;
+}
+
+size_t peer_forget_idle(struct peer_table *t, double seen_before)
+{
+	size_t gone = 0;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer **pp = &t->buckets[i]; *pp;) {
+			struct peer *p = *pp;
+			if (forgettable(p) && p->last_seen < seen_before) {
+				*pp = p->next;
+				free(p);
+				t->count--;
+				gone++;
+			} else {
+				pp = &p->next;
+			}
+		}
+	return gone;
+}

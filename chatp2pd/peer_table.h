@@ -66,6 +66,13 @@ struct peer *peer_find(const struct peer_table *t, const char *id);
 struct peer *peer_get(struct peer_table *t, const char *id, double wall_now);
 /* Call fn for every peer; fn must not add or remove peers. */
 void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx);
+/* Peers only met inbound (no address from a DISCOVER): how many; forget
+ * the one seen longest ago that is not connected (false if none); forget
+ * every such one last seen before seen_before (wall clock), returning how
+ * many. */
+size_t peer_count_met_only(const struct peer_table *t);
+bool peer_evict_one(struct peer_table *t);
+size_t peer_forget_idle(struct peer_table *t, double seen_before);
 
 const char *peer_state_name(enum peer_state s);
 void rtt_add(struct rtt_stats *r, double ms);

@@ -52,6 +52,7 @@
 #include "buf.h"
 #include "framer.h"
 #include "log.h"
+#include "eyeballs.h"
 #include "resolver.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -97,6 +98,7 @@ struct txn {
 	ev_io io;
 	ev_timer deadline;
 	struct resolve_req *rreq;
+	struct eyeballs *eb;       /* connecting to the name's addresses in turn */
 	char addr[INET6_ADDRSTRLEN + 8];
 	struct buf out;
 	size_t sent;
@@ -136,6 +138,8 @@ struct rdv_client {
 	bool registered;   /* until expiry, as far as we know */
 	bool discovering;  /* periodic DISCOVER on */
 	unsigned reg_failures;
+	double reg_at;     /* mono_now() of the last successful REGISTER */
+	double disc_at;    /* mono_now() the current DISCOVER started */
 	bool want[K__COUNT];
 	struct txn txn[K__COUNT];
 	struct waiter *waiters[K__COUNT];
@@ -352,6 +356,8 @@ static void txn_close(struct txn *t)
 	}
 	resolver_cancel(t->rreq);
 	t->rreq = NULL;
+	eyeballs_cancel(t->eb);
+	t->eb = NULL;
 	buf_reset(&t->out);
 	framer_free(&t->fr);
 	if (t->have_reply)
@@ -572,9 +578,36 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t siz
 	}
 }
 
-/* May run inside resolver_lookup() (numeric host): no callbacks from here. */
-static void resolved_cb(void *ctx, const char *err, const struct sockaddr_storage *addr,
-			socklen_t len)
+/* The first of the server's addresses that accepted: the request goes
+ * there, and so do the next ones while the lookup is fresh. */
+static void connected_cb(void *ctx, int fd, const struct sockaddr_storage *addr, socklen_t len,
+			 const char *err)
+{
+	struct txn *t = ctx;
+	struct rdv_client *c = t->c;
+
+	t->eb = NULL;
+	enter(c);
+	if (fd < 0) {
+		fail_soon(t, "connect to %s:%d: %s", c->host, c->port, err);
+		goto out;
+	}
+	memcpy(&c->addr, addr, len);
+	c->addr_len = len;
+	format_addr(addr, t->addr, sizeof t->addr);
+	t->fd = fd;
+	t->phase = PH_CONNECT; /* io_cb finds it writable with no error */
+	ev_io_set(&t->io, t->fd, EV_WRITE);
+	ev_io_start(c->loop, &t->io);
+out:
+	leave(c);
+}
+
+/* May run inside resolver_lookup_all() (numeric host): no callbacks from
+ * here.  Every address is tried in turn (RFC 8305), not only the first:
+ * "localhost" may give ::1 first to a server listening on 127.0.0.1. */
+static void resolved_cb(void *ctx, const char *err, const struct sockaddr_storage *addrs,
+			const socklen_t *lens, size_t n)
 {
 	struct txn *t = ctx;
 	struct rdv_client *c = t->c;
@@ -584,26 +617,13 @@ static void resolved_cb(void *ctx, const char *err, const struct sockaddr_storag
 		fail_soon(t, "cannot resolve %s: %s", c->host, err);
 		return;
 	}
-	if (addr != &c->addr) {
-		memcpy(&c->addr, addr, len);
-		c->addr_len = len;
+	if (addrs != &c->addr)
 		c->addr_at = mono_now();
-	}
 	/* From here on the usual limit: the lookup had its own. */
 	arm(c, &t->deadline, c->timeout);
-	format_addr(addr, t->addr, sizeof t->addr);
-	t->fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (t->fd < 0) {
-		fail_soon(t, "socket: %s", strerror(errno));
-		return;
-	}
-	if (connect(t->fd, (const struct sockaddr *)addr, len) < 0 && errno != EINPROGRESS) {
-		fail_soon(t, "connect to %s: %s", t->addr, strerror(errno));
-		return;
-	}
+	format_addr(&addrs[0], t->addr, sizeof t->addr);
 	t->phase = PH_CONNECT;
-	ev_io_set(&t->io, t->fd, EV_WRITE);
-	ev_io_start(c->loop, &t->io);
+	t->eb = eyeballs_start(c->loop, addrs, lens, n, EYEBALLS_DELAY, connected_cb, t);
 }
 
 static void txn_start(struct rdv_client *c, enum kind k)
@@ -630,6 +650,8 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	double now = mono_now();
 	budget_record(c, now);
 	c->st.requests++;
+	if (k == K_DISCOVER)
+		c->disc_at = now;
 	arm(c, &t->deadline, resolve_timeout(c));
 	if (rc != 0) {
 		fail_soon(t, "cannot encode the request (name or namespace not UTF-8)");
@@ -637,11 +659,11 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	}
 	log_debug(MOD, "%s to %s:%d", kind_name[k], c->host, c->port);
 	if (c->addr_len > 0 && now - c->addr_at < ADDR_CACHE_TTL) {
-		resolved_cb(t, NULL, &c->addr, c->addr_len);
+		resolved_cb(t, NULL, &c->addr, &c->addr_len, 1);
 		return;
 	}
 	/* Assigned after the call: a numeric host is answered inside it. */
-	t->rreq = resolver_lookup(c->res, c->host, c->port, resolved_cb, t);
+	t->rreq = resolver_lookup_all(c->res, c->host, c->port, resolved_cb, t);
 }
 
 /* ---- scheduling -------------------------------------------------------- */
@@ -723,6 +745,7 @@ static void reg_success(struct rdv_client *c, const struct rdv_reply *reply, dou
 	news = !c->registered || strcmp(ip, c->st.public_ip) != 0 || c->reg_failures > 0;
 	c->registered = true;
 	c->reg_failures = 0;
+	c->reg_at = now;
 	c->st.ttl = ttl;
 	c->st.expires = now + (double)ttl;
 	memcpy(c->st.public_ip, ip, sizeof ip);
@@ -739,6 +762,28 @@ static void reg_success(struct rdv_client *c, const struct rdv_reply *reply, dou
 		if (!c->txn[K_DISCOVER].active)
 			c->want[K_DISCOVER] = true;
 	}
+}
+
+/* A DISCOVER of our own namespace, sent after our last REGISTER succeeded,
+ * that does not list us: the server forgot us (it restarted, or lost its
+ * state).  REGISTER at once (through pump, so within the budget) instead
+ * of at ttl - threshold, hours away. */
+static void check_listed(struct rdv_client *c, const struct rdv_reply *reply)
+{
+	if (!c->running || !c->registered || c->disc_at <= c->reg_at || c->txn[K_REGISTER].active ||
+	    c->want[K_REGISTER] || (c->disc_ns[0] != '\0' && strcmp(c->disc_ns, c->ns) != 0))
+		return;
+	for (size_t i = 0; i < reply->npeers; i++) {
+		const struct rdv_peer *e = &reply->peers[i];
+		if (e->name && e->ns && strcmp(e->name, c->name) == 0 && strcmp(e->ns, c->ns) == 0 &&
+		    e->port == c->my_port &&
+		    (c->st.public_ip[0] == '\0' || (e->ip && strcmp(e->ip, c->st.public_ip) == 0)))
+			return;
+	}
+	c->st.reregistered++;
+	log_warn(MOD, "the rendezvous server does not list %s@%s (restarted?): REGISTER now",
+		 c->name, c->ns);
+	c->want[K_REGISTER] = true;
 }
 
 /* Everything about a finished transaction; callbacks last. */
@@ -789,6 +834,8 @@ static void txn_done(struct txn *t, const char *err, const struct rdv_reply *rep
 	case K_DISCOVER:
 		if (err == NULL)
 			c->st.last_discover = now;
+		if (err == NULL && reply != NULL)
+			check_listed(c, reply);
 		if (c->discovering && c->disc_interval > 0)
 			arm(c, &c->disc_timer, c->disc_interval);
 		break;

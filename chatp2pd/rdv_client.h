@@ -29,6 +29,7 @@ struct rdv_status {
 	char last_error[256]; /* last failure, "" if none */
 	unsigned requests;    /* transactions started (the budget is 50/min/ip) */
 	double last_discover; /* monotonic, 0 if never */
+	unsigned long reregistered; /* REGISTERs because a DISCOVER did not list us */
 };
 
 /* Completion of one request started through the API below.  err is NULL on

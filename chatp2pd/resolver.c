@@ -52,6 +52,7 @@ struct resolve_req {
 	char host[HOST_MAX + 1];
 	char service[8];
 	resolve_cb cb;
+	resolve_all_cb all_cb; /* instead of cb: every address */
 	void *ctx;
 	bool cancelled; /* loop thread only */
 	struct resolve_req *next;
@@ -99,12 +100,42 @@ static void lookup_done(union sigval sv)
 		resolver_destroy(r);
 }
 
+/* Every usable address of a finished lookup, or an error. */
+static void deliver_all(struct resolve_req *q, int rc)
+{
+	struct sockaddr_storage ss[RESOLVE_ALL_MAX];
+	socklen_t lens[RESOLVE_ALL_MAX];
+	const struct addrinfo *ai;
+	size_t n = 0;
+
+	if (rc != 0) {
+		q->all_cb(q->ctx, gai_strerror(rc), NULL, NULL, 0);
+		return;
+	}
+	for (ai = q->gcb.ar_result; ai != NULL && n < RESOLVE_ALL_MAX; ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof ss[0])
+			continue;
+		memset(&ss[n], 0, sizeof ss[n]);
+		memcpy(&ss[n], ai->ai_addr, ai->ai_addrlen);
+		lens[n++] = ai->ai_addrlen;
+	}
+	if (n == 0)
+		q->all_cb(q->ctx, "no IPv4 or IPv6 address", NULL, NULL, 0);
+	else
+		q->all_cb(q->ctx, NULL, ss, lens, n);
+}
+
 /* First usable address of a finished lookup, or an error. */
 static void deliver(struct resolve_req *q, int rc)
 {
 	struct sockaddr_storage ss;
 	const struct addrinfo *ai;
 
+	if (q->all_cb != NULL) {
+		deliver_all(q, rc);
+		return;
+	}
 	if (rc != 0) {
 		q->cb(q->ctx, gai_strerror(rc), NULL, 0);
 		return;
@@ -188,8 +219,18 @@ static bool numeric(const char *host, int port, struct sockaddr_storage *ss, soc
 	return false;
 }
 
-struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int port, resolve_cb cb,
-				    void *ctx)
+/* Answer at once (numeric or invalid), through cb or all_cb. */
+static void answer(resolve_cb cb, resolve_all_cb all_cb, void *ctx, const char *err,
+		   const struct sockaddr_storage *ss, socklen_t len)
+{
+	if (all_cb != NULL)
+		all_cb(ctx, err, ss, err ? NULL : &len, err ? 0 : 1);
+	else
+		cb(ctx, err, ss, len);
+}
+
+static struct resolve_req *lookup(struct resolver *r, const char *host, int port, resolve_cb cb,
+				  resolve_all_cb all_cb, void *ctx)
 {
 	struct sockaddr_storage ss;
 	struct gaicb *list[1];
@@ -199,21 +240,22 @@ struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int po
 	int rc;
 
 	if (port < 0 || port > 65535) {
-		cb(ctx, "invalid port", NULL, 0);
+		answer(cb, all_cb, ctx, "invalid port", NULL, 0);
 		return NULL;
 	}
 	if (numeric(host, port, &ss, &len)) {
-		cb(ctx, NULL, &ss, len);
+		answer(cb, all_cb, ctx, NULL, &ss, len);
 		return NULL;
 	}
 	if (host[0] == '\0' || strlen(host) > HOST_MAX) {
-		cb(ctx, "invalid host name", NULL, 0);
+		answer(cb, all_cb, ctx, "invalid host name", NULL, 0);
 		return NULL;
 	}
 
 	q = xcalloc(1, sizeof *q);
 	q->r = r;
 	q->cb = cb;
+	q->all_cb = all_cb;
 	q->ctx = ctx;
 	snprintf(q->host, sizeof q->host, "%s", host);
 	snprintf(q->service, sizeof q->service, "%d", port);
@@ -244,10 +286,22 @@ struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int po
 		 * still notify for it, so it stays counted and owned by that
 		 * notification; it will be dropped unseen. */
 		q->cancelled = true;
-		cb(ctx, gai_strerror(rc), NULL, 0);
+		answer(cb, all_cb, ctx, gai_strerror(rc), NULL, 0);
 		return NULL;
 	}
 	return q;
+}
+
+struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int port, resolve_cb cb,
+				    void *ctx)
+{
+	return lookup(r, host, port, cb, NULL, ctx);
+}
+
+struct resolve_req *resolver_lookup_all(struct resolver *r, const char *host, int port,
+					resolve_all_cb cb, void *ctx)
+{
+	return lookup(r, host, port, NULL, cb, ctx);
 }
 
 void resolver_cancel(struct resolve_req *req)

@@ -24,6 +24,15 @@ struct resolver *resolver_new(struct ev_loop *loop);
  * callback has run or resolver_cancel() was called. */
 struct resolve_req *resolver_lookup(struct resolver *r, const char *host, int port, resolve_cb cb,
 				    void *ctx);
+/* Every address of a name, in the order getaddrinfo() sorted them (RFC
+ * 6724), at most RESOLVE_ALL_MAX: a client tries them in turn (eyeballs.h)
+ * instead of trusting the first.  n is 0 when err is set. */
+#define RESOLVE_ALL_MAX 8
+typedef void (*resolve_all_cb)(void *ctx, const char *err, const struct sockaddr_storage *addrs,
+			       const socklen_t *lens, size_t n);
+/* As resolver_lookup(), with every address. */
+struct resolve_req *resolver_lookup_all(struct resolver *r, const char *host, int port,
+					resolve_all_cb cb, void *ctx);
 /* The callback will not be called; safe on NULL. */
 void resolver_cancel(struct resolve_req *req);
 /* No callback after this (it may be called from inside one).  Lookups still

@@ -45,6 +45,8 @@ struct config {
 		char level[16];
 		bool log_to_file;
 		char file[CFG_STR_MAX];
+		int max_size;                 /* bytes before FILE becomes FILE.1; 0 = never */
+		int rate_limit;               /* lines of one kind per 10 s; 0 = no limit */
 	} logging;
 	/* ---- the daemon's own ---- */
 	struct {
@@ -73,6 +75,10 @@ struct config {
 		int max_bad_lines;            /* invalid lines before closing a peer */
 		double bye_timeout;           /* wait for BYE_OK at shutdown */
 		int accept_rate;              /* inbound connections per address per second */
+		int max_connections_per_ip;   /* open at once from one address */
+		char exempt_addresses[CFG_STR_MAX]; /* spared by the cap above */
+		int max_met_only;             /* peers known only from their inbound HELLO */
+		double met_only_forget;       /* seconds after they go before they are forgotten */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

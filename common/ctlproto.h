@@ -9,6 +9,9 @@
 #define CTL_PROTO_VERSION 1
 /* Requests carry at most a chat payload (32 KiB) plus escaping and framing. */
 #define CTL_MAX_LINE (256 * 1024)
+/* Replies are longer: `peers` of a full table (65,536 peers at about 450
+ * bytes each) is about 30 MB.  No reply of the daemon is longer than this. */
+#define CTL_MAX_REPLY (64 * 1024 * 1024)
 
 enum ctl_error_code {
 	CTL_E_PARSE = -32700,          /* not JSON */

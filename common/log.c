@@ -13,6 +13,18 @@
 
 /* One formatted line is bounded: peers control some of what we log. */
 #define LOG_LINE_MAX 2048
+/* Kinds of line (call sites) tracked for the rate limit. */
+#define KINDS 128
+
+/* One kind of line: its format string (each call site has its own). */
+struct kind {
+	const char *fmt;
+	const char *module;
+	enum log_level level;
+	double window;          /* mono_now() at its start */
+	unsigned lines;         /* written in this window */
+	unsigned long dropped;  /* held back in this window */
+};
 
 static struct {
 	const char *prog;
@@ -23,7 +35,12 @@ static struct {
 	void *hook_ctx;
 	enum log_level hook_level;
 	bool in_hook;
-} L = { "chatp2p", LOGL_INFO, NULL, false, NULL, NULL, LOGL_INFO, false };
+	char *path;             /* of file, for rotation */
+	long long size, max_size; /* bytes in file; rotate past max_size (0: never) */
+	unsigned burst;         /* lines of one kind per window (0: no limit) */
+	double window;
+	struct kind kinds[KINDS];
+} L = { "chatp2p", LOGL_INFO, NULL, false, NULL, NULL, LOGL_INFO, false, NULL, 0, 0, 0, 10, {{0}} };
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR" };
 /* sd-daemon priorities for the journal prefix */
@@ -50,10 +67,20 @@ void log_init(const char *progname)
 	L.journal = stderr_is_journal();
 }
 
+static void flush_dropped(void);
+
 void log_close(void)
 {
+	flush_dropped();
 	log_set_file(NULL);
 	L.hook = NULL;
+}
+
+void log_set_limits(long long max_file_bytes, unsigned burst, double window)
+{
+	L.max_size = max_file_bytes > 0 ? max_file_bytes : 0;
+	L.burst = burst;
+	L.window = window > 0 ? window : 10;
 }
 
 void log_set_level(enum log_level l)
@@ -70,16 +97,50 @@ int log_set_file(const char *path)
 {
 	FILE *f = NULL;
 
+	struct stat st;
+	char *copy = NULL;
+
 	if (path != NULL) {
 		f = fopen(path, "ae");
 		if (f == NULL)
 			return -1;
 		setvbuf(f, NULL, _IOLBF, 0);
+		copy = strdup(path);
+		if (copy == NULL) {
+			fclose(f);
+			return -1;
+		}
 	}
 	if (L.file != NULL)
 		fclose(L.file);
+	free(L.path);
 	L.file = f;
+	L.path = copy;
+	L.size = f != NULL && fstat(fileno(f), &st) == 0 ? (long long)st.st_size : 0;
 	return 0;
+}
+
+/* The file passed logging.max_size: it becomes FILE.1 (the previous .1 is
+ * dropped) and a new FILE starts, so the log never holds more than about
+ * twice max_size on disk. */
+static void rotate(void)
+{
+	char old[4096];
+	FILE *f;
+
+	if (snprintf(old, sizeof old, "%s.1", L.path) >= (int)sizeof old)
+		return;
+	fclose(L.file);
+	L.file = NULL;
+	if (rename(L.path, old) != 0 || (f = fopen(L.path, "ae")) == NULL) {
+		/* Cannot rotate: stop writing the file rather than fill the disk. */
+		fprintf(stderr, "%s: cannot rotate log file %s: %s; file logging stopped\n", L.prog,
+			L.path, strerror(errno));
+		return;
+	}
+	setvbuf(f, NULL, _IOLBF, 0);
+	L.file = f;
+	L.size = 0;
 }
 
 bool log_level_parse(const char *s, enum log_level *out)
@@ -122,31 +183,117 @@ static void sanitize(char *s)
 			*s = '?';
 }
 
+static void emit(enum log_level l, const char *module, const char *text)
+{
+	char ts[ISO8601_LEN];
+
+	if (L.journal) {
+		/* The journal stamps time and unit; the priority prefix sets the level. */
+		fprintf(stderr, "%s%s [%s] %s\n", level_prio[l], level_names[l], module, text);
+	} else {
+		iso8601_now(ts, true);
+		fprintf(stderr, "%s %s %s [%s] %s\n", ts, L.prog, level_names[l], module, text);
+	}
+	if (L.file != NULL) {
+		if (L.journal)
+			iso8601_now(ts, true);
+		int n = fprintf(L.file, "%s %s [%s] %s\n", ts, level_names[l], module, text);
+		L.size += n > 0 ? n : 0;
+		if (L.max_size > 0 && L.size >= L.max_size && L.path != NULL)
+			rotate();
+	}
+}
+
+/* "… and 1,234 more like it in the last 10 s" */
+static void say_dropped(struct kind *k, double now)
+{
+	char text[160], num[32];
+	unsigned long v = k->dropped;
+	int len = 0;
+
+	/* Thousands separators: these counts get large. */
+	char digits[24];
+	int nd = snprintf(digits, sizeof digits, "%lu", v);
+	for (int i = 0; i < nd; i++) {
+		num[len++] = digits[i];
+		if ((nd - i - 1) % 3 == 0 && i < nd - 1)
+			num[len++] = ',';
+	}
+	num[len] = '\0';
+	snprintf(text, sizeof text, "... and %s more like it in the last %.0f s", num,
+		 now - k->window < L.window ? L.window : now - k->window);
+	emit(k->level, k->module, text);
+	k->dropped = 0;
+}
+
+static void flush_dropped(void)
+{
+	double now = mono_now();
+
+	for (int i = 0; i < KINDS; i++)
+		if (L.kinds[i].fmt != NULL && L.kinds[i].dropped > 0)
+			say_dropped(&L.kinds[i], now);
+}
+
+/* May a line of this kind be written now?  Each call site gets `burst`
+ * lines per window; past that they are counted and summed up in one line
+ * when the next window starts, so a peer that makes us log (refused
+ * connections, bad lines) cannot fill the disk or drown the rest. */
+static bool allowed(enum log_level l, const char *module, const char *fmt)
+{
+	size_t h = ((size_t)fmt >> 3) % KINDS;
+	struct kind *k = NULL;
+	double now;
+
+	if (L.burst == 0)
+		return true;
+	for (int i = 0; i < KINDS && k == NULL; i++) {
+		struct kind *c = &L.kinds[(h + (size_t)i) % KINDS];
+		if (c->fmt == fmt || c->fmt == NULL)
+			k = c;
+	}
+	now = mono_now();
+	if (k == NULL) /* every slot taken: reuse the home slot */
+		k = &L.kinds[h];
+	if (k->fmt != fmt) {
+		if (k->fmt != NULL && k->dropped > 0)
+			say_dropped(k, now);
+		k->fmt = fmt;
+		k->module = module;
+		k->level = l;
+		k->window = now;
+		k->lines = 0;
+		k->dropped = 0;
+	}
+	if (now - k->window >= L.window) {
+		if (k->dropped > 0)
+			say_dropped(k, now);
+		k->window = now;
+		k->lines = 0;
+	}
+	if (k->lines < L.burst) {
+		k->lines++;
+		return true;
+	}
+	k->dropped++;
+	return false;
+}
+
 void log_vmsg(enum log_level l, const char *module, const char *fmt, va_list ap)
 {
-	char text[LOG_LINE_MAX], ts[ISO8601_LEN];
+	char text[LOG_LINE_MAX];
 	bool to_out = l >= L.level;
 	bool to_hook = L.hook != NULL && l >= L.hook_level && !L.in_hook;
 	int saved = errno;
 
+	if (to_out && !allowed(l, module, fmt))
+		to_out = false;
 	if (!to_out && !to_hook)
 		return;
 	vsnprintf(text, sizeof text, fmt, ap);
 	sanitize(text);
-	if (to_out) {
-		if (L.journal) {
-			/* The journal stamps time and unit; the priority prefix sets the level. */
-			fprintf(stderr, "%s%s [%s] %s\n", level_prio[l], level_names[l], module, text);
-		} else {
-			iso8601_now(ts, true);
-			fprintf(stderr, "%s %s %s [%s] %s\n", ts, L.prog, level_names[l], module, text);
-		}
-		if (L.file != NULL) {
-			if (L.journal)
-				iso8601_now(ts, true);
-			fprintf(L.file, "%s %s [%s] %s\n", ts, level_names[l], module, text);
-		}
-	}
+	if (to_out)
+		emit(l, module, text);
 	if (to_hook) {
 		L.in_hook = true;
 		L.hook(L.hook_ctx, l, module, text);

@@ -16,6 +16,10 @@ void log_set_level(enum log_level l);
 enum log_level log_get_level(void);
 /* Append to path too (NULL: stop).  0 or -1 with errno. */
 int log_set_file(const char *path);
+/* Rotate the file past max_file_bytes (0: never) to FILE.1; at most burst
+ * lines of one kind (call site) per window seconds to stderr and the file
+ * (0: no limit), the rest summed up in one line.  The hook gets them all. */
+void log_set_limits(long long max_file_bytes, unsigned burst, double window);
 /* Case-insensitive "debug"/"info"/"warning"/"warn"/"error"; false if none. */
 bool log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level l);

@@ -681,7 +681,8 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
 
         def endless_line(conn):
             read_request(conn)
-            conn.sendall(b"x" * (300 * 1024))
+            # past CTL_MAX_REPLY (64 MiB), the longest reply line accepted
+            conn.sendall(b"x" * (64 * 1024 * 1024 + 4096))
             time.sleep(10)
 
         def neither(conn):

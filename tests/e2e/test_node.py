@@ -582,16 +582,14 @@ class IdleConnection(unittest.TestCase):
 class OutOfDescriptors(unittest.TestCase):
     def test_accept_pauses_instead_of_spinning(self):
         rdv = rdv_server()
-        # 48 descriptors: a few dozen silent connections use them all up
-        # (the per-address accept rate would otherwise turn most away).
+        # 48 descriptors: a few dozen silent connections would use them all
+        # up (the per-address accept rate would otherwise turn most away).
         a = Node("alice", rdv, start=False,
                  sets=["limits.accept_rate=1000", "limits.handshake_timeout=30"])
         p = harness.start(["prlimit", "--nofile=48", harness.binary("CHATP2PD")] + a.argv(),
                           name="alice")
         m = p.wait_stdout(harness.LISTENING_RE, 10)
         a.proc, a.port = p, int(m.group(2))
-        # Subscribed before the flood: no new controller gets in during it.
-        w = a.events(["log"], log_level="WARNING")
         flood = []
         for _ in range(80):
             try:
@@ -603,24 +601,19 @@ class OutOfDescriptors(unittest.TestCase):
             with open("/proc/%d/stat" % p.pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             return int(fields[11]) + int(fields[12])   # utime + stime
-        def paused():
-            return w.wait_event(lambda e: e["type"] == "log" and "accept" in e["text"] and
-                                "pausing" in e["text"], 5, what="the accept pause")
-        paused()
-        # The backlog still holds connections it cannot take: each resume
-        # fails and pauses again.  CPU over those rounds, for at least 0.9 s.
+        # The node keeps descriptors in reserve (issue 13): silent strangers
+        # make room for newcomers or are refused, it never runs out, and the
+        # control socket answers throughout.  And it does not spin: CPU over
+        # at least 1 s of the flood, status asked all along.
         t0, c0 = time.monotonic(), cpu_ticks()
-        for _ in range(10):
-            paused()
-            if time.monotonic() - t0 >= 0.9:
-                break
+        harness.wait_for(lambda: a.call("status")["peer_id"] == "alice@CIC" and
+                         time.monotonic() - t0 >= 1.0, 10, what="status during the flood")
         used = (cpu_ticks() - c0) / os.sysconf("SC_CLK_TCK")
         spent = time.monotonic() - t0
         self.assertLess(used, 0.5 * spent,
                         "spinning on accept(): %.2f s of CPU in %.2f s" % (used, spent))
         for s in flood:
             s.close()
-        w.close()
         # descriptors back: the node serves again
         harness.wait_for(lambda: a.call("status")["peer_id"] == "alice@CIC", 10,
                          what="the control socket after the flood")

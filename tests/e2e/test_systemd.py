@@ -489,8 +489,11 @@ class Notify(unittest.TestCase):
         os.set_blocking(r, False)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "NOTIFY_"))}
         env.update(mgr.env(WATCHDOG_USEC="400000"))
+        # No log rate limit: the flood of "controller connected" lines is
+        # what fills the pipe.
         argv = [harness.binary("CHATP2PD")] + node_argv("judy", self.rdv.port, sock,
-                                                        sets=["logging.level=INFO"])
+                                                        sets=["logging.level=INFO",
+                                                              "logging.rate_limit=0"])
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=w, env=env, cwd=harness.tmpdir())
         os.close(w)

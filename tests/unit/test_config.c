@@ -114,9 +114,15 @@ static void test_defaults(void **state)
 	assert_true(c.keepalive.ping_interval == 30);
 	assert_true(c.keepalive.ping_timeout == 10);
 	assert_int_equal(c.keepalive.max_ping_failures, 3);
-	assert_string_equal(c.logging.level, "DEBUG");
+	/* The original client's DEBUG would fill a disk on an always-on
+	 * daemon (issue 13): INFO, a capped file and a per-kind rate limit. */
+	assert_string_equal(c.logging.level, "INFO");
 	assert_true(c.logging.log_to_file);
 	assert_string_equal(c.logging.file, "chatp2p.log");
+	assert_int_equal(c.logging.max_size, 10485760);
+	assert_int_equal(c.logging.rate_limit, 20);
+	assert_int_equal(c.limits.max_connections_per_ip, 32);
+	assert_string_equal(c.limits.exempt_addresses, "127.0.0.0/8, ::1");
 
 	assert_string_equal(c.node.name, "");
 	assert_string_equal(c.node.namespace_, "CIC");
@@ -564,7 +570,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 10);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 5 + 6 + 5 + 14 + 10);
 	buf_free(&out);
 }
 
