@@ -135,6 +135,8 @@ static const struct cfg_key keys[] = {
 	    "seconds to wait for BYE_OK at shutdown"),
 	K("limits", "accept_rate", CFG_INT, limits.accept_rate, 1, 1000000, "20",
 	    "inbound connections accepted per address per second"),
+	K("limits", "rendezvous_reply_max", CFG_INT, limits.rendezvous_reply_max, 32768, GIB,
+	    "16777216", "bytes of one rendezvous reply (a DISCOVER lists every peer on one line)"),
 
 	K("rendezvous_server", "listen", CFG_STRING, rendezvous_server.listen, 0, 0, "0.0.0.0",
 	    "address the rendezvous server role listens on"),

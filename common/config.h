@@ -73,6 +73,7 @@ struct config {
 		int max_bad_lines;            /* invalid lines before closing a peer */
 		double bye_timeout;           /* wait for BYE_OK at shutdown */
 		int accept_rate;              /* inbound connections per address per second */
+		int rendezvous_reply_max;     /* bytes of one rendezvous reply line */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

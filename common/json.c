@@ -139,6 +139,11 @@ static bool prescan(char *s, size_t len, char *err, size_t errlen)
 	return true;
 }
 
+bool json_prescan(char *text, size_t len, char *err, size_t errlen)
+{
+	return prescan(text, len, err, errlen);
+}
+
 jval json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
 	char ebuf[128] = "";

@@ -17,6 +17,11 @@ typedef yajl_val jval;
 jval json_parse(const char *text, size_t len, char *err, size_t errlen);
 void json_free(jval v);
 
+/* The checks and repairs json_parse() makes before yajl sees the text:
+ * text is a writable copy of len bytes plus a NUL (repairs are in place).
+ * For event parsers that feed the text to yajl themselves. */
+bool json_prescan(char *text, size_t len, char *err, size_t errlen);
+
 /* Accessors: all take NULL and wrong types gracefully. */
 jval json_get(jval obj, const char *key);      /* member of an object, or NULL */
 const char *json_str(jval v);                  /* string value, or NULL */
