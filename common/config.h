@@ -74,6 +74,8 @@ struct config {
 		double bye_timeout;           /* wait for BYE_OK at shutdown */
 		int accept_rate;              /* inbound connections per address per second */
 		int rendezvous_reply_max;     /* bytes of one rendezvous reply line */
+		int dials_in_flight;          /* outbound connects + handshakes at once */
+		double dial_rate;             /* outbound dials started per second */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

@@ -716,6 +716,47 @@ static void test_rdv_not_a_reply(void **state)
 	rdv_reply_free(&r);
 }
 
+/* A DISCOVER of any size (issue 10): 10,000 peers on one line, all kept;
+ * odd entries skipped; the last of duplicate keys wins; nested values read
+ * as absent. */
+static void test_rdv_discover_large(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct rdv_reply r;
+	const int n = 10000;
+
+	buf_puts(&b, "{\"status\":\"OK\",\"peers\":[");
+	for (int i = 0; i < n; i++)
+		buf_printf(&b, "%s{\"ip\":\"10.0.%d.%d\",\"port\":%d,\"name\":\"p%d\","
+			   "\"namespace\":\"CIC\",\"ttl\":7200,\"expires_in\":%d,\"x\":[{\"ip\":1}]}",
+			   i ? "," : "", i / 256, i % 256, 4000 + i, i, 7000 - i % 100);
+	buf_puts(&b, ",7,[{\"ip\":\"1.1.1.1\"}],{\"ip\":{\"a\":\"b\"},\"port\":1,\"name\":\"n\","
+		     "\"namespace\":\"CIC\"}]}");
+	assert_int_equal(rdv_reply_parse(b.data, b.len, &r), 0);
+	assert_true(r.ok);
+	assert_int_equal(r.npeers, n);
+	assert_string_equal(r.peers[0].ip, "10.0.0.0");
+	assert_string_equal(r.peers[n - 1].name, "p9999");
+	assert_string_equal(r.peers[n - 1].ns, "CIC");
+	assert_int_equal(r.peers[n - 1].port, 4000 + n - 1);
+	assert_int_equal(r.peers[n - 1].ttl, 7200);
+	assert_int_equal(r.peers[n - 1].expires_in, 7000 - (n - 1) % 100);
+	rdv_reply_free(&r);
+	buf_free(&b);
+
+	static const char dup[] = "{\"status\":1,\"peers\":[{\"ip\":\"1.2.3.4\",\"port\":5,"
+		"\"name\":\"a\",\"namespace\":\"CIC\"}],\"status\":\"OK\",\"peers\":[{\"ip\":\"5.6.7.8\","
+		"\"port\":6,\"port\":\"7\",\"name\":\"b\",\"namespace\":\"CIC\",\"ttl\":1.5}],\"ttl\":{}}";
+	assert_int_equal(rdv_reply_parse(dup, sizeof dup - 1, &r), 0);
+	assert_true(r.ok);
+	assert_int_equal(r.npeers, 1);
+	assert_string_equal(r.peers[0].ip, "5.6.7.8");
+	assert_int_equal(r.peers[0].port, 7);
+	assert_int_equal(r.peers[0].ttl, -1);
+	assert_int_equal(r.ttl, -1);
+	rdv_reply_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -739,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_rdv_errors),
 		cmocka_unit_test(test_rdv_discover),
 		cmocka_unit_test(test_rdv_not_a_reply),
+		cmocka_unit_test(test_rdv_discover_large),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
