@@ -405,7 +405,7 @@ static void test_parse_bad_json(void **state)
 		assert_true(err[0] != '\0');
 		pmsg_free(&m);
 		pmsg_free(&m); /* twice is harmless */
-		assert_null(m.root);
+		assert_null(m.arena);
 	}
 	/* A NUL inside the line. */
 	assert_int_equal(pmsg_parse("{\"type\":\"PI\0NG\"}", 16, &m, err, sizeof err), PMSG_BAD_JSON);
