@@ -386,7 +386,9 @@ static void pump(struct conn *c)
 	} else {
 		free(m);
 	}
-	schedule_flush(c);
+	/* One line per write here: nothing to batch, and waiting for the end of
+	 * the loop iteration would only add to a stop-and-wait round trip. */
+	flush(c);
 }
 
 /* The answer to msg_id came: the line was read, the next may go at once. */
