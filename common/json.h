@@ -20,7 +20,9 @@ void json_free(jval v);
 
 /* The checks and repairs json_parse() makes before yajl sees the text:
  * text is a writable copy of len bytes plus a NUL (repairs are in place).
- * For event parsers that feed the text to yajl themselves. */
+ * For event parsers that feed the text to yajl themselves; they bound the
+ * nesting depth themselves (JSON_MAX_DEPTH), as it is not always checked. */
+#define JSON_MAX_DEPTH 64
 bool json_prescan(char *text, size_t len, char *err, size_t errlen);
 
 /* A bump allocator for yajl (yajl_alloc_funcs) over a caller's buffer,

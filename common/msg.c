@@ -235,8 +235,7 @@ static int pcb_start_map(void *ctx)
 		p->root_map = true;
 	else
 		pv_str(p, NULL);
-	p->depth++;
-	return 1;
+	return ++p->depth <= JSON_MAX_DEPTH; /* deeper: yajl stops, the line is refused */
 }
 
 static int pcb_start_array(void *ctx)
@@ -247,8 +246,7 @@ static int pcb_start_array(void *ctx)
 		pv_str(p, NULL);
 	if (p->depth == 1 && p->k == K_FEATURES)
 		p->in_features = true;
-	p->depth++;
-	return 1;
+	return ++p->depth <= JSON_MAX_DEPTH;
 }
 
 static int pcb_end(void *ctx)

@@ -247,8 +247,7 @@ static int cb_start_map(void *ctx)
 		r->root_map = true;
 	else
 		value(r, &v);
-	r->depth++;
-	return 1;
+	return ++r->depth <= JSON_MAX_DEPTH;
 }
 
 static int cb_end_map(void *ctx)
@@ -268,8 +267,7 @@ static int cb_start_array(void *ctx)
 
 	if (r->depth > 0)
 		value(r, &v);
-	r->depth++;
-	return 1;
+	return ++r->depth <= JSON_MAX_DEPTH;
 }
 
 static int cb_end_array(void *ctx)

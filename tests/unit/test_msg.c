@@ -784,6 +784,33 @@ static void test_ack_fast_path(void **state)
 	buf_free(&b);
 }
 
+/* The event parsers bound nesting themselves (the fast prescan does not). */
+static void test_deep_nesting_refused(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct pmsg m;
+	struct rdv_reply r;
+
+	buf_puts(&b, "{\"type\":\"PING\",\"msg_id\":\"x\",\"deep\":");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "[");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "]");
+	buf_puts(&b, "}");
+	assert_int_equal(pmsg_parse(b.data, b.len, &m, NULL, 0), PMSG_BAD_JSON);
+	pmsg_free(&m);
+	buf_reset(&b);
+	buf_puts(&b, "{\"status\":\"OK\",\"peers\":");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "[");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "]");
+	buf_puts(&b, "}");
+	assert_int_equal(rdv_reply_parse(b.data, b.len, &r), -1);
+	rdv_reply_free(&r);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -809,6 +836,7 @@ int main(void)
 		cmocka_unit_test(test_rdv_not_a_reply),
 		cmocka_unit_test(test_rdv_discover_large),
 		cmocka_unit_test(test_ack_fast_path),
+		cmocka_unit_test(test_deep_nesting_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
