@@ -652,6 +652,8 @@ static void established(struct conn *c, const struct pmsg *m)
 	 * is written (it waits behind the probe). */
 	if (!c->pipeline)
 		start_probe(c);
+	if (c->state == CONN_CLOSED)
+		return; /* the probe's write failed */
 	c->busy++;
 	node_conn_established(c->node, c);
 	c->busy--;
