@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from nodes import Node  # noqa: E402
+from nodes import CtlError, Node  # noqa: E402
 
 N = 1000
 NS = "BIG"
@@ -183,6 +183,36 @@ class Namespace1000(unittest.TestCase):
             if a is not None and a.proc.alive():
                 a.stop()
             farm.close()
+            rdv.check_clean_exit()
+
+    def test_reply_past_the_limit_is_a_clear_error(self):
+        # 600 registrations make a reply of ~60 KB: past a 32 KB limit it
+        # fails with the limit's name; the default (16 MiB) takes it.
+        rdv = harness.start_rendezvous("rate_limit=1000000")
+        nodes = []
+        try:
+            for i in range(600):
+                r = harness.rdv_request(rdv.port, {"type": "REGISTER", "namespace": NS,
+                                                   "name": "r%04d" % i, "port": 1000 + i,
+                                                   "ttl": 3600})
+                self.assertEqual(r["status"], "OK", r)
+            quiet = ["rendezvous.discover_interval=3600", "peer_connection.retry_attempts=1"]
+            small = Node("small", rdv, namespace=NS,
+                         sets=quiet + ["limits.rendezvous_reply_max=32768"])
+            nodes.append(small)
+            with self.assertRaises(CtlError) as cm:
+                small.call("discover", timeout=20)
+            self.assertIn("reply longer than 32768 bytes (limits.rendezvous_reply_max)",
+                          str(cm.exception))
+            big = Node("big", rdv, namespace=NS, sets=quiet)
+            nodes.append(big)
+            self.assertGreaterEqual(len(big.call("discover", timeout=20)["peers"]), 600)
+            for n in nodes:
+                n.stop(self)
+        finally:
+            for n in nodes:
+                if n.proc.alive():
+                    n.stop()
             rdv.check_clean_exit()
 
 
