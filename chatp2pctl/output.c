@@ -331,9 +331,9 @@ void out_peers(FILE *f, jval r)
 void out_conn(FILE *f, jval r)
 {
 	static const char *const hdr[] = { "PEER", "DIR", "STATE", "ADDRESS", "SINCE", ">RTT(ms)",
-					   ">RX", ">TX", ">QUEUED" };
+					   ">RX", ">TX", ">QUEUED", "WRITE" };
 	jval list = json_get(r, "connections");
-	struct table *t = table_new(9, hdr);
+	struct table *t = table_new(10, hdr);
 
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval c = json_arr_at(list, i);
@@ -351,6 +351,7 @@ void out_conn(FILE *f, jval r)
 			peer, strcmp(jstr_or(c, "direction", ""), "outbound") == 0 ? "out" : "in", state,
 			jstr_or(c, "address", "-"), fmt_age(json_get_str(c, "since"), since, sizeof since),
 			fmt_num(c, "rtt_ms", 2, rtt, sizeof rtt), rx, tx, q,
+			jstr_or(c, "write_mode", "-"),
 		};
 		table_row(t, row);
 	}

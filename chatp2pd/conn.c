@@ -27,6 +27,8 @@ static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_pong_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_gap(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_resend(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_probe_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents);
 static void pump(struct conn *c);
 static void flush(struct conn *c);
 
@@ -37,6 +39,17 @@ const char *conn_state_name(enum conn_state s)
 	case CONN_HANDSHAKE: return "handshake";
 	case CONN_ESTABLISHED: return "established";
 	case CONN_CLOSED: return "closed";
+	}
+	return "?";
+}
+
+const char *conn_wmode_name(enum conn_wmode m)
+{
+	switch (m) {
+	case WM_PIPELINE: return "pipeline";
+	case WM_PROBING: return "probing";
+	case WM_LEARNED: return "learned";
+	case WM_ONE_PER_WRITE: return "one-per-write";
 	}
 	return "?";
 }
@@ -83,8 +96,11 @@ static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 	ev_init(&c->pong_timer, on_pong_timeout);
 	ev_init(&c->gap_timer, on_gap);
 	ev_init(&c->resend_timer, on_resend);
+	ev_init(&c->probe_timer, on_probe_timeout);
+	ev_prepare_init(&c->flusher, on_flusher);
 	c->rio.data = c->wio.data = c->deadline.data = c->ping_timer.data = c->pong_timer.data =
-		c->gap_timer.data = c->resend_timer.data = c;
+		c->gap_timer.data = c->resend_timer.data = c->probe_timer.data = c->flusher.data = c;
+	c->wmode = WM_ONE_PER_WRITE;
 	return c;
 }
 
@@ -178,6 +194,8 @@ void conn_close(struct conn *c, const char *reason)
 	ev_timer_stop(loop, &c->pong_timer);
 	ev_timer_stop(loop, &c->gap_timer);
 	ev_timer_stop(loop, &c->resend_timer);
+	ev_timer_stop(loop, &c->probe_timer);
+	ev_prepare_stop(loop, &c->flusher);
 	close(c->fd);
 	c->fd = -1;
 	c->busy++;
@@ -200,7 +218,8 @@ void conn_reap(struct conn *c)
 
 /* ---- output ----------------------------------------------------------- */
 
-/* Write what we can now; the rest waits for EV_WRITE. */
+/* Write what we can now; the rest waits for EV_WRITE.  The write watcher
+ * runs only while bytes are stuck (no epoll_ctl per message). */
 static void flush(struct conn *c)
 {
 	struct ev_loop *loop = node_loop(c->node);
@@ -214,7 +233,8 @@ static void flush(struct conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(loop, &c->wio);
+			if (!ev_is_active(&c->wio))
+				ev_io_start(loop, &c->wio);
 			return;
 		}
 		char why[128];
@@ -222,18 +242,37 @@ static void flush(struct conn *c)
 		conn_close(c, why);
 		return;
 	}
-	ev_io_stop(loop, &c->wio);
+	if (ev_is_active(&c->wio))
+		ev_io_stop(loop, &c->wio);
 	if (c->close_after_flush) {
 		conn_close(c, c->close_reason[0] ? c->close_reason : "closed after reply");
 		return;
 	}
-	if (!c->pipeline && c->state == CONN_ESTABLISHED) {
-		/* Some peers read one message per recv(): give this one its own. */
+	if (c->gap && !c->batch && c->state == CONN_ESTABLISHED && !ev_is_active(&c->gap_timer)) {
+		/* Some peers read one message per recv(): this line gets a read of
+		 * its own.  Its answer, if it has one, ends the wait early. */
 		double gap = node_config(c->node)->limits.send_gap_ms / 1000.0;
-		c->gap = true;
 		ev_timer_set(&c->gap_timer, gap, 0);
 		ev_timer_start(loop, &c->gap_timer);
 	}
+}
+
+/* Everything written to c in this loop iteration leaves in one write. */
+static void schedule_flush(struct conn *c)
+{
+	if (!ev_is_active(&c->flusher))
+		ev_prepare_start(node_loop(c->node), &c->flusher);
+}
+
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct conn *c = w->data;
+
+	ev_prepare_stop(loop, w);
+	if (c->state == CONN_CLOSED || c->out.len == 0 || ev_is_active(&c->wio) ||
+	    c->state == CONN_CONNECTING)
+		return;
+	flush(c); /* may close and free c */
 }
 
 static struct conn_msg *msg_new(const struct buf *line, bool is_send, const char *msg_id)
@@ -242,6 +281,8 @@ static struct conn_msg *msg_new(const struct buf *line, bool is_send, const char
 
 	m->next = NULL;
 	m->is_send = is_send;
+	m->answered = is_send;
+	m->probe = false;
 	snprintf(m->msg_id, sizeof m->msg_id, "%s", msg_id ? msg_id : "");
 	m->len = line->len;
 	memcpy(m->line, line->data, line->len);
@@ -281,15 +322,16 @@ static int write_line(struct conn *c, const struct buf *line, enum conn_kind kin
 		return -1;
 	}
 	c->tx_msgs++;
-	if (c->pipeline) {
+	if (c->batch) {
 		/* Batched: everything written in this loop iteration leaves in one write. */
 		buf_append(&c->out, line->data, line->len);
-		ev_io_start(node_loop(c->node), &c->wio);
+		schedule_flush(c);
 		return 0;
 	}
 	struct conn_msg *m = msg_new(line, kind == CK_SEND, msg_id);
+	m->answered = (kind == CK_SEND || kind == CK_PING) && msg_id != NULL;
 	c->queued += m->len;
-	if (kind == CK_CTL)
+	if (kind == CK_CTL || kind == CK_PING)
 		enqueue(&c->ctl_head, &c->ctl_tail, m);
 	else
 		enqueue(&c->data_head, &c->data_tail, m);
@@ -313,13 +355,14 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 	return rc;
 }
 
-/* One message per write for peers without "pipeline" (PROTOCOL.md §4). */
+/* One message per write for peers without "pipeline" (PROTOCOL.md §4):
+ * after each line, nothing more until its gap ends, or its answer comes. */
 static void pump(struct conn *c)
 {
 	struct ev_loop *loop = node_loop(c->node);
 	struct conn_msg *m;
 
-	if (c->state != CONN_ESTABLISHED || c->pipeline || c->out.len > 0 || c->gap)
+	if (c->state != CONN_ESTABLISHED || c->batch || c->out.len > 0 || c->gap)
 		return;
 	m = dequeue(&c->ctl_head, &c->ctl_tail);
 	if (m == NULL && c->inflight == NULL)
@@ -328,6 +371,13 @@ static void pump(struct conn *c)
 		return;
 	c->queued -= m->len;
 	buf_append(&c->out, m->line, m->len);
+	c->gap = true;
+	snprintf(c->await_id, sizeof c->await_id, "%s", m->answered ? m->msg_id : "");
+	if (m->probe) {
+		c->probe_sent = mono_now();
+		ev_timer_set(&c->probe_timer, node_config(c->node)->keepalive.ping_timeout, 0);
+		ev_timer_start(loop, &c->probe_timer);
+	}
 	if (m->is_send) {
 		c->inflight = m;
 		double every = node_config(c->node)->limits.resend_interval;
@@ -336,7 +386,103 @@ static void pump(struct conn *c)
 	} else {
 		free(m);
 	}
+	/* One line per write here: nothing to batch, and waiting for the end of
+	 * the loop iteration would only add to a stop-and-wait round trip. */
 	flush(c);
+}
+
+/* The answer to msg_id came: the line was read, the next may go at once. */
+static void answered(struct conn *c, const char *msg_id)
+{
+	if (!c->gap || c->await_id[0] == '\0' || c->out.len > 0 || msg_id == NULL ||
+	    strcmp(c->await_id, msg_id) != 0)
+		return;
+	c->gap = false;
+	c->await_id[0] = '\0';
+	ev_timer_stop(node_loop(c->node), &c->gap_timer);
+	pump(c);
+}
+
+/* The peer proved it reads whole segments: whatever waits goes now, batched. */
+static void go_batched(struct conn *c, enum conn_wmode mode)
+{
+	struct conn_msg *m;
+
+	c->wmode = mode;
+	c->batch = true;
+	c->gap = false;
+	c->await_id[0] = '\0';
+	ev_timer_stop(node_loop(c->node), &c->gap_timer);
+	while ((m = dequeue(&c->ctl_head, &c->ctl_tail)) != NULL ||
+	       (m = dequeue(&c->data_head, &c->data_tail)) != NULL) {
+		buf_append(&c->out, m->line, m->len);
+		free(m);
+	}
+	c->queued = 0;
+	if (c->out.len > 0)
+		schedule_flush(c);
+}
+
+/* Two PINGs in one write, ahead of everything queued (PROTOCOL.md §4). */
+static void start_probe(struct conn *c)
+{
+	struct buf two = BUF_INIT;
+	struct conn_msg *m;
+
+	c->wmode = WM_PROBING;
+	for (int i = 0; i < 2; i++) {
+		msgid_new(c->probe_id[i]);
+		c->probe_pong[i] = false;
+		pmsg_build_ping(&two, c->probe_id[i]);
+	}
+	m = msg_new(&two, false, c->probe_id[0]);
+	buf_free(&two);
+	m->answered = true; /* the first PONG ends the gap */
+	m->probe = true;
+	m->next = c->ctl_head;
+	c->ctl_head = m;
+	if (c->ctl_tail == NULL)
+		c->ctl_tail = m;
+	c->queued += m->len;
+	c->tx_msgs += 2;
+	pump(c);
+}
+
+static void on_probe_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	if (c->wmode != WM_PROBING)
+		return;
+	/* One PONG (or none): this peer loses what shares a segment.  The lost
+	 * PING is no keep-alive failure: keep-alive has PINGs of its own. */
+	c->wmode = WM_ONE_PER_WRITE;
+	log_info(MOD, "%s: %d of 2 PINGs sent together answered: one message per write",
+		 c->peer_id, (int)c->probe_pong[0] + (int)c->probe_pong[1]);
+}
+
+/* A PONG for one of the probe's PINGs?  Both answered: learned. */
+static bool probe_pong(struct conn *c, const char *msg_id)
+{
+	int i;
+
+	if (c->wmode != WM_PROBING || msg_id == NULL)
+		return false;
+	for (i = 0; i < 2 && strcmp(c->probe_id[i], msg_id) != 0; i++)
+		;
+	if (i == 2)
+		return false;
+	if (!c->probe_pong[0] && !c->probe_pong[1])
+		node_conn_rtt(c->node, c, (mono_now() - c->probe_sent) * 1000.0);
+	c->probe_pong[i] = true;
+	if (c->probe_pong[0] && c->probe_pong[1]) {
+		ev_timer_stop(node_loop(c->node), &c->probe_timer);
+		log_debug(MOD, "%s: both PINGs of one write answered: batched writes", c->peer_id);
+		go_batched(c, WM_LEARNED);
+	} else {
+		answered(c, c->await_id);
+	}
+	return true;
 }
 
 void conn_send_done(struct conn *c, const char *msg_id)
@@ -347,7 +493,10 @@ void conn_send_done(struct conn *c, const char *msg_id)
 		free(c->inflight);
 		c->inflight = NULL;
 		ev_timer_stop(node_loop(c->node), &c->resend_timer);
-		pump(c);
+		if (c->gap)
+			answered(c, msg_id);
+		else
+			pump(c);
 		return;
 	}
 	/* Timed out before its turn came: drop it from the queue. */
@@ -388,6 +537,7 @@ static void on_gap(struct ev_loop *loop, ev_timer *w, int revents)
 	struct conn *c = w->data;
 
 	c->gap = false;
+	c->await_id[0] = '\0';
 	pump(c);
 }
 
@@ -447,7 +597,7 @@ static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	c->ping_sent = mono_now();
 	c->ping_out = true;
 	pmsg_build_ping(&line, c->ping_id);
-	if (conn_write(c, &line, CK_CTL, NULL) == 0) {
+	if (conn_write(c, &line, CK_PING, c->ping_id) == 0) {
 		ev_timer_set(&c->pong_timer, cfg->keepalive.ping_timeout, 0);
 		ev_timer_start(loop, &c->pong_timer);
 	}
@@ -500,6 +650,9 @@ static void on_pong(struct conn *c, const struct pmsg *m)
 		node_conn_alive(c->node, c);
 		c->busy--;
 	}
+	if (probe_pong(c, m->msg_id))
+		return;
+	answered(c, m->msg_id);
 	if (c->ping_out && m->msg_id && strcmp(m->msg_id, c->ping_id) == 0) {
 		double ms = (mono_now() - c->ping_sent) * 1000.0;
 		c->ping_out = false;
@@ -514,10 +667,18 @@ static void established(struct conn *c, const struct pmsg *m)
 {
 	c->features = m ? m->features : 0;
 	c->pipeline = (c->features & FEAT_PIPELINE) != 0;
+	c->batch = c->pipeline;
+	c->wmode = c->pipeline ? WM_PIPELINE : WM_ONE_PER_WRITE;
 	c->state = CONN_ESTABLISHED;
 	c->since = wall_now();
 	ev_timer_stop(node_loop(c->node), &c->deadline);
 	start_keepalive(c);
+	/* Learn whether this peer reads whole segments before anything else
+	 * is written (it waits behind the probe). */
+	if (!c->pipeline)
+		start_probe(c);
+	if (c->state == CONN_CLOSED)
+		return; /* the probe's write failed */
 	c->busy++;
 	node_conn_established(c->node, c);
 	c->busy--;
@@ -561,8 +722,10 @@ static void handle(struct conn *c, const struct pmsg *m)
 				conn_close(c, "HELLO refused");
 				return;
 			}
-			/* HELLO_OK in a write of its own. */
+			/* HELLO_OK in a write of its own, and a gap after it:
+			 * it gets no answer. */
 			pmsg_build_hello(&c->out, true, node_id(c->node), FEAT_OURS);
+			c->gap = (m->features & FEAT_PIPELINE) == 0;
 			established(c, m);
 			if (c->state != CONN_CLOSED)
 				flush(c);

@@ -1,9 +1,11 @@
 /* One TCP connection to a peer (PROTOCOL.md section 2): non-blocking connect,
  * the HELLO/HELLO_OK handshake with bounded waits, framed input, a bounded
  * output queue, keep-alive (PING/PONG, RTT, idle), BYE/BYE_OK, and the write
- * discipline of section 4: peers that advertise "pipeline" get batched
- * writes; the others get one message per write, a gap after messages that
- * get no answer, and at most one SEND awaiting its ACK. */
+ * discipline of section 4: peers that advertise "pipeline", or prove they
+ * read whole segments (two PINGs in one write, two PONGs back), get batched
+ * writes; the others get one message per write, at most one SEND awaiting
+ * its ACK, and after a line a short gap that its answer (ACK, PONG) ends
+ * early.  Output is collected per loop iteration and written once. */
 #ifndef CHATP2PD_CONN_H
 #define CHATP2PD_CONN_H
 #include <ev.h>
@@ -29,10 +31,20 @@ enum conn_state {
 	CONN_CLOSED,      /* socket gone; freed when no callback is running */
 };
 
+/* How we write to a peer (the `conn` method's write_mode). */
+enum conn_wmode {
+	WM_PIPELINE,      /* it advertised "pipeline": batched writes */
+	WM_PROBING,       /* two PINGs in one write sent, PONGs awaited */
+	WM_LEARNED,       /* both PINGs answered: batched writes */
+	WM_ONE_PER_WRITE, /* one line per write, stop-and-wait SENDs */
+};
+
 /* A message waiting for its own write to a peer without "pipeline". */
 struct conn_msg {
 	struct conn_msg *next;
 	bool is_send;               /* a SEND: wait for its ACK before the next */
+	bool answered;              /* an answer with msg_id ends the gap early */
+	bool probe;                 /* the two PINGs of the pipeline probe */
 	char msg_id[MSGID_LEN];
 	size_t len;
 	char line[];                /* JSON + '\n' */
@@ -46,7 +58,9 @@ struct conn {
 	enum conn_dir dir;
 	enum conn_state state;
 	bool primary;               /* the peer table's connection for peer_id */
-	bool pipeline;              /* the peer reads every line of a stream */
+	bool pipeline;              /* the peer advertised "pipeline" */
+	bool batch;                 /* write batched: advertised or learned */
+	enum conn_wmode wmode;
 	unsigned features;
 	char peer_id[PEER_ID_MAX + 1]; /* dialled, or proved by HELLO */
 	char addr[80];              /* "ip:port" of the other end */
@@ -60,6 +74,8 @@ struct conn {
 	ev_timer pong_timer;        /* ping_timeout for the outstanding PING */
 	ev_timer gap_timer;         /* pacing for peers without "pipeline" */
 	ev_timer resend_timer;      /* resend the SEND awaiting its ACK */
+	ev_timer probe_timer;       /* how long the probe's second PONG may take */
+	ev_prepare flusher;         /* one write per loop iteration */
 
 	struct framer fr;
 	struct buf out;             /* bytes being written now */
@@ -68,7 +84,11 @@ struct conn {
 	struct conn_msg *data_head, *data_tail; /* SEND and PUB, in order */
 	size_t queued;
 	struct conn_msg *inflight;  /* the SEND awaiting its ACK */
-	bool gap;
+	bool gap;                   /* one-per-write: the last line's gap runs */
+	char await_id[MSGID_LEN];   /* its answer (ACK/PONG msg_id) ends the gap */
+	char probe_id[2][MSGID_LEN];
+	bool probe_pong[2];
+	double probe_sent;          /* mono_now() when the probe went out */
 
 	char ping_id[MSGID_LEN];
 	double ping_sent;           /* ev_now when ping_id went out */
@@ -95,6 +115,7 @@ enum conn_kind {
 	CK_CTL,   /* PING PONG ACK BYE BYE_OK: jump ahead of chat data */
 	CK_SEND,  /* waits for its ACK before the next SEND or PUB goes */
 	CK_PUB,   /* in order with SENDs, no answer */
+	CK_PING,  /* control, answered by a PONG with msg_id */
 };
 
 /* Queue one built line (JSON + '\n'); msg_id is the SEND's.  Returns -1
@@ -114,5 +135,7 @@ void conn_close(struct conn *c, const char *reason);
 /* Free a closed connection once no callback of it is running. */
 void conn_reap(struct conn *c);
 const char *conn_state_name(enum conn_state s);
+/* "pipeline", "probing", "learned" or "one-per-write". */
+const char *conn_wmode_name(enum conn_wmode m);
 
 #endif

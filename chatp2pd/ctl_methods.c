@@ -288,6 +288,8 @@ static void m_conn(struct ctl_req *req, jval params)
 		JG_KINT(g, "queued_bytes", (long long)(c->out.len + c->queued));
 		if (p && p->rtt.samples && c->primary)
 			gen_ms(g, "rtt_ms", p->rtt.last);
+		if (c->state == CONN_ESTABLISHED)
+			JG_KSTR(g, "write_mode", conn_wmode_name(c->wmode));
 		jg_end_map(g);
 	}
 	jg_end_arr(g);

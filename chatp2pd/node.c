@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "dial_pacer.h"
 #include "log.h"
 #include "router.h"
 #include "timeutil.h"
@@ -62,6 +63,7 @@ struct node {
 	void *hook_ctx;
 	struct accept_slot accepts[ACCEPT_SLOTS];
 	struct node_guard guard;
+	struct dial_pacer *pacer;      /* dials in flight / per second */
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -78,6 +80,7 @@ static void on_rdv_state(void *ctx, const struct rdv_status *st);
 static void on_rdv_discover(void *ctx, const struct rdv_peer *peers, size_t n);
 static void maybe_stopped(struct node *n);
 static void schedule_retry(struct node *n, struct peer *p);
+static bool paced_dial(void *ctx, const char *peer_id);
 
 /* ---- accessors ------------------------------------------------------- */
 
@@ -254,6 +257,8 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 	ev_timer_init(&n->reconcile, on_reconcile, cfg->reconnection.check_interval,
 		      cfg->reconnection.check_interval);
 	n->reconcile.data = n;
+	n->pacer = dial_pacer_new(loop, paced_dial, n);
+	dial_pacer_configure(n->pacer, cfg->limits.dials_in_flight, cfg->limits.dial_rate);
 	return n;
 }
 
@@ -302,6 +307,7 @@ void node_free(struct node *n)
 	peer_foreach(&n->peers, stop_peer_timer, n);
 	rdv_client_free(n->rdv);
 	router_free(n->router);
+	dial_pacer_free(n->pacer);
 	peer_table_free(&n->peers);
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
@@ -344,17 +350,17 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 			ev_timer_again(n->loop, &c->ping_timer);
 	}
 	rdv_client_reconfigure(n->rdv, &n->cfg);
+	dial_pacer_configure(n->pacer, n->cfg.limits.dials_in_flight, n->cfg.limits.dial_rate);
 	return refused;
 }
 
 /* ---- dialling and backoff ------------------------------------------------ */
 
-static void dial(struct node *n, struct peer *p)
+/* True if a dial started (p->dialing); the pacer counts it in flight. */
+static bool dial_now(struct node *n, struct peer *p)
 {
 	char err[160];
 
-	if (n->stopping || p->conn || p->dialing || p->ip[0] == '\0')
-		return;
 	ev_timer_stop(n->loop, &p->retry_timer);
 	p->attempts++;
 	log_debug(MOD, "dialling %s at %s:%d (attempt %u)", p->id, p->ip, p->port, p->retry + 1);
@@ -363,7 +369,7 @@ static void dial(struct node *n, struct peer *p)
 		log_info(MOD, "cannot dial %s: %s", p->id, err);
 		p->retry++;
 		schedule_retry(n, p);
-		return;
+		return false;
 	}
 	c->prev = NULL;
 	c->next = n->conns;
@@ -374,6 +380,29 @@ static void dial(struct node *n, struct peer *p)
 	p->dialing = c;
 	if (c->fd >= guard_nofile() - FD_RESERVE)
 		conn_close(c, "descriptors running out (some kept in reserve)"); /* a failed dial */
+	return true;
+}
+
+static bool wants_dial(const struct node *n, const struct peer *p)
+{
+	return !n->stopping && p->conn == NULL && p->dialing == NULL && p->ip[0] != '\0';
+}
+
+/* Dials wait their turn (dial_pacer.h): a DISCOVER may list 1,000 peers. */
+static void dial(struct node *n, struct peer *p)
+{
+	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id))
+		return;
+	if (!dial_now(n, p))
+		dial_pacer_done(n->pacer);
+}
+
+static bool paced_dial(void *ctx, const char *peer_id)
+{
+	struct node *n = ctx;
+	struct peer *p = peer_find(&n->peers, peer_id);
+
+	return p != NULL && wants_dial(n, p) && dial_now(n, p);
 }
 
 /* After a failed dial or a lost connection: when to try again, if at all.
@@ -714,6 +743,7 @@ void node_conn_established(struct node *n, struct conn *c)
 	if (c->dir == CONN_OUT && p->dialing == c) {
 		p->dialing = NULL;
 		p->dial_ok++;
+		dial_pacer_done(n->pacer);
 	}
 	if (n->stopping) {
 		conn_bye(c, "shutdown");
@@ -852,6 +882,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 
 	if (p && p->dialing == c) {
 		p->dialing = NULL;
+		dial_pacer_done(n->pacer);
 		p->retry++;
 		log_info(MOD, "dial %s (%s) failed: %s", p->id, c->addr, reason);
 		schedule_retry(n, p);

@@ -127,6 +127,7 @@ struct rdv_client {
 	int my_port;
 	long long ttl;
 	double timeout;
+	size_t reply_max;  /* limits.rendezvous_reply_max */
 	double disc_interval;
 	double backoff_base;
 	double ttl_threshold;
@@ -431,7 +432,8 @@ static int line_cb(void *ctx, enum framer_event ev, const char *line, size_t len
 	struct txn *t = ctx;
 
 	if (ev == FRAMER_OVERFLOW) {
-		snprintf(t->err, sizeof t->err, "reply longer than %d bytes", FRAMER_MAX_LINE);
+		snprintf(t->err, sizeof t->err,
+			 "reply longer than %zu bytes (limits.rendezvous_reply_max)", t->c->reply_max);
 		return 1;
 	}
 	if (len == 0)
@@ -469,7 +471,7 @@ static void closed_silently(struct txn *t)
 
 static void do_read(struct txn *t)
 {
-	char buf[4096];
+	static char buf[65536]; /* one loop: shared by every transaction */
 	const char *rest;
 	ssize_t n;
 	size_t len;
@@ -633,7 +635,9 @@ static void txn_start(struct rdv_client *c, enum kind k)
 
 	t->active = true;
 	t->phase = PH_RESOLVE;
-	framer_init(&t->fr, FRAMER_MAX_LINE);
+	/* Replies have no line limit of the protocol's: a DISCOVER lists every
+	 * registration on one line.  Ours is limits.rendezvous_reply_max. */
+	framer_init(&t->fr, c->reply_max);
 	switch (k) {
 	case K_REGISTER:
 		rc = rdv_build_register(&t->out, c->ns, c->name, c->my_port, c->ttl);
@@ -948,6 +952,8 @@ static void take_config(struct rdv_client *c, const struct config *cfg)
 	c->port = cfg->rendezvous.port;
 	snprintf(c->disc_ns, sizeof c->disc_ns, "%s", cfg->node.discover_namespace);
 	c->timeout = cfg->limits.rendezvous_timeout > 0 ? cfg->limits.rendezvous_timeout : 5.;
+	c->reply_max = cfg->limits.rendezvous_reply_max >= FRAMER_MAX_LINE
+			       ? (size_t)cfg->limits.rendezvous_reply_max : FRAMER_MAX_LINE;
 	c->disc_interval = cfg->rendezvous.discover_interval;
 	/* Allowed (tests want it), but it is throttled: say so once per load. */
 	if (c->disc_interval > 0 && c->tun.budget > c->tun.reserve &&

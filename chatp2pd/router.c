@@ -35,9 +35,15 @@ struct late_entry {
 	double t0;
 };
 
+/* Fixed size, no allocation per message: the msg_id itself (its first 64
+ * bytes, as ids go) and a 64-bit hash of the sender's peer_id. */
+#define SEEN_ID_MAX 64
 struct seen_entry {
-	char *key;                  /* "peer_id msg_id" */
+	uint64_t peer_hash;
+	uint32_t bucket;            /* hash of both % SEEN_MAX: its chain */
 	int next;                   /* hash chain: index, -1 ends */
+	bool used;
+	char msg_id[SEEN_ID_MAX + 1];
 };
 
 struct router {
@@ -90,8 +96,6 @@ void router_free(struct router *r)
 			pending_free(p);
 		}
 	}
-	for (int i = 0; i < SEEN_MAX; i++)
-		free(r->seen[i].key);
 	free(r);
 }
 
@@ -316,29 +320,42 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 	return reached;
 }
 
-/* true the first time (peer, msg_id) is seen among the last SEEN_MAX. */
+static uint64_t hash64(uint64_t h, const char *s, size_t max)
+{
+	for (size_t i = 0; i < max && s[i]; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+	return h;
+}
+
+/* true the first time (peer, msg_id) is seen among the last SEEN_MAX: the
+ * duplicate filter, a hash table over a ring (the one place it is decided). */
 static bool first_sighting(struct router *r, const char *peer_id, const char *msg_id)
 {
-	char key[PEER_ID_MAX + 80];
-	uint32_t b;
+	uint64_t ph = hash64(14695981039346656037u, peer_id, (size_t)-1);
+	uint32_t b = (uint32_t)(hash64(ph, msg_id, SEEN_ID_MAX) % SEEN_MAX);
+	size_t idlen = strnlen(msg_id, SEEN_ID_MAX);
 
-	snprintf(key, sizeof key, "%s %.64s", peer_id, msg_id);
-	b = hash(key) % SEEN_MAX;
-	for (int i = r->seen_head[b]; i >= 0; i = r->seen[i].next)
-		if (strcmp(r->seen[i].key, key) == 0)
+	for (int i = r->seen_head[b]; i >= 0; i = r->seen[i].next) {
+		const struct seen_entry *e = &r->seen[i];
+		if (e->peer_hash == ph && strncmp(e->msg_id, msg_id, SEEN_ID_MAX) == 0 &&
+		    e->msg_id[idlen] == '\0')
 			return false;
+	}
 	/* Evict the oldest entry from its chain, then reuse its slot. */
 	int slot = r->seen_next;
 	r->seen_next = (r->seen_next + 1) % SEEN_MAX;
 	struct seen_entry *e = &r->seen[slot];
-	if (e->key) {
-		int *pi = &r->seen_head[hash(e->key) % SEEN_MAX];
+	if (e->used) {
+		int *pi = &r->seen_head[e->bucket];
 		while (*pi != slot)
 			pi = &r->seen[*pi].next;
 		*pi = e->next;
-		free(e->key);
 	}
-	e->key = xstrdup(key);
+	e->used = true;
+	e->peer_hash = ph;
+	e->bucket = b;
+	memcpy(e->msg_id, msg_id, idlen);
+	e->msg_id[idlen] = '\0';
 	e->next = r->seen_head[b];
 	r->seen_head[b] = slot;
 	return true;

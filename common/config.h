@@ -79,6 +79,9 @@ struct config {
 		char exempt_addresses[CFG_STR_MAX]; /* spared by the cap above */
 		int max_met_only;             /* peers known only from their inbound HELLO */
 		double met_only_forget;       /* seconds after they go before they are forgotten */
+		int rendezvous_reply_max;     /* bytes of one rendezvous reply line */
+		int dials_in_flight;          /* outbound connects + handshakes at once */
+		double dial_rate;             /* outbound dials started per second */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

@@ -9,6 +9,7 @@ void framer_init(struct framer *f, size_t max_line)
 {
 	f->part = NULL;
 	f->len = 0;
+	f->cap = 0;
 	f->max = max_line;
 	f->skipping = false;
 }
@@ -18,7 +19,23 @@ void framer_free(struct framer *f)
 	free(f->part);
 	f->part = NULL;
 	f->len = 0;
+	f->cap = 0;
 	f->skipping = false;
+}
+
+/* Room for need bytes in the carry buffer (need <= max + 1). */
+static void carry_reserve(struct framer *f, size_t need)
+{
+	size_t cap = f->cap ? f->cap : 256;
+
+	if (need <= f->cap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	if (cap > f->max + 1)
+		cap = f->max + 1;
+	f->part = xrealloc(f->part, cap);
+	f->cap = cap;
 }
 
 /* A '\r' before the '\n' is not content; it may push a line one byte past
@@ -57,8 +74,7 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_cb cb, vo
 			continue;
 		}
 		if (!nl) {
-			if (f->part == NULL)
-				f->part = xmalloc(f->max + 1);
+			carry_reserve(f, f->len + chunk);
 			memcpy(f->part + f->len, p, chunk);
 			f->len += chunk;
 			break;
@@ -66,6 +82,7 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_cb cb, vo
 		if (f->len == 0) {
 			rc = emit(f, p, chunk, cb, ctx); /* whole line in place: no copy */
 		} else {
+			carry_reserve(f, f->len + chunk);
 			memcpy(f->part + f->len, p, chunk);
 			size_t n = f->len + chunk;
 			f->len = 0;

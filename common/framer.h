@@ -2,7 +2,8 @@
  *
  * Complete lines found inside the bytes fed are handed out in place, without
  * a copy; only a line that straddles two feeds is copied, into a buffer that
- * never grows past the limit.  A line longer than the limit is reported once
+ * grows as the line does and never past the limit (so a large limit costs
+ * memory only when a line that long comes).  A line longer than the limit is reported once
  * as an overflow and the rest of it (up to its '\n') is skipped.  A trailing
  * '\r' is stripped, so "\r\n" ends a line too.  Empty lines are reported
  * (with len 0): the rendezvous protocol answers them, the peer protocol
@@ -26,6 +27,7 @@ typedef int (*framer_cb)(void *ctx, enum framer_event ev, const char *line, size
 struct framer {
 	char *part;      /* partial line carried between feeds */
 	size_t len;      /* bytes in part */
+	size_t cap;      /* bytes allocated for part: grows with need up to max + 1 */
 	size_t max;      /* line limit */
 	bool skipping;   /* inside an over-long line, waiting for its '\n' */
 };

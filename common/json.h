@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
+#include <yajl/yajl_common.h>
 
 #include "buf.h"
 
@@ -16,6 +17,27 @@ typedef yajl_val jval;
  * an error).  NULL on error with a short reason in err. Free with json_free. */
 jval json_parse(const char *text, size_t len, char *err, size_t errlen);
 void json_free(jval v);
+
+/* The checks and repairs json_parse() makes before yajl sees the text:
+ * text is a writable copy of len bytes plus a NUL (repairs are in place).
+ * For event parsers that feed the text to yajl themselves; they bound the
+ * nesting depth themselves (JSON_MAX_DEPTH), as it is not always checked. */
+#define JSON_MAX_DEPTH 64
+bool json_prescan(char *text, size_t len, char *err, size_t errlen);
+
+/* A bump allocator for yajl (yajl_alloc_funcs) over a caller's buffer,
+ * usually on its stack: the parser or generator of one line then costs no
+ * malloc/free at all (what does not fit falls back to malloc).  Bind it
+ * with json_scratch_init(); it must not move while in use. */
+#define JSON_SCRATCH 8192
+struct json_scratch {
+	yajl_alloc_funcs funcs;
+	size_t used;
+	_Alignas(16) char buf[JSON_SCRATCH];
+};
+void json_scratch_init(struct json_scratch *s);
+/* A generator as jg_new() makes, allocating from s. */
+yajl_gen jg_new_scratch(struct json_scratch *s);
 
 /* Accessors: all take NULL and wrong types gracefully. */
 jval json_get(jval obj, const char *key);      /* member of an object, or NULL */

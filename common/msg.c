@@ -1,6 +1,8 @@
 #include "msg.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "peerid.h"
 #include "timeutil.h"
 #include "xmalloc.h"
+#include <yajl/yajl_parse.h>
 
 static const char *const type_names[PM__COUNT] = {
 	[PM_UNKNOWN] = "UNKNOWN",
@@ -53,15 +56,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* An identifier (msg_id, peer_id): a string, and not empty, since "" can
- * match nothing. */
-static const char *get_id(jval o, const char *key)
-{
-	const char *s = json_get_str(o, key);
-
-	return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
 /* ---- peer protocol: parsing ------------------------------------------- */
 
 /* Only the required fields are checked, per type; everything else is
@@ -96,57 +90,241 @@ static const char *missing_field(const struct pmsg *m)
 	}
 }
 
-static unsigned parse_features(jval arr)
+/* ---- the event parser ----
+ * A SEND is parsed on every message: yajl's event parser into the fields
+ * directly, strings into the pmsg's own arena, yajl's memory from a stack
+ * scratch.  Same reading as before (json_get on a tree): the last of
+ * duplicate keys wins, a value of the wrong type reads as absent. */
+
+enum pkey { K_OTHER, K_TYPE, K_PEER_ID, K_VERSION, K_FEATURES, K_MSG_ID, K_SRC, K_DST, K_DEST,
+	    K_PAYLOAD, K_REASON, K_TIMESTAMP, K_REQUIRE_ACK, K_TTL };
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum pkey k;
+} pkeys[] = {
+#define PK(s, k) { s, sizeof s - 1, k }
+	PK("type", K_TYPE), PK("msg_id", K_MSG_ID), PK("src", K_SRC), PK("dst", K_DST),
+	PK("payload", K_PAYLOAD), PK("timestamp", K_TIMESTAMP), PK("require_ack", K_REQUIRE_ACK),
+	PK("ttl", K_TTL), PK("peer_id", K_PEER_ID), PK("version", K_VERSION),
+	PK("features", K_FEATURES), PK("dest", K_DEST), PK("reason", K_REASON),
+#undef PK
+};
+
+struct pp {
+	struct pmsg *m;
+	char *arena;
+	size_t used;
+	int depth;
+	bool root_map;
+	enum pkey k;
+	bool in_features;           /* inside the top-level "features" array */
+	const char *dst, *dest;
+};
+
+/* A scalar or container start at the current depth: is it the value of a
+ * top-level key?  Then set (or, wrong type, clear) that field. */
+static void pv_str(struct pp *p, const char *s)
 {
-	unsigned bits = 0;
+	struct pmsg *m = p->m;
 
-	for (size_t i = 0; i < json_arr_len(arr); i++) {
-		const char *s = json_str(json_arr_at(arr, i));
-
-		if (s == NULL)
-			continue;
-		for (size_t j = 0; j < sizeof features / sizeof features[0]; j++)
+	if (p->depth == 2 && p->in_features) {
+		for (size_t j = 0; s != NULL && j < sizeof features / sizeof features[0]; j++)
 			if (strcmp(s, features[j].name) == 0)
-				bits |= features[j].bit;
+				m->features |= features[j].bit;
+		return;
 	}
-	return bits;
+	if (p->depth != 1)
+		return;
+	/* An identifier: "" can match nothing. */
+	const char *id = s != NULL && s[0] != '\0' ? s : NULL;
+	switch (p->k) {
+	case K_TYPE: m->type_str = s; break;
+	case K_PEER_ID: m->peer_id = id; break;
+	case K_VERSION: m->version = s; break;
+	case K_FEATURES: m->features = 0; break;
+	case K_MSG_ID: m->msg_id = id; break;
+	case K_SRC: m->src = s; break;
+	case K_DST: p->dst = s; break;
+	case K_DEST: p->dest = s; break;
+	case K_PAYLOAD: m->payload = s; break;
+	case K_REASON: m->reason = s; break;
+	case K_TIMESTAMP: m->timestamp = s; break;
+	case K_REQUIRE_ACK: m->require_ack = -1; break;
+	case K_TTL: m->ttl = -1; break;
+	case K_OTHER: break;
+	}
+}
+
+static int pcb_null(void *ctx)
+{
+	pv_str(ctx, NULL);
+	return 1;
 }
 
 /* true, false, or Python-style truthy integers; anything else is "absent". */
-static int parse_bool(jval v)
+static int pcb_bool(void *ctx, int b)
 {
-	long long n;
-	int b = json_bool(v);
+	struct pp *p = ctx;
 
-	if (b != -1)
-		return b;
-	if (json_int(v, &n))
-		return n != 0;
-	return -1;
+	pv_str(p, NULL);
+	if (p->depth == 1 && p->k == K_REQUIRE_ACK)
+		p->m->require_ack = b != 0;
+	return 1;
 }
+
+static int pcb_number(void *ctx, const char *s, size_t len)
+{
+	struct pp *p = ctx;
+	char tmp[32], *end;
+
+	pv_str(p, NULL);
+	if (p->depth != 1 || (p->k != K_REQUIRE_ACK && p->k != K_TTL))
+		return 1;
+	/* Integral only (no fraction, no exponent, fits), as json_int() read it. */
+	if (len >= sizeof tmp || memchr(s, '.', len) || memchr(s, 'e', len) || memchr(s, 'E', len))
+		return 1;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	long long n = strtoll(tmp, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return 1;
+	if (p->k == K_REQUIRE_ACK)
+		p->m->require_ack = n != 0;
+	else if (n >= 0)
+		p->m->ttl = n;
+	return 1;
+}
+
+static int pcb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct pp *p = ctx;
+	char *d = p->arena + p->used;
+
+	if (p->depth != 1 && !(p->depth == 2 && p->in_features))
+		return 1;
+	memcpy(d, s, len);
+	d[len] = '\0';
+	p->used += len + 1;
+	pv_str(p, d);
+	return 1;
+}
+
+static int pcb_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct pp *p = ctx;
+
+	if (p->depth != 1)
+		return 1;
+	p->k = K_OTHER;
+	for (size_t i = 0; i < sizeof pkeys / sizeof pkeys[0]; i++)
+		if (pkeys[i].len == len && memcmp(pkeys[i].name, s, len) == 0) {
+			p->k = pkeys[i].k;
+			break;
+		}
+	return 1;
+}
+
+static int pcb_start_map(void *ctx)
+{
+	struct pp *p = ctx;
+
+	if (p->depth == 0)
+		p->root_map = true;
+	else
+		pv_str(p, NULL);
+	return ++p->depth <= JSON_MAX_DEPTH; /* deeper: yajl stops, the line is refused */
+}
+
+static int pcb_start_array(void *ctx)
+{
+	struct pp *p = ctx;
+
+	if (p->depth > 0)
+		pv_str(p, NULL);
+	if (p->depth == 1 && p->k == K_FEATURES)
+		p->in_features = true;
+	return ++p->depth <= JSON_MAX_DEPTH;
+}
+
+static int pcb_end(void *ctx)
+{
+	struct pp *p = ctx;
+
+	p->depth--;
+	if (p->depth == 1)
+		p->in_features = false;
+	return 1;
+}
+
+static const yajl_callbacks pcallbacks = {
+	.yajl_null = pcb_null,
+	.yajl_boolean = pcb_bool,
+	.yajl_number = pcb_number,
+	.yajl_string = pcb_string,
+	.yajl_start_map = pcb_start_map,
+	.yajl_map_key = pcb_key,
+	.yajl_end_map = pcb_end,
+	.yajl_start_array = pcb_start_array,
+	.yajl_end_array = pcb_end,
+};
 
 enum pmsg_status pmsg_parse(const char *line, size_t len, struct pmsg *out, char *err, size_t errlen)
 {
 	char jerr[128];
 	const char *missing;
-	jval root;
-	long long ttl;
+	struct json_scratch sc;
+	struct pp p;
+	yajl_handle h;
+	char *text;
+	bool ok;
 
-	memset(out, 0, sizeof *out);
+	memset(out, 0, offsetof(struct pmsg, inl));
 	out->require_ack = -1;
 	out->ttl = -1;
-	seterr(err, errlen, "%s", "");
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 
-	if ((root = json_parse(line, len, jerr, sizeof jerr)) == NULL) {
+	/* The text (a writable copy for json_prescan) and the strings: one
+	 * block, in the struct when the line is short. */
+	if (2 * (len + 1) <= sizeof out->inl) {
+		out->arena = out->inl;
+	} else {
+		out->arena = xmalloc(2 * (len + 1));
+		out->arena_heap = true;
+	}
+	text = out->arena + len + 1;
+	if (len > 0)
+		memcpy(text, line, len);
+	text[len] = '\0';
+	if (!json_prescan(text, len, jerr, sizeof jerr)) {
 		seterr(err, errlen, "%s", jerr);
 		return PMSG_BAD_JSON;
 	}
-	out->root = root;
-	if (!YAJL_IS_OBJECT(root)) {
+	memset(&p, 0, sizeof p);
+	p.m = out;
+	p.arena = out->arena;
+	json_scratch_init(&sc);
+	h = yajl_alloc(&pcallbacks, &sc.funcs, &p);
+	yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse() does */
+	ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+	     yajl_complete_parse(h) == yajl_status_ok;
+	if (!ok) {
+		unsigned char *e = yajl_get_error(h, 0, (const unsigned char *)text, len);
+		/* yajl's message spans lines; keep the first one. */
+		seterr(err, errlen, "%.*s", (int)strcspn((const char *)e, "\n"), (const char *)e);
+		yajl_free_error(h, e);
+		yajl_free(h);
+		return PMSG_BAD_JSON;
+	}
+	yajl_free(h);
+	if (!p.root_map) {
 		seterr(err, errlen, "not a JSON object");
 		return PMSG_BAD_JSON;
 	}
-	if ((out->type_str = json_get_str(root, "type")) == NULL) {
+	if (out->type_str == NULL) {
 		seterr(err, errlen, "no string \"type\"");
 		return PMSG_BAD_JSON;
 	}
@@ -158,21 +336,7 @@ enum pmsg_status pmsg_parse(const char *line, size_t len, struct pmsg *out, char
 			break;
 		}
 	}
-
-	/* Every field is read whatever the type; handlers look at theirs. */
-	out->peer_id = get_id(root, "peer_id");
-	out->version = json_get_str(root, "version");
-	out->features = parse_features(json_get(root, "features"));
-	out->msg_id = get_id(root, "msg_id");
-	out->src = json_get_str(root, "src");
-	if ((out->dst = json_get_str(root, "dst")) == NULL)
-		out->dst = json_get_str(root, "dest");
-	out->payload = json_get_str(root, "payload");
-	out->reason = json_get_str(root, "reason");
-	out->timestamp = json_get_str(root, "timestamp");
-	out->require_ack = parse_bool(json_get(root, "require_ack"));
-	if (json_int(json_get(root, "ttl"), &ttl) && ttl >= 0)
-		out->ttl = ttl;
+	out->dst = p.dst != NULL ? p.dst : p.dest;
 
 	if ((missing = missing_field(out)) != NULL) {
 		seterr(err, errlen, "%s without %s", type_names[out->type], missing);
@@ -183,8 +347,9 @@ enum pmsg_status pmsg_parse(const char *line, size_t len, struct pmsg *out, char
 
 void pmsg_free(struct pmsg *m)
 {
-	json_free(m->root);
-	memset(m, 0, sizeof *m);
+	if (m->arena_heap)
+		free(m->arena);
+	memset(m, 0, offsetof(struct pmsg, inl));
 }
 
 /* ---- building --------------------------------------------------------- */
@@ -194,11 +359,13 @@ void pmsg_free(struct pmsg *m)
 struct mb {
 	yajl_gen g;
 	bool bad;
+	struct json_scratch sc;     /* the generator's memory: no malloc per line */
 };
 
 static void mb_begin(struct mb *b, const char *type)
 {
-	b->g = jg_new();
+	json_scratch_init(&b->sc);
+	b->g = jg_new_scratch(&b->sc);
 	b->bad = false;
 	jg_map(b->g);
 	JG_KSTR(b->g, "type", type);
@@ -293,9 +460,41 @@ int pmsg_build_send(struct buf *out, const char *msg_id, const char *src, const 
 	return mb_end(&b, out);
 }
 
+/* Printable ASCII that JSON writes as is (yajl escapes '"', '\\' and
+ * control characters; '/' only on request, which we do not make). */
+static bool plain(const char *s, size_t *len)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' ||
+		    s[i] == '\\')
+			return false;
+	*len = i;
+	return true;
+}
+
 int pmsg_build_ack(struct buf *out, const char *msg_id)
 {
 	struct mb b;
+	size_t idlen;
+
+	/* One per SEND received: the usual id needs no escaping, so the line
+	 * is put together directly, byte for byte what the generator writes. */
+	if (msg_id != NULL && plain(msg_id, &idlen)) {
+		static const char a[] = "{\"type\":\"ACK\",\"msg_id\":\"", c[] = "\",\"timestamp\":\"",
+				  e[] = "\",\"ttl\":1}\n";
+		char ts[ISO8601_LEN];
+
+		iso8601_now(ts, false);
+		buf_reserve(out, sizeof a + idlen + sizeof c + strlen(ts) + sizeof e);
+		buf_append(out, a, sizeof a - 1);
+		buf_append(out, msg_id, idlen);
+		buf_append(out, c, sizeof c - 1);
+		buf_append(out, ts, strlen(ts));
+		buf_append(out, e, sizeof e - 1);
+		return 0;
+	}
 
 	mb_begin(&b, "ACK");
 	mb_str(&b, "msg_id", msg_id);
@@ -413,105 +612,4 @@ int rdv_build_unregister(struct buf *out, const char *ns, const char *name, int 
 	return mb_end(&b, out);
 }
 
-/* A TCP port: an integer 1..65535, or the same as a string of digits (the
- * server accepts both, so older ones may echo either); 0 otherwise. */
-static int parse_port(jval v)
-{
-	const char *s;
-	long long n = 0;
-
-	if (!json_int(v, &n)) {
-		if ((s = json_str(v)) == NULL || s[0] == '\0')
-			return 0;
-		for (; *s != '\0'; s++) {
-			if (*s < '0' || *s > '9' || n > 65535)
-				return 0;
-			n = n * 10 + (*s - '0');
-		}
-	}
-	return n >= 1 && n <= 65535 ? (int)n : 0;
-}
-
-static long long get_ll(jval o, const char *key)
-{
-	long long n;
-
-	return json_int(json_get(o, key), &n) ? n : -1;
-}
-
-/* "…The block will be lifted in 42 seconds." -> 42; -1 if not a block. */
-static long parse_blocked(const char *msg)
-{
-	static const char marker[] = "lifted in ";
-	const char *p;
-	long n = 0;
-
-	if (msg == NULL || (p = strstr(msg, marker)) == NULL)
-		return -1;
-	p += sizeof marker - 1;
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++)
-		if (n < 86400 * 365) /* clamp: no overflow on hostile digits */
-			n = n * 10 + (*p - '0');
-	return n;
-}
-
-static bool parse_peer(jval e, struct rdv_peer *p)
-{
-	p->ip = json_get_str(e, "ip");
-	p->name = json_get_str(e, "name");
-	p->ns = json_get_str(e, "namespace");
-	p->port = parse_port(json_get(e, "port"));
-	p->ttl = get_ll(e, "ttl");
-	p->expires_in = get_ll(e, "expires_in");
-	/* Name validity (peer_id rules) is the caller's check. */
-	return p->ip != NULL && p->ip[0] != '\0' && p->name != NULL && p->name[0] != '\0' &&
-	    p->ns != NULL && p->ns[0] != '\0' && p->port != 0;
-}
-
-int rdv_reply_parse(const char *line, size_t len, struct rdv_reply *out)
-{
-	char jerr[128];
-	const char *status;
-	jval root, peers;
-	size_t n;
-
-	memset(out, 0, sizeof *out);
-	out->ttl = -1;
-	out->blocked_for = -1;
-	if ((root = json_parse(line, len, jerr, sizeof jerr)) == NULL)
-		return -1;
-	if (!YAJL_IS_OBJECT(root) || (status = json_get_str(root, "status")) == NULL) {
-		json_free(root);
-		return -1;
-	}
-	out->root = root;
-	out->ok = strcasecmp(status, "OK") == 0;
-	/* Older servers wrote "error" and "observed_ip"/"observed_port". */
-	if ((out->message = json_get_str(root, "message")) == NULL)
-		out->message = json_get_str(root, "error");
-	if ((out->ip = json_get_str(root, "ip")) == NULL)
-		out->ip = json_get_str(root, "observed_ip");
-	if ((out->port = parse_port(json_get(root, "port"))) == 0)
-		out->port = parse_port(json_get(root, "observed_port"));
-	out->ttl = get_ll(root, "ttl");
-	if (!out->ok)
-		out->blocked_for = parse_blocked(out->message);
-
-	peers = json_get(root, "peers");
-	if ((n = json_arr_len(peers)) > 0) {
-		out->peers = xmalloc(n * sizeof *out->peers);
-		for (size_t i = 0; i < n; i++)
-			if (parse_peer(json_arr_at(peers, i), &out->peers[out->npeers]))
-				out->npeers++;
-	}
-	return 0;
-}
-
-void rdv_reply_free(struct rdv_reply *r)
-{
-	free(r->peers);
-	json_free(r->root);
-	memset(r, 0, sizeof *r);
-}
+/* rdv_reply_parse() is in rdv_reply.c. */

@@ -64,6 +64,18 @@ def encode(obj):
     return (json.dumps(obj) + "\n").encode("utf-8")
 
 
+def _type_of(raw):
+    try:
+        return json.loads(raw.decode("utf-8")).get("type")
+    except (ValueError, AttributeError):
+        return None
+
+
+def is_probe(types):
+    """The node's pipeline probe: two PINGs in one write (PROTOCOL.md §4)."""
+    return types == ["PING", "PING"]
+
+
 def strict_problems(m):
     """What is wrong with a message chatp2pd sent (empty list: nothing)."""
     t = m.get("type")
@@ -94,6 +106,7 @@ class FakeConn:
         self.local_port = sock.getsockname()[1]
         self.msgs = []          # (monotonic time, message dict)
         self.chunks = []        # (monotonic time, newline count, bytes) per recv()
+        self.multi = []         # types of the lines of each recv() that held several
         self.bad = []           # undecodable first lines
         self.established = False
         self.remote_id = None   # peer_id of the HELLO / HELLO_OK received
@@ -144,6 +157,8 @@ class FakeConn:
             t = time.monotonic()
             with self.peer.cond:
                 self.chunks.append((t, data.count(b"\n"), len(data)))
+                if data.count(b"\n") > 1:
+                    self.multi.append([_type_of(x) for x in data.split(b"\n") if x.strip()])
             if self.peer.first_line_only:
                 # The "first line of each recv()" reader: the rest is lost.
                 lines = [data.split(b"\n", 1)[0]]

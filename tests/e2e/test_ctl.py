@@ -371,7 +371,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
     def test_conn(self):
         cp = self.ok(self.a, "conn")
         self.assertRegex(cp.out, r"^PEER\s+DIR\s+STATE\s+ADDRESS\s+SINCE\s+RTT\(ms\)\s+RX\s+TX\s+"
-                                 r"QUEUED\n")
+                                 r"QUEUED\s+WRITE\n")
         self.assertRegex(cp.out, r"(?m)^bob@CIC\s+(in|out)\s+established\s")
         self.assertRegex(cp.out, r"(?m)^mute@CIC\s+in\s+established\s+127\.0\.0\.1:\d+\s")
         conns = self.json_ok(self.a, "conn")["connections"]

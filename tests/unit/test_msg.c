@@ -405,7 +405,7 @@ static void test_parse_bad_json(void **state)
 		assert_true(err[0] != '\0');
 		pmsg_free(&m);
 		pmsg_free(&m); /* twice is harmless */
-		assert_null(m.root);
+		assert_null(m.arena);
 	}
 	/* A NUL inside the line. */
 	assert_int_equal(pmsg_parse("{\"type\":\"PI\0NG\"}", 16, &m, err, sizeof err), PMSG_BAD_JSON);
@@ -704,7 +704,7 @@ static void test_rdv_not_a_reply(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		if (rdv_reply_parse(bad[i], strlen(bad[i]), &r) != -1)
 			fail_msg("accepted: %s", bad[i]);
-		assert_null(r.root);
+		assert_null(r.arena);
 		rdv_reply_free(&r); /* harmless after a failure */
 	}
 	/* Status case does not matter; any other status is a well-formed failure. */
@@ -714,6 +714,101 @@ static void test_rdv_not_a_reply(void **state)
 	assert_int_equal(rdv_reply_parse("{\"status\":\"WHAT\"}", 17, &r), 0);
 	assert_false(r.ok);
 	rdv_reply_free(&r);
+}
+
+/* A DISCOVER of any size (issue 10): 10,000 peers on one line, all kept;
+ * odd entries skipped; the last of duplicate keys wins; nested values read
+ * as absent. */
+static void test_rdv_discover_large(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct rdv_reply r;
+	const int n = 10000;
+
+	buf_puts(&b, "{\"status\":\"OK\",\"peers\":[");
+	for (int i = 0; i < n; i++)
+		buf_printf(&b, "%s{\"ip\":\"10.0.%d.%d\",\"port\":%d,\"name\":\"p%d\","
+			   "\"namespace\":\"CIC\",\"ttl\":7200,\"expires_in\":%d,\"x\":[{\"ip\":1}]}",
+			   i ? "," : "", i / 256, i % 256, 4000 + i, i, 7000 - i % 100);
+	buf_puts(&b, ",7,[{\"ip\":\"1.1.1.1\"}],{\"ip\":{\"a\":\"b\"},\"port\":1,\"name\":\"n\","
+		     "\"namespace\":\"CIC\"}]}");
+	assert_int_equal(rdv_reply_parse(b.data, b.len, &r), 0);
+	assert_true(r.ok);
+	assert_int_equal(r.npeers, n);
+	assert_string_equal(r.peers[0].ip, "10.0.0.0");
+	assert_string_equal(r.peers[n - 1].name, "p9999");
+	assert_string_equal(r.peers[n - 1].ns, "CIC");
+	assert_int_equal(r.peers[n - 1].port, 4000 + n - 1);
+	assert_int_equal(r.peers[n - 1].ttl, 7200);
+	assert_int_equal(r.peers[n - 1].expires_in, 7000 - (n - 1) % 100);
+	rdv_reply_free(&r);
+	buf_free(&b);
+
+	static const char dup[] = "{\"status\":1,\"peers\":[{\"ip\":\"1.2.3.4\",\"port\":5,"
+		"\"name\":\"a\",\"namespace\":\"CIC\"}],\"status\":\"OK\",\"peers\":[{\"ip\":\"5.6.7.8\","
+		"\"port\":6,\"port\":\"7\",\"name\":\"b\",\"namespace\":\"CIC\",\"ttl\":1.5}],\"ttl\":{}}";
+	assert_int_equal(rdv_reply_parse(dup, sizeof dup - 1, &r), 0);
+	assert_true(r.ok);
+	assert_int_equal(r.npeers, 1);
+	assert_string_equal(r.peers[0].ip, "5.6.7.8");
+	assert_int_equal(r.peers[0].port, 7);
+	assert_int_equal(r.peers[0].ttl, -1);
+	assert_int_equal(r.ttl, -1);
+	rdv_reply_free(&r);
+}
+
+/* The ACK is written without the generator when its id needs no escaping:
+ * the same bytes either way. */
+static void test_ack_fast_path(void **state)
+{
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	struct pmsg m;
+
+	assert_int_equal(pmsg_build_ack(&a, "plain-id_1/2"), 0);
+	assert_int_equal(pmsg_build_ack(&b, "quote\"d\\id\x01"), 0);
+	assert_non_null(strstr(buf_cstr(&b), "\"msg_id\":\"quote\\\"d\\\\id\\u0001\""));
+	/* Same shape: replace the id in b's line and compare with a's, timestamp aside. */
+	assert_int_equal(strncmp(buf_cstr(&a), "{\"type\":\"ACK\",\"msg_id\":\"plain-id_1/2\",\"timestamp\":\"", 50), 0);
+	const char *ta = strstr(a.data, "\"timestamp\""), *tb = strstr(b.data, "\"timestamp\"");
+	assert_non_null(ta);
+	assert_non_null(tb);
+	assert_int_equal(strlen(ta), strlen(tb));
+	assert_int_equal(strncmp(ta, tb, 14), 0);
+	assert_string_equal(ta + strlen(ta) - 10, tb + strlen(tb) - 10); /* ,"ttl":1}\n */
+	assert_int_equal(pmsg_parse(a.data, a.len - 1, &m, NULL, 0), PMSG_OK);
+	assert_int_equal(m.type, PM_ACK);
+	assert_string_equal(m.msg_id, "plain-id_1/2");
+	assert_int_equal(m.ttl, 1);
+	pmsg_free(&m);
+	buf_free(&a);
+	buf_free(&b);
+}
+
+/* The event parsers bound nesting themselves (the fast prescan does not). */
+static void test_deep_nesting_refused(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct pmsg m;
+	struct rdv_reply r;
+
+	buf_puts(&b, "{\"type\":\"PING\",\"msg_id\":\"x\",\"deep\":");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "[");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "]");
+	buf_puts(&b, "}");
+	assert_int_equal(pmsg_parse(b.data, b.len, &m, NULL, 0), PMSG_BAD_JSON);
+	pmsg_free(&m);
+	buf_reset(&b);
+	buf_puts(&b, "{\"status\":\"OK\",\"peers\":");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "[");
+	for (int i = 0; i < 200; i++)
+		buf_puts(&b, "]");
+	buf_puts(&b, "}");
+	assert_int_equal(rdv_reply_parse(b.data, b.len, &r), -1);
+	rdv_reply_free(&r);
+	buf_free(&b);
 }
 
 int main(void)
@@ -739,6 +834,9 @@ int main(void)
 		cmocka_unit_test(test_rdv_errors),
 		cmocka_unit_test(test_rdv_discover),
 		cmocka_unit_test(test_rdv_not_a_reply),
+		cmocka_unit_test(test_rdv_discover_large),
+		cmocka_unit_test(test_ack_fast_path),
+		cmocka_unit_test(test_deep_nesting_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
