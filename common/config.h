@@ -54,6 +54,7 @@ struct config {
 		int port;                     /* peer listen port; 0 = any */
 		int ttl;                      /* registration ttl asked for */
 		char discover_namespace[CFG_STR_MAX]; /* "" = all namespaces */
+		char state_dir[CFG_STR_MAX];  /* "" = $STATE_DIRECTORY, XDG, ~/.local/state */
 	} node;
 	struct {
 		char socket[CFG_STR_MAX];     /* "" = default location */
@@ -83,6 +84,14 @@ struct config {
 		double first_line_timeout;
 		int max_clients;
 	} rendezvous_server;
+	struct {
+		char sync[16];                /* normal | full | off */
+		int inbox_max_messages;       /* 0 = no bound */
+		double inbox_max_bytes;       /* text bytes; 0 = no bound */
+		double inbox_max_days;        /* 0 = no bound */
+		int max_attempts;             /* sends of a queued message */
+		double queue_deadline;        /* default deadline of a queued send, seconds */
+	} storage;
 };
 
 void config_defaults(struct config *c);

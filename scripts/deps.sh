@@ -5,9 +5,10 @@ set -eu
 
 # systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
 # tests/e2e/test_systemd.py needs (it fails, not skips, without them).
+# libsqlite3-dev: the durable inbox/outbox (chatp2pd/storage.c).
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
-libcmocka-dev libedit-dev python3 systemd procps"
+libcmocka-dev libedit-dev python3 systemd procps libsqlite3-dev"
 
 missing=""
 for p in $PACKAGES; do

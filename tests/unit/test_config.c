@@ -561,7 +561,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 6 + 5 + 10 + 7);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 3 + 7 + 5 + 10 + 7 + 6);
 	buf_free(&out);
 }
 
