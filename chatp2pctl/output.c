@@ -277,6 +277,14 @@ void out_status(FILE *f, jval r)
 	   jint_or(peers, "active", 0), jint_or(peers, "stale", 0), jint_or(peers, "unknown", 0));
 	kv(f, "connections:", "%lld", jint_or(r, "connections", 0));
 	kv(f, "log level:", "%s", jstr_or(r, "log_level", "?"));
+	jval st = json_get(r, "storage");
+	if (st && json_get_str(st, "path"))
+		kv(f, "inbox:", "%lld unread (%lld stored, %s), outbox %lld queued",
+		   jint_or(r, "unread", 0), jint_or(st, "messages", 0), jstr_or(st, "path", "?"),
+		   jint_or(st, "outbox", 0));
+	else if (st)
+		kv(f, "inbox:", "not stored (storage.sync %s), outbox %lld queued",
+		   jstr_or(st, "sync", "?"), jint_or(st, "outbox", 0));
 }
 
 void out_peers(FILE *f, jval r)

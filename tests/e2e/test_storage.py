@@ -134,12 +134,15 @@ class StorageTest(unittest.TestCase):
         self.assertEqual(len(seen), len(set(seen)), "a message doubled at the seam")
         stored = [m["id"] for m in all_inbox(bob)]
         self.assertEqual(sorted(seen), stored)
-        # chatp2pctl watch --replay prints the stored ones first.
-        cp = harness.run([harness.binary("CHATP2PCTL"), "--socket", bob.sock_path, "--json",
-                          "watch", "--replay", "2", "--count", "2", "message"], timeout=20)
-        self.assertEqual(cp.returncode, 0, cp.stderr)
-        got = [json.loads(l)["params"]["text"] for l in cp.stdout.decode().splitlines() if l]
-        self.assertEqual(got, ["m%d" % (n - 2), "m%d" % (n - 1)])
+        # chatp2pctl watch --replay prints the stored ones first, then the live ones.
+        w = harness.start([harness.binary("CHATP2PCTL"), "--socket", bob.sock_path, "--json",
+                           "watch", "--replay", "2", "message"], name="watch")
+        w.wait_stdout(r'"text":"m%d"' % (n - 1), 10)
+        self.assertEqual(alice.call("send", {"to": bob.peer_id, "text": "live"})["status"], "acked")
+        w.wait_stdout(r'"text":"live"', 10)
+        w.stop()
+        got = [json.loads(l)["text"] for l in w.stdout_lines() if l.strip()]
+        self.assertEqual(got, ["m%d" % (n - 2), "m%d" % (n - 1), "live"])
         ctl.close()
         sub.close()
 
@@ -183,13 +186,13 @@ class StorageTest(unittest.TestCase):
         ctl.request("send", {"to": bob.peer_id, "text": "kept", "queue": True, "deadline": 300})
         ctl.request("send", {"to": bob.peer_id, "text": "dropped", "queue": True, "deadline": 300})
         harness.wait_for(lambda: len(alice.call("outbox")["queued"]) == 2, 10, what="2 queued")
-        time.sleep(0)  # the rows are committed before the loop waits again
         alice.kill9()
         restart(alice)
         q = alice.call("outbox")["queued"]
         self.assertEqual(len(q), 2)
         r = alice.call("outbox", {"cancel": q[1]["msg_id"]})
         self.assertEqual(len(r["queued"]), 1)
+        ctl.close()
         restart(bob)
         harness.wait_for(lambda: alice.call("outbox")["queued"] == [], 60, what="outbox empty")
         self.assertEqual([m["text"] for m in inbox(bob)["messages"]], ["kept"])
@@ -254,39 +257,56 @@ class StorageTest(unittest.TestCase):
         n = STRESS_N
         alice, bob = self.pair("network.ack_timeout=3", "storage.max_attempts=20")
         results = {}
-        lock = threading.Lock()
+        written = [0]
+        ctl = alice.ctl()
+        ctl.sock.settimeout(None)
 
-        def sender():
-            ctl = alice.ctl()
-            ctl.sock.settimeout(600)
-            rids = {}
+        def writer():
+            # Paced a little, so the kills land while messages are flowing.
             for i in range(n):
-                rids[ctl.request("send", {"to": bob.peer_id, "text": "s%d" % i, "queue": True,
-                                          "deadline": 600})] = i
-            for rid, i in rids.items():
-                try:
-                    r = ctl.answer(rid, 900)
-                    out = ("acked", r["msg_id"])
-                except CtlError as e:
-                    out = (e.reason, (e.error.get("data") or {}).get("msg_id"))
-                with lock:
-                    results[i] = out
-            ctl.close()
+                req = {"jsonrpc": "2.0", "id": i, "method": "send",
+                       "params": {"to": bob.peer_id, "text": "s%d" % i, "queue": True,
+                                  "deadline": 900}}
+                ctl.sock.sendall((json.dumps(req) + "\n").encode())
+                written[0] = i + 1
+                if i % 50 == 49:
+                    time.sleep(0.002)
 
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        def reader():
+            f = ctl.sock.makefile("rb")
+            while len(results) < n:
+                line = f.readline()
+                if not line:
+                    return
+                msg = json.loads(line)
+                if "id" not in msg or "method" in msg:
+                    continue
+                if "result" in msg:
+                    results[msg["id"]] = ("acked", msg["result"]["msg_id"])
+                else:
+                    d = msg["error"].get("data") or {}
+                    results[msg["id"]] = (d.get("reason"), d.get("msg_id"))
+
+        tw = threading.Thread(target=writer, daemon=True)
+        tr = threading.Thread(target=reader, daemon=True)
+        tr.start()
+        tw.start()
+        kills = []
         for k in (n // 4, n // 2):
-            harness.wait_for(lambda: bob.call("status")["storage"]["messages"] >= k, 300,
+            harness.wait_for(lambda: bob.call("status")["storage"]["messages"] >= k, 600,
                              what="%d stored" % k)
+            kills.append((written[0], len(results)))
             bob.kill9()
             restart(bob)
-        t.join(900)
-        self.assertFalse(t.is_alive(), "the sender did not get all its answers")
+        tw.join(600)
+        tr.join(1800)
+        self.assertFalse(tr.is_alive(), "the sender did not get all its answers")
+        ctl.close()
         bob.stop(self)
         with sqlite3.connect(db_path(bob)) as db:
             rows = db.execute("SELECT msg_id, count(*) FROM inbox GROUP BY msg_id").fetchall()
         stored = dict(rows)
-        self.assertTrue(all(c == 1 for c in stored.values()))
+        self.assertEqual(len(rows), sum(stored.values()))
         queued = {q["msg_id"] for q in alice.call("outbox")["queued"]}
         acked = [mid for st, mid in results.values() if st == "acked"]
         other = [(st, mid) for st, mid in results.values() if st != "acked"]
@@ -294,9 +314,9 @@ class StorageTest(unittest.TestCase):
             self.assertIn(mid, stored, "ACKed but not in the receiver's inbox")
         for st, mid in other:
             self.assertTrue(st == "expired" or mid in queued, (st, mid))
-        harness.log("stress: %d messages, %d acked, %d expired/other, receiver killed twice"
-                    % (n, len(acked), len(other)))
-
+        harness.log("stress: %d messages, %d acked, %d expired/other; kills at "
+                    "(requests written, answers) %s; %d stored" % (
+                        n, len(acked), len(other), kills, len(stored)))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
