@@ -105,13 +105,13 @@ static int mkdirs(const char *path, char *err, size_t errlen)
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+			snprintf(err, errlen, "cannot create %.200s: %s", tmp, strerror(errno));
 			return -1;
 		}
 		*p = '/';
 	}
 	if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "cannot create %.200s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	return 0;
