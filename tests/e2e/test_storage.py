@@ -146,6 +146,22 @@ class StorageTest(unittest.TestCase):
         ctl.close()
         sub.close()
 
+    def test_shell_shows_unread_at_start(self):
+        from test_ctl_shell import PtyShell
+        from test_ctl import ctl_argv
+        alice, bob = self.pair()
+        for t in ("first while away", "second while away"):
+            alice.call("send", {"to": bob.peer_id, "text": t})
+        cp = harness.run([harness.binary("CHATP2PCTL"), "--socket", bob.sock_path, "status"])
+        self.assertIn("2 unread", cp.stdout.decode())
+        sh = PtyShell(ctl_argv(bob, "shell"))
+        self.addCleanup(sh.close)
+        sh.expect(r"2 unread messages")
+        sh.expect(r"\[alice@CIC\] first while away")
+        sh.expect(r"\[alice@CIC\] second while away")
+        sh.type("/quit\r")
+        self.assertEqual(sh.wait(), 0)
+
     # ---- outbox -------------------------------------------------------------------
 
     def test_queued_send_acked_after_peer_starts(self):
