@@ -559,37 +559,6 @@ static bool write_step(struct storage *st, sqlite3_stmt *s, const char *what)
 
 /* ---- retention ------------------------------------------------------------------ */
 
-static void delete_oldest(struct storage *st, long n)
-{
-	sqlite3_stmt *s;
-	const char *sql = "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox ORDER BY id LIMIT ?)";
-
-	if (n <= 0 || sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_int64(s, 1, n);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
-}
-
-/* Bytes of the oldest n messages, to know how many to drop for max_bytes. */
-static long count_for_bytes(struct storage *st, double excess)
-{
-	sqlite3_stmt *s;
-	long n = 0;
-	double sum = 0;
-
-	if (sqlite3_prepare_v2(st->db, "SELECT length(CAST(text AS BLOB)) FROM inbox ORDER BY id",
-			       -1, &s, NULL) != SQLITE_OK)
-		return 0;
-	while (sum < excess && n < TRIM_BATCH && sqlite3_step(s) == SQLITE_ROW) {
-		sum += sqlite3_column_double(s, 0);
-		n++;
-	}
-	sqlite3_finalize(s);
-	return n;
-}
-
 static void recount(struct storage *st)
 {
 	long long v;
@@ -601,29 +570,49 @@ static void recount(struct storage *st)
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 }
 
-/* Count and bytes bounds, oldest first, inside the open transaction. */
+/* Count and bytes bounds, oldest first, inside the open transaction: one
+ * walk from the oldest row (rowid order, no index) to see how many must go
+ * and what they weigh, one DELETE, the counters adjusted without a recount
+ * (a count(*) per commit would be a full scan per commit at the bound). */
 static void trim(struct storage *st)
 {
-	long n = 0;
+	sqlite3_stmt *s;
+	long n = 0, unread = 0;
+	double bytes = 0;
+	sqlite3_int64 last = 0;
 
 	if (st->failed)
 		return;
-	if (st->max_messages > 0 && st->count > st->max_messages)
-		n = st->count - st->max_messages;
-	if (st->max_bytes > 0 && st->bytes > st->max_bytes) {
-		long nb = count_for_bytes(st, st->bytes - st->max_bytes);
-		if (nb > n)
-			n = nb;
-	}
-	if (n <= 0)
+	if (!((st->max_messages > 0 && st->count > st->max_messages) ||
+	      (st->max_bytes > 0 && st->bytes > st->max_bytes)))
 		return;
-	if (n > TRIM_BATCH)
-		n = TRIM_BATCH;
+	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read FROM inbox "
+				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		return;
 	/* The newest row stays: ids must never go back (see the schema). */
-	if (n > st->count - 1)
-		n = st->count - 1;
-	delete_oldest(st, n);
-	recount(st);
+	while (n < TRIM_BATCH && n < st->count - 1 &&
+	       ((st->max_messages > 0 && st->count - n > st->max_messages) ||
+		(st->max_bytes > 0 && st->bytes - bytes > st->max_bytes)) &&
+	       sqlite3_step(s) == SQLITE_ROW) {
+		last = sqlite3_column_int64(s, 0);
+		bytes += sqlite3_column_double(s, 1);
+		unread += sqlite3_column_int(s, 2) == 0;
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (n == 0 || sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id <= ?", -1, &s,
+					 NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(s, 1, last);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
+		st->failed = true;
+	} else {
+		st->count -= n;
+		st->bytes -= bytes;
+		st->unread -= unread;
+	}
+	sqlite3_finalize(s);
 }
 
 static void trim_age(struct storage *st)
