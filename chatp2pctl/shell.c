@@ -172,6 +172,10 @@ static void out_unread(FILE *f, jval r)
 	long long unread = 0;
 
 	json_int(json_get(r, "unread"), &unread);
+	if (unread == 0) {
+		fprintf(f, "no unread messages\n");
+		return;
+	}
 	fprintf(f, "%lld unread message%s%s:\n", unread, unread == 1 ? "" : "s",
 		(long long)json_arr_len(list) < unread ? " (the newest)" : "");
 	for (size_t i = 0; i < json_arr_len(list); i++) {
@@ -462,6 +466,16 @@ static void s_shutdown(struct shell *sh, const char *a)
 	request(sh, R_SHUTDOWN, "shutdown", "shutdown", NULL, NULL);
 }
 
+/* The unread messages, as at start (chatp2pctl read marks them read). */
+static void s_inbox(struct shell *sh, const char *a)
+{
+	static const char unread[] = "{\"unread\":true,\"limit\":50}";
+	char err[64];
+
+	request(sh, R_PRINT, "inbox", "inbox", json_parse(unread, strlen(unread), err, sizeof err),
+		out_unread);
+}
+
 static void s_help(struct shell *sh, const char *a);
 
 static const struct scmd scmds[] = {
@@ -479,6 +493,7 @@ static const struct scmd scmds[] = {
 	{ "help", "", "this list", s_help },
 	{ "quit", "", "leave the shell (the node keeps running)", s_quit },
 	{ "shutdown", "", "stop the node", s_shutdown },
+	{ "inbox", "", "unread messages stored by the node", s_inbox },
 	{ NULL, NULL, NULL, NULL },
 };
 

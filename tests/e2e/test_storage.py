@@ -159,6 +159,9 @@ class StorageTest(unittest.TestCase):
         sh.expect(r"2 unread messages")
         sh.expect(r"\[alice@CIC\] first while away")
         sh.expect(r"\[alice@CIC\] second while away")
+        bob.call("read", {"all": True})
+        sh.type("/inbox\r")
+        sh.expect(r"no unread messages")
         sh.type("/quit\r")
         self.assertEqual(sh.wait(), 0)
 
