@@ -110,6 +110,22 @@ jval params_send(const char *to, const char *text, bool require_ack)
 	return params_end(g, ok);
 }
 
+jval params_send_queued(const char *to, const char *text, double deadline)
+{
+	yajl_gen g = jg_new();
+	bool ok;
+
+	jg_map(g);
+	ok = kstr(g, "to", to);
+	ok = kstr(g, "text", text) && ok;
+	JG_KBOOL(g, "queue", true);
+	if (deadline > 0) {
+		jg_str(g, "deadline");
+		jg_double(g, deadline, 3);
+	}
+	return params_end(g, ok);
+}
+
 jval params_pub(const char *to, const char *text)
 {
 	yajl_gen g = jg_new();
@@ -365,21 +381,56 @@ static int c_rtt(const struct opts *o, int argc, char **argv)
 	return rc != EX_OK ? rc : simple(o, "rtt", NULL, out_rtt);
 }
 
+/* "90", "90s", "10m", "2h", "1d": seconds, or -1. */
+static double parse_duration(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v > 0) || !isfinite(v))
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		return v;
+	if (strcmp(end, "m") == 0)
+		return v * 60;
+	if (strcmp(end, "h") == 0)
+		return v * 3600;
+	if (strcmp(end, "d") == 0)
+		return v * 86400;
+	return -1;
+}
+
 static int c_send(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "no-ack", no_argument, NULL, 'n' },
+		{ "queue", no_argument, NULL, 'q' },
+		{ "deadline", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool ack = true;
+	bool ack = true, queue = false;
+	double deadline = 0;
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+n", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "+nqd:", lo)) != -1) {
 		if (ch == '?')
 			return EX_USAGE;
-		ack = false;
+		if (ch == 'q') {
+			queue = true;
+		} else if (ch == 'd') {
+			if ((deadline = parse_duration(optarg)) < 0 || deadline > 30 * 86400.0)
+				return usage_error(argv[0], "--deadline needs a duration up to 30d "
+						   "(90, 90s, 10m, 2h, 1d), not '%s'", optarg);
+			queue = true;
+		} else {
+			ack = false;
+		}
 	}
+	if (queue && !ack)
+		return usage_error(argv[0], "--queue waits for an ACK: it cannot go with --no-ack");
 	if (optind >= argc)
 		return usage_error(argv[0], "missing PEER");
 	const char *to = argv[optind];
@@ -388,11 +439,16 @@ static int c_send(const struct opts *o, int argc, char **argv)
 	char *text = text_arg(argv[0], argc - optind - 1, argv + optind + 1);
 	if (text == NULL)
 		return EX_USAGE;
-	jval params = params_send(to, text, ack), reply;
+	jval params = queue ? params_send_queued(to, text, deadline) : params_send(to, text, ack), reply;
 	free(text);
 	if (params == NULL)
 		return usage_error(argv[0], "the text is not valid UTF-8");
-	rc = one_call(o, to, "send", params, &reply);
+	/* A queued send answers when it is delivered or expires: wait for
+	 * that (the deadline, default storage.queue_deadline) unless told. */
+	struct opts oq = *o;
+	if (queue && o->timeout == DEFAULT_TIMEOUT)
+		oq.timeout = 0;
+	rc = one_call(&oq, to, "send", params, &reply);
 	json_free(params);
 	if (rc != EX_OK)
 		return rc;
@@ -570,18 +626,25 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "since", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "replay", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *level = NULL;
-	long long since = -1;
+	long long since = -1, replay = 0;
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+s:l:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "+s:l:r:", lo)) != -1) {
 		char *end;
 		if (ch == '?')
 			return EX_USAGE;
-		if (ch == 'l') {
+		if (ch == 'r') {
+			errno = 0;
+			replay = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || replay < 0 || replay > 10000)
+				return usage_error(argv[0], "--replay needs a count (0..10000), not '%s'",
+						   optarg);
+		} else if (ch == 'l') {
 			if (!level_ok(optarg))
 				return usage_error(argv[0], "bad log level '%s'", optarg);
 			level = optarg;
@@ -609,6 +672,8 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	}
 	if (since >= 0)
 		JG_KINT(g, "since", since);
+	if (replay > 0)
+		JG_KINT(g, "replay", replay);
 	if (level)
 		JG_KSTR(g, "log_level", level);
 	jval params = params_end(g, true), reply;
@@ -826,12 +891,191 @@ static int c_help(const struct opts *o, int argc, char **argv)
 	return EX_OK;
 }
 
+/* ---- inbox and outbox ------------------------------------------------------------- */
+
+static const char *jstr_or(jval obj, const char *key, const char *dflt)
+{
+	const char *v = json_get_str(obj, key);
+
+	return v ? v : dflt;
+}
+
+static long long jint_or(jval obj, const char *key, long long dflt)
+{
+	long long v;
+
+	return json_int(json_get(obj, key), &v) ? v : dflt;
+}
+
+static void out_inbox(FILE *f, jval r)
+{
+	jval list = json_get(r, "messages");
+
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		jval m = json_arr_at(list, i);
+		int rd = json_bool(json_get(m, "read"));
+		const char *type = jstr_or(m, "type", "message");
+		fprintf(f, "%6lld%c %s ", jint_or(m, "id", 0), rd == 1 ? ' ' : '*',
+			jstr_or(m, "at", "?"));
+		if (strcmp(type, "pub") == 0)
+			fprintf(f, "[%s -> %s] ", jstr_or(m, "from", "?"), jstr_or(m, "to", "?"));
+		else
+			fprintf(f, "[%s] ", jstr_or(m, "from", "?"));
+		print_text(f, jstr_or(m, "text", ""));
+		fputc('\n', f);
+	}
+	if (json_bool(json_get(r, "more")) == 1)
+		fprintf(f, "(more: --since %lld for the next ones)\n",
+			json_arr_len(list) ? jint_or(json_arr_at(list, json_arr_len(list) - 1), "id", 0) : 0);
+	fprintf(f, "%lld unread\n", jint_or(r, "unread", 0));
+}
+
+static int c_inbox(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "unread", no_argument, NULL, 'u' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "since", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool unread = false;
+	const char *from = NULL, *since = NULL;
+	long long limit = 0;
+	int ch;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+uf:s:n:", lo)) != -1) {
+		char *end;
+		switch (ch) {
+		case '?':
+			return EX_USAGE;
+		case 'u':
+			unread = true;
+			break;
+		case 'f':
+			if (!peer_id_ok(optarg))
+				return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", optarg);
+			from = optarg;
+			break;
+		case 's':
+			since = optarg;
+			break;
+		case 'n':
+			errno = 0;
+			limit = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || limit < 1 || limit > 10000)
+				return usage_error(argv[0], "--limit needs a count (1..10000), not '%s'", optarg);
+			break;
+		}
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	yajl_gen g = jg_new();
+	bool ok = true;
+	jg_map(g);
+	if (unread)
+		JG_KBOOL(g, "unread", true);
+	if (from)
+		ok = kstr(g, "from", from);
+	if (since) {
+		/* An id is all digits; anything else is a time for the daemon to parse. */
+		if (since[strspn(since, "0123456789")] == '\0' && since[0])
+			JG_KINT(g, "since", strtoll(since, NULL, 10));
+		else
+			ok = kstr(g, "since", since) && ok;
+	}
+	if (limit)
+		JG_KINT(g, "limit", limit);
+	jval params = params_end(g, ok);
+	if (params == NULL)
+		return usage_error(argv[0], "an argument is not valid UTF-8");
+	return simple(o, "inbox", params, out_inbox);
+}
+
+static void out_read(FILE *f, jval r)
+{
+	fprintf(f, "marked %lld read, %lld unread\n", jint_or(r, "marked", 0), jint_or(r, "unread", 0));
+}
+
+static int c_read(const struct opts *o, int argc, char **argv)
+{
+	yajl_gen g;
+	char *end;
+	long long id;
+
+	if (argc != 2)
+		return usage_error(argv[0], argc < 2 ? "missing ID or --all" : "one ID or --all");
+	g = jg_new();
+	jg_map(g);
+	if (strcmp(argv[1], "--all") == 0 || strcmp(argv[1], "-a") == 0) {
+		JG_KBOOL(g, "all", true);
+	} else {
+		errno = 0;
+		id = strtoll(argv[1], &end, 10);
+		if (errno || *end || end == argv[1] || id < 1) {
+			jg_free(g);
+			return usage_error(argv[0], "'%s' is not an inbox id", argv[1]);
+		}
+		JG_KINT(g, "id", id);
+	}
+	return simple(o, "read", params_end(g, true), out_read);
+}
+
+static void out_outbox(FILE *f, jval r)
+{
+	static const char *const hdr[] = { "MSG_ID", "TO", ">AGE(s)", "DEADLINE", ">ATTEMPTS", "STATE" };
+	jval list = json_get(r, "queued");
+	struct table *t = table_new(6, hdr);
+
+	if (json_get_str(r, "cancelled"))
+		fprintf(f, "cancelled %s\n", json_get_str(r, "cancelled"));
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		jval q = json_arr_at(list, i);
+		char age[32], att[32];
+		fmt_num(q, "age_s", 0, age, sizeof age);
+		snprintf(att, sizeof att, "%lld", jint_or(q, "attempts", 0));
+		const char *cells[] = { jstr_or(q, "msg_id", "?"), jstr_or(q, "to", "?"), age,
+					jstr_or(q, "deadline", "?"), att,
+					json_bool(json_get(q, "in_flight")) == 1 ? "in flight" : "waiting" };
+		table_row(t, cells);
+	}
+	if (table_rows(t))
+		table_print(t, f);
+	else
+		fprintf(f, "outbox empty\n");
+	table_free(t);
+}
+
+static int c_outbox(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "cancel", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cancel = NULL;
+	int ch;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "+c:", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		cancel = optarg;
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	jval params = params_kv("cancel", cancel);
+	if (params == NULL)
+		return usage_error(argv[0], "the msg_id is not valid UTF-8");
+	return simple(o, "outbox", params, out_outbox);
+}
+
 const struct command commands[] = {
 	{ "status", "", "identity, version, uptime, registration, counts", c_status },
 	{ "peers", "[--discover] ['*'|#ns]",
 	  "the peer table (--discover: ask the rendezvous server first)", c_peers },
 	{ "conn", "", "connections: direction, address, since, RTT, traffic", c_conn },
-	{ "send", "[--no-ack] PEER [TEXT...|-]",
+	{ "send", "[--no-ack | --queue [--deadline DUR]] PEER [TEXT...|-]",
 	  "send TEXT (or standard input) to PEER, wait for its ACK", c_send },
 	{ "pub", "'*'|#ns [TEXT...|-]", "publish to every connected peer or a namespace", c_pub },
 	{ "rtt", "", "round-trip times per peer: last, avg, min, max", c_rtt },
@@ -840,7 +1084,7 @@ const struct command commands[] = {
 	{ "discover", "", "ask the rendezvous server who is registered", c_discover },
 	{ "register", "", "register at the rendezvous server now", c_register },
 	{ "unregister", "", "unregister from the rendezvous server", c_unregister },
-	{ "watch", "[--since SEQ] [--log-level LEVEL] [CLASS...]",
+	{ "watch", "[--since SEQ] [--replay N] [--log-level LEVEL] [CLASS...]",
 	  "stream events until interrupted; CLASS: message ack peer registration log all", c_watch },
 	{ "reload", "", "re-read the configuration file (as SIGHUP does)", c_reload },
 	{ "shutdown", "[--wait]", "stop the node gracefully (--wait: until it has stopped)", c_shutdown },
@@ -849,6 +1093,10 @@ const struct command commands[] = {
 	{ "wait-ready", "[--timeout SEC]", "wait until the daemon answers and is registered", c_wait_ready },
 	{ "version", "", "the daemon's version and control protocol", c_version },
 	{ "help", "[COMMAND]", "this help, or one command's", c_help },
+	{ "inbox", "[--unread] [--from PEER] [--since TIME|ID] [--limit N]",
+	  "stored messages (the newest N, default 100; * marks unread)", c_inbox },
+	{ "read", "ID|--all", "mark a stored message, or all, read", c_read },
+	{ "outbox", "[--cancel MSG_ID]", "queued messages waiting for their peer; cancel one", c_outbox },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -41,6 +41,7 @@ bool event_class_ok(const char *s);    /* message, ack, peer, registration, log,
 /* ---- request parameters ----------------------------------------------------- */
 /* Each returns a parsed object for ctl_request (json_free it), or NULL
  * when text is not valid UTF-8. */
+jval params_send_queued(const char *to, const char *text, double deadline);
 jval params_send(const char *to, const char *text, bool require_ack);
 jval params_pub(const char *to, const char *text);
 jval params_kv(const char *key, const char *value);   /* {key: value}, {} if value NULL */

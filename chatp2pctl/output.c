@@ -288,6 +288,14 @@ void out_status(FILE *f, jval r)
 		   "%lld forgotten", jint_or(gd, "impostors", 0),
 		   jint_or(gd, "per_ip_refused", 0), jint_or(gd, "pressure_drops", 0),
 		   jint_or(gd, "forgotten", 0));
+	jval st = json_get(r, "storage");
+	if (st && json_get_str(st, "path"))
+		kv(f, "inbox:", "%lld unread (%lld stored, %s), outbox %lld queued",
+		   jint_or(r, "unread", 0), jint_or(st, "messages", 0), jstr_or(st, "path", "?"),
+		   jint_or(st, "outbox", 0));
+	else if (st)
+		kv(f, "inbox:", "not stored (storage.sync %s), outbox %lld queued",
+		   jstr_or(st, "sync", "?"), jint_or(st, "outbox", 0));
 }
 
 void out_peers(FILE *f, jval r)

@@ -156,7 +156,7 @@ static void peers_learn(struct shell *sh, jval result)
 
 /* ---- answers ---------------------------------------------------------------------- */
 
-enum reply_kind { R_QUIET_PEERS, R_PRINT, R_SEND, R_PUB, R_SHUTDOWN, R_SUBSCRIBE };
+enum reply_kind { R_QUIET_PEERS, R_PRINT, R_SEND, R_PUB, R_SHUTDOWN, R_SUBSCRIBE, R_UNREAD };
 
 struct req {
 	struct shell *sh;
@@ -164,6 +164,28 @@ struct req {
 	void (*print)(FILE *f, jval result);
 	char what[MAX_WORD];       /* the peer of a send, or the command */
 };
+
+/* The unread messages waiting when the shell starts. */
+static void out_unread(FILE *f, jval r)
+{
+	jval list = json_get(r, "messages");
+	long long unread = 0;
+
+	json_int(json_get(r, "unread"), &unread);
+	if (unread == 0) {
+		fprintf(f, "no unread messages\n");
+		return;
+	}
+	fprintf(f, "%lld unread message%s%s:\n", unread, unread == 1 ? "" : "s",
+		(long long)json_arr_len(list) < unread ? " (the newest)" : "");
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		jval m = json_arr_at(list, i);
+		const char *from = json_get_str(m, "from"), *at = json_get_str(m, "at");
+		fprintf(f, "  %s [%s] ", at ? at : "?", from ? from : "?");
+		print_text(f, json_get_str(m, "text") ? json_get_str(m, "text") : "");
+		fputc('\n', f);
+	}
+}
 
 static void on_reply(void *ctx, jval reply)
 {
@@ -181,7 +203,8 @@ static void on_reply(void *ctx, jval reply)
 	jval r = ctl_result(reply);
 
 	if (st != EX_OK) {
-		if (rq->kind != R_QUIET_PEERS)
+		/* No inbox (storage off): nothing to say at start. */
+		if (rq->kind != R_QUIET_PEERS && rq->kind != R_UNREAD)
 			say(sh, "✗ %s: %s", rq->what, msg);
 	} else {
 		switch (rq->kind) {
@@ -219,6 +242,10 @@ static void on_reply(void *ctx, jval reply)
 			sh->stopping = true;
 			break;
 		case R_SUBSCRIBE:
+			break;
+		case R_UNREAD:
+			if (json_arr_len(json_get(r, "messages")) > 0)
+				say_with(sh, out_unread, r);
 			break;
 		}
 	}
@@ -439,6 +466,16 @@ static void s_shutdown(struct shell *sh, const char *a)
 	request(sh, R_SHUTDOWN, "shutdown", "shutdown", NULL, NULL);
 }
 
+/* The unread messages, as at start (chatp2pctl read marks them read). */
+static void s_inbox(struct shell *sh, const char *a)
+{
+	static const char unread[] = "{\"unread\":true,\"limit\":50}";
+	char err[64];
+
+	request(sh, R_PRINT, "inbox", "inbox", json_parse(unread, strlen(unread), err, sizeof err),
+		out_unread);
+}
+
 static void s_help(struct shell *sh, const char *a);
 
 static const struct scmd scmds[] = {
@@ -456,6 +493,7 @@ static const struct scmd scmds[] = {
 	{ "help", "", "this list", s_help },
 	{ "quit", "", "leave the shell (the node keeps running)", s_quit },
 	{ "shutdown", "", "stop the node", s_shutdown },
+	{ "inbox", "", "unread messages stored by the node", s_inbox },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -793,6 +831,9 @@ int shell_run(const struct opts *o)
 	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
 		NULL);
 	request(&sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
+	static const char unread[] = "{\"unread\":true,\"limit\":50}";
+	request(&sh, R_UNREAD, "inbox", "inbox", json_parse(unread, strlen(unread), err, sizeof err),
+		NULL);
 	if (isatty(STDIN_FILENO)) {
 		term_start(&sh);
 		say(&sh, "connected to %s; /help lists the commands", o->socket);

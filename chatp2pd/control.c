@@ -9,10 +9,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "framer.h"
 #include "log.h"
+#include "storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -687,7 +689,8 @@ static unsigned class_of(enum node_event_type t)
 	case EV_MESSAGE:
 	case EV_PUB: return EVC_MESSAGE;
 	case EV_ACK:
-	case EV_ACK_TIMEOUT: return EVC_ACK;
+	case EV_ACK_TIMEOUT:
+	case EV_EXPIRED: return EVC_ACK;
 	case EV_REGISTRATION: return EVC_REGISTRATION;
 	default: return EVC_PEER;
 	}
@@ -771,6 +774,8 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 		kstr_opt(g, "msg_id", ev->msg_id);
 		if (ev->src_mismatch)
 			JG_KBOOL(g, "src_mismatch", true);
+		if (ev->inbox_id > 0)
+			JG_KINT(g, "id", ev->inbox_id);
 		break;
 	case EV_ACK:
 	case EV_ACK_TIMEOUT:
@@ -866,6 +871,43 @@ void ctl_unsubscribe(struct ctl_req *req, unsigned classes)
 	if (req->client)
 		req->client->classes &= ~classes;
 	update_log_hook(req->ctl);
+}
+
+void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
+{
+	struct control *c = req->ctl;
+	static yajl_gen g;
+	char at[ISO8601_LEN];
+	struct buf b = BUF_INIT;
+
+	if (req->client == NULL)
+		return;
+	if (g == NULL)
+		g = jg_new();
+	iso8601_format(at, (time_t)m->at, (long)((m->at - (double)(time_t)m->at) * 1000), true);
+	jg_map(g);
+	JG_KSTR(g, "jsonrpc", "2.0");
+	JG_KSTR(g, "method", "event");
+	jg_str(g, "params");
+	jg_map(g);
+	/* Not a new event: the sequence number of the stream so far. */
+	JG_KINT(g, "seq", (long long)c->seq);
+	JG_KSTR(g, "type", m->pub ? "pub" : "message");
+	JG_KSTR(g, "at", at);
+	kstr_opt(g, "from", m->src);
+	kstr_opt(g, "to", m->pub ? m->dst : (m->dst ? m->dst : node_id(c->node)));
+	kstr_opt(g, "text", m->text);
+	kstr_opt(g, "msg_id", m->msg_id);
+	if (m->src_mismatch)
+		JG_KBOOL(g, "src_mismatch", true);
+	JG_KINT(g, "id", m->id);
+	JG_KBOOL(g, "read", m->read);
+	JG_KBOOL(g, "replayed", true);
+	jg_end_map(g);
+	jg_end_map(g);
+	jg_finish(g, &b);
+	client_event(req->client, b.data, b.len);
+	buf_free(&b);
 }
 
 uint64_t ctl_last_seq(const struct control *c)

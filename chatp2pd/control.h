@@ -85,6 +85,10 @@ int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_
 		  enum log_level log_level);
 void ctl_unsubscribe(struct ctl_req *req, unsigned classes);
 uint64_t ctl_last_seq(const struct control *c);
+struct stored_msg;
+/* One stored message to the requesting controller alone, as a "message"
+ * (or "pub") event marked "replayed" (subscribe "replay"). */
+void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m);
 void ctl_stop_node(struct ctl_req *req);
 int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen);
 unsigned event_class_parse(const char *name);  /* 0 if unknown */

@@ -9,6 +9,8 @@
 
 #include "control.h"
 #include "log.h"
+#include "outbox.h"
+#include "storage.h"
 #include "timeutil.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -170,6 +172,16 @@ static void m_status(struct ctl_req *req, jval params)
 	JG_KINT(g, "connections", nconns);
 	JG_KSTR(g, "log_level", log_level_name(log_get_level()));
 	gen_guard(g, node_guard(n));
+	JG_KINT(g, "unread", storage_unread(node_storage(n)));
+	jg_str(g, "storage");
+	jg_map(g);
+	JG_KSTR(g, "sync", cfg->storage.sync);
+	if (node_storage(n)) {
+		JG_KSTR(g, "path", storage_path(node_storage(n)));
+		JG_KINT(g, "messages", storage_inbox_count(node_storage(n)));
+	}
+	JG_KINT(g, "outbox", outbox_count(node_outbox(n)));
+	jg_end_map(g);
 	jg_end_map(g);
 	ctl_result_end(req);
 }
@@ -355,9 +367,16 @@ static void m_send(struct ctl_req *req, jval params)
 	const char *to = param_str(params, "to", &bad);
 	const char *text = param_str(params, "text", &bad);
 	int ack = param_bool(params, "require_ack", 1, &bad);
+	int queue = param_bool(params, "queue", 0, &bad);
+	jval dl = json_get(params, "deadline");
+	double deadline = 0;
 
-	if (bad || to == NULL || text == NULL) {
-		bad_params(req, "send needs \"to\" (peer_id) and \"text\" (strings), optional \"require_ack\" (boolean)");
+	if (dl && !json_is_null(dl) && (!json_num(dl, &deadline) || !(deadline > 0) ||
+					 deadline > 30 * 86400.0))
+		bad = true;
+	if (bad || to == NULL || text == NULL || (queue && !ack)) {
+		bad_params(req, "send needs \"to\" (peer_id) and \"text\" (strings), optional \"require_ack\" (boolean), "
+				"\"queue\" (boolean; needs require_ack) and \"deadline\" (seconds, up to 30 days)");
 		return;
 	}
 	if (!peer_id_valid(to)) {
@@ -366,7 +385,10 @@ static void m_send(struct ctl_req *req, jval params)
 	}
 	/* The request is the callback's context: if its controller leaves
 	 * first, send_done still runs, drops the answer and frees it. */
-	node_send(ctl_node(req), to, text, ack, send_done, req, NULL);
+	if (queue)
+		node_queue(ctl_node(req), to, text, deadline, send_done, req, NULL);
+	else
+		node_send(ctl_node(req), to, text, ack, send_done, req, NULL);
 }
 
 static void m_pub(struct ctl_req *req, jval params)
@@ -545,6 +567,15 @@ static void gen_classes(yajl_gen g, unsigned classes)
 	jg_end_arr(g);
 }
 
+/* Most stored messages a subscribe "replay" or one "inbox" answer carries. */
+#define REPLAY_MAX 10000
+
+static bool replay_one(void *ctx, const struct stored_msg *m)
+{
+	ctl_replay_message(ctx, m);
+	return true;
+}
+
 static void m_subscribe(struct ctl_req *req, jval params)
 {
 	bool bad = false;
@@ -554,10 +585,16 @@ static void m_subscribe(struct ctl_req *req, jval params)
 	const char *lvl = param_str(params, "log_level", &bad);
 	enum log_level l = LOGL_INFO;
 
+	jval replay = json_get(params, "replay");
+	long long replay_n = 0;
+
 	if (!parse_classes(params, &classes) || bad || (lvl && !log_level_parse(lvl, &l)) ||
-	    (since && !json_is_null(since) && (!json_int(since, &since_v) || since_v < 0))) {
+	    (since && !json_is_null(since) && (!json_int(since, &since_v) || since_v < 0)) ||
+	    (replay && !json_is_null(replay) &&
+	     (!json_int(replay, &replay_n) || replay_n < 0 || replay_n > REPLAY_MAX))) {
 		bad_params(req, "subscribe: \"events\" (array of message, ack, peer, registration, log), "
-				"\"since\" (sequence number), \"log_level\"");
+				"\"since\" (sequence number), \"log_level\", \"replay\" (stored messages, "
+				"0..10000)");
 		return;
 	}
 	uint64_t seq = ctl_last_seq(req->ctl);
@@ -570,6 +607,12 @@ static void m_subscribe(struct ctl_req *req, jval params)
 	/* The answer goes out first, then any replayed history. */
 	struct ctl_req keep = *req;
 	ctl_result_end(req);
+	/* Stored messages first, then the live stream: all in this one
+	 * callback, so nothing arrives in between (nothing missed or doubled). */
+	if (replay_n > 0) {
+		struct inbox_filter f = { .limit = (int)replay_n };
+		storage_inbox_list(node_storage(ctl_node(&keep)), &f, replay_one, &keep);
+	}
 	ctl_subscribe(&keep, classes, since && !json_is_null(since), (uint64_t)since_v, l);
 }
 
@@ -627,6 +670,176 @@ static void m_reload(struct ctl_req *req, jval params)
 	ctl_result_end(req);
 }
 
+/* ---- inbox and outbox ------------------------------------------------------------- */
+
+static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
+{
+	jg_map(g);
+	JG_KINT(g, "id", m->id);
+	JG_KSTR(g, "type", m->pub ? "pub" : "message");
+	gen_time(g, "at", m->at);
+	JG_KSTR(g, "from", m->src);
+	jg_str(g, "to");
+	if (jg_str(g, m->pub ? (m->dst ? m->dst : "*") : (m->dst ? m->dst : me)) != 0)
+		jg_null(g);
+	jg_str(g, "text");
+	if (jg_str(g, m->text) != 0)
+		jg_null(g);
+	JG_KSTR(g, "msg_id", m->msg_id);
+	JG_KBOOL(g, "read", m->read);
+	if (m->src_mismatch)
+		JG_KBOOL(g, "src_mismatch", true);
+	jg_end_map(g);
+}
+
+struct inbox_ctx {
+	yajl_gen g;
+	const char *me;
+	size_t budget;     /* bytes of text left: the answer must fit max_output */
+	int shown;
+	bool more;
+};
+
+static bool inbox_one(void *ctx, const struct stored_msg *m)
+{
+	struct inbox_ctx *ic = ctx;
+	size_t need = strlen(m->text) * 6 + 512; /* escaped text plus the fields */
+
+	if (need > ic->budget && ic->shown > 0) {
+		ic->more = true;
+		return false;
+	}
+	ic->budget = need > ic->budget ? 0 : ic->budget - need;
+	gen_stored(ic->g, m, ic->me);
+	ic->shown++;
+	return true;
+}
+
+static void m_inbox(struct ctl_req *req, jval params)
+{
+	struct node *n = ctl_node(req);
+	struct storage *st = node_storage(n);
+	bool bad = false;
+	const char *from = param_str(params, "from", &bad);
+	jval since = json_get(params, "since");
+	jval lim = json_get(params, "limit");
+	long long limit = 100, since_id = 0;
+	double since_t = 0;
+	struct inbox_filter f = { 0 };
+
+	f.unread_only = param_bool(params, "unread", 0, &bad) == 1;
+	if (lim && !json_is_null(lim) && (!json_int(lim, &limit) || limit < 1 || limit > REPLAY_MAX))
+		bad = true;
+	/* since: an inbox id (number) or a time (ISO 8601 string). */
+	if (since && !json_is_null(since)) {
+		if (json_str(since)) {
+			if (!iso8601_parse(json_str(since), &since_t))
+				bad = true;
+		} else if (!json_int(since, &since_id) || since_id < 0) {
+			bad = true;
+		}
+	}
+	if (bad || (from && !peer_id_valid(from))) {
+		bad_params(req, "inbox: \"unread\" (boolean), \"from\" (peer_id), \"since\" (an id, or a "
+				"time as ISO 8601), \"limit\" (1..10000)");
+		return;
+	}
+	if (st == NULL) {
+		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
+			  "database could not be opened (see the log)");
+		return;
+	}
+	f.from = from;
+	f.since_id = since_id;
+	f.since_time = since_t;
+	f.limit = (int)limit;
+	yajl_gen g = ctl_result_begin(req);
+	struct inbox_ctx ic = { g, node_id(n), (size_t)node_config(n)->control.max_output / 2, 0, false };
+	jg_map(g);
+	jg_str(g, "messages");
+	jg_arr(g);
+	long matched = storage_inbox_list(st, &f, inbox_one, &ic);
+	jg_end_arr(g);
+	JG_KINT(g, "count", ic.shown);
+	JG_KBOOL(g, "more", ic.more || matched > ic.shown);
+	JG_KINT(g, "unread", storage_unread(st));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_read(struct ctl_req *req, jval params)
+{
+	struct storage *st = node_storage(ctl_node(req));
+	jval idv = json_get(params, "id");
+	bool bad = false;
+	int all = param_bool(params, "all", 0, &bad);
+	long long id = 0;
+	long n;
+
+	if (bad || (idv && !json_is_null(idv) && (!json_int(idv, &id) || id < 1)) ||
+	    ((idv == NULL || json_is_null(idv)) == (all != 1))) {
+		bad_params(req, "read needs \"id\" (an inbox id) or \"all\": true");
+		return;
+	}
+	if (st == NULL) {
+		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
+			  "database could not be opened (see the log)");
+		return;
+	}
+	if ((n = storage_inbox_mark_read(st, all == 1 ? 0 : id)) < 0) {
+		ctl_error(req, CTL_E_DELIVERY, "storage", "the database refused the change (see the log)");
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KINT(g, "marked", n);
+	JG_KINT(g, "unread", storage_unread(st));
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void gen_item(void *ctx, const struct outbox_item *it)
+{
+	yajl_gen g = ctx;
+
+	jg_map(g);
+	JG_KSTR(g, "msg_id", it->msg_id);
+	JG_KSTR(g, "to", it->to);
+	gen_time(g, "queued", it->created);
+	gen_time(g, "deadline", it->deadline);
+	jg_str(g, "age_s");
+	jg_double(g, wall_now() - it->created, 1);
+	JG_KINT(g, "attempts", it->attempts);
+	JG_KBOOL(g, "in_flight", it->in_flight);
+	jg_end_map(g);
+}
+
+static void m_outbox(struct ctl_req *req, jval params)
+{
+	struct outbox *ob = node_outbox(ctl_node(req));
+	bool bad = false;
+	const char *cancel = param_str(params, "cancel", &bad);
+
+	if (bad) {
+		bad_params(req, "outbox takes an optional \"cancel\" (a queued msg_id)");
+		return;
+	}
+	if (cancel && !outbox_cancel(ob, cancel)) {
+		ctl_error(req, CTL_E_DELIVERY, "not_queued", "%s is not in the outbox", cancel);
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	if (cancel)
+		JG_KSTR(g, "cancelled", cancel);
+	jg_str(g, "queued");
+	jg_arr(g);
+	outbox_foreach(ob, gen_item, g);
+	jg_end_arr(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
 const struct ctl_method ctl_methods[] = {
 	{ "version", m_version },
 	{ "hello", m_version },
@@ -646,5 +859,8 @@ const struct ctl_method ctl_methods[] = {
 	{ "unsubscribe", m_unsubscribe },
 	{ "shutdown", m_shutdown },
 	{ "reload", m_reload },
+	{ "inbox", m_inbox },
+	{ "read", m_read },
+	{ "outbox", m_outbox },
 	{ NULL, NULL },
 };

@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  -C, --control PATH       control socket (default $RUNTIME_DIRECTORY, /run/chatp2p\n"
 		"                           or $XDG_RUNTIME_DIR/chatp2p, then chatp2pd.sock)\n"
 		"  -s, --set SECTION.KEY=V  override any configuration key\n"
+		"  -D, --state-dir DIR      inbox/outbox database directory (default $STATE_DIRECTORY,\n"
+		"                           else $XDG_STATE_HOME/chatp2p/NAME@NS, else ~/.local/state/...)\n"
 		"      --rendezvous-server  run the rendezvous server role instead of a node\n"
 		"  -V, --version            print the version\n"
 		"  -h, --help               this help\n"
@@ -94,6 +96,7 @@ static const struct option longopts[] = {
 	{"control", required_argument, NULL, 'C'},
 	{"set", required_argument, NULL, 's'},
 	{"rendezvous-server", no_argument, NULL, 'R'},
+	{"state-dir", required_argument, NULL, 'D'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -106,7 +109,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	int ch;
 
 	o->flags = xcalloc((size_t)argc, sizeof *o->flags);
-	while ((ch = getopt_long(argc, argv, "c:n:N:p:l:t:r:L:C:s:Vh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:n:N:p:l:t:r:L:C:s:VhD:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->config_path = optarg; break;
 		case 'R': o->rendezvous_server = true; break;
@@ -136,6 +139,7 @@ static int apply_flag(const struct opts *o, struct config *cfg, const struct fla
 	case 't': return config_set(cfg, "node.ttl", f->arg, err, errlen);
 	case 'L': return config_set(cfg, "logging.level", f->arg, err, errlen);
 	case 'C': return config_set(cfg, "control.socket", f->arg, err, errlen);
+	case 'D': return config_set(cfg, "node.state_dir", f->arg, err, errlen);
 	case 'p':
 		snprintf(key, sizeof key, "%s.port", section);
 		return config_set(cfg, key, f->arg, err, errlen);

@@ -13,7 +13,9 @@
 #include "guard.h"
 #include "dial_pacer.h"
 #include "log.h"
+#include "outbox.h"
 #include "router.h"
+#include "storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -58,6 +60,8 @@ struct node {
 	struct conn *conns;
 	size_t nconns;
 	struct router *router;
+	struct storage *store;
+	struct outbox *outbox;
 	struct rdv_client *rdv;
 	node_event_fn hook;
 	void *hook_ctx;
@@ -94,6 +98,9 @@ double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
 struct conn *node_conns(const struct node *n) { return n->conns; }
 const struct node_guard *node_guard(const struct node *n) { return &n->guard; }
+struct storage *node_storage(const struct node *n) { return n->store; }
+struct outbox *node_outbox(const struct node *n) { return n->outbox; }
+struct router *node_router(const struct node *n) { return n->router; }
 
 const struct rdv_status *node_registration(const struct node *n)
 {
@@ -108,6 +115,9 @@ void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx)
 
 void node_emit(struct node *n, const struct node_event *ev)
 {
+	/* An ACK, late or not, settles a queued message with that msg_id. */
+	if (ev->type == EV_ACK && n->outbox)
+		outbox_acked(n->outbox, ev->peer_id, ev->msg_id);
 	if (n->hook)
 		n->hook(n->hook_ctx, ev);
 }
@@ -124,6 +134,7 @@ const char *node_event_name(enum node_event_type t)
 		[EV_PEER_STALE] = "peer_stale",
 		[EV_PEER_DISCOVERED] = "peer_discovered",
 		[EV_REGISTRATION] = "registration",
+		[EV_EXPIRED] = "expired",
 	};
 	return (unsigned)t < EV__COUNT ? names[t] : "?";
 }
@@ -137,6 +148,8 @@ const char *send_result_name(enum send_result r)
 	case SEND_NOT_CONNECTED: return "not_connected";
 	case SEND_UNKNOWN_PEER: return "unknown_peer";
 	case SEND_FAILED: return "failed";
+	case SEND_EXPIRED: return "expired";
+	case SEND_CANCELLED: return "cancelled";
 	}
 	return "?";
 }
@@ -247,7 +260,15 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 	}
 	n->started = wall_now();
 	peer_table_init(&n->peers, MAX_PEERS);
+	char dir[CFG_STR_MAX + 64], why[160];
+	if (strcmp(cfg->storage.sync, "off") == 0)
+		n->store = NULL;
+	else if (storage_dir_resolve(cfg->node.state_dir, n->id, dir, sizeof dir, why, sizeof why) != 0)
+		log_error(MOD, "%s: running without durable storage", why);
+	else
+		n->store = storage_open(loop, &n->cfg, dir);
 	n->router = router_new(n);
+	n->outbox = outbox_new(n);
 	struct rdv_client_hooks hooks = { on_rdv_state, on_rdv_discover, n };
 	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
 	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
@@ -280,6 +301,7 @@ void node_start(struct node *n)
 	log_info(MOD, "%s listening for peers on %s:%d", n->id, n->cfg.node.listen, n->port);
 	if (guard_addr_list_bad(n->cfg.limits.exempt_addresses, bad, sizeof bad))
 		log_warn(MOD, "limits.exempt_addresses: \"%s\" is not an address or prefix; ignored", bad);
+	outbox_load(n->outbox);
 	ev_io_start(n->loop, &n->accept_io);
 	ev_timer_start(n->loop, &n->reconcile);
 	rdv_client_start(n->rdv);
@@ -306,8 +328,11 @@ void node_free(struct node *n)
 	ev_timer_stop(n->loop, &n->stop_deadline);
 	peer_foreach(&n->peers, stop_peer_timer, n);
 	rdv_client_free(n->rdv);
+	storage_flush(n->store);
+	outbox_free(n->outbox);
 	router_free(n->router);
 	dial_pacer_free(n->pacer);
+	storage_close(n->store);
 	peer_table_free(&n->peers);
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
@@ -338,6 +363,8 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	KEEP(control, "control.*")
 	KEEP(rendezvous.host, "rendezvous.host")
 	KEEP(rendezvous.port, "rendezvous.port")
+	KEEP(node.state_dir, "node.state_dir")
+	KEEP(storage.sync, "storage.sync")
 #undef KEEP
 	n->cfg = next;
 	/* New intervals count from now (ev_timer_again restarts a running timer). */
@@ -351,6 +378,7 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	}
 	rdv_client_reconfigure(n->rdv, &n->cfg);
 	dial_pacer_configure(n->pacer, n->cfg.limits.dials_in_flight, n->cfg.limits.dial_rate);
+	storage_reconfigure(n->store, &n->cfg);
 	return refused;
 }
 
@@ -682,6 +710,13 @@ bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
 	return true;
 }
 
+/* c became p's connection: what waited for it goes now. */
+static void conn_up(struct node *n, struct conn *c)
+{
+	router_conn_up(n->router, c);
+	outbox_conn_up(n->outbox, c->peer_id);
+}
+
 static void make_primary(struct node *n, struct peer *p, struct conn *c)
 {
 	bool again = p->connects > 0;
@@ -700,7 +735,7 @@ static void make_primary(struct node *n, struct peer *p, struct conn *c)
 	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
 		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "");
 	node_emit(n, &ev);
-	router_conn_up(n->router, c);
+	conn_up(n, c);
 }
 
 /* A second connection to a peer: it stays open only while it is used
@@ -775,7 +810,7 @@ void node_conn_established(struct node *n, struct conn *c)
 		p->conn = c;
 		c->primary = true;
 		c->peer = p;
-		router_conn_up(n->router, c);
+		conn_up(n, c);
 		return;
 	}
 	demote(n, c);
@@ -860,7 +895,7 @@ static bool promote_other(struct node *n, struct peer *p, struct conn *c, const 
 		p->conn = o;
 		log_info(MOD, "%s: connection %s closed (%s); keeping the other one (%s, %s)", p->id,
 			 c->addr, reason, o->addr, o->dir == CONN_OUT ? "outbound" : "inbound");
-		router_conn_up(n->router, o);
+		conn_up(n, o);
 		maybe_stopped(n);
 		return true;
 	}
@@ -1002,6 +1037,12 @@ void node_send(struct node *n, const char *to, const char *text, bool require_ac
 	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
 	router_send(n->router, to, text, require_ack, cb, ctx, msg_id_out);
+}
+
+void node_queue(struct node *n, const char *to, const char *text, double deadline_s,
+		node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+{
+	outbox_queue(n->outbox, to, text, deadline_s, cb, ctx, msg_id_out);
 }
 
 int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[MSGID_LEN],

@@ -15,6 +15,8 @@
 
 struct node;
 struct router;
+struct storage;
+struct outbox;
 
 /* ---- events: what controllers can subscribe to ------------------------- */
 
@@ -28,6 +30,7 @@ enum node_event_type {
 	EV_PEER_STALE,       /* the peer's connection was lost */
 	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
 	EV_REGISTRATION,     /* the rendezvous registration changed state */
+	EV_EXPIRED,          /* a queued SEND of ours was given up (deadline, attempts) */
 	EV__COUNT
 };
 
@@ -42,6 +45,7 @@ struct node_event {
 	bool reconnected;      /* PEER_CONNECTED: it had been connected before */
 	bool late;             /* ACK: after its ack_timeout had been reported */
 	const struct rdv_status *reg; /* REGISTRATION */
+	long long inbox_id;    /* MESSAGE/PUB: its inbox row (0: not stored) */
 };
 
 typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);
@@ -99,6 +103,8 @@ enum send_result {
 	SEND_NOT_CONNECTED,  /* known peer, no connection */
 	SEND_UNKNOWN_PEER,   /* never heard of it */
 	SEND_FAILED,         /* bad input or queue full */
+	SEND_EXPIRED,        /* queued: deadline passed or attempts used up */
+	SEND_CANCELLED,      /* queued: removed by outbox cancel */
 };
 const char *send_result_name(enum send_result r);
 typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,
@@ -108,6 +114,16 @@ typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, 
  * node_send returns (errors, require_ack false).  msg_id_out may be NULL. */
 void node_send(struct node *n, const char *to, const char *text, bool require_ack,
 	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
+/* Queue text for peer_id in the outbox: sent now if connected, else when
+ * a connection comes up (a dial is started), again on each new connection
+ * after an ACK timeout, up to storage.max_attempts, until deadline_s
+ * seconds from now (<= 0: storage.queue_deadline).  The callback runs once:
+ * SEND_ACKED, SEND_EXPIRED, SEND_CANCELLED or an error. */
+void node_queue(struct node *n, const char *to, const char *text, double deadline_s,
+		node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
+struct storage *node_storage(const struct node *n);  /* NULL: none */
+struct outbox *node_outbox(const struct node *n);
+struct router *node_router(const struct node *n);
 /* PUB to "*" or "#ns" (or "ns").  Returns the number of peers it was
  * written to, or -1 with err. */
 int node_pub(struct node *n, const char *dst, const char *text, char msg_id_out[MSGID_LEN],

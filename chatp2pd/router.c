@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -46,8 +47,16 @@ struct seen_entry {
 	char msg_id[SEEN_ID_MAX + 1];
 };
 
+/* An ACK for a stored message, written once the row is committed. */
+struct held_ack {
+	struct conn *c;             /* kept from being freed: c->busy */
+	char *msg_id;
+};
+
 struct router {
 	struct node *node;
+	struct held_ack *held;
+	size_t nheld, held_cap;
 	struct pending *pending[PENDING_BUCKETS];
 	size_t npending;
 	struct seen_entry seen[SEEN_MAX];
@@ -66,11 +75,14 @@ static uint32_t hash(const char *s)
 	return h;
 }
 
+static void on_commit(void *ctx, bool ok);
+
 struct router *router_new(struct node *n)
 {
 	struct router *r = xcalloc(1, sizeof *r);
 
 	r->node = n;
+	storage_on_commit(node_storage(n), on_commit, r);
 	for (int i = 0; i < SEEN_MAX; i++) {
 		r->seen_head[i] = -1;
 		r->seen[i].next = -1;
@@ -96,6 +108,8 @@ void router_free(struct router *r)
 			pending_free(p);
 		}
 	}
+	on_commit(r, false);
+	free(r->held);
 	free(r);
 }
 
@@ -162,15 +176,19 @@ static bool too_long(const struct router *r, const struct buf *line, char *err, 
 	return true;
 }
 
-void router_send(struct router *r, const char *to, const char *text, bool require_ack,
-		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+/* id_in: the msg_id to use (an outbox retry), or NULL for a new one. */
+static void send_impl(struct router *r, const char *to, const char *text, bool require_ack,
+		      const char *id_in, node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
 	const struct peer_table *t = node_peer_table(r->node);
 	struct peer *peer = peer_id_valid(to) ? peer_find(t, to) : NULL;
 	char id[MSGID_LEN], detail[128];
 	struct buf line = BUF_INIT;
 
-	msgid_new(id);
+	if (id_in)
+		snprintf(id, sizeof id, "%s", id_in);
+	else
+		msgid_new(id);
 	if (msg_id_out)
 		memcpy(msg_id_out, id, MSGID_LEN);
 	if (peer == NULL) {
@@ -226,6 +244,18 @@ void router_send(struct router *r, const char *to, const char *text, bool requir
 	p->next = *slot;
 	*slot = p;
 	r->npending++;
+}
+
+void router_send(struct router *r, const char *to, const char *text, bool require_ack,
+		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+{
+	send_impl(r, to, text, require_ack, NULL, cb, ctx, msg_id_out);
+}
+
+void router_send_id(struct router *r, const char *to, const char *text, const char *msg_id,
+		    node_send_cb cb, void *ctx)
+{
+	send_impl(r, to, text, true, msg_id, cb, ctx, NULL);
 }
 
 void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
@@ -361,8 +391,9 @@ static bool first_sighting(struct router *r, const char *peer_id, const char *ms
 	return true;
 }
 
-/* The one place a message reaches the user. */
-static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub)
+/* The one place a message reaches the user (id: its inbox row, or 0). */
+static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub,
+		    int64_t id)
 {
 	bool mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0;
 	struct node_event ev = {
@@ -372,6 +403,7 @@ static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool
 		.text = m->payload,
 		.msg_id = m->msg_id,
 		.src_mismatch = mismatch,
+		.inbox_id = id,
 	};
 
 	if (mismatch)
@@ -381,21 +413,88 @@ static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool
 	node_emit(r->node, &ev);
 }
 
-void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
+/* Written after the commit of the current transaction (or at once if none). */
+static void ack(struct router *r, struct conn *c, const char *msg_id)
 {
 	struct buf line = BUF_INIT;
 
+	if (storage_pending(node_storage(r->node))) {
+		if (r->nheld == r->held_cap) {
+			r->held_cap = r->held_cap ? r->held_cap * 2 : 64;
+			r->held = xrealloc(r->held, r->held_cap * sizeof *r->held);
+		}
+		c->busy++;
+		r->held[r->nheld++] = (struct held_ack){ c, xstrdup(msg_id) };
+		return;
+	}
+	pmsg_build_ack(&line, msg_id);
+	conn_write(c, &line, CK_CTL, NULL);
+	buf_free(&line);
+}
+
+/* The rows are on disk (ok) or rolled back: ACK them, or let the sender
+ * send again (rows gone, so the copy will be stored). */
+static void on_commit(void *ctx, bool ok)
+{
+	struct router *r = ctx;
+	struct buf line = BUF_INIT;
+	size_t n = r->nheld;
+
+	r->nheld = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct held_ack *h = &r->held[i];
+		if (ok && h->c->state == CONN_ESTABLISHED) {
+			buf_reset(&line);
+			pmsg_build_ack(&line, h->msg_id);
+			conn_write(h->c, &line, CK_CTL, NULL);
+		}
+		free(h->msg_id);
+		h->c->busy--;
+		conn_reap(h->c);
+	}
+	buf_free(&line);
+}
+
+/* true if m is new from c: stored (id set) when there is a database,
+ * else by the in-memory filter.  *stored false: no row (no ACK either). */
+static bool fresh_message(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub,
+			  int64_t *id, bool *stored)
+{
+	struct storage *st = node_storage(r->node);
+	struct stored_msg sm = {
+		.pub = is_pub, .src = c->peer_id, .dst = m->dst, .msg_id = m->msg_id,
+		.text = m->payload, .at = wall_now(),
+		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
+	};
+	int rc;
+
+	*id = 0;
+	*stored = st == NULL;
+	if (st == NULL || m->msg_id == NULL || m->payload == NULL)
+		return first_sighting(r, c->peer_id, m->msg_id ? m->msg_id : "");
+	rc = storage_inbox_add(st, &sm, id);
+	if (rc >= 0) {
+		*stored = true;
+		return rc == 1;
+	}
+	/* Not stored: shown (once) all the same, not ACKed, so the sender retries. */
+	return first_sighting(r, c->peer_id, m->msg_id);
+}
+
+void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
+{
+	int64_t id;
+	bool stored;
+
 	if (m->type == PM_SEND) {
-		bool fresh = first_sighting(r, c->peer_id, m->msg_id);
+		bool fresh = fresh_message(r, c, m, false, &id, &stored);
 		if (fresh)
-			deliver(r, c, m, false);
+			deliver(r, c, m, false, id);
 		else
 			log_debug(MOD, "%s: SEND %s again: ACK again, shown once", c->peer_id, m->msg_id);
 		/* A missing or null require_ack counts as true: never leave a sender waiting. */
-		if (m->require_ack != 0) {
-			pmsg_build_ack(&line, m->msg_id);
-			conn_write(c, &line, CK_CTL, NULL);
-		}
+		if (m->require_ack != 0 && stored)
+			ack(r, c, m->msg_id);
 	} else if (m->type == PM_PUB) {
 		const char *rest = NULL;
 		enum pub_target t = pub_target_parse(m->dst, &rest);
@@ -403,8 +502,7 @@ void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
 			      (t == PUB_PEER && strcmp(rest, node_id(r->node)) == 0);
 		if (!for_us)
 			log_debug(MOD, "%s: PUB for %s, not for us", c->peer_id, m->dst ? m->dst : "?");
-		else if (first_sighting(r, c->peer_id, m->msg_id))
-			deliver(r, c, m, true);
+		else if (fresh_message(r, c, m, true, &id, &stored))
+			deliver(r, c, m, true, id);
 	}
-	buf_free(&line);
 }

@@ -15,6 +15,9 @@ void router_free(struct router *r);
 
 void router_send(struct router *r, const char *to, const char *text, bool require_ack,
 		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
+/* A SEND with a given msg_id (the outbox sending a stored message again). */
+void router_send_id(struct router *r, const char *to, const char *text, const char *msg_id,
+		    node_send_cb cb, void *ctx);
 int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
 	       char *err, size_t errlen);
 

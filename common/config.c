@@ -107,6 +107,8 @@ static const struct cfg_key keys[] = {
 	    "registration lifetime asked of the rendezvous server, seconds"),
 	K("node", "discover_namespace", CFG_STRING, node.discover_namespace, 0, 0, "",
 	    "namespace to DISCOVER (empty: all namespaces)"),
+	K("node", "state_dir", CFG_STRING, node.state_dir, 0, 0, "",
+	    "directory of the inbox/outbox database (empty: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatp2p/NAME@NS, else ~/.local/state/chatp2p/NAME@NS)"),
 
 	K("control", "socket", CFG_STRING, control.socket, 0, 0, "",
 	    "control socket path (empty: the default location)"),
@@ -174,6 +176,19 @@ static const struct cfg_key keys[] = {
 	    "loopback clients (127.0.0.0/8, ::1: tests, one-machine labs) are not held to max_per_ip"),
 	K("rendezvous_server", "state_dir", CFG_STRING, rendezvous_server.state_dir, 0, 0, "",
 	    "directory keeping the registrations across restarts (empty: $STATE_DIRECTORY, else none)"),
+
+	K("storage", "sync", CFG_STRING, storage.sync, 0, 0, "normal",
+	    "normal (survives a crash or SIGKILL), full (survives power loss) or off (no database: nothing stored)"),
+	K("storage", "inbox_max_messages", CFG_INT, storage.inbox_max_messages, 0, 1000000000, "100000",
+	    "messages kept in the inbox, oldest removed first (0: no bound)"),
+	K("storage", "inbox_max_bytes", CFG_DOUBLE, storage.inbox_max_bytes, 0, 1e12, "67108864",
+	    "bytes of message text kept in the inbox, oldest removed first (0: no bound)"),
+	K("storage", "inbox_max_days", CFG_DOUBLE, storage.inbox_max_days, 0, 36500, "30",
+	    "days a message is kept in the inbox (0: no bound)"),
+	K("storage", "max_attempts", CFG_INT, storage.max_attempts, 1, 1000, "5",
+	    "times a queued message is sent (one per connection) before it is reported expired"),
+	K("storage", "queue_deadline", CFG_DOUBLE, storage.queue_deadline, 1, 30 * DAY, "3600",
+	    "seconds a queued message waits for delivery when send gives no deadline"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -716,6 +731,11 @@ int config_check(const struct config *c, char *err, size_t errlen)
 	}
 	if (c->logging.log_to_file && c->logging.file[0] == '\0') {
 		seterr(err, errlen, "logging.file is empty but logging.log_to_file is true");
+		return -1;
+	}
+	if (strcmp(c->storage.sync, "normal") != 0 && strcmp(c->storage.sync, "full") != 0 &&
+	    strcmp(c->storage.sync, "off") != 0) {
+		seterr(err, errlen, "storage.sync: \"%s\" is not normal, full or off", c->storage.sync);
 		return -1;
 	}
 	return 0;

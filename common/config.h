@@ -56,6 +56,7 @@ struct config {
 		int port;                     /* peer listen port; 0 = any */
 		int ttl;                      /* registration ttl asked for */
 		char discover_namespace[CFG_STR_MAX]; /* "" = all namespaces */
+		char state_dir[CFG_STR_MAX];  /* "" = $STATE_DIRECTORY, XDG, ~/.local/state */
 	} node;
 	struct {
 		char socket[CFG_STR_MAX];     /* "" = default location */
@@ -95,6 +96,14 @@ struct config {
 		bool quota_exempt_loopback;   /* 127.0.0.0/8 and ::1 not held to max_per_ip */
 		char state_dir[CFG_STR_MAX];  /* where registrations are kept ("" : none) */
 	} rendezvous_server;
+	struct {
+		char sync[16];                /* normal | full | off */
+		int inbox_max_messages;       /* 0 = no bound */
+		double inbox_max_bytes;       /* text bytes; 0 = no bound */
+		double inbox_max_days;        /* 0 = no bound */
+		int max_attempts;             /* sends of a queued message */
+		double queue_deadline;        /* default deadline of a queued send, seconds */
+	} storage;
 };
 
 void config_defaults(struct config *c);

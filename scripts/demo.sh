@@ -49,7 +49,7 @@ echo "== rendezvous server on 127.0.0.1:$rdv (our own; no internet needed)"
 
 start_node() { # name namespace
 	"$chatp2pd" --name "$1" --namespace "$2" --listen 127.0.0.1 --port 0 \
-		--rendezvous "127.0.0.1:$rdv" --control "$work/$1.sock" \
+		--rendezvous "127.0.0.1:$rdv" --control "$work/$1.sock" --state-dir "$work/$1.state" \
 		--set rendezvous.discover_interval=10 --set keepalive.ping_interval=1 --set keepalive.ping_timeout=1 \
 		--set logging.log_to_file=false \
 		--log-level INFO >"$work/$1.out" 2>"$work/$1.log" &

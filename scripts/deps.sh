@@ -5,11 +5,13 @@ set -eu
 
 # systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
 # tests/e2e/test_systemd.py needs (it fails, not skips, without them).
+# libsqlite3-dev: the durable inbox/outbox (chatp2pd/storage.c).
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 # clang, libclang-rt-14-dev: the libFuzzer targets scripts/test.sh runs (the
 # fuzzer runtime is only a Recommends of clang, which this script skips).
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
-libcmocka-dev libedit-dev python3 systemd procps clang libclang-rt-14-dev"
+libcmocka-dev libedit-dev python3 systemd procps clang libclang-rt-14-dev
+libsqlite3-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -42,6 +42,13 @@ def tmpdir():
     return _tmpdir.name
 
 
+# Every daemon this run starts keeps its inbox/outbox database under the
+# run's directory, never in the user's ~/.local/state (nodes.Node gives
+# each node a directory of its own on top of this).
+os.environ["XDG_STATE_HOME"] = os.path.join(_tmpdir.name, "state")
+os.environ.pop("STATE_DIRECTORY", None)
+
+
 def binary(var):
     path = os.environ.get(var)
     if not path:

@@ -120,6 +120,8 @@ class Ctl:
 class Node:
     """A chatp2pd node registered at rdv, with its control socket."""
 
+    _seq = 0
+
     def __init__(self, name, rdv, namespace="CIC", sets=(), args=(), start=True):
         self.name = name
         self.namespace = namespace
@@ -130,13 +132,16 @@ class Node:
         self.args = list(args)
         self.port = 0
         self.proc = None
+        # Its own inbox/outbox database, kept across restarts of this node.
+        Node._seq += 1
+        self.state_dir = os.path.join(harness.tmpdir(), "state-%s-%s-%d" % (name, namespace, Node._seq))
         if start:
             self.start()
 
     def argv(self):
         a = ["--name", self.name, "--namespace", self.namespace, "--listen", "127.0.0.1",
              "--port", str(self.port), "--rendezvous", "127.0.0.1:%d" % self.rdv.port,
-             "--control", self.sock_path]
+             "--control", self.sock_path, "--set", "node.state_dir=" + self.state_dir]
         for s in self.sets:
             a += ["--set", s]
         return a + self.args

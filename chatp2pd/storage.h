@@ -1,0 +1,103 @@
+/* The durable inbox and outbox: one SQLite database in the state directory,
+ * and the only file of the daemon that speaks SQL.
+ *
+ * Writes are grouped: the first write of a loop iteration opens a
+ * transaction, an ev_prepare watcher commits it just before the loop waits
+ * again, then tells the listeners (storage_on_commit) whether it held.  So
+ * a caller that must not answer before its row is on disk (an ACK means
+ * "stored") holds the answer until that callback.
+ *
+ * WAL mode; synchronous=NORMAL survives a crash or SIGKILL of the daemon,
+ * FULL survives power loss.  The schema version is PRAGMA user_version;
+ * migrations run from version 1 on.  A database that cannot be opened or
+ * fails its check is renamed aside (logged) and a new one started: storage
+ * never stops the node.  A NULL struct storage (storage.sync "off", or no
+ * usable directory) is valid everywhere and stores nothing. */
+#ifndef CHATP2PD_STORAGE_H
+#define CHATP2PD_STORAGE_H
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct storage;
+
+#define STORAGE_DB_NAME "chatp2p.db"
+
+/* The state directory: $STATE_DIRECTORY (systemd), else configured (may be
+ * "" or NULL), else $XDG_STATE_HOME/chatp2p/PEER_ID, else
+ * ~/.local/state/chatp2p/PEER_ID.  0, or -1 with err. */
+int storage_dir_resolve(const char *configured, const char *peer_id, char *out, size_t outlen,
+			char *err, size_t errlen);
+
+/* Open (creating dir and database as needed) per cfg->storage.  NULL when
+ * sync is "off" or nothing usable could be opened (logged). */
+struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, const char *dir);
+/* Commit what is pending, close. */
+void storage_close(struct storage *st);
+/* Reloadable settings (retention, sync level). */
+void storage_reconfigure(struct storage *st, const struct config *cfg);
+const char *storage_path(const struct storage *st);
+
+/* Called after every commit attempt (ok false: rolled back). */
+typedef void (*storage_commit_fn)(void *ctx, bool ok);
+void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx);
+/* Commit now (the ev_prepare watcher does this every iteration). */
+void storage_flush(struct storage *st);
+/* A transaction is open: rows written since the last commit. */
+bool storage_pending(const struct storage *st);
+
+/* ---- inbox ---------------------------------------------------------------- */
+
+struct stored_msg {
+	int64_t id;            /* increasing, never reused */
+	bool pub;              /* a PUB (else a SEND) */
+	const char *src;       /* the sender (handshake peer_id) */
+	const char *dst;       /* dst as written */
+	const char *msg_id;
+	const char *text;
+	double at;             /* wall clock, received */
+	bool read;
+	bool src_mismatch;
+};
+
+/* Store a received message unless (src, msg_id) is already there.
+ * 1: stored (*id_out set), 0: a duplicate, -1: error (not stored). */
+int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *id_out);
+
+struct inbox_filter {
+	bool unread_only;
+	const char *from;      /* NULL: anyone */
+	double since_time;     /* > 0: received after this wall-clock time */
+	int64_t since_id;      /* > 0: id greater than this */
+	int limit;             /* most messages returned (the newest, unless since) */
+};
+/* Messages in id order; fn returns false to stop.  Returns the number of
+ * messages matched (may be more than were passed to fn), -1 on error. */
+typedef bool (*storage_msg_fn)(void *ctx, const struct stored_msg *m);
+long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storage_msg_fn fn,
+			void *ctx);
+/* Mark one message (id > 0) or all (id 0) read.  Returns how many changed, -1 on error. */
+long storage_inbox_mark_read(struct storage *st, int64_t id);
+long storage_unread(const struct storage *st);
+long storage_inbox_count(const struct storage *st);
+
+/* ---- outbox ----------------------------------------------------------------- */
+
+struct stored_out {
+	const char *msg_id;
+	const char *to;
+	const char *text;
+	double created;        /* wall clock */
+	double deadline;       /* wall clock */
+	int attempts;
+};
+int storage_outbox_add(struct storage *st, const struct stored_out *o);
+int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts);
+int storage_outbox_remove(struct storage *st, const char *msg_id);
+typedef void (*storage_out_fn)(void *ctx, const struct stored_out *o);
+int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx);
+
+#endif

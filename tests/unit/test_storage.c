@@ -1,0 +1,306 @@
+/* The durable store (storage.c) on a real SQLite file in a temporary
+ * directory: group commit and its listeners, duplicates by (src, msg_id)
+ * across a reopen, listing filters, read marks, retention by count and
+ * bytes, the outbox rows, a migration from version 0, and a damaged file
+ * set aside. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ev.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "storage.h"
+
+struct fx {
+	char dir[64];
+	struct config cfg;
+	struct ev_loop *loop;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+
+	snprintf(f->dir, sizeof f->dir, "/tmp/chatp2p-storage-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	config_defaults(&f->cfg);
+	f->loop = ev_loop_new(EVFLAG_AUTO);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	ev_loop_destroy(f->loop);
+	free(f);
+	return 0;
+}
+
+static int add(struct storage *st, const char *src, const char *msg_id, const char *text,
+	       int64_t *id)
+{
+	struct stored_msg m = { .src = src, .dst = "bob@CIC", .msg_id = msg_id, .text = text,
+				.at = (double)time(NULL) };
+
+	return storage_inbox_add(st, &m, id);
+}
+
+struct commits {
+	int ok, failed;
+};
+
+static void on_commit(void *ctx, bool ok)
+{
+	struct commits *c = ctx;
+
+	if (ok)
+		c->ok++;
+	else
+		c->failed++;
+}
+
+struct collected {
+	char texts[64][32];
+	int64_t ids[64];
+	int n;
+};
+
+static bool collect(void *ctx, const struct stored_msg *m)
+{
+	struct collected *c = ctx;
+
+	if (c->n < 64) {
+		snprintf(c->texts[c->n], sizeof c->texts[0], "%s", m->text);
+		c->ids[c->n++] = m->id;
+	}
+	return true;
+}
+
+static void test_group_commit_and_dedupe_across_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct commits cm = { 0, 0 };
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	int64_t id1 = 0, id2 = 0;
+
+	assert_non_null(st);
+	storage_on_commit(st, on_commit, &cm);
+	assert_int_equal(add(st, "alice@CIC", "m1", "one", &id1), 1);
+	assert_int_equal(add(st, "alice@CIC", "m1", "one again", NULL), 0); /* same txn */
+	assert_int_equal(add(st, "carol@CIC", "m1", "other sender", &id2), 1);
+	assert_true(storage_pending(st));
+	assert_int_equal(cm.ok, 0);
+	/* One loop iteration: the prepare watcher commits, once. */
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_false(storage_pending(st));
+	assert_int_equal(cm.ok, 1);
+	assert_true(id2 > id1);
+	assert_int_equal(storage_unread(st), 2);
+	storage_close(st);
+
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	assert_int_equal(add(st, "alice@CIC", "m1", "after restart", NULL), 0);
+	assert_int_equal(storage_inbox_count(st), 2);
+	assert_int_equal(storage_unread(st), 2);
+	storage_close(st);
+}
+
+static void test_list_filters_and_read(void **state)
+{
+	struct fx *f = *state;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	char id[16], text[16];
+	int64_t first = 0;
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		snprintf(text, sizeof text, "t%d", i);
+		add(st, i % 2 ? "alice@CIC" : "carol@CIC", id, text, i == 0 ? &first : NULL);
+	}
+	struct inbox_filter all = { .limit = 0 };
+	struct collected c = { .n = 0 };
+	assert_int_equal(storage_inbox_list(st, &all, collect, &c), 10);
+	assert_string_equal(c.texts[0], "t0");
+	assert_string_equal(c.texts[9], "t9");
+
+	struct inbox_filter newest = { .limit = 3 };
+	c.n = 0;
+	storage_inbox_list(st, &newest, collect, &c);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.texts[0], "t7"); /* the newest 3, oldest first */
+
+	struct inbox_filter from = { .from = "alice@CIC", .since_id = first, .limit = 2 };
+	c.n = 0;
+	storage_inbox_list(st, &from, collect, &c);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.texts[0], "t1");
+	assert_string_equal(c.texts[1], "t3");
+
+	assert_int_equal(storage_inbox_mark_read(st, first), 1);
+	assert_int_equal(storage_inbox_mark_read(st, first), 0);
+	assert_int_equal(storage_unread(st), 9);
+	struct inbox_filter unread = { .unread_only = true };
+	c.n = 0;
+	assert_int_equal(storage_inbox_list(st, &unread, collect, &c), 9);
+	assert_int_equal(storage_inbox_mark_read(st, 0), 9);
+	assert_int_equal(storage_unread(st), 0);
+	storage_close(st);
+}
+
+static void test_retention_count_and_bytes(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+
+	f->cfg.storage.inbox_max_messages = 5;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	for (int i = 0; i < 12; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		add(st, "alice@CIC", id, "0123456789", NULL);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 5);
+	struct inbox_filter all = { 0 };
+	struct collected c = { .n = 0 };
+	storage_inbox_list(st, &all, collect, &c);
+	assert_int_equal(c.n, 5);
+
+	/* Bytes: 10 per message, 25 allowed: the oldest go until 2 are left. */
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 25;
+	storage_reconfigure(st, &f->cfg);
+	add(st, "alice@CIC", "last", "0123456789", NULL);
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 2);
+	storage_close(st);
+}
+
+struct outs {
+	int n;
+	char ids[8][16];
+	int attempts[8];
+};
+
+static void collect_out(void *ctx, const struct stored_out *o)
+{
+	struct outs *os = ctx;
+
+	snprintf(os->ids[os->n], sizeof os->ids[0], "%s", o->msg_id);
+	os->attempts[os->n++] = o->attempts;
+}
+
+static void test_outbox_rows(void **state)
+{
+	struct fx *f = *state;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	struct stored_out a = { "q1", "bob@CIC", "hi", 1.0, 100.0, 0 };
+	struct stored_out b = { "q2", "bob@CIC", "ho", 2.0, 100.0, 0 };
+	struct outs os = { 0 };
+
+	assert_int_equal(storage_outbox_add(st, &a), 0);
+	assert_int_equal(storage_outbox_add(st, &b), 0);
+	assert_int_equal(storage_outbox_attempt(st, "q1", 3), 0);
+	assert_int_equal(storage_outbox_remove(st, "q2"), 0);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_int_equal(storage_outbox_load(st, collect_out, &os), 1);
+	assert_string_equal(os.ids[0], "q1");
+	assert_int_equal(os.attempts[0], 3);
+	storage_close(st);
+}
+
+static int count_aside(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while ((e = readdir(d)) != NULL)
+		n += strstr(e->d_name, ".damaged-") != NULL && strstr(e->d_name, "-wal") == NULL &&
+		     strstr(e->d_name, "-shm") == NULL;
+	closedir(d);
+	return n;
+}
+
+static void test_garbage_set_aside(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
+	fp = fopen(path, "wb");
+	for (int i = 0; i < 4096; i++)
+		fputc((i * 7919) & 0xff, fp);
+	fclose(fp);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	assert_int_equal(count_aside(f->dir), 1);
+	assert_int_equal(add(st, "alice@CIC", "m1", "works", NULL), 1);
+	storage_close(st);
+}
+
+static void test_sync_off_is_null(void **state)
+{
+	struct fx *f = *state;
+
+	snprintf(f->cfg.storage.sync, sizeof f->cfg.storage.sync, "off");
+	assert_null(storage_open(f->loop, &f->cfg, f->dir));
+	/* Every call takes NULL. */
+	assert_int_equal(add(NULL, "a@B", "m", "t", NULL), -1);
+	assert_int_equal(storage_unread(NULL), 0);
+	storage_flush(NULL);
+	storage_close(NULL);
+}
+
+static void test_dir_resolution(void **state)
+{
+	char out[256], err[128];
+
+	unsetenv("STATE_DIRECTORY");
+	setenv("XDG_STATE_HOME", "/x/state", 1);
+	assert_int_equal(storage_dir_resolve("", "bob@CIC", out, sizeof out, err, sizeof err), 0);
+	assert_string_equal(out, "/x/state/chatp2p/bob@CIC");
+	assert_int_equal(storage_dir_resolve("/conf", "bob@CIC", out, sizeof out, err, sizeof err), 0);
+	assert_string_equal(out, "/conf");
+	setenv("STATE_DIRECTORY", "/var/lib/chatp2p/bob:/other", 1);
+	assert_int_equal(storage_dir_resolve("/conf", "bob@CIC", out, sizeof out, err, sizeof err), 0);
+	assert_string_equal(out, "/var/lib/chatp2p/bob");
+	unsetenv("STATE_DIRECTORY");
+	unsetenv("XDG_STATE_HOME");
+	setenv("HOME", "/home/u", 1);
+	assert_int_equal(storage_dir_resolve(NULL, "bob@CIC", out, sizeof out, err, sizeof err), 0);
+	assert_string_equal(out, "/home/u/.local/state/chatp2p/bob@CIC");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_group_commit_and_dedupe_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_set_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_off_is_null, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_resolution, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
