@@ -24,6 +24,7 @@
 
 #include "commands.h"
 #include "ctlproto.h"
+#include "fmt.h"
 #include "framer.h"
 #include "output.h"
 #include "xmalloc.h"
@@ -601,18 +602,6 @@ static char *prompt(EditLine *el)
 	return (char *)PROMPT;
 }
 
-/* libedit reads UTF-8 only under a UTF-8 LC_CTYPE; chat is UTF-8 whatever
- * the environment says.  Only LC_CTYPE: numbers stay in the C locale. */
-static void utf8_ctype(void)
-{
-	const char *cs;
-
-	setlocale(LC_CTYPE, "");
-	cs = nl_langinfo(CODESET);
-	if (cs == NULL || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0))
-		setlocale(LC_CTYPE, "C.UTF-8");
-}
-
 /* ~/.chatp2p_history ($CHATP2P_HISTFILE overrides; empty: none), like
  * other shells' history files.  Chat lines are private: mode 0600. */
 static const char *history_path(void)
@@ -633,7 +622,7 @@ static void term_start(struct shell *sh)
 	HistEvent ev;
 	const char *hpath = history_path();
 
-	utf8_ctype();
+	fmt_utf8_ctype(); /* libedit reads UTF-8 only under a UTF-8 LC_CTYPE */
 	sh->hist = history_init();
 	history(sh->hist, &ev, H_SETSIZE, 1000);
 	history(sh->hist, &ev, H_SETUNIQUE, 1);

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ping.h"
 #include "router.h"
+#include "stats.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -57,6 +59,8 @@ struct node {
 	node_event_fn hook;
 	void *hook_ctx;
 	struct accept_slot accepts[ACCEPT_SLOTS];
+	struct node_stats stats;
+	struct pinger *pinger;
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -85,6 +89,8 @@ const char *node_listen_addr(const struct node *n) { return n->listen_addr; }
 double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
 struct conn *node_conns(const struct node *n) { return n->conns; }
+struct node_stats *node_stats(struct node *n) { return &n->stats; }
+struct pinger *node_pinger(struct node *n) { return n->pinger; }
 
 const struct rdv_status *node_registration(const struct node *n)
 {
@@ -99,6 +105,7 @@ void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx)
 
 void node_emit(struct node *n, const struct node_event *ev)
 {
+	stats_on_event(n, ev);
 	if (n->hook)
 		n->hook(n->hook_ctx, ev);
 }
@@ -239,6 +246,7 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 	n->started = wall_now();
 	peer_table_init(&n->peers, MAX_PEERS);
 	n->router = router_new(n);
+	n->pinger = pinger_new(n);
 	struct rdv_client_hooks hooks = { on_rdv_state, on_rdv_discover, n };
 	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
 	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
@@ -292,6 +300,7 @@ void node_free(struct node *n)
 	peer_foreach(&n->peers, stop_peer_timer, n);
 	rdv_client_free(n->rdv);
 	router_free(n->router);
+	pinger_free(n->pinger);
 	peer_table_free(&n->peers);
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
@@ -594,6 +603,9 @@ void node_conn_established(struct node *n, struct conn *c)
 		p->dialing = NULL;
 		p->dial_ok++;
 	}
+	/* Who reaches whom: the reachability hint of "status". */
+	n->stats.established[c->dir == CONN_OUT]++;
+	n->stats.last_established[c->dir == CONN_OUT] = wall_now();
 	if (n->stopping) {
 		conn_bye(c, "shutdown");
 		return;
@@ -742,6 +754,15 @@ static void on_rdv_state(void *ctx, const struct rdv_status *st)
 	struct node *n = ctx;
 	struct node_event ev = { .type = EV_REGISTRATION, .reg = st };
 
+	/* When the last error happened, so "status" can say how old it is. */
+	if (st->last_error[0] && strcmp(st->last_error, n->stats.rdv_error) != 0) {
+		snprintf(n->stats.rdv_error, sizeof n->stats.rdv_error, "%s", st->last_error);
+		n->stats.rdv_error_at = wall_now();
+	}
+	if (st->state != RDV_REGISTERED)
+		n->stats.registered_since = 0;
+	else if (n->stats.registered_since == 0)
+		n->stats.registered_since = mono_now();
 	node_emit(n, &ev);
 }
 
@@ -766,7 +787,9 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 		 * reach it on, else the fresher registration. */
 		bool fresher = e->expires_in < 0 || p->listed_expires < 0 ||
 			       now + (double)e->expires_in >= p->listed_until;
-		if (p->conn == NULL && (p->ip[0] == '\0' || fresher)) {
+		/* Connected (it dialled us) and no address yet: keep the listed
+		 * one all the same, for a later reconnect. */
+		if (p->ip[0] == '\0' || (p->conn == NULL && fresher)) {
 			snprintf(p->ip, sizeof p->ip, "%s", e->ip);
 			p->port = e->port;
 		}

@@ -630,6 +630,7 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	double now = mono_now();
 	budget_record(c, now);
 	c->st.requests++;
+	c->st.kind_requests[k]++;
 	arm(c, &t->deadline, resolve_timeout(c));
 	if (rc != 0) {
 		fail_soon(t, "cannot encode the request (name or namespace not UTF-8)");
@@ -767,6 +768,7 @@ static void txn_done(struct txn *t, const char *err, const struct rdv_reply *rep
 	if (err != NULL) {
 		fmt_line(ebuf, sizeof ebuf, "%s: %s", kind_name[k], err);
 		fmt_line(c->st.last_error, sizeof c->st.last_error, "%s", ebuf);
+		c->st.kind_errors[k]++;
 		e = ebuf;
 		log_warn(MOD, "%s", ebuf);
 	}
