@@ -347,6 +347,29 @@ void suggest_peers(jval peers_result, const char *typed, char *buf, size_t len)
 		snprintf(buf + used, len - used, "?");
 }
 
+/* After the daemon said unknown_peer for id: why, into buf.  true when id
+ * is this node itself (a message to ourselves goes nowhere). */
+static bool unknown_peer_hint(struct ctl_client *c, double timeout, const char *id, char *buf,
+			      size_t len)
+{
+	jval pr = NULL, vr = NULL;
+	bool self = false;
+
+	buf[0] = '\0';
+	if (ctl_call(c, "version", NULL, timeout, &vr) == EX_OK) {
+		const char *me = json_get_str(ctl_result(vr), "node");
+		if (me && strcmp(me, id) == 0) {
+			snprintf(buf, len, "%s is this node: a message to ourselves goes nowhere", id);
+			self = true;
+		}
+	}
+	if (!self && ctl_call(c, "peers", NULL, timeout, &pr) == EX_OK)
+		suggest_peers(ctl_result(pr), id, buf, len);
+	json_free(pr);
+	json_free(vr);
+	return self;
+}
+
 int resolve_peer(struct ctl_client *c, double timeout, const char *cmd, const char *typed,
 		 char *out, size_t outlen)
 {
@@ -354,6 +377,11 @@ int resolve_peer(struct ctl_client *c, double timeout, const char *cmd, const ch
 	const char *self = NULL;
 	int rc;
 
+	/* A full id goes as it is: one request, as before (scripts). */
+	if (strchr(typed, '@')) {
+		snprintf(out, outlen, "%s", typed);
+		return EX_OK;
+	}
 	if ((rc = ctl_call(c, "version", NULL, timeout, &vr)) != EX_OK ||
 	    (rc = ctl_call(c, "peers", NULL, timeout, &pr)) != EX_OK) {
 		warnx_("%s", c->err);
@@ -361,16 +389,9 @@ int resolve_peer(struct ctl_client *c, double timeout, const char *cmd, const ch
 		return rc;
 	}
 	self = json_get_str(ctl_result(vr), "node");
-	const char *at = strchr(typed, '@');
-	size_t tlen = at ? (size_t)(at - typed) : strlen(typed);
-	if (self && (strcmp(self, typed) == 0 ||
-		     (!at && strncasecmp(self, typed, tlen) == 0 && self[tlen] == '@'))) {
+	size_t tlen = strlen(typed);
+	if (self && strncasecmp(self, typed, tlen) == 0 && self[tlen] == '@') {
 		rc = usage_error(cmd, "%s is this node: a message to ourselves goes nowhere", self);
-		goto done;
-	}
-	if (at) {
-		snprintf(out, outlen, "%s", typed);
-		rc = EX_OK;
 		goto done;
 	}
 	jval list = json_get(ctl_result(pr), "peers");
@@ -556,12 +577,13 @@ static int c_send(const struct opts *o, int argc, char **argv)
 	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
 		const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
 		char hint[512] = "";
-		jval pr = NULL;
 		if (reason && strcmp(reason, "unknown_peer") == 0 &&
-		    ctl_call(&c, "peers", NULL, o->timeout, &pr) == EX_OK)
-			suggest_peers(ctl_result(pr), to, hint, sizeof hint);
-		json_free(pr);
-		warnx_("%s: %s%s%s", to, msg, hint[0] ? "; " : "", hint);
+		    unknown_peer_hint(&c, o->timeout, to, hint, sizeof hint)) {
+			warnx_("%s: %s", argv[0], hint);
+			rc = EX_USAGE;
+		} else {
+			warnx_("%s: %s%s%s", to, msg, hint[0] ? "; " : "", hint);
+		}
 		if (o->json)
 			print_error_json(json_get(reply, "error"));
 		json_free(reply);
@@ -669,11 +691,14 @@ static int c_reconnect(const struct opts *o, int argc, char **argv)
 		warnx_("%s", c.err);
 	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
 		char hint[512] = "";
-		jval pr = NULL;
-		if (typed && ctl_call(&c, "peers", NULL, o->timeout, &pr) == EX_OK)
-			suggest_peers(ctl_result(pr), peer, hint, sizeof hint);
-		json_free(pr);
-		warnx_("reconnect: %s%s%s", msg, hint[0] ? "; " : "", hint);
+		const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
+		if (typed && reason && strcmp(reason, "unknown_peer") == 0 &&
+		    unknown_peer_hint(&c, o->timeout, peer, hint, sizeof hint)) {
+			warnx_("reconnect: %s", hint);
+			rc = EX_USAGE;
+		} else {
+			warnx_("reconnect: %s%s%s", msg, hint[0] ? "; " : "", hint);
+		}
 	} else if (o->json) {
 		print_json(stdout, ctl_result(reply), false);
 	} else {
