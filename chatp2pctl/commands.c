@@ -1196,14 +1196,15 @@ static int c_ping(const struct opts *o, int argc, char **argv)
 		if ((rc = ctl_reply_status(reply, last_err, sizeof last_err)) != EX_OK ||
 		    !json_num(json_get(ctl_result(reply), "rtt_ms"), &ms)) {
 			const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
+			/* Not connected or unknown: asking again will not help. */
+			bool again = reason != NULL && strcmp(reason, "ping_timeout") == 0;
 			fail_rc = rc != EX_OK ? rc : EX_PROTO;
 			if (!o->json) {
 				printf("no pong from %s: %s\n", peer, last_err);
 				fflush(stdout);
 			}
 			json_free(reply);
-			/* Not connected or unknown: asking again will not help. */
-			if (reason == NULL || strcmp(reason, "ping_timeout") != 0)
+			if (!again)
 				break;
 			continue;
 		}
