@@ -155,8 +155,9 @@ class ConventionsCase(unittest.TestCase, CtlAsserts):
             seq = c.call("subscribe", {"events": []})["seq"]
         finally:
             c.close()
-        self.ok(self.a, "send", "bob@CIC", "one event to print")
-        argv = ctl_argv(self.a, "--json", "watch", "--since", str(seq - 1 if seq else 0), "all")
+        self.ok(self.bob, "send", "alice@CIC", "one event to print")
+        # Messages only: nothing else arrives later to end it by a failed write.
+        argv = ctl_argv(self.a, "--json", "watch", "--since", str(seq), "message")
         r, w = os.pipe()
         p = subprocess.Popen(argv, stdout=w, stderr=subprocess.PIPE)
         os.close(w)
