@@ -368,8 +368,9 @@ class ShellCase(unittest.TestCase, CtlAsserts):
         self.assertIn("unknown command '/bogus'", cp.err)
 
     def test_prompt_names_us(self):
-        sh = self.shell()
-        sh.expect(r"^alice@CIC> $")
+        sh = PtyShell(ctl_argv(self.alice, "shell"))
+        self.addCleanup(sh.close)
+        sh.expect(r"(?:^|\n)alice@CIC> ")
         self.quit(sh)
 
     def test_query(self):
