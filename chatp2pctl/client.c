@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <math.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -49,6 +51,29 @@ static int fail(struct ctl_client *c, int status, const char *fmt, ...)
 	return status;
 }
 
+/* Permission denied: say which group grants access, from the socket's (or,
+ * when even that cannot be looked at, its directory's) group. */
+static int perm_denied(struct ctl_client *c, const char *path)
+{
+	char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+	struct stat st;
+	struct group *gr;
+	char *slash;
+
+	if (stat(path, &st) != 0) {
+		snprintf(dir, sizeof dir, "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash == NULL || stat(slash == dir ? "/" : (*slash = '\0', dir), &st) != 0)
+			return fail(c, EX_PERM, "%s: permission denied", path);
+	}
+	gr = getgrgid(st.st_gid);
+	if (gr == NULL)
+		return fail(c, EX_PERM, "%s: permission denied (access is for group %u: ask to be "
+			    "added to it)", path, (unsigned)st.st_gid);
+	return fail(c, EX_PERM, "%s: permission denied; members of group '%s' may connect "
+		    "(sudo usermod -aG %s $USER, then log in again)", path, gr->gr_name, gr->gr_name);
+}
+
 int ctl_open(struct ctl_client *c, const char *path, double timeout_s)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -75,7 +100,7 @@ int ctl_open(struct ctl_client *c, const char *path, double timeout_s)
 		if (e == EINTR)
 			continue;
 		if (e == EACCES || e == EPERM)
-			return fail(c, EX_PERM, "%s: permission denied", path);
+			return perm_denied(c, path);
 		if (e == EAGAIN || e == EINPROGRESS)
 			return fail(c, EX_TIMEOUT, "%s: the daemon does not accept connections", path);
 		if (e == ENOENT || e == ECONNREFUSED)

@@ -17,6 +17,8 @@
 
 #include "buf.h"
 #include "ctlproto.h"
+#include "fmt.h"
+#include "msgid.h"
 #include "output.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -98,7 +100,7 @@ static bool kstr(yajl_gen g, const char *k, const char *v)
 	return false;
 }
 
-jval params_send(const char *to, const char *text, bool require_ack)
+jval params_send_id(const char *to, const char *text, bool require_ack, const char *msg_id)
 {
 	yajl_gen g = jg_new();
 	bool ok;
@@ -107,6 +109,8 @@ jval params_send(const char *to, const char *text, bool require_ack)
 	ok = kstr(g, "to", to);
 	ok = kstr(g, "text", text) && ok;
 	JG_KBOOL(g, "require_ack", require_ack);
+	if (msg_id)
+		JG_KSTR(g, "msg_id", msg_id);
 	return params_end(g, ok);
 }
 
@@ -124,6 +128,11 @@ jval params_send_queued(const char *to, const char *text, double deadline)
 		jg_double(g, deadline, 3);
 	}
 	return params_end(g, ok);
+}
+
+jval params_send(const char *to, const char *text, bool require_ack)
+{
+	return params_send_id(to, text, require_ack, NULL);
 }
 
 jval params_pub(const char *to, const char *text)
@@ -225,9 +234,9 @@ static int simple(const struct opts *o, const char *method, jval params,
 	return EX_OK;
 }
 
-/* getopt_long over a command's own argv; "+": options come before the
- * operands, so message text is never mistaken for an option.  Returns the
- * option, -1 at the end, '?' after reporting a usage error. */
+/* getopt_long over a command's own argv: options anywhere, as the global
+ * ones; "--" ends them, so text starting with '-' goes after it.  Returns
+ * the option, -1 at the end, '?' after reporting a usage error. */
 static int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
 {
 	int ch;
@@ -235,7 +244,8 @@ static int cmd_getopt(int argc, char **argv, const char *shortopts, const struct
 	opterr = 0;
 	ch = getopt_long(argc, argv, shortopts, longopts, NULL);
 	if (ch == '?' || ch == ':')
-		usage_error(argv[0], "bad option '%s'", argv[optind - 1]);
+		usage_error(argv[0], "bad option '%s' (text that starts with '-' goes after --)",
+			    argv[optind - 1]);
 	return ch == ':' ? '?' : ch;
 }
 
@@ -256,7 +266,17 @@ static char *text_arg(const char *cmd, int argc, char **argv)
 				buf_append(&b, " ", 1);
 			buf_puts(&b, argv[i]);
 		}
+		/* The same rule as an empty standard input: nothing to send. */
+		if (b.len == 0) {
+			usage_error(cmd, "nothing to send (empty text)");
+			buf_free(&b);
+			return NULL;
+		}
 		return buf_cstr(&b);
+	}
+	if (isatty(STDIN_FILENO)) {
+		fflush(stdout);
+		fputs("chatp2pctl: reading the message from standard input (Ctrl-D to send)\n", stderr);
 	}
 	for (;;) {
 		buf_reserve(&b, 4096);
@@ -294,9 +314,130 @@ static char *text_arg(const char *cmd, int argc, char **argv)
 	return buf_cstr(&b);
 }
 
+/* For commands without options: "--" (kept by main for getopt) is
+ * dropped, once; the rest are operands. */
+static int strip_dashdash(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof *argv);
+			return argc - 1;
+		}
+	return argc;
+}
+
 static int no_args(int argc, char **argv)
 {
+	argc = strip_dashdash(argc, argv);
 	return argc > 1 ? usage_error(argv[0], "unexpected argument '%s'", argv[1]) : EX_OK;
+}
+
+/* ---- peers by name ------------------------------------------------------------- */
+
+void suggest_peers(jval peers_result, const char *typed, char *buf, size_t len)
+{
+	jval list = json_get(peers_result, "peers");
+	const char *at = strchr(typed, '@');
+	char name[256];
+	size_t used = 0, found = 0;
+
+	snprintf(name, sizeof name, "%.*s", at ? (int)(at - typed) : (int)strlen(typed), typed);
+	buf[0] = '\0';
+	for (size_t i = 0; i < json_arr_len(list) && found < 3; i++) {
+		const char *id = json_get_str(json_arr_at(list, i), "peer_id");
+		if (id == NULL)
+			continue;
+		const char *pat = strchr(id, '@');
+		char pname[256];
+		snprintf(pname, sizeof pname, "%.*s", pat ? (int)(pat - id) : (int)strlen(id), id);
+		size_t lim = strlen(name) / 3 < 1 ? 1 : strlen(name) / 3 > 3 ? 3 : strlen(name) / 3;
+		/* Close in name, or the same name elsewhere, or close as a whole. */
+		if (fmt_distance(name, pname, lim) <= lim || fmt_distance(typed, id, lim) <= lim) {
+			if (used < len)
+				used += (size_t)snprintf(buf + used, len - used, "%s%s",
+							 found ? ", " : "did you mean ", id);
+			found++;
+		}
+	}
+	if (found && used < len)
+		snprintf(buf + used, len - used, "?");
+}
+
+/* After the daemon said unknown_peer for id: why, into buf.  true when id
+ * is this node itself (a message to ourselves goes nowhere). */
+static bool unknown_peer_hint(struct ctl_client *c, double timeout, const char *id, char *buf,
+			      size_t len)
+{
+	jval pr = NULL, vr = NULL;
+	bool self = false;
+
+	buf[0] = '\0';
+	if (ctl_call(c, "version", NULL, timeout, &vr) == EX_OK) {
+		const char *me = json_get_str(ctl_result(vr), "node");
+		if (me && strcmp(me, id) == 0) {
+			snprintf(buf, len, "%s is this node: a message to ourselves goes nowhere", id);
+			self = true;
+		}
+	}
+	if (!self && ctl_call(c, "peers", NULL, timeout, &pr) == EX_OK)
+		suggest_peers(ctl_result(pr), id, buf, len);
+	json_free(pr);
+	json_free(vr);
+	return self;
+}
+
+int resolve_peer(struct ctl_client *c, double timeout, const char *cmd, const char *typed,
+		 char *out, size_t outlen)
+{
+	jval pr = NULL, vr = NULL;
+	const char *self = NULL;
+	int rc;
+
+	/* A full id goes as it is: one request, as before (scripts). */
+	if (strchr(typed, '@')) {
+		snprintf(out, outlen, "%s", typed);
+		return EX_OK;
+	}
+	if ((rc = ctl_call(c, "version", NULL, timeout, &vr)) != EX_OK ||
+	    (rc = ctl_call(c, "peers", NULL, timeout, &pr)) != EX_OK) {
+		warnx_("%s", c->err);
+		json_free(vr);
+		return rc;
+	}
+	self = json_get_str(ctl_result(vr), "node");
+	size_t tlen = strlen(typed);
+	if (self && strncasecmp(self, typed, tlen) == 0 && self[tlen] == '@') {
+		rc = usage_error(cmd, "%s is this node: a message to ourselves goes nowhere", self);
+		goto done;
+	}
+	jval list = json_get(ctl_result(pr), "peers");
+	struct buf cands = BUF_INIT;
+	size_t n = 0;
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		const char *id = json_get_str(json_arr_at(list, i), "peer_id");
+		const char *pat = id ? strchr(id, '@') : NULL;
+		if (pat && (size_t)(pat - id) == tlen && strncasecmp(id, typed, tlen) == 0) {
+			buf_printf(&cands, "%s%s", n ? ", " : "", id);
+			if (n++ == 0)
+				snprintf(out, outlen, "%s", id);
+		}
+	}
+	if (n == 1) {
+		rc = EX_OK;
+	} else if (n > 1) {
+		buf_cstr(&cands);
+		rc = usage_error(cmd, "'%s' is ambiguous: %s", typed, cands.data);
+	} else {
+		char hint[512];
+		suggest_peers(ctl_result(pr), typed, hint, sizeof hint);
+		warnx_("%s: unknown peer '%s'%s%s", cmd, typed, hint[0] ? "; " : "", hint);
+		rc = EX_TIMEOUT; /* as the daemon's unknown_peer (exit status table) */
+	}
+	buf_free(&cands);
+done:
+	json_free(pr);
+	json_free(vr);
+	return rc;
 }
 
 /* ---- the commands -------------------------------------------------------------- */
@@ -345,7 +486,7 @@ static int c_peers(const struct opts *o, int argc, char **argv)
 	int ch;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+d", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "d", lo)) != -1) {
 		if (ch == '?')
 			return EX_USAGE;
 		discover = true;
@@ -402,6 +543,13 @@ static double parse_duration(const char *s)
 	return -1;
 }
 
+/* With --json, a failed send prints its error object on standard output
+ * too: a script keeps the msg_id to match a later late ACK event. */
+static void print_error_json(jval error)
+{
+	print_json(stdout, error, false);
+}
+
 static int c_send(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -415,7 +563,7 @@ static int c_send(const struct opts *o, int argc, char **argv)
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+nqd:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "nqd:", lo)) != -1) {
 		if (ch == '?')
 			return EX_USAGE;
 		if (ch == 'q') {
@@ -433,25 +581,69 @@ static int c_send(const struct opts *o, int argc, char **argv)
 		return usage_error(argv[0], "--queue waits for an ACK: it cannot go with --no-ack");
 	if (optind >= argc)
 		return usage_error(argv[0], "missing PEER");
-	const char *to = argv[optind];
-	if (!peer_id_ok(to))
-		return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", to);
+	const char *typed = argv[optind];
+	if (!peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
 	char *text = text_arg(argv[0], argc - optind - 1, argv + optind + 1);
 	if (text == NULL)
 		return EX_USAGE;
-	jval params = queue ? params_send_queued(to, text, deadline) : params_send(to, text, ack), reply;
+
+	struct ctl_client c;
+	char to[300], msg_id[MSGID_LEN], msg[600];
+	jval reply = NULL;
+	if ((rc = open_or_report(&c, o)) != EX_OK) {
+		free(text);
+		return rc;
+	}
+	if ((rc = resolve_peer(&c, o->timeout, argv[0], typed, to, sizeof to)) != EX_OK) {
+		free(text);
+		ctl_close(&c);
+		return rc;
+	}
+	/* Our own msg_id: if we stop waiting first, we can still name it. */
+	msgid_new(msg_id);
+	jval params = queue ? params_send_queued(to, text, deadline) : params_send_id(to, text, ack, msg_id);
 	free(text);
-	if (params == NULL)
+	if (params == NULL) {
+		ctl_close(&c);
 		return usage_error(argv[0], "the text is not valid UTF-8");
+	}
 	/* A queued send answers when it is delivered or expires: wait for
 	 * that (the deadline, default storage.queue_deadline) unless told. */
-	struct opts oq = *o;
-	if (queue && o->timeout == DEFAULT_TIMEOUT)
-		oq.timeout = 0;
-	rc = one_call(&oq, to, "send", params, &reply);
+	rc = ctl_call(&c, "send", params, queue && o->timeout == DEFAULT_TIMEOUT ? 0 : o->timeout, &reply);
 	json_free(params);
-	if (rc != EX_OK)
+	if (rc == EX_TIMEOUT) {
+		warnx_("no ACK from %s for msg_id %s within %g s (-t); the daemon keeps waiting: "
+		       "an 'ack' event with late: true would mean it arrived", to, msg_id, o->timeout);
+		if (o->json)
+			printf("{\"code\":%d,\"message\":\"client timeout\",\"data\":{\"reason\":"
+			       "\"client_timeout\",\"peer_id\":\"%s\",\"msg_id\":\"%s\"}}\n",
+			       CTL_E_DELIVERY, to, msg_id);
+		ctl_close(&c);
+		return EX_TIMEOUT;
+	}
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+		ctl_close(&c);
 		return rc;
+	}
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
+		char hint[512] = "";
+		if (reason && strcmp(reason, "unknown_peer") == 0 &&
+		    unknown_peer_hint(&c, o->timeout, to, hint, sizeof hint)) {
+			warnx_("%s: %s", argv[0], hint);
+			rc = EX_USAGE;
+		} else {
+			warnx_("%s: %s%s%s", to, msg, hint[0] ? "; " : "", hint);
+		}
+		if (o->json)
+			print_error_json(json_get(reply, "error"));
+		json_free(reply);
+		ctl_close(&c);
+		return rc;
+	}
+	ctl_close(&c);
 	jval r = ctl_result(reply);
 	const char *status = json_get_str(r, "status");
 	/* Exit 0 promises delivery: only an answer that says so keeps it. */
@@ -484,30 +676,90 @@ static void out_pub(FILE *f, jval r)
 
 static int c_pub(const struct opts *o, int argc, char **argv)
 {
+	argc = strip_dashdash(argc, argv);
 	if (argc < 2)
 		return usage_error(argv[0], "missing '*' or '#namespace'");
 	if (!target_ok(argv[1]))
 		return usage_error(argv[0], "target must be '*' or '#namespace', not '%s'", argv[1]);
+	const char *target = argv[1];
 	char *text = text_arg(argv[0], argc - 2, argv + 2);
 	if (text == NULL)
 		return EX_USAGE;
-	jval params = params_pub(argv[1], text);
+	jval params = params_pub(target, text), reply;
 	free(text);
 	if (params == NULL)
 		return usage_error(argv[0], "the text is not valid UTF-8");
-	return simple(o, "pub", params, out_pub);
+	int rc = one_call(o, "pub", "pub", params, &reply);
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	jval r = ctl_result(reply);
+	long long n = 0;
+	json_int(json_get(r, "reached"), &n);
+	if (o->json)
+		print_json(stdout, r, false);
+	else if (n > 0)
+		out_pub(stdout, r);
+	json_free(reply);
+	/* Reaching nobody is no success (the shell says so too). */
+	if (n == 0) {
+		if (strcmp(target, "*") == 0)
+			warnx_("pub: nobody received it: no peer is connected");
+		else
+			warnx_("pub: nobody received it: no connected peer in %s", target);
+		return EX_TIMEOUT;
+	}
+	return EX_OK;
 }
 
 static int c_reconnect(const struct opts *o, int argc, char **argv)
 {
-	if (argc > 2)
-		return usage_error(argv[0], "unexpected argument '%s'", argv[2]);
-	if (argc == 2 && !peer_id_ok(argv[1]))
-		return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", argv[1]);
-	jval params = params_kv("peer", argc == 2 ? argv[1] : NULL);
-	if (params == NULL)
+	argc = strip_dashdash(argc, argv);
+	int i = 1;
+	char peer[300];
+	struct ctl_client c;
+	jval reply = NULL;
+	char msg[600];
+	int rc;
+
+	if (argc > i + 1)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[i + 1]);
+	const char *typed = argc > i ? argv[i] : NULL;
+	if (typed && !peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if (typed && (rc = resolve_peer(&c, o->timeout, argv[0], typed, peer, sizeof peer)) != EX_OK) {
+		ctl_close(&c);
+		return rc;
+	}
+	jval params = params_kv("peer", typed ? peer : NULL);
+	if (params == NULL) {
+		ctl_close(&c);
 		return usage_error(argv[0], "the peer id is not valid UTF-8");
-	return simple(o, "reconnect", params, out_reconnect);
+	}
+	rc = ctl_call(&c, "reconnect", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		char hint[512] = "";
+		const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
+		if (typed && reason && strcmp(reason, "unknown_peer") == 0 &&
+		    unknown_peer_hint(&c, o->timeout, peer, hint, sizeof hint)) {
+			warnx_("reconnect: %s", hint);
+			rc = EX_USAGE;
+		} else {
+			warnx_("reconnect: %s%s%s", msg, hint[0] ? "; " : "", hint);
+		}
+	} else if (o->json) {
+		print_json(stdout, ctl_result(reply), false);
+	} else {
+		out_reconnect(stdout, ctl_result(reply));
+	}
+	json_free(reply);
+	ctl_close(&c);
+	return rc;
 }
 
 static void out_log(FILE *f, jval r)
@@ -522,6 +774,7 @@ static void out_log(FILE *f, jval r)
 
 static int c_log(const struct opts *o, int argc, char **argv)
 {
+	argc = strip_dashdash(argc, argv);
 	if (argc > 2)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[2]);
 	if (argc == 1)
@@ -600,8 +853,31 @@ static void on_stop(int sig)
 
 struct watch {
 	bool json;
+	bool time_set;       /* --time: relative or ISO; else journalctl's local time */
 	bool out_failed;
 };
+
+/* Every human line starts with the event's time, in the local zone (like
+ * journalctl): a replay (--since) shows when things happened. */
+static void watch_stamp(const struct watch *w, jval note)
+{
+	const char *at = json_get_str(json_get(note, "params"), "at");
+	time_t t = fmt_parse_iso(at);
+	char buf[64];
+
+	if (t == (time_t)-1)
+		t = time(NULL);
+	if (w->time_set && out_style.time == TIME_RELATIVE) {
+		double age = difftime(time(NULL), t);
+		char d[32];
+		snprintf(buf, sizeof buf, "%s ago", fmt_duration(age < 0 ? 0 : age, d, sizeof d));
+	} else if (w->time_set) {
+		fmt_local_iso(t, buf, sizeof buf);
+	} else {
+		fmt_local_short(t, buf, sizeof buf);
+	}
+	fprintf(stdout, "%s ", buf);
+}
 
 static void on_watch_note(void *ctx, jval note)
 {
@@ -610,15 +886,53 @@ static void on_watch_note(void *ctx, jval note)
 
 	if (m == NULL || (strcmp(m, "event") != 0 && strcmp(m, "lagged") != 0))
 		return;
-	if (w->json)
+	if (w->json) {
 		out_event_json(stdout, note);
-	else
+	} else {
+		watch_stamp(w, note);
 		out_event(stdout, note);
+	}
 	/* Each event is a line someone is waiting for (| jq, | grep). */
 	if (fflush(stdout) != 0) {
 		w->out_failed = true; /* the reader is gone: so is our purpose */
 		stop_flag = 1;
 	}
+}
+
+/* ctl_run for watch, which also ends when its reader goes away: standard
+ * output is polled for POLLHUP/POLLERR (a pipe whose reader closed), so
+ * "watch | head -1" ends at once, not at the next event. */
+static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop)
+{
+	sigset_t block, orig;
+	int rc = EX_OK;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	while (c->status == EX_OK && !*stop) {
+		struct pollfd pfd[2] = {
+			{ c->fd, ctl_poll_events(c), 0 },
+			{ STDOUT_FILENO, 0, 0 }, /* no events asked: HUP and ERR come anyway */
+		};
+		int n = ppoll(pfd, 2, NULL, &orig);
+		if (n < 0 && errno != EINTR) {
+			rc = EX_UNREACHABLE;
+			break;
+		}
+		if (n <= 0)
+			continue;
+		if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			*stop = 1;
+			break;
+		}
+		if (pfd[0].revents)
+			ctl_handle(c, pfd[0].revents);
+	}
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+	return c->status != EX_OK ? c->status : rc;
 }
 
 static int c_watch(const struct opts *o, int argc, char **argv)
@@ -634,7 +948,7 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+s:l:r:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "s:l:r:", lo)) != -1) {
 		char *end;
 		if (ch == '?')
 			return EX_USAGE;
@@ -679,7 +993,7 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	jval params = params_end(g, true), reply;
 
 	struct ctl_client c;
-	struct watch w = { o->json, false };
+	struct watch w = { o->json, o->time_set, false };
 	if ((rc = open_or_report(&c, o)) != EX_OK) {
 		json_free(params);
 		return rc;
@@ -708,7 +1022,7 @@ static int c_watch(const struct opts *o, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	/* Events already queued behind the answer are dispatched first. */
-	rc = ctl_run(&c, NULL, 0, &stop_flag);
+	rc = watch_run(&c, &stop_flag);
 	if (w.out_failed || stop_flag) {
 		rc = EX_OK;
 	} else if (rc != EX_OK) {
@@ -735,7 +1049,7 @@ static int c_shutdown(const struct opts *o, int argc, char **argv)
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+w", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "w", lo)) != -1) {
 		if (ch == '?')
 			return EX_USAGE;
 		wait = true;
@@ -770,6 +1084,7 @@ static int c_call(const struct opts *o, int argc, char **argv)
 	char err[128];
 	int rc;
 
+	argc = strip_dashdash(argc, argv);
 	if (argc < 2 || argc > 3)
 		return usage_error(argv[0], argc < 2 ? "missing METHOD" : "unexpected argument '%s'",
 				   argv[argc - 1]);
@@ -777,9 +1092,10 @@ static int c_call(const struct opts *o, int argc, char **argv)
 		params = json_parse(argv[2], strlen(argv[2]), err, sizeof err);
 		if (params == NULL)
 			return usage_error(argv[0], "JSON-PARAMS is not JSON: %s", err);
-		if (!YAJL_IS_OBJECT(params) && !YAJL_IS_ARRAY(params)) {
+		/* Every method takes named params (docs/control-protocol.md). */
+		if (!YAJL_IS_OBJECT(params)) {
 			json_free(params);
-			return usage_error(argv[0], "JSON-PARAMS must be an object or an array");
+			return usage_error(argv[0], "JSON-PARAMS must be an object ({\"key\": value})");
 		}
 	}
 	rc = one_call(o, argv[1], argv[1], params, &reply);
@@ -812,7 +1128,7 @@ static int c_wait_ready(const struct opts *o, int argc, char **argv)
 	int ch;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+t:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "", lo)) != -1) {
 		char *end;
 		if (ch == '?')
 			return EX_USAGE;
@@ -878,13 +1194,154 @@ static int c_shell(const struct opts *o, int argc, char **argv)
 	return rc != EX_OK ? rc : shell_run(o);
 }
 
+
+/* PING over the live connection, as often as asked: each RTT, then the
+ * summary.  0 when at least one PONG came back, 4 when none did. */
+static int c_ping(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "count", required_argument, NULL, 'c' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long count = 3;
+	double interval = 1.0, sum = 0, mn = 0, mx = 0;
+	int ch, rc, answered = 0, sent = 0;
+	char peer[300], last_err[600] = "";
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "c:i:", lo)) != -1) {
+		char *end;
+		if (ch == '?')
+			return EX_USAGE;
+		if (ch == 'c') {
+			count = strtol(optarg, &end, 10);
+			if (*end || end == optarg || count < 1 || count > 100000)
+				return usage_error(argv[0], "-c needs a count of at least 1, not '%s'", optarg);
+		} else {
+			interval = strtod(optarg, &end);
+			if (*end || end == optarg || !(interval >= 0) || !isfinite(interval))
+				return usage_error(argv[0], "-i needs seconds, not '%s'", optarg);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(argv[0], "missing PEER");
+	if (argc - optind > 1)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+	const char *typed = argv[optind];
+	if (!peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
+
+	struct ctl_client c;
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if ((rc = resolve_peer(&c, o->timeout, argv[0], typed, peer, sizeof peer)) != EX_OK) {
+		ctl_close(&c);
+		return rc;
+	}
+	struct buf rtts = BUF_INIT;
+	int fail_rc = EX_TIMEOUT;
+	for (long i = 0; i < count; i++) {
+		jval reply = NULL, params = params_kv("peer", peer);
+		double ms;
+		if (i > 0 && interval > 0)
+			sleep_s(interval);
+		sent++;
+		rc = ctl_call(&c, "ping", params, o->timeout, &reply);
+		json_free(params);
+		if (rc != EX_OK) {
+			snprintf(last_err, sizeof last_err, "%s", c.err);
+			fail_rc = rc;
+			json_free(reply);
+			break;
+		}
+		if ((rc = ctl_reply_status(reply, last_err, sizeof last_err)) != EX_OK ||
+		    !json_num(json_get(ctl_result(reply), "rtt_ms"), &ms)) {
+			const char *reason = json_get_str(json_get(json_get(reply, "error"), "data"), "reason");
+			/* Not connected or unknown: asking again will not help. */
+			bool again = reason != NULL && strcmp(reason, "ping_timeout") == 0;
+			fail_rc = rc != EX_OK ? rc : EX_PROTO;
+			if (!o->json) {
+				printf("no pong from %s: %s\n", peer, last_err);
+				fflush(stdout);
+			}
+			json_free(reply);
+			if (!again)
+				break;
+			continue;
+		}
+		json_free(reply);
+		answered++;
+		sum += ms;
+		mn = answered == 1 || ms < mn ? ms : mn;
+		mx = answered == 1 || ms > mx ? ms : mx;
+		buf_printf(&rtts, "%s%.3f", answered > 1 ? "," : "", ms);
+		if (!o->json) {
+			printf("pong from %s: %.2f ms\n", peer, ms);
+			fflush(stdout);
+		}
+	}
+	ctl_close(&c);
+	buf_cstr(&rtts);
+	if (o->json) {
+		printf("{\"peer_id\":\"%s\",\"sent\":%d,\"answered\":%d,\"rtt_ms\":[%s]", peer, sent,
+		       answered, rtts.data);
+		if (answered)
+			printf(",\"min\":%.3f,\"avg\":%.3f,\"max\":%.3f", mn, sum / answered, mx);
+		printf("}\n");
+	} else if (answered) {
+		printf("%s: %d sent, %d answered; rtt min/avg/max %.2f/%.2f/%.2f ms\n", peer, sent,
+		       answered, mn, sum / answered, mx);
+	}
+	buf_free(&rtts);
+	if (answered)
+		return EX_OK;
+	warnx_("ping %s: %s", peer, last_err[0] ? last_err : "no answer");
+	return fail_rc == EX_DAEMON ? EX_TIMEOUT : fail_rc;
+}
+
+static int c_methods(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "methods", NULL, out_methods);
+}
+
+static void out_metrics(FILE *f, jval r)
+{
+	const char *text = json_get_str(r, "text");
+
+	fputs(text ? text : "", f);
+}
+
+static int c_metrics(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : simple(o, "metrics", NULL, out_metrics);
+}
+
+void command_usage(const struct command *c, FILE *f)
+{
+	fprintf(f, "usage: chatp2pctl [options] %s%s%s\n  %s\n", c->name, c->synopsis[0] ? " " : "",
+		c->synopsis, c->summary);
+	fprintf(f, "options anywhere on the line: -s PATH, -j/-o json|tsv|table, -t SEC, "
+		   "--no-legend, --sort COL, --time relative|iso, -h; -- ends them\n");
+}
+
 static int c_help(const struct opts *o, int argc, char **argv)
 {
+	argc = strip_dashdash(argc, argv);
 	if (argc > 1) {
 		const struct command *c = command_find(argv[1]);
-		if (c == NULL)
+		if (c == NULL) {
+			const char *near = command_suggest(argv[1]);
+			if (near)
+				return usage_error(argv[0], "unknown command '%s'; did you mean '%s'?", argv[1],
+						   near);
 			return usage_error(argv[0], "unknown command '%s'", argv[1]);
-		printf("usage: chatp2pctl [options] %s %s\n  %s\n", c->name, c->synopsis, c->summary);
+		}
+		command_usage(c, stdout);
 		return EX_OK;
 	}
 	usage(stdout);
@@ -945,7 +1402,7 @@ static int c_inbox(const struct opts *o, int argc, char **argv)
 	int ch;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+uf:s:n:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "uf:s:n:", lo)) != -1) {
 		char *end;
 		switch (ch) {
 		case '?':
@@ -1057,7 +1514,7 @@ static int c_outbox(const struct opts *o, int argc, char **argv)
 	int ch;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "+c:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "c:", lo)) != -1) {
 		if (ch == '?')
 			return EX_USAGE;
 		cancel = optarg;
@@ -1071,33 +1528,41 @@ static int c_outbox(const struct opts *o, int argc, char **argv)
 }
 
 const struct command commands[] = {
-	{ "status", "", "identity, version, uptime, registration, counts", c_status },
+	{ "status", "", "identity, version, uptime, registration, reachability, counts", c_status, NULL },
 	{ "peers", "[--discover] ['*'|#ns]",
-	  "the peer table (--discover: ask the rendezvous server first)", c_peers },
-	{ "conn", "", "connections: direction, address, since, RTT, traffic", c_conn },
+	  "the peer table (--discover: ask the rendezvous server first)", c_peers, "d" },
+	{ "conn", "", "connections: direction, address, since, RTT, traffic", c_conn, NULL },
 	{ "send", "[--no-ack | --queue [--deadline DUR]] PEER [TEXT...|-]",
-	  "send TEXT (or standard input) to PEER, wait for its ACK", c_send },
-	{ "pub", "'*'|#ns [TEXT...|-]", "publish to every connected peer or a namespace", c_pub },
-	{ "rtt", "", "round-trip times per peer: last, avg, min, max", c_rtt },
-	{ "reconnect", "[PEER]", "dial now: PEER, or every peer not connected", c_reconnect },
-	{ "log", "[LEVEL]", "show or set the log level (DEBUG, INFO, WARNING, ERROR)", c_log },
-	{ "discover", "", "ask the rendezvous server who is registered", c_discover },
-	{ "register", "", "register at the rendezvous server now", c_register },
-	{ "unregister", "", "unregister from the rendezvous server", c_unregister },
+	  "send TEXT (or standard input) to PEER (an id, or a unique name), wait for its ACK",
+	  c_send, "nqd:" },
+	{ "pub", "'*'|#ns [TEXT...|-]", "publish to every connected peer or a namespace", c_pub, NULL },
+	{ "rtt", "", "round-trip times per peer: last, avg, min, max", c_rtt, NULL },
+	{ "reconnect", "[PEER]", "dial now: PEER, or every peer not connected", c_reconnect, NULL },
+	{ "log", "[LEVEL]", "show or set the log level (DEBUG, INFO, WARNING, ERROR)", c_log, NULL },
+	{ "discover", "", "ask the rendezvous server who is registered", c_discover, NULL },
+	{ "register", "", "register at the rendezvous server now", c_register, NULL },
+	{ "unregister", "", "unregister from the rendezvous server", c_unregister, NULL },
 	{ "watch", "[--since SEQ] [--replay N] [--log-level LEVEL] [CLASS...]",
-	  "stream events until interrupted; CLASS: message ack peer registration log all", c_watch },
-	{ "reload", "", "re-read the configuration file (as SIGHUP does)", c_reload },
-	{ "shutdown", "[--wait]", "stop the node gracefully (--wait: until it has stopped)", c_shutdown },
-	{ "shell", "", "interactive chat shell", c_shell },
-	{ "call", "METHOD [JSON-PARAMS]", "call any control method, print its result", c_call },
-	{ "wait-ready", "[--timeout SEC]", "wait until the daemon answers and is registered", c_wait_ready },
-	{ "version", "", "the daemon's version and control protocol", c_version },
-	{ "help", "[COMMAND]", "this help, or one command's", c_help },
-	{ "inbox", "[--unread] [--from PEER] [--since TIME|ID] [--limit N]",
-	  "stored messages (the newest N, default 100; * marks unread)", c_inbox },
-	{ "read", "ID|--all", "mark a stored message, or all, read", c_read },
-	{ "outbox", "[--cancel MSG_ID]", "queued messages waiting for their peer; cancel one", c_outbox },
-	{ NULL, NULL, NULL, NULL },
+	  "stream events until interrupted; CLASS: message ack peer registration log all", c_watch,
+	  "s:l:r:" },
+	{ "reload", "", "re-read the configuration file (as SIGHUP does)", c_reload, NULL },
+	{ "shutdown", "[--wait]", "stop the node gracefully (--wait: until it has stopped)", c_shutdown,
+	  "w" },
+	{ "shell", "", "interactive chat shell", c_shell, NULL },
+	{ "call", "METHOD [JSON-PARAMS]", "call any control method, print its result", c_call, NULL },
+	{ "wait-ready", "[--timeout SEC]", "wait until the daemon answers and is registered", c_wait_ready,
+	  NULL },
+	{ "version", "", "the daemon's version and control protocol", c_version, NULL },
+	{ "help", "[COMMAND]", "this help, or one command's", c_help, NULL },
+	{ "ping", "PEER [-c N] [-i SECS]",
+	  "PING PEER over its connection N times (default 3), print each RTT", c_ping, "c:i:" },
+	{ "methods", "", "the daemon's control methods, one line each", c_methods, NULL },
+	{ "metrics", "", "counters and gauges in the OpenMetrics text format", c_metrics, NULL },
+		{ "inbox", "[--unread] [--from PEER] [--since TIME|ID] [--limit N]",
+	  "stored messages (the newest N, default 100; * marks unread)", c_inbox, "uf:s:n:" },
+	{ "read", "ID|--all", "mark a stored message, or all, read", c_read, NULL },
+	{ "outbox", "[--cancel MSG_ID]", "queued messages waiting for their peer; cancel one", c_outbox, "c:" },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 const struct command *command_find(const char *name)
@@ -1108,19 +1573,35 @@ const struct command *command_find(const char *name)
 	return NULL;
 }
 
+const char *command_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct command *c = commands; c->name && n < 64; c++)
+		names[n++] = c->name;
+	return fmt_closest(name, names, n);
+}
+
 void usage(FILE *f)
 {
-	fprintf(f, "usage: chatp2pctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS]\n"
+	fprintf(f, "usage: chatp2pctl [OPTIONS] COMMAND [ARGS] [OPTIONS] [-- TEXT...]\n"
 		   "       chatp2pctl [--socket PATH]            (the shell, on a terminal)\n"
 		   "\n"
+		   "Options go anywhere on the line; -- ends them.\n"
 		   "  -s, --socket PATH   control socket (default $CHATP2P_SOCKET, else where\n"
 		   "                      chatp2pd puts it: $RUNTIME_DIRECTORY, /run/chatp2p or\n"
 		   "                      $XDG_RUNTIME_DIR/chatp2p, then chatp2pd.sock)\n"
-		   "  -j, --json          print the result as one JSON document (watch: NDJSON)\n"
+		   "  -j, --json          the same as -o json\n"
+		   "  -o, --output FMT    table (default), tsv, or json: the result as one JSON\n"
+		   "                      document (watch: NDJSON)\n"
+		   "      --no-legend     tables without their header line\n"
+		   "      --sort COLUMN   sort table rows by COLUMN (default: the first, PEER)\n"
+		   "      --time STYLE    times in tables and watch: relative or iso (local)\n"
 		   "  -t, --timeout SEC   give up waiting for the daemon after SEC seconds\n"
 		   "                      (default %g; 0: wait forever)\n"
 		   "  -V, --version       print chatp2pctl's version\n"
-		   "  -h, --help          this help\n"
+		   "  -h, --help          this help; after a command, that command's\n"
 		   "\ncommands:\n",
 		DEFAULT_TIMEOUT);
 	for (const struct command *c = commands; c->name; c++) {
@@ -1137,8 +1618,9 @@ void usage(FILE *f)
 		   "  2  the daemon is unreachable (no socket, connection refused, or it closed\n"
 		   "     the connection before answering)\n"
 		   "  3  usage error (bad command, option or argument)\n"
-		   "  4  timeout, or delivery not confirmed (ack_timeout, not_connected,\n"
-		   "     unknown_peer)\n"
+		   "  4  timeout, or the peer could not be reached: ack_timeout, not_connected,\n"
+		   "     unknown_peer (send, reconnect, ping alike), no PONG, a pub that\n"
+		   "     reached nobody\n"
 		   "  5  permission denied on the control socket\n"
 		   "  6  protocol error (garbage, a line cut off, an answer that makes no sense)\n");
 }

@@ -4,10 +4,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
+#include "fmt.h"
 #include "xmalloc.h"
+
+struct out_style out_style;
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -86,11 +90,7 @@ size_t table_rows(const struct table *t)
 
 size_t text_width(const char *s)
 {
-	size_t w = 0;
-
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
-	return w;
+	return fmt_width(s);
 }
 
 static void pad(FILE *f, size_t n)
@@ -99,22 +99,67 @@ static void pad(FILE *f, size_t n)
 		fputc(' ', f);
 }
 
+/* Rows compare by one column: as numbers when both cells are ("12", "3.5",
+ * "80%"), else as text; ties by the first column, so the order is stable. */
+struct sort_ctx {
+	const struct table *t;
+	size_t col;
+};
+static struct sort_ctx sorting;
+
+static int cell_cmp(const char *a, const char *b)
+{
+	char *ea, *eb;
+	double da = strtod(a, &ea), db = strtod(b, &eb);
+
+	if (ea != a && eb != b && (*ea == '\0' || *ea == '%') && (*eb == '\0' || *eb == '%'))
+		return (da > db) - (da < db);
+	return strcmp(a, b);
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+	size_t ra = *(const size_t *)pa, rb = *(const size_t *)pb, n = sorting.t->ncols;
+	int c = cell_cmp(sorting.t->cells[ra * n + sorting.col], sorting.t->cells[rb * n + sorting.col]);
+
+	if (c == 0)
+		c = strcmp(sorting.t->cells[ra * n], sorting.t->cells[rb * n]);
+	return c != 0 ? c : (ra > rb) - (ra < rb);
+}
+
 void table_print(const struct table *t, FILE *f)
 {
-	size_t *w = xcalloc(t->ncols, sizeof *w);
+	size_t *w = xcalloc(t->ncols, sizeof *w), *order = xcalloc(t->nrows + 1, sizeof *order);
+	size_t col = 0;
+
+	if (out_style.sort)
+		for (size_t c = 0; c < t->ncols; c++)
+			if (strcasecmp(t->cells[c], out_style.sort) == 0)
+				col = c;
+	for (size_t r = 0; r < t->nrows; r++)
+		order[r] = r + 1;
+	sorting = (struct sort_ctx){ t, col };
+	qsort(order, t->nrows, sizeof *order, row_cmp);
 
 	for (size_t r = 0; r <= t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
 			size_t cw = text_width(t->cells[r * t->ncols + c]);
-			if (cw > w[c])
+			if ((r > 0 || !out_style.no_legend) && cw > w[c])
 				w[c] = cw;
 		}
-	for (size_t r = 0; r <= t->nrows; r++) {
+	for (size_t i = out_style.no_legend ? 1 : 0; i <= t->nrows; i++) {
+		size_t r = i == 0 ? 0 : order[i - 1];
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *s = t->cells[r * t->ncols + c];
 			size_t gap = w[c] - text_width(s);
 			bool last = c + 1 == t->ncols;
 
+			if (out_style.tsv) {
+				fputs(s, f);
+				if (!last)
+					fputc('\t', f);
+				continue;
+			}
 			if (t->right[c])
 				pad(f, gap);
 			fputs(s, f);
@@ -125,6 +170,7 @@ void table_print(const struct table *t, FILE *f)
 		}
 		fputc('\n', f);
 	}
+	free(order);
 	free(w);
 }
 
@@ -182,40 +228,19 @@ const char *fmt_num(jval obj, const char *key, int decimals, char *buf, size_t l
 	return buf;
 }
 
-/* timegm without the GNU extension's portability doubts: days from the
- * civil date (Howard Hinnant's algorithm). */
-static long long days_from_civil(long long y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	long long era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long long)doe - 719468;
-}
-
 const char *fmt_age(const char *iso, char *buf, size_t len)
 {
-	int y, mo, d, h, mi, s;
-	long long t, age;
+	time_t t = fmt_parse_iso(iso);
+	char d[32];
 
-	if (iso == NULL || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6 ||
-	    mo < 1 || mo > 12 || d < 1 || d > 31) {
+	if (t == (time_t)-1) {
 		snprintf(buf, len, "-");
 		return buf;
 	}
-	t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
-	age = (long long)time(NULL) - t;
-	if (age < 0)
-		age = 0;
-	if (age < 120)
-		snprintf(buf, len, "%llds ago", age);
-	else if (age < 7200)
-		snprintf(buf, len, "%lldm ago", age / 60);
-	else if (age < 172800)
-		snprintf(buf, len, "%lldh ago", age / 3600);
-	else
-		snprintf(buf, len, "%lldd ago", age / 86400);
+	if (out_style.time == TIME_ISO)
+		return fmt_local_iso(t, buf, len);
+	double age = difftime(time(NULL), t);
+	snprintf(buf, len, "%s ago", fmt_duration(age < 0 ? 0 : age, d, sizeof d));
 	return buf;
 }
 
@@ -249,23 +274,31 @@ static void kv(FILE *f, const char *key, const char *fmt, ...)
 void out_status(FILE *f, jval r)
 {
 	jval rdv = json_get(r, "rendezvous"), listen = json_get(r, "listen");
-	jval peers = json_get(r, "peers");
+	jval peers = json_get(r, "peers"), reach = json_get(r, "reachability");
 	const char *state = jstr_or(rdv, "state", "?");
-	char up[32], extra[256] = "";
+	char up[32], extra[256] = "", d1[32], d2[32], when[48];
+	double v;
 
 	kv(f, "peer_id:", "%s", jstr_or(r, "peer_id", "?"));
 	kv(f, "version:", "%s (control protocol %lld)", jstr_or(r, "version", "?"),
 	   jint_or(r, "protocol", 0));
 	kv(f, "pid:", "%lld", jint_or(r, "pid", 0));
-	kv(f, "started:", "%s (up %s s)", jstr_or(r, "started", "?"),
-	   fmt_num(r, "uptime_s", 1, up, sizeof up));
+	time_t started = fmt_parse_iso(json_get_str(r, "started"));
+	if (started != (time_t)-1)
+		fmt_local_iso(started, when, sizeof when);
+	else
+		snprintf(when, sizeof when, "?");
+	kv(f, "started:", "%s (up %s)", when,
+	   fmt_duration(json_num(json_get(r, "uptime_s"), &v) ? v : -1, up, sizeof up));
 	kv(f, "listen:", "%s:%lld", jstr_or(listen, "address", "?"), jint_or(listen, "port", 0));
 	if (strcmp(state, "registered") == 0)
-		snprintf(extra, sizeof extra, " (ttl %lld s, expires in %lld s, public ip %s)",
-			 jint_or(rdv, "ttl", 0), jint_or(rdv, "expires_in", 0),
+		snprintf(extra, sizeof extra, " (ttl %s, expires in %s, public ip %s)",
+			 fmt_duration((double)jint_or(rdv, "ttl", 0), d1, sizeof d1),
+			 fmt_duration((double)jint_or(rdv, "expires_in", 0), d2, sizeof d2),
 			 jstr_or(rdv, "public_ip", "?"));
 	else if (strcmp(state, "blocked") == 0)
-		snprintf(extra, sizeof extra, " (for %lld s)", jint_or(rdv, "blocked_for", 0));
+		snprintf(extra, sizeof extra, " (for %s)",
+			 fmt_duration((double)jint_or(rdv, "blocked_for", 0), d1, sizeof d1));
 	if (jint_or(rdv, "reregistered", 0) > 0) {
 		size_t used = strlen(extra);
 		snprintf(extra + used, sizeof extra - used, " (re-registered %lld times: the server "
@@ -274,13 +307,35 @@ void out_status(FILE *f, jval r)
 	kv(f, "rendezvous:", "%s:%lld %s%s", jstr_or(rdv, "server", "?"), jint_or(rdv, "port", 0),
 	   state, extra);
 	if (json_get_str(rdv, "last_error")) {
-		fprintf(f, "%-12s ", "last error:");
+		/* Old news once registered again: the label says how old. */
+		char age[64], label[96];
+		const char *at = json_get_str(rdv, "last_error_at");
+		if (at)
+			snprintf(label, sizeof label, "last error (%s%s):", fmt_age(at, age, sizeof age),
+				 strcmp(state, "registered") == 0 ? ", registered since" : "");
+		else
+			snprintf(label, sizeof label, "last error:");
+		fprintf(f, "%s ", label);
 		print_text(f, json_get_str(rdv, "last_error"));
 		fputc('\n', f);
 	}
 	kv(f, "peers:", "%lld (%lld active, %lld stale, %lld unknown)", jint_or(peers, "total", 0),
 	   jint_or(peers, "active", 0), jint_or(peers, "stale", 0), jint_or(peers, "unknown", 0));
 	kv(f, "connections:", "%lld", jint_or(r, "connections", 0));
+	if (reach) {
+		char in[64], out[64];
+		fmt_age(json_get_str(reach, "last_inbound"), in, sizeof in);
+		fmt_age(json_get_str(reach, "last_outbound"), out, sizeof out);
+		kv(f, "dialled in:", "%lld time%s (last %s); dialled out: %lld (last %s)",
+		   jint_or(reach, "inbound", 0), jint_or(reach, "inbound", 0) == 1 ? "" : "s",
+		   strcmp(in, "-") == 0 ? "never" : in, jint_or(reach, "outbound", 0),
+		   strcmp(out, "-") == 0 ? "never" : out);
+		if (json_get_str(reach, "hint")) {
+			fprintf(f, "%-12s ", "reachable?");
+			print_text(f, json_get_str(reach, "hint"));
+			fputc('\n', f);
+		}
+	}
 	kv(f, "log level:", "%s", jstr_or(r, "log_level", "?"));
 	jval gd = json_get(r, "guard");
 	if (gd)
@@ -400,9 +455,11 @@ void out_rtt(FILE *f, jval r)
 void out_rendezvous(FILE *f, const char *what, jval r)
 {
 	jval list = json_get(r, "peers");
+	char ttl_buf[32];
 
 	if (json_get_str(r, "ip"))
-		fprintf(f, "%s: ttl %lld s, public address %s:%lld\n", what, jint_or(r, "ttl", 0),
+		fprintf(f, "%s: ttl %s, public address %s:%lld\n", what,
+			fmt_duration((double)jint_or(r, "ttl", 0), ttl_buf, sizeof ttl_buf),
 			json_get_str(r, "ip"), jint_or(r, "port", 0));
 	else if (list == NULL)
 		fprintf(f, "%s: ok\n", what);
@@ -419,9 +476,9 @@ void out_rendezvous(FILE *f, const char *what, jval r)
 		snprintf(id, sizeof id, "%s@%s", jstr_or(p, "name", "?"), jstr_or(p, "namespace", "?"));
 		snprintf(addr, sizeof addr, "%s:%lld", jstr_or(p, "ip", "?"), jint_or(p, "port", 0));
 		if (json_int(json_get(p, "ttl"), &v))
-			snprintf(ttl, sizeof ttl, "%lld", v);
+			fmt_duration((double)v, ttl, sizeof ttl);
 		if (json_int(json_get(p, "expires_in"), &v))
-			snprintf(exp, sizeof exp, "%llds", v);
+			fmt_duration((double)v, exp, sizeof exp);
 		const char *row[] = { id, addr, ttl, exp };
 		table_row(t, row);
 	}
@@ -429,6 +486,21 @@ void out_rendezvous(FILE *f, const char *what, jval r)
 		fprintf(f, "%s: no peers registered\n", what);
 	else
 		table_print(t, f);
+	table_free(t);
+}
+
+void out_methods(FILE *f, jval r)
+{
+	static const char *const hdr[] = { "METHOD", "DESCRIPTION" };
+	jval list = json_get(r, "methods");
+	struct table *t = table_new(2, hdr);
+
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		jval m = json_arr_at(list, i);
+		const char *row[] = { jstr_or(m, "name", "?"), jstr_or(m, "description", "") };
+		table_row(t, row);
+	}
+	table_print(t, f);
 	table_free(t);
 }
 

@@ -11,6 +11,17 @@
 
 #include "json.h"
 
+/* How tables and times are printed (chatp2pctl's -o, --no-legend, --sort,
+ * --time); set once by main, read by every printer. */
+enum time_style { TIME_RELATIVE, TIME_ISO };
+struct out_style {
+	bool tsv;             /* -o tsv: cells separated by tabs, no padding */
+	bool no_legend;       /* no header row */
+	const char *sort;     /* column to sort rows by (header name); NULL: the first */
+	enum time_style time; /* tables: "3m ago" or local ISO-8601 */
+};
+extern struct out_style out_style;
+
 /* ---- tables ------------------------------------------------------------ */
 
 struct table;
@@ -31,9 +42,10 @@ void print_json(FILE *f, jval v, bool pretty);
 void print_text(FILE *f, const char *s);
 /* A number member with fixed decimals, or "-" (buf returned). */
 const char *fmt_num(jval obj, const char *key, int decimals, char *buf, size_t len);
-/* How long ago an ISO-8601 UTC time was: "12s ago", "3m ago"; "-" for none. */
+/* An ISO-8601 UTC time as out_style.time says: how long ago ("4m26s ago")
+ * or the local time; "-" for none. */
 const char *fmt_age(const char *iso, char *buf, size_t len);
-/* Display width of UTF-8 text (code points; enough for tables). */
+/* Display width of UTF-8 text in terminal columns (wcwidth). */
 size_t text_width(const char *s);
 
 /* ---- results ------------------------------------------------------------- */
@@ -44,6 +56,7 @@ void out_conn(FILE *f, jval r);
 void out_rtt(FILE *f, jval r);
 void out_reconnect(FILE *f, jval r);
 void out_rendezvous(FILE *f, const char *what, jval r);
+void out_methods(FILE *f, jval r);
 
 /* ---- events -------------------------------------------------------------- */
 

@@ -24,13 +24,14 @@
 
 #include "commands.h"
 #include "ctlproto.h"
+#include "fmt.h"
 #include "framer.h"
 #include "output.h"
 #include "xmalloc.h"
 
-#define PROMPT "chatp2p> "
-#define PROMPT_WIDTH 9
 #define MAX_WORD 256
+/* While the daemon is away, how often to try it again. */
+#define RETRY_EVERY 1.0
 
 struct shell {
 	const struct opts *o;
@@ -44,7 +45,25 @@ struct shell {
 	struct framer in;       /* lines of a non-terminal standard input */
 	char **peers;           /* known peer ids, for completion */
 	size_t npeers;
+	char self[MAX_WORD];    /* our own peer id (the prompt), "" until known */
+	char query[MAX_WORD];   /* /query: plain lines go to this peer */
+	char prompt[2 * MAX_WORD + 8];
+	int fail_rc;            /* piped: the first failure's exit status */
+	bool away;              /* the daemon went away: trying to reconnect */
+	bool interactive;       /* on a terminal (el may already be gone at the end) */
+	double next_try;        /* ctl_now() of the next attempt while away */
 };
+
+/* "alice@CIC> ", or "alice@CIC [bob@CIC]> " during a /query. */
+static void set_prompt(struct shell *sh)
+{
+	const char *me = sh->self[0] ? sh->self : "chatp2p";
+
+	if (sh->query[0])
+		snprintf(sh->prompt, sizeof sh->prompt, "%s [%s]> ", me, sh->query);
+	else
+		snprintf(sh->prompt, sizeof sh->prompt, "%s> ", me);
+}
 
 static volatile sig_atomic_t got_int, got_term, got_winch, got_cont;
 
@@ -85,7 +104,7 @@ static void shell_write(struct shell *sh, const char *s, size_t len)
 	if (w < 0)
 		w = (int)(li->cursor - li->buffer);
 	el_get(sh->el, EL_GETTC, "co", &cols);
-	int up = cols > 0 ? (PROMPT_WIDTH + w) / cols : 0;
+	int up = cols > 0 ? ((int)fmt_width(sh->prompt) + w) / cols : 0;
 	if (up > 0)
 		printf("\033[%dA", up);
 	/* Column 0 of the prompt's first row, everything below erased. */
@@ -116,6 +135,28 @@ static void say(struct shell *sh, const char *fmt, ...)
 	fclose(f);
 	shell_write(sh, s, len);
 	free(s);
+}
+
+/* A failure: above the prompt on a terminal; fed by a pipe, on standard
+ * error, and the exit status says that something failed. */
+static void fail(struct shell *sh, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(struct shell *sh, int rc, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (sh->interactive) {
+		say(sh, "✗ %s", line);
+		return;
+	}
+	if (sh->fail_rc == EX_OK)
+		sh->fail_rc = rc;
+	fflush(stdout);
+	fprintf(stderr, "chatp2pctl: %s\n", line);
 }
 
 /* One of output.c's printers, above the prompt. */
@@ -156,7 +197,7 @@ static void peers_learn(struct shell *sh, jval result)
 
 /* ---- answers ---------------------------------------------------------------------- */
 
-enum reply_kind { R_QUIET_PEERS, R_PRINT, R_SEND, R_PUB, R_SHUTDOWN, R_SUBSCRIBE, R_UNREAD };
+enum reply_kind { R_QUIET_PEERS, R_PRINT, R_SEND, R_PUB, R_SHUTDOWN, R_SUBSCRIBE, R_UNREAD, R_SELF };
 
 struct req {
 	struct shell *sh;
@@ -195,7 +236,8 @@ static void on_reply(void *ctx, jval reply)
 
 	if (reply == NULL) {
 		if (rq->kind == R_SEND)
-			say(sh, "✗ %s: connection to the daemon lost, outcome unknown", rq->what);
+			fail(sh, EX_UNREACHABLE, "%s: connection to the daemon lost, outcome unknown",
+			     rq->what);
 		free(rq);
 		return;
 	}
@@ -204,8 +246,8 @@ static void on_reply(void *ctx, jval reply)
 
 	if (st != EX_OK) {
 		/* No inbox (storage off): nothing to say at start. */
-		if (rq->kind != R_QUIET_PEERS && rq->kind != R_UNREAD)
-			say(sh, "✗ %s: %s", rq->what, msg);
+		if (rq->kind != R_QUIET_PEERS && rq->kind != R_UNREAD && rq->kind != R_SELF)
+			fail(sh, st, "%s: %s", rq->what, msg);
 	} else {
 		switch (rq->kind) {
 		case R_QUIET_PEERS:
@@ -230,9 +272,9 @@ static void on_reply(void *ctx, jval reply)
 			long long n = 0;
 			json_int(json_get(r, "reached"), &n);
 			if (n == 0 && strcmp(rq->what, "*") == 0)
-				say(sh, "✗ nobody received it: no peer is connected");
+				fail(sh, EX_TIMEOUT, "nobody received it: no peer is connected");
 			else if (n == 0)
-				say(sh, "✗ nobody received it: no connected peer in %s", rq->what);
+				fail(sh, EX_TIMEOUT, "nobody received it: no connected peer in %s", rq->what);
 			else
 				say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
 			break;
@@ -247,6 +289,14 @@ static void on_reply(void *ctx, jval reply)
 			if (json_arr_len(json_get(r, "messages")) > 0)
 				say_with(sh, out_unread, r);
 			break;
+		case R_SELF: {
+			const char *me = json_get_str(r, "node");
+			if (me) {
+				snprintf(sh->self, sizeof sh->self, "%s", me);
+				set_prompt(sh);
+			}
+			break;
+		}
 		}
 	}
 	json_free(reply);
@@ -263,7 +313,8 @@ static void request(struct shell *sh, enum reply_kind kind, const char *what, co
 	rq->print = print;
 	snprintf(rq->what, sizeof rq->what, "%s", what);
 	if (ctl_request(&sh->c, method, params, on_reply, rq) < 0) {
-		say(sh, "✗ %s: not connected to the daemon", what);
+		fail(sh, EX_UNREACHABLE, "%s: not connected to the daemon%s", what,
+		     sh->away ? " (waiting for it to come back)" : "");
 		free(rq);
 	}
 	json_free(params);
@@ -320,27 +371,90 @@ struct scmd {
 	void (*fn)(struct shell *sh, const char *args);
 };
 
-static void s_msg(struct shell *sh, const char *a)
+/* PEER as typed → a known peer id: a full id as it is, a name when exactly
+ * one known peer has it (any namespace, any case).  false after saying why. */
+static bool resolve(struct shell *sh, const char *typed, char *out, size_t len)
 {
-	char peer[MAX_WORD];
-	const char *text;
+	size_t tlen = strlen(typed), n = 0;
+	struct buf cands = BUF_INIT;
 
-	word(&a, peer, sizeof peer);
-	text = rest(a);
-	if (!peer[0] || !*text) {
-		say(sh, "usage: /msg PEER TEXT");
-		return;
+	if (strchr(typed, '@')) {
+		if (!peer_id_ok(typed)) {
+			fail(sh, EX_USAGE, "'%s' is not a peer id (name@namespace)", typed);
+			return false;
+		}
+		if (strcmp(typed, sh->self) == 0) {
+			fail(sh, EX_USAGE, "%s is this node: a message to ourselves goes nowhere", typed);
+			return false;
+		}
+		snprintf(out, len, "%s", typed);
+		return true;
 	}
-	if (!peer_id_ok(peer)) {
-		say(sh, "'%s' is not a peer id (name@namespace)", peer);
-		return;
+	if (sh->self[0] && strncasecmp(sh->self, typed, tlen) == 0 && sh->self[tlen] == '@') {
+		fail(sh, EX_USAGE, "%s is this node: a message to ourselves goes nowhere", sh->self);
+		return false;
 	}
+	for (size_t i = 0; i < sh->npeers; i++) {
+		const char *id = sh->peers[i], *at = strchr(id, '@');
+		if (at && (size_t)(at - id) == tlen && strncasecmp(id, typed, tlen) == 0) {
+			buf_printf(&cands, "%s%s", n ? ", " : "", id);
+			if (n++ == 0)
+				snprintf(out, len, "%s", id);
+		}
+	}
+	buf_cstr(&cands);
+	if (n > 1)
+		fail(sh, EX_USAGE, "'%s' is ambiguous: %s", typed, cands.data);
+	else if (n == 0)
+		fail(sh, EX_TIMEOUT, "unknown peer '%s' (a name needs its @namespace until the "
+		     "peer is known)", typed);
+	buf_free(&cands);
+	return n == 1;
+}
+
+static void send_to(struct shell *sh, const char *peer, const char *text)
+{
 	jval params = params_send(peer, text, true);
+
 	if (params == NULL) {
-		say(sh, "the text is not valid UTF-8");
+		fail(sh, EX_USAGE, "the text is not valid UTF-8");
 		return;
 	}
 	request(sh, R_SEND, peer, "send", params, NULL);
+}
+
+static void s_msg(struct shell *sh, const char *a)
+{
+	char typed[MAX_WORD], peer[MAX_WORD];
+	const char *text;
+
+	word(&a, typed, sizeof typed);
+	text = rest(a);
+	if (!typed[0] || !*text) {
+		fail(sh, EX_USAGE, "usage: /msg PEER TEXT");
+		return;
+	}
+	if (resolve(sh, typed, peer, sizeof peer))
+		send_to(sh, peer, text);
+}
+
+static void s_query(struct shell *sh, const char *a)
+{
+	char typed[MAX_WORD], peer[MAX_WORD];
+
+	word(&a, typed, sizeof typed);
+	if (!typed[0]) {
+		if (sh->query[0])
+			say(sh, "query with %s ended: plain lines are commands again", sh->query);
+		sh->query[0] = '\0';
+		set_prompt(sh);
+		return;
+	}
+	if (!resolve(sh, typed, peer, sizeof peer))
+		return;
+	snprintf(sh->query, sizeof sh->query, "%s", peer);
+	set_prompt(sh);
+	say(sh, "plain lines now go to %s; commands need their /; /query alone ends it", peer);
 }
 
 static void s_pub(struct shell *sh, const char *a)
@@ -351,12 +465,12 @@ static void s_pub(struct shell *sh, const char *a)
 	word(&a, target, sizeof target);
 	text = rest(a);
 	if (!target[0] || !*text || !target_ok(target)) {
-		say(sh, "usage: /pub * TEXT  or  /pub #namespace TEXT");
+		fail(sh, EX_USAGE, "usage: /pub * TEXT  or  /pub #namespace TEXT");
 		return;
 	}
 	jval params = params_pub(target, text);
 	if (params == NULL) {
-		say(sh, "the text is not valid UTF-8");
+		fail(sh, EX_USAGE, "the text is not valid UTF-8");
 		return;
 	}
 	request(sh, R_PUB, target, "pub", params, NULL);
@@ -368,7 +482,7 @@ static void s_peers(struct shell *sh, const char *a)
 
 	word(&a, filter, sizeof filter);
 	if (filter[0] && !target_ok(filter)) {
-		say(sh, "usage: /peers [*|#namespace]");
+		fail(sh, EX_USAGE, "usage: /peers [*|#namespace]");
 		return;
 	}
 	request(sh, R_PRINT, "peers", "peers", params_kv("filter", filter[0] ? filter : NULL), out_peers);
@@ -391,13 +505,11 @@ static void s_status(struct shell *sh, const char *a)
 
 static void s_reconnect(struct shell *sh, const char *a)
 {
-	char peer[MAX_WORD];
+	char typed[MAX_WORD], peer[MAX_WORD] = "";
 
-	word(&a, peer, sizeof peer);
-	if (peer[0] && !peer_id_ok(peer)) {
-		say(sh, "usage: /reconnect [PEER]");
+	word(&a, typed, sizeof typed);
+	if (typed[0] && !resolve(sh, typed, peer, sizeof peer))
 		return;
-	}
 	request(sh, R_PRINT, "reconnect", "reconnect", params_kv("peer", peer[0] ? peer : NULL),
 		out_reconnect);
 }
@@ -420,7 +532,7 @@ static void s_log(struct shell *sh, const char *a)
 	if (!level[0]) {
 		request(sh, R_PRINT, "log", "log.get", NULL, print_log);
 	} else if (!level_ok(level)) {
-		say(sh, "usage: /log [DEBUG|INFO|WARNING|ERROR]");
+		fail(sh, EX_USAGE, "usage: /log [DEBUG|INFO|WARNING|ERROR]");
 	} else {
 		request(sh, R_PRINT, "log", "log.set", params_kv("level", level), print_log);
 	}
@@ -479,7 +591,8 @@ static void s_inbox(struct shell *sh, const char *a)
 static void s_help(struct shell *sh, const char *a);
 
 static const struct scmd scmds[] = {
-	{ "msg", "PEER TEXT", "send TEXT to PEER; the ACK is reported when it comes", s_msg },
+	{ "msg", "PEER TEXT", "send TEXT to PEER (an id, or a known name); the ACK is reported "
+	  "when it comes", s_msg },
 	{ "pub", "*|#ns TEXT", "publish TEXT to every connected peer, or to a namespace", s_pub },
 	{ "peers", "[*|#ns]", "the peer table", s_peers },
 	{ "conn", "", "connections", s_conn },
@@ -494,6 +607,7 @@ static const struct scmd scmds[] = {
 	{ "quit", "", "leave the shell (the node keeps running)", s_quit },
 	{ "shutdown", "", "stop the node", s_shutdown },
 	{ "inbox", "", "unread messages stored by the node", s_inbox },
+	{ "query", "[PEER]", "plain lines go to PEER until /query alone", s_query },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -525,6 +639,11 @@ static void handle_line(struct shell *sh, const char *line)
 	word(&p, name, sizeof name);
 	if (!name[0])
 		return;
+	/* In a /query, a line without its / is text for that peer. */
+	if (sh->query[0] && name[0] != '/') {
+		send_to(sh, sh->query, rest(line));
+		return;
+	}
 	const char *n = name[0] == '/' ? name + 1 : name;
 	for (const struct scmd *c = scmds; c->name; c++) {
 		if (strcmp(c->name, n) == 0) {
@@ -532,7 +651,15 @@ static void handle_line(struct shell *sh, const char *line)
 			return;
 		}
 	}
-	say(sh, "unknown command '%s' (/help lists them)", name);
+	const char *names[64];
+	size_t nn = 0;
+	for (const struct scmd *c = scmds; c->name && nn < 64; c++)
+		names[nn++] = c->name;
+	const char *near = fmt_closest(n, names, nn);
+	if (near)
+		fail(sh, EX_USAGE, "unknown command '%s'; did you mean /%s? (/help lists them)", name, near);
+	else
+		fail(sh, EX_USAGE, "unknown command '%s' (/help lists them)", name);
 }
 
 /* ---- completion ------------------------------------------------------------------- */
@@ -581,7 +708,7 @@ static unsigned char complete(EditLine *el, int ch)
 		}
 	} else if (idx == 1 && sh) {
 		const char *c = cmd[0] == '/' ? cmd + 1 : cmd;
-		if (strcmp(c, "msg") == 0 || strcmp(c, "reconnect") == 0) {
+		if (strcmp(c, "msg") == 0 || strcmp(c, "reconnect") == 0 || strcmp(c, "query") == 0) {
 			for (size_t i = 0; i < sh->npeers; i++)
 				add_match(&m, &n, sh->peers[i], wordbuf, wlen);
 		} else if (strcmp(c, "pub") == 0 || strcmp(c, "peers") == 0) {
@@ -636,19 +763,10 @@ static unsigned char complete(EditLine *el, int ch)
 
 static char *prompt(EditLine *el)
 {
-	return (char *)PROMPT;
-}
+	struct shell *sh = NULL;
 
-/* libedit reads UTF-8 only under a UTF-8 LC_CTYPE; chat is UTF-8 whatever
- * the environment says.  Only LC_CTYPE: numbers stay in the C locale. */
-static void utf8_ctype(void)
-{
-	const char *cs;
-
-	setlocale(LC_CTYPE, "");
-	cs = nl_langinfo(CODESET);
-	if (cs == NULL || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0))
-		setlocale(LC_CTYPE, "C.UTF-8");
+	el_get(el, EL_CLIENTDATA, &sh);
+	return sh ? sh->prompt : (char *)"chatp2p> ";
 }
 
 /* ~/.chatp2p_history ($CHATP2P_HISTFILE overrides; empty: none), like
@@ -671,12 +789,13 @@ static void term_start(struct shell *sh)
 	HistEvent ev;
 	const char *hpath = history_path();
 
-	utf8_ctype();
+	fmt_utf8_ctype(); /* libedit reads UTF-8 only under a UTF-8 LC_CTYPE */
 	sh->hist = history_init();
 	history(sh->hist, &ev, H_SETSIZE, 1000);
 	history(sh->hist, &ev, H_SETUNIQUE, 1);
 	if (hpath)
 		history(sh->hist, &ev, H_LOAD, hpath); /* absent the first time */
+	sh->interactive = true;
 	sh->el = el_init("chatp2pctl", stdin, stdout, stderr);
 	el_set(sh->el, EL_CLIENTDATA, sh);
 	el_set(sh->el, EL_EDITOR, "emacs");
@@ -735,7 +854,8 @@ static void on_key(struct shell *sh)
 		return;
 	}
 	if (n == 1 && line[0] == '\004') {
-		/* Ctrl-D on an empty line */
+		/* Ctrl-D on an empty line: leave on a line of our own, as shells do. */
+		fputs("\r\n", stdout);
 		term_new_line(sh);
 		sh->quit = true;
 		return;
@@ -791,6 +911,21 @@ static void on_input(struct shell *sh)
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
+/* Events, and the peer ids for completion: at the start and after a
+ * reconnect. */
+static void subscribe_all(struct shell *sh)
+{
+	/* "ack" for the late ones only (on_note): a send's outcome is printed
+	 * when its answer comes. */
+	static const char subs[] = "{\"events\":[\"message\",\"ack\",\"peer\",\"registration\"]}";
+	char err[64];
+
+	request(sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
+		NULL);
+	request(sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
+	request(sh, R_SELF, "version", "version", NULL, NULL);
+}
+
 int shell_run(const struct opts *o)
 {
 	struct shell sh = { .o = o };
@@ -802,6 +937,18 @@ int shell_run(const struct opts *o)
 		warnx_("%s", sh.c.err);
 		ctl_close(&sh.c);
 		return rc;
+	}
+	/* Who we are, for the prompt, before the first one is drawn. */
+	jval vr = NULL;
+	if (ctl_call(&sh.c, "version", NULL, o->timeout, &vr) == EX_OK &&
+	    json_get_str(ctl_result(vr), "node"))
+		snprintf(sh.self, sizeof sh.self, "%s", json_get_str(ctl_result(vr), "node"));
+	json_free(vr);
+	set_prompt(&sh);
+	if (sh.c.status != EX_OK) {
+		warnx_("%s", sh.c.err);
+		ctl_close(&sh.c);
+		return sh.c.status;
 	}
 	sh.c.on_note = on_note;
 	sh.c.note_ctx = &sh;
@@ -824,16 +971,13 @@ int shell_run(const struct opts *o)
 	sigaddset(&block, SIGCONT);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 
-	/* "ack" for the late ones only (on_note): a send's outcome is printed
-	 * when its answer comes. */
-	static const char subs[] = "{\"events\":[\"message\",\"ack\",\"peer\",\"registration\"]}";
-	char err[64];
-	request(&sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
-		NULL);
-	request(&sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
-	static const char unread[] = "{\"unread\":true,\"limit\":50}";
-	request(&sh, R_UNREAD, "inbox", "inbox", json_parse(unread, strlen(unread), err, sizeof err),
-		NULL);
+	subscribe_all(&sh);
+	{
+		static const char unread[] = "{\"unread\":true,\"limit\":50}";
+		char err[64];
+		request(&sh, R_UNREAD, "inbox", "inbox", json_parse(unread, strlen(unread), err, sizeof err),
+			NULL);
+	}
 	if (isatty(STDIN_FILENO)) {
 		term_start(&sh);
 		say(&sh, "connected to %s; /help lists the commands", o->socket);
@@ -873,9 +1017,18 @@ int shell_run(const struct opts *o)
 				el_set(sh.el, EL_REFRESH);
 			}
 		}
-		if (sh.c.status != EX_OK) {
+		if (sh.c.status != EX_OK && !sh.away) {
 			if (sh.stopping) {
 				say(&sh, "the node has stopped");
+			} else if (sh.el && !sh.quit) {
+				/* A person at the terminal: wait for the daemon (a restart,
+				 * an upgrade) instead of leaving them at a dead prompt. */
+				say(&sh, "the daemon went away (%s); waiting for it to come back "
+				    "(Ctrl-D leaves)", sh.c.err);
+				ctl_close(&sh.c);
+				sh.away = true;
+				sh.next_try = ctl_now() + RETRY_EVERY;
+				continue;
 			} else {
 				term_end(&sh);
 				warnx_("%s", sh.c.err);
@@ -883,10 +1036,30 @@ int shell_run(const struct opts *o)
 			}
 			break;
 		}
+		if (sh.away && ctl_now() >= sh.next_try) {
+			if (ctl_open(&sh.c, o->socket, 1.0) == EX_OK) {
+				sh.away = false;
+				sh.c.on_note = on_note;
+				sh.c.note_ctx = &sh;
+				subscribe_all(&sh);
+				say(&sh, "reconnected to the daemon at %s", o->socket);
+			} else {
+				ctl_close(&sh.c);
+				sh.next_try = ctl_now() + RETRY_EVERY;
+			}
+		}
+		if (sh.away && !(sh.quit || sh.in_eof)) {
+			double left = sh.next_try - ctl_now();
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = (time_t)left;
+			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+			tsp = &ts;
+		}
 		/* Leaving: at once on a terminal; otherwise after the answers
 		 * still due (a script's last /msg wants its outcome). */
 		if (sh.quit || sh.in_eof) {
-			if (sh.el || ctl_pending_count(&sh.c) == 0)
+			if (sh.el || sh.away || ctl_pending_count(&sh.c) == 0)
 				break;
 			if (quit_deadline == 0)
 				quit_deadline = o->timeout > 0 ? ctl_now() + o->timeout : -1;
@@ -903,6 +1076,8 @@ int shell_run(const struct opts *o)
 			}
 		}
 		int nfds = sh.quit || sh.in_eof ? 1 : 2;
+		if (sh.away)
+			pfd[0].fd = -1; /* nothing to watch there: poll ignores it */
 		if (ppoll(pfd, (nfds_t)nfds, tsp, &orig) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -910,7 +1085,7 @@ int shell_run(const struct opts *o)
 			rc = EX_UNREACHABLE;
 			break;
 		}
-		if (pfd[0].revents)
+		if (!sh.away && pfd[0].revents)
 			ctl_handle(&sh.c, pfd[0].revents);
 		if (nfds > 1 && pfd[1].revents) {
 			if (sh.el)
@@ -926,5 +1101,6 @@ int shell_run(const struct opts *o)
 	for (size_t i = 0; i < sh.npeers; i++)
 		free(sh.peers[i]);
 	free(sh.peers);
-	return rc;
+	/* Fed by a pipe: a failed command makes the whole run fail. */
+	return rc == EX_OK ? sh.fail_rc : rc;
 }

@@ -12,6 +12,8 @@
 
 #include "log.h"
 #include "node.h"
+#include "ping.h"
+#include "stats.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -185,7 +187,10 @@ void conn_close(struct conn *c, const char *reason)
 	if (c->state == CONN_CLOSED)
 		return;
 	loop = node_loop(c->node);
-	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+	/* reason may be close_reason itself (close after flush): an
+	 * overlapping snprintf made it "" (the BYE without a reason). */
+	if (reason != c->close_reason)
+		snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	c->state = CONN_CLOSED;
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
@@ -345,6 +350,7 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 {
 	int rc;
 
+	node_conn_traffic(c->node, c, stats_line_type(line->data, line->len), line->len, true);
 	c->busy++;
 	rc = write_line(c, line, kind, msg_id);
 	c->busy--;
@@ -658,6 +664,8 @@ static void on_pong(struct conn *c, const struct pmsg *m)
 		c->ping_out = false;
 		ev_timer_stop(loop, &c->pong_timer);
 		node_conn_rtt(c->node, c, ms);
+	} else {
+		node_conn_pong(c->node, c, m->msg_id); /* an on-demand ping's (ping.c) */
 	}
 }
 
@@ -760,7 +768,8 @@ static void handle(struct conn *c, const struct pmsg *m)
 		c->busy--;
 		if (c->state == CONN_CLOSED)
 			break;
-		snprintf(c->close_reason, sizeof c->close_reason, "peer said BYE");
+		snprintf(c->close_reason, sizeof c->close_reason, "peer said BYE%s%.80s",
+			 m->reason && m->reason[0] ? ": " : "", m->reason ? m->reason : "");
 		/* Nothing else will be said: BYE_OK goes now, then we close
 		 * ourselves (PROTOCOL.md §4). */
 		free_list(c->ctl_head);
@@ -809,6 +818,7 @@ static int on_line(void *ctx, enum framer_event ev, const char *text, size_t len
 	enum pmsg_status st = pmsg_parse(text, len, &m, err, sizeof err);
 	if (st == PMSG_OK) {
 		c->rx_msgs++;
+		node_conn_traffic(c->node, c, m.type, len, false);
 		handle(c, &m);
 	} else {
 		char why[192];

@@ -70,6 +70,7 @@ struct control {
 	bool publishing;            /* in publish()'s fan-out */
 	struct hist_entry *hist;    /* ring of control.history events */
 	size_t hist_cap, hist_len, hist_start;
+	uint64_t dropped;           /* events dropped for slow controllers, ever (metrics) */
 };
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
@@ -345,6 +346,7 @@ static void client_event(struct ctl_client *cl, const char *data, size_t len)
 	if (cl->dead)
 		return;
 	if (cl->missed > 0 || cl->out.len + len > (size_t)cl->ctl->cfg->control.max_output) {
+		cl->ctl->dropped++;
 		if (cl->missed++ == 0) {
 			log_warn(MOD, "controller #%u does not read its events (%zu bytes queued): "
 				 "dropping them until it catches up", cl->id, cl->out.len);
@@ -515,7 +517,8 @@ static void dispatch(struct ctl_client *cl, const char *line, size_t len)
 		/* Not a notification but no request at all: answered (id null). */
 		req->notification = false;
 		ctl_error(req, CTL_E_INVALID_REQUEST, "invalid_request", "missing \"method\"");
-	} else if (params != NULL && !YAJL_IS_OBJECT(params) && !YAJL_IS_ARRAY(params)) {
+	} else if (params != NULL && !YAJL_IS_OBJECT(params)) {
+		/* Every method takes named params: an array would be ignored. */
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "params must be an object");
 	} else {
 		const struct ctl_method *m = ctl_methods;
@@ -927,4 +930,10 @@ int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t
 		return -1;
 	}
 	return req->ctl->hooks.reload(req->ctl->hooks.ctx, err, errlen, note, notelen);
+}
+
+void control_stats(const struct control *c, unsigned *clients, uint64_t *dropped)
+{
+	*clients = c->nclients;
+	*dropped = c->dropped;
 }

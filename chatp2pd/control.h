@@ -68,6 +68,8 @@ struct ctl_method {
 };
 /* The method table (ctl_methods.c), terminated by a NULL name. */
 extern const struct ctl_method ctl_methods[];
+/* A method's one-line description (ctl_help.c), "" if it has none. */
+const char *ctl_method_help(const char *name);
 
 struct node *ctl_node(const struct ctl_req *req);
 /* Start a result: returns a generator positioned where the result value
@@ -92,6 +94,8 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m);
 void ctl_stop_node(struct ctl_req *req);
 int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen);
 unsigned event_class_parse(const char *name);  /* 0 if unknown */
+/* For metrics: controllers connected now, events dropped for slow ones ever. */
+void control_stats(const struct control *c, unsigned *clients, uint64_t *dropped);
 const char *event_class_name(unsigned bit);
 
 #endif

@@ -11,6 +11,9 @@
 #include "log.h"
 #include "outbox.h"
 #include "storage.h"
+#include "metrics.h"
+#include "ping.h"
+#include "stats.h"
 #include "timeutil.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -113,6 +116,38 @@ static void gen_guard(yajl_gen g, const struct node_guard *gd)
 	JG_KINT(g, "per_ip_refused", (long long)gd->per_ip_refused);
 	JG_KINT(g, "pressure_drops", (long long)gd->pressure_drops);
 	JG_KINT(g, "forgotten", (long long)gd->forgotten);
+/* Registered, dialling out fine, and nobody has dialled in since: the
+ * first question on this network.  Long means a few of the others'
+ * discover rounds (they dial whom they discover). */
+static void gen_reachability(yajl_gen g, struct node *n)
+{
+	const struct node_stats *st = node_stats(n);
+	double quiet = 5 * node_config(n)->rendezvous.discover_interval;
+	double now = mono_now(), wall = wall_now();
+
+	if (quiet < 5)
+		quiet = 5;
+	jg_str(g, "reachability");
+	jg_map(g);
+	JG_KINT(g, "inbound", (long long)st->established[0]);
+	JG_KINT(g, "outbound", (long long)st->established[1]);
+	gen_time(g, "last_inbound", st->last_established[0]);
+	gen_time(g, "last_outbound", st->last_established[1]);
+	if (st->registered_since > 0 && now - st->registered_since >= quiet &&
+	    st->established[1] > 0 &&
+	    st->last_established[0] < wall - (now - st->registered_since)) {
+		char hint[320], d[32];
+		double secs = now - st->registered_since;
+		if (secs >= 3600)
+			snprintf(d, sizeof d, "%ldh%ldm", (long)secs / 3600, (long)secs % 3600 / 60);
+		else
+			snprintf(d, sizeof d, "%ldm%lds", (long)secs / 60, (long)secs % 60);
+		snprintf(hint, sizeof hint, "registered for %s and dialling out works, but no peer has "
+			 "dialled in since: port %d is likely not reachable from outside (NAT or "
+			 "firewall); forward or open TCP port %d to this host", d, node_listen_port(n),
+			 node_listen_port(n));
+		JG_KSTR(g, "hint", hint);
+	}
 	jg_end_map(g);
 }
 
@@ -157,11 +192,15 @@ static void m_status(struct ctl_req *req, jval params)
 	}
 	if (reg->state == RDV_BLOCKED)
 		JG_KINT(g, "blocked_for", (long long)ceil(reg->blocked_until - now_mono));
-	if (reg->last_error[0])
+	if (reg->last_error[0]) {
 		JG_KSTR(g, "last_error", reg->last_error);
+		if (strcmp(reg->last_error, node_stats(n)->rdv_error) == 0)
+			gen_time(g, "last_error_at", node_stats(n)->rdv_error_at);
+	}
 	JG_KINT(g, "requests", reg->requests);
 	JG_KINT(g, "reregistered", (long long)reg->reregistered);
 	jg_end_map(g);
+	gen_reachability(g, n);
 	jg_str(g, "peers");
 	jg_map(g);
 	JG_KINT(g, "total", pc.total);
@@ -184,6 +223,21 @@ static void m_status(struct ctl_req *req, jval params)
 	jg_end_map(g);
 	jg_end_map(g);
 	ctl_result_end(req);
+}
+
+static void gen_traffic(yajl_gen g, const struct peer_traffic *t)
+{
+	jg_map(g);
+	JG_KINT(g, "msgs_in", (long long)t->msgs_in);
+	JG_KINT(g, "msgs_out", (long long)t->msgs_out);
+	JG_KINT(g, "bytes_in", (long long)t->bytes_in);
+	JG_KINT(g, "bytes_out", (long long)t->bytes_out);
+	JG_KINT(g, "pubs_in", (long long)t->pubs_in);
+	JG_KINT(g, "pubs_out", (long long)t->pubs_out);
+	JG_KINT(g, "sends_acked", (long long)t->sends_acked);
+	JG_KINT(g, "sends_timed_out", (long long)t->sends_timed_out);
+	JG_KINT(g, "sends_late", (long long)t->sends_late);
+	jg_end_map(g);
 }
 
 struct peers_ctx {
@@ -215,7 +269,13 @@ static void gen_peer(struct peer *p, void *ctx)
 	JG_KINT(g, "disconnects", p->disconnects);
 	JG_KINT(g, "attempts", p->attempts);
 	jg_str(g, "success_rate");
-	jg_double(g, peer_success_rate(p), 1);
+	if (p->attempts > 0)
+		jg_double(g, peer_success_rate(p), 1);
+	else
+		jg_null(g); /* never dialled: no rate, as the table's "-" */
+	JG_KINT(g, "reconnects", p->connects > 1 ? (long long)p->connects - 1 : 0);
+	jg_str(g, "traffic");
+	gen_traffic(g, &p->traffic);
 	JG_KBOOL(g, "left", p->left);
 	JG_KBOOL(g, "gave_up", p->gave_up);
 	jg_str(g, "rtt_ms");
@@ -302,6 +362,12 @@ static void m_conn(struct ctl_req *req, jval params)
 			gen_ms(g, "rtt_ms", p->rtt.last);
 		if (c->state == CONN_ESTABLISHED)
 			JG_KSTR(g, "write_mode", conn_wmode_name(c->wmode));
+		if (p && c->primary) {
+			/* The peer's, over all its connections. */
+			jg_str(g, "traffic");
+			gen_traffic(g, &p->traffic);
+			JG_KINT(g, "reconnects", p->connects > 1 ? (long long)p->connects - 1 : 0);
+		}
 		jg_end_map(g);
 	}
 	jg_end_arr(g);
@@ -370,13 +436,20 @@ static void m_send(struct ctl_req *req, jval params)
 	int queue = param_bool(params, "queue", 0, &bad);
 	jval dl = json_get(params, "deadline");
 	double deadline = 0;
+	const char *want_id = param_str(params, "msg_id", &bad);
+	char id[MSGID_LEN] = "";
 
 	if (dl && !json_is_null(dl) && (!json_num(dl, &deadline) || !(deadline > 0) ||
 					 deadline > 30 * 86400.0))
 		bad = true;
+	if (want_id && (strlen(want_id) < 8 || strlen(want_id) >= MSGID_LEN ||
+			strspn(want_id, "0123456789abcdefABCDEF-") != strlen(want_id)))
+		bad = true;
+	if (want_id && !bad)
+		memcpy(id, want_id, strlen(want_id) + 1);
 	if (bad || to == NULL || text == NULL || (queue && !ack)) {
 		bad_params(req, "send needs \"to\" (peer_id) and \"text\" (strings), optional \"require_ack\" (boolean), "
-				"\"queue\" (boolean; needs require_ack) and \"deadline\" (seconds, up to 30 days)");
+				"\"queue\" (boolean; needs require_ack), \"deadline\" (seconds, up to 30 days) and \"msg_id\" (a UUID)");
 		return;
 	}
 	if (!peer_id_valid(to)) {
@@ -388,7 +461,7 @@ static void m_send(struct ctl_req *req, jval params)
 	if (queue)
 		node_queue(ctl_node(req), to, text, deadline, send_done, req, NULL);
 	else
-		node_send(ctl_node(req), to, text, ack, send_done, req, NULL);
+		node_send(ctl_node(req), to, text, ack, send_done, req, id);
 }
 
 static void m_pub(struct ctl_req *req, jval params)
@@ -426,6 +499,22 @@ static void m_reconnect(struct ctl_req *req, jval params)
 		bad_params(req, "reconnect takes an optional \"peer\" (peer_id)");
 		return;
 	}
+	/* A healthy connection is kept: redialling would only drop it. */
+	const struct peer *live = peer ? peer_find(node_peer_table(ctl_node(req)), peer) : NULL;
+	if (live && live->conn && live->conn->ping_failures == 0) {
+		char why[200];
+		snprintf(why, sizeof why, "already connected (%s, %s): the healthy connection is kept",
+			 live->conn->dir == CONN_OUT ? "outbound" : "inbound", live->conn->addr);
+		yajl_gen g = ctl_result_begin(req);
+		jg_map(g);
+		JG_KINT(g, "dialling", 0);
+		JG_KBOOL(g, "connected", true);
+		JG_KSTR(g, "reason", why);
+		jg_end_map(g);
+		ctl_result_end(req);
+		return;
+	}
+	int unanswered = live && live->conn ? live->conn->ping_failures : 0;
 	started = node_reconnect(ctl_node(req), peer);
 	if (started < 0) {
 		ctl_error(req, CTL_E_DELIVERY, "unknown_peer", "unknown peer %s", peer);
@@ -437,7 +526,9 @@ static void m_reconnect(struct ctl_req *req, jval params)
 	yajl_gen g = ctl_result_begin(req);
 	jg_map(g);
 	JG_KINT(g, "dialling", started);
-	if (p && p->ip[0] == '\0')
+	if (unanswered > 0 && started > 0)
+		JG_KSTR(g, "reason", "its connection had unanswered PINGs: closed it, dialling again");
+	else if (p && p->ip[0] == '\0')
 		JG_KSTR(g, "reason", "no address to dial: no DISCOVER has listed it, so only it "
 			"can connect to us");
 	else if (p)
@@ -840,6 +931,86 @@ static void m_outbox(struct ctl_req *req, jval params)
 	ctl_result_end(req);
 }
 
+/* ---- ping, methods, metrics ---------------------------------------------------------- */
+
+static void ping_done(void *ctx, enum ping_result r, double rtt_ms)
+{
+	struct ctl_req *req = ctx;
+
+	switch (r) {
+	case PING_PONG: {
+		yajl_gen g = ctl_result_begin(req);
+		jg_map(g);
+		gen_ms(g, "rtt_ms", rtt_ms);
+		jg_end_map(g);
+		ctl_result_end(req);
+		return;
+	}
+	case PING_TIMEOUT:
+		ctl_error(req, CTL_E_DELIVERY, "ping_timeout", "no PONG within the timeout");
+		return;
+	case PING_NOT_CONNECTED:
+		ctl_error(req, CTL_E_DELIVERY, "not_connected", "peer not connected");
+		return;
+	case PING_UNKNOWN_PEER:
+		ctl_error(req, CTL_E_DELIVERY, "unknown_peer", "unknown peer");
+		return;
+	}
+}
+
+static void m_ping(struct ctl_req *req, jval params)
+{
+	bool bad = false;
+	const char *peer = param_str(params, "peer", &bad);
+	jval tv = json_get(params, "timeout");
+	double timeout = node_config(ctl_node(req))->keepalive.ping_timeout;
+
+	if (tv && !json_is_null(tv) && (!json_num(tv, &timeout) || !(timeout > 0) || timeout > 60))
+		bad = true;
+	if (bad || peer == NULL) {
+		bad_params(req, "ping needs \"peer\" (peer_id), optional \"timeout\" (seconds, at most 60)");
+		return;
+	}
+	/* A PONG usually takes well under the keep-alive's limit; a floor
+	 * keeps a tight ping_timeout from failing busy peers at once. */
+	if (tv == NULL && timeout < 2)
+		timeout = 2;
+	node_ping(ctl_node(req), peer, timeout, ping_done, req);
+}
+
+static void m_methods(struct ctl_req *req, jval params)
+{
+	yajl_gen g = ctl_result_begin(req);
+
+	jg_map(g);
+	jg_str(g, "methods");
+	jg_arr(g);
+	for (const struct ctl_method *m = ctl_methods; m->name; m++) {
+		jg_map(g);
+		JG_KSTR(g, "name", m->name);
+		JG_KSTR(g, "description", ctl_method_help(m->name));
+		jg_end_map(g);
+	}
+	jg_end_arr(g);
+	jg_end_map(g);
+	ctl_result_end(req);
+}
+
+static void m_metrics(struct ctl_req *req, jval params)
+{
+	struct buf b = BUF_INIT;
+
+	metrics_text(ctl_node(req), req->ctl, &b);
+	buf_cstr(&b);
+	yajl_gen g = ctl_result_begin(req);
+	jg_map(g);
+	JG_KSTR(g, "format", "prometheus-text-0.0.4");
+	JG_KSTR(g, "text", b.data);
+	jg_end_map(g);
+	ctl_result_end(req);
+	buf_free(&b);
+}
+
 const struct ctl_method ctl_methods[] = {
 	{ "version", m_version },
 	{ "hello", m_version },
@@ -862,5 +1033,8 @@ const struct ctl_method ctl_methods[] = {
 	{ "inbox", m_inbox },
 	{ "read", m_read },
 	{ "outbox", m_outbox },
+	{ "ping", m_ping },
+	{ "methods", m_methods },
+	{ "metrics", m_metrics },
 	{ NULL, NULL },
 };

@@ -183,6 +183,17 @@ static int load_config(const struct opts *o, struct config *cfg, char *err, size
 	for (size_t i = 0; i < o->nflags; i++)
 		if (apply_flag(o, cfg, &o->flags[i], err, errlen) != 0)
 			return -1;
+	/* The server role logs to stderr (the journal under systemd) unless a
+	 * file was asked for: a -c file, or --set logging.*; not a chatp2p.log
+	 * in whatever directory it was started from. */
+	if (o->rendezvous_server && o->config_path == NULL) {
+		bool asked = false;
+		for (size_t i = 0; i < o->nflags; i++)
+			asked |= o->flags[i].ch == 's' && strncmp(o->flags[i].arg, "logging.", 8) == 0 &&
+				 strncmp(o->flags[i].arg, "logging.level", 13) != 0;
+		if (!asked)
+			cfg->logging.log_to_file = false;
+	}
 	return config_check(cfg, err, errlen);
 }
 

@@ -14,7 +14,9 @@
 #include "dial_pacer.h"
 #include "log.h"
 #include "outbox.h"
+#include "ping.h"
 #include "router.h"
+#include "stats.h"
 #include "storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -68,6 +70,8 @@ struct node {
 	struct accept_slot accepts[ACCEPT_SLOTS];
 	struct node_guard guard;
 	struct dial_pacer *pacer;      /* dials in flight / per second */
+	struct node_stats stats;
+	struct pinger *pinger;
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -101,6 +105,8 @@ const struct node_guard *node_guard(const struct node *n) { return &n->guard; }
 struct storage *node_storage(const struct node *n) { return n->store; }
 struct outbox *node_outbox(const struct node *n) { return n->outbox; }
 struct router *node_router(const struct node *n) { return n->router; }
+struct node_stats *node_stats(struct node *n) { return &n->stats; }
+struct pinger *node_pinger(struct node *n) { return n->pinger; }
 
 const struct rdv_status *node_registration(const struct node *n)
 {
@@ -118,6 +124,7 @@ void node_emit(struct node *n, const struct node_event *ev)
 	/* An ACK, late or not, settles a queued message with that msg_id. */
 	if (ev->type == EV_ACK && n->outbox)
 		outbox_acked(n->outbox, ev->peer_id, ev->msg_id);
+	stats_on_event(n, ev);
 	if (n->hook)
 		n->hook(n->hook_ctx, ev);
 }
@@ -269,6 +276,7 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 		n->store = storage_open(loop, &n->cfg, dir);
 	n->router = router_new(n);
 	n->outbox = outbox_new(n);
+	n->pinger = pinger_new(n);
 	struct rdv_client_hooks hooks = { on_rdv_state, on_rdv_discover, n };
 	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
 	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
@@ -333,6 +341,7 @@ void node_free(struct node *n)
 	router_free(n->router);
 	dial_pacer_free(n->pacer);
 	storage_close(n->store);
+	pinger_free(n->pinger);
 	peer_table_free(&n->peers);
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
@@ -780,6 +789,9 @@ void node_conn_established(struct node *n, struct conn *c)
 		p->dial_ok++;
 		dial_pacer_done(n->pacer);
 	}
+	/* Who reaches whom: the reachability hint of "status". */
+	n->stats.established[c->dir == CONN_OUT]++;
+	n->stats.last_established[c->dir == CONN_OUT] = wall_now();
 	if (n->stopping) {
 		conn_bye(c, "shutdown");
 		return;
@@ -965,6 +977,15 @@ static void on_rdv_state(void *ctx, const struct rdv_status *st)
 	struct node *n = ctx;
 	struct node_event ev = { .type = EV_REGISTRATION, .reg = st };
 
+	/* When the last error happened, so "status" can say how old it is. */
+	if (st->last_error[0] && strcmp(st->last_error, n->stats.rdv_error) != 0) {
+		snprintf(n->stats.rdv_error, sizeof n->stats.rdv_error, "%s", st->last_error);
+		n->stats.rdv_error_at = wall_now();
+	}
+	if (st->state != RDV_REGISTERED)
+		n->stats.registered_since = 0;
+	else if (n->stats.registered_since == 0)
+		n->stats.registered_since = mono_now();
 	node_emit(n, &ev);
 }
 
@@ -989,7 +1010,9 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 		 * reach it on, else the fresher registration. */
 		bool fresher = e->expires_in < 0 || p->listed_expires < 0 ||
 			       now + (double)e->expires_in >= p->listed_until;
-		if (p->conn == NULL && (p->ip[0] == '\0' || fresher)) {
+		/* Connected (it dialled us) and no address yet: keep the listed
+		 * one all the same, for a later reconnect. */
+		if (p->ip[0] == '\0' || (p->conn == NULL && fresher)) {
 			snprintf(p->ip, sizeof p->ip, "%s", e->ip);
 			p->port = e->port;
 		}

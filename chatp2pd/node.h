@@ -111,7 +111,8 @@ typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, 
 			     const char *detail);
 
 /* SEND text to peer_id.  The callback runs exactly once, possibly before
- * node_send returns (errors, require_ack false).  msg_id_out may be NULL. */
+ * node_send returns (errors, require_ack false).  msg_id_out may be NULL;
+ * when it holds an id (non-empty), the SEND uses that one. */
 void node_send(struct node *n, const char *to, const char *text, bool require_ack,
 	       node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
 /* Queue text for peer_id in the outbox: sent now if connected, else when

@@ -22,6 +22,14 @@ struct rtt_stats {
 
 struct conn;
 
+/* Per-peer traffic (control "peers"/"conn", metrics): counted where a
+ * message is parsed or queued and where a SEND's fate is known. */
+struct peer_traffic {
+	unsigned long long msgs_in, msgs_out, bytes_in, bytes_out;
+	unsigned long long pubs_in, pubs_out;
+	unsigned long long sends_acked, sends_timed_out, sends_late;
+};
+
 struct peer {
 	char id[PEER_ID_MAX + 1];
 	char ns[NAME_MAX_BYTES + 1];
@@ -47,6 +55,7 @@ struct peer {
 	ev_timer retry_timer;   /* next dial attempt */
 	void *owner;            /* the node (for retry_timer) */
 	struct peer *next;      /* hash chain */
+	struct peer_traffic traffic;
 };
 
 struct peer_table {

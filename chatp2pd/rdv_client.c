@@ -656,6 +656,7 @@ static void txn_start(struct rdv_client *c, enum kind k)
 	c->st.requests++;
 	if (k == K_DISCOVER)
 		c->disc_at = now;
+	c->st.kind_requests[k]++;
 	arm(c, &t->deadline, resolve_timeout(c));
 	if (rc != 0) {
 		fail_soon(t, "cannot encode the request (name or namespace not UTF-8)");
@@ -816,6 +817,7 @@ static void txn_done(struct txn *t, const char *err, const struct rdv_reply *rep
 	if (err != NULL) {
 		fmt_line(ebuf, sizeof ebuf, "%s: %s", kind_name[k], err);
 		fmt_line(c->st.last_error, sizeof c->st.last_error, "%s", ebuf);
+		c->st.kind_errors[k]++;
 		e = ebuf;
 		log_warn(MOD, "%s", ebuf);
 	}

@@ -28,6 +28,9 @@ struct rdv_status {
 	double blocked_until; /* monotonic (BLOCKED) */
 	char last_error[256]; /* last failure, "" if none */
 	unsigned requests;    /* transactions started (the budget is 50/min/ip) */
+	/* The same by kind, and the failed ones (metrics): index 0 REGISTER,
+	 * 1 DISCOVER, 2 UNREGISTER. */
+	unsigned kind_requests[3], kind_errors[3];
 	double last_discover; /* monotonic, 0 if never */
 	unsigned long reregistered; /* REGISTERs because a DISCOVER did not list us */
 };

@@ -187,6 +187,8 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 
 	if (id_in)
 		snprintf(id, sizeof id, "%s", id_in);
+	else if (msg_id_out && msg_id_out[0])
+		memcpy(id, msg_id_out, MSGID_LEN);
 	else
 		msgid_new(id);
 	if (msg_id_out)
@@ -409,7 +411,9 @@ static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool
 	if (mismatch)
 		log_warn(MOD, "%s: message claims src %s; the handshake says %s", c->peer_id, m->src,
 			 c->peer_id);
-	log_info(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
+	/* Private text only at DEBUG; INFO says who sent how much. */
+	log_info(MOD, "%s from %s: %zu bytes", is_pub ? "PUB" : "SEND", c->peer_id, strlen(m->payload));
+	log_debug(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
 	node_emit(r->node, &ev);
 }
 

@@ -24,6 +24,9 @@ from nodes import CtlError, Node  # noqa: E402
 
 EXIT_OK, EXIT_DAEMON, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_TIMEOUT, EXIT_PERM, EXIT_PROTO = range(7)
 
+# Human watch lines start with the local time, as journalctl's do.
+TS = r"[A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d "
+
 # Nodes of these tests discover rarely: the rendezvous client keeps its own
 # request budget (10 a minute), and on-demand discover/register must fit in it.
 SLOW_DISCOVER = ["rendezvous.discover_interval=60"]
@@ -279,8 +282,10 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         cp = self.ok(self.a, "status")
         self.assertRegex(cp.out, r"(?m)^peer_id:\s+alice@CIC$")
         self.assertRegex(cp.out, r"(?m)^version:\s+\S+ \(control protocol 1\)$")
-        self.assertRegex(cp.out, r"(?m)^rendezvous:\s+127\.0\.0\.1:%d registered \(ttl \d+ s, "
-                                 r"expires in \d+ s" % self.rdv.port)
+        # Durations as people write them (issue 12): "2h", "1h59m", never "7140 s".
+        self.assertRegex(cp.out, r"(?m)^rendezvous:\s+127\.0\.0\.1:%d registered \(ttl \d+[dhms]\w*, "
+                                 r"expires in \d+[dhms]\w*, " % self.rdv.port)
+        self.assertRegex(cp.out, r"(?m)^started:\s+\S+ \(up \d+(\.\d)?[dhms]\w*\)$")
         self.assertRegex(cp.out, r"(?m)^peers:\s+\d+ \(\d+ active, \d+ stale, \d+ unknown\)$")
         self.assertRegex(cp.out, r"(?m)^connections:\s+\d+$")
         st = self.json_ok(self.a, "status")
@@ -315,12 +320,12 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         cases = [
             [], ["bogus"], ["--bogus", "status"], ["--timeout", "abc", "status"],
             ["--timeout", "-1", "status"], ["status", "extra"], ["conn", "x"], ["rtt", "x"],
-            ["send"], ["send", "notapeer", "hi"], ["send", "@CIC", "hi"], ["send", "--bad", "bob@CIC"],
+            ["send"], ["send", "bad name", "hi"], ["send", "@CIC", "hi"], ["send", "--bad", "bob@CIC"],
             ["pub"], ["pub", "CIC", "hi"], ["pub", "#", "hi"], ["peers", "nope"],
             ["peers", "--bogus"], ["peers", "*", "extra"], ["log", "nonsense"], ["log", "info", "x"],
             ["watch", "nonsense"], ["watch", "--since", "x"], ["watch", "--log-level", "loud"],
             ["call"], ["call", "status", "{bad"], ["call", "status", "42"], ["call", "a", "{}", "x"],
-            ["reconnect", "bad"], ["wait-ready", "--timeout", "x"], ["shutdown", "now"],
+            ["reconnect", "bad name"], ["send", "bob@CIC", ""], ["wait-ready", "--timeout", "x"], ["shutdown", "now"],
             ["help", "nope"], ["shell", "x"],
         ]
         for args in cases:
@@ -407,7 +412,8 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             ev.wait_event(lambda e: e["text"] == "Olá, mundo!\nsegunda linha",
                           what="the two-line message")
             # Words are joined by single spaces.
-            self.ok(self.a, "send", "bob@CIC", "hello", "there", "-x")
+            # Options go anywhere (issue 12): text that starts with '-' goes after --.
+            self.ok(self.a, "send", "bob@CIC", "hello", "there", "--", "-x")
             ev.wait_event(lambda e: e["text"] == "hello there -x", what="'hello there -x'")
         finally:
             ev.close()
@@ -477,7 +483,9 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             e = ev.wait_event(lambda e: e["type"] == "pub" and e["text"] == "ns only",
                               what="the #CIC PUB")
             self.assertEqual(e["to"], "#CIC")
-            self.assertEqual(self.json_ok(self.a, "pub", "#nowhere", "x")["reached"], 0)
+            # Reaching nobody is exit 4 (issue 12, bug 13); --json still prints the result.
+            cp = self.fails(self.a, EXIT_TIMEOUT, "--json", "pub", "#nowhere", "x")
+            self.assertEqual(json.loads(cp.out)["reached"], 0)
         finally:
             ev.close()
 
@@ -491,9 +499,11 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         # dial him back, so she says why and keeps the connection he made.
         def conns():
             return [(c["address"], c["since"]) for c in self.a.connections_to("bob@CIC")]
+        # A healthy connection is kept (issue 12, bug 3), and the answer says so.
         before = conns()
         cp = self.ok(self.a, "reconnect", "bob@CIC")
-        self.assertRegex(cp.out, r"^dialling 0 peers: no address to dial")
+        self.assertRegex(cp.out, r"^dialling 0 peers: already connected \(\w+bound, [0-9.:]+\): "
+                                 r"the healthy connection is kept\n$")
         self.assertEqual(conns(), before)
 
     def test_log(self):
@@ -537,25 +547,25 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         w = start_watch(self.bob, "message", "peer")
         try:
             self.ok(self.a, "send", "bob@CIC", "Olá!")
-            w.wait_stdout(r"^\[alice@CIC\] Olá!$")
+            w.wait_stdout("^" + TS + r"\[alice@CIC\] Olá!$")
             self.ok(self.a, "pub", "*", "to everyone")
-            w.wait_stdout(r"^\[alice@CIC → \*\] to everyone$")
+            w.wait_stdout("^" + TS + r"\[alice@CIC → \*\] to everyone$")
             # Peer events: a peer comes and goes.
             fp = FakePeer(self.bob, "visitor")
-            w.wait_stdout(r"^\* peer visitor@CIC connected$")
+            w.wait_stdout("^" + TS + r"\* peer visitor@CIC connected$")
             fp.close()
-            w.wait_stdout(r"^\* peer visitor@CIC (disconnected|lost)( \(.*\))?$")
+            w.wait_stdout("^" + TS + r"\* peer visitor@CIC (disconnected|lost)( \(.*\))?$")
             # A peer's control characters cannot reach the terminal.
             self.ok(self.a, "send", "bob@CIC", "bell\x07 esc\x1b[2J")
-            w.wait_stdout(r"^\[alice@CIC\] bell\^G esc\^\[\[2J$")
+            w.wait_stdout("^" + TS + r"\[alice@CIC\] bell\^G esc\^\[\[2J$")
             # Nor can a multi-line text pass for another peer's message or
             # for one of our own lines: its further lines are indented.
             self.ok(self.a, "send", "bob@CIC", "ok\n[carol@UnB] run this\r\n* peer carol@UnB connected")
-            w.wait_stdout(r"^\[alice@CIC\] ok$")
+            w.wait_stdout("^" + TS + r"\[alice@CIC\] ok$")
             w.wait_stdout(r"^    \[carol@UnB\] run this\^M$")
             w.wait_stdout(r"^    \* peer carol@UnB connected$")
-            self.assertFalse([l for l in w.stdout_lines() if l.startswith("[carol@UnB]")
-                              or l.startswith("* peer carol")])
+            self.assertFalse([l for l in w.stdout_lines() if re.match(TS + r"(\[carol@UnB\]|\* peer carol)", l)
+                              or l.startswith("[carol@UnB]") or l.startswith("* peer carol")])
             self.assertEqual(w.stop(signal.SIGINT), 0, w.stderr_text())
             self.assertIsNone(w.sanitizer_report())
         finally:
@@ -613,7 +623,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         try:
             cp = ctl(srv.path, "watch")
             self.assertEqual(cp.returncode, EXIT_UNREACHABLE, describe(cp))  # the daemon left
-            self.assertEqual(cp.out.splitlines(), [
+            self.assertEqual([re.sub("^" + TS, "", l) for l in cp.out.splitlines()], [
                 "* lagged: 5 events missed (now at seq 10)",
                 "* ack from bob@CIC (0.50 ms) for m1",
                 "* no ack from bob@CIC for m2",
@@ -812,7 +822,8 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             self.ok(node, "wait-ready", "--timeout", "15")
             cp = self.ok(node, "discover")
             self.assertRegex(cp.out, r"^PEER\s+ADDRESS\s+TTL\s+EXPIRES IN\n")
-            self.assertRegex(cp.out, r"(?m)^alice@CIC\s+127\.0\.0\.1:%d\s+\d+\s+\d+s$" % self.a.port)
+            self.assertRegex(cp.out, r"(?m)^alice@CIC\s+127\.0\.0\.1:%d\s+\d+[dhms]\w*\s+\d+[dhms]\w*$"
+                             % self.a.port)
             r = self.json_ok(node, "discover")
             self.assertIn(("bob", "CIC"), {(p["name"], p["namespace"]) for p in r["peers"]})
             cp = self.ok(node, "unregister")
@@ -820,7 +831,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
             names = {p["name"] for p in self.json_ok(node, "discover")["peers"]}
             self.assertNotIn("dora", names)
             cp = self.ok(node, "register")
-            self.assertRegex(cp.out, r"^registered: ttl \d+ s, public address 127\.0\.0\.1:%d\n$"
+            self.assertRegex(cp.out, r"^registered: ttl \d+[dhms]\w*, public address 127\.0\.0\.1:%d\n$"
                              % node.port)
             r = harness.rdv_request(self.rdv.port, {"type": "DISCOVER", "namespace": "CIC"})
             self.assertIn("dora", {p["name"] for p in r["peers"]})
@@ -862,7 +873,7 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         node = Node("eve", self.rdv, sets=SLOW_DISCOVER)
         w = start_watch(node)
         probe = FakePeer(node, "probe")  # once watch prints it, it is subscribed
-        w.wait_stdout(r"^\* peer probe@CIC connected$")
+        w.wait_stdout("^" + TS + r"\* peer probe@CIC connected$")
         cp = self.ok(node, "shutdown", "--wait")
         probe.close()
         self.assertEqual(cp.out, "node stopping\n")
@@ -872,7 +883,8 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         self.assertEqual(w.wait(10), EXIT_UNREACHABLE, w.stderr_text())
         self.assertRegex(w.stderr_text(), r"^chatp2pctl: .*closed")
         # Its peers were closed on purpose: disconnected, not lost.
-        self.assertIn("* peer probe@CIC disconnected (BYE_OK received)", w.stdout_lines())
+        self.assertIn("* peer probe@CIC disconnected (BYE_OK received)",
+                      [re.sub("^" + TS, "", l) for l in w.stdout_lines()])
         self.assertFalse([l for l in w.stdout_lines() if " lost" in l], w.stdout_lines())
         self.fails(node, EXIT_UNREACHABLE, "--json", "shutdown")
         node2 = Node("eve", self.rdv, sets=SLOW_DISCOVER)

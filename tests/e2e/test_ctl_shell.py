@@ -18,7 +18,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from nodes import Node  # noqa: E402
-from test_ctl import SLOW_DISCOVER, CtlAsserts, FakePeer, ctl, ctl_argv, describe  # noqa: E402
+from test_ctl import (EXIT_TIMEOUT, EXIT_USAGE, SLOW_DISCOVER, CtlAsserts, FakePeer, ctl,  # noqa: E402
+                      ctl_argv, describe)
 
 CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z@])|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 
@@ -173,7 +174,8 @@ class PtyShell:
         return None
 
 
-PROMPT = r"chatp2p> "
+# The prompt says who we are (issue 12): "alice@CIC> ", "carol@CIC> ".
+PROMPT = r"\w+@\w+(?: \[[^\]]+\])?> "
 
 
 class ShellCase(unittest.TestCase, CtlAsserts):
@@ -305,9 +307,9 @@ class ShellCase(unittest.TestCase, CtlAsserts):
         sh.type("/pub #Nobodyhere hello?\r")
         sh.expect(r"^✗ nobody received it: no connected peer in #Nobodyhere$")
         sh.type("/frobnicate\r")
-        sh.expect(r"^unknown command '/frobnicate'")
+        sh.expect(r"^✗ unknown command '/frobnicate'")
         sh.type("/msg nobody\r")
-        sh.expect(r"^usage: /msg PEER TEXT$")
+        sh.expect(r"^✗ usage: /msg PEER TEXT$")
         sh.type("/help\r")
         sh.expect(r"^  /shutdown")
         self.quit(sh)
@@ -354,9 +356,62 @@ class ShellCase(unittest.TestCase, CtlAsserts):
         self.assertRegex(cp.out, r"(?m)^✓ delivered to bob@CIC \(\d+\.\d\d ms\)$")
         self.assertRegex(cp.out, r"(?m)^bob@CIC\s+ACTIVE")
         self.assertRegex(cp.out, r"(?m)^log level DEBUG$")
-        self.assertNotIn("chatp2p>", cp.out)
-        cp = self.ok(self.alice, "shell", input="/msg mute@CIC nobody home\n/quit\n")
-        self.assertRegex(cp.out, r"(?m)^✗ mute@CIC: .*\(ack_timeout\)$")
+        self.assertNotIn("alice@CIC>", cp.out)
+        # A failed command: its error on standard error, and a non-zero exit
+        # (issue 12; it used to be a line on standard output and exit 0).
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "shell",
+                        input="/msg mute@CIC nobody home\n/quit\n")
+        self.assertRegex(cp.err, r"^chatp2pctl: mute@CIC: .*\(ack_timeout\)\n$")
+        self.assertNotIn("✗", cp.out)
+        cp = self.fails(self.alice, EXIT_USAGE, "shell", input="/log\n/bogus\n")
+        self.assertRegex(cp.out, r"(?m)^log level DEBUG$")
+        self.assertIn("unknown command '/bogus'", cp.err)
+
+    def test_prompt_names_us(self):
+        sh = PtyShell(ctl_argv(self.alice, "shell"))
+        self.addCleanup(sh.close)
+        sh.expect(r"(?:^|\n)alice@CIC> ")
+        self.quit(sh)
+
+    def test_query(self):
+        sh = self.shell()
+        sh.type("/query bob\r")
+        sh.expect(r"plain lines now go to bob@CIC")
+        sh.expect(r"alice@CIC \[bob@CIC\]> ")
+        sh.type("just chatting\r")
+        self.bob_gets("just chatting")
+        sh.type("status is text here too\r")
+        self.bob_gets("status is text here too")
+        sh.type("/log\r")  # commands keep their /
+        sh.expect(r"^log level \w+$")
+        sh.type("/query\r")
+        sh.expect(r"query with bob@CIC ended")
+        sh.expect(r"^alice@CIC> ")
+        self.quit(sh)
+
+    def test_ctrl_d_leaves_on_a_new_line(self):
+        sh = self.shell()
+        sh.type("\x04")
+        self.assertEqual(sh.wait(), 0)
+        # The terminal's next prompt starts on a line of its own.
+        self.assertRegex(sh.raw.decode("utf-8", "replace"), r"alice@CIC> (\^D)?\r*\n$")
+
+    def test_waits_for_the_daemon_to_come_back(self):
+        node = Node("dave", self.rdv, sets=SLOW_DISCOVER)
+        sh = PtyShell(ctl_argv(node, "shell"))
+        self.addCleanup(sh.close)
+        try:
+            sh.expect(r"dave@CIC> ")
+            node.stop(self)
+            sh.expect(r"the daemon went away .*; waiting for it to come back")
+            self.assertTrue(sh.alive())
+            node.start()
+            sh.expect(r"reconnected to the daemon", timeout=20)
+            sh.type("/log\r")
+            sh.expect(r"^log level \w+$")
+            self.quit(sh)
+        finally:
+            node.proc.stop()
 
 
 if __name__ == "__main__":

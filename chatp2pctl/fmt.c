@@ -1,0 +1,193 @@
+#include "fmt.h"
+
+#include <ctype.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <wchar.h>
+
+void fmt_utf8_ctype(void)
+{
+	const char *cs;
+
+	setlocale(LC_CTYPE, "");
+	cs = nl_langinfo(CODESET);
+	if (cs == NULL || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0))
+		setlocale(LC_CTYPE, "C.UTF-8");
+}
+
+const char *fmt_duration(double secs, char *buf, size_t len)
+{
+	static const struct { const char *name; long long size; } units[] = {
+		{ "d", 86400 }, { "h", 3600 }, { "m", 60 }, { "s", 1 },
+	};
+
+	if (!(secs >= 0) || !isfinite(secs) || secs > 1e15) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	if (secs < 10 && secs != floor(secs)) {
+		snprintf(buf, len, "%.1fs", secs);
+		return buf;
+	}
+	long long s = (long long)floor(secs);
+	for (size_t i = 0; i < 4; i++) {
+		if (s < units[i].size && units[i].size > 1)
+			continue;
+		long long big = s / units[i].size, rest = s % units[i].size;
+		if (i == 3 || rest / units[i + 1].size == 0)
+			snprintf(buf, len, "%lld%s", big, units[i].name);
+		else
+			snprintf(buf, len, "%lld%s%lld%s", big, units[i].name, rest / units[i + 1].size,
+				 units[i + 1].name);
+		return buf;
+	}
+	snprintf(buf, len, "0s");
+	return buf;
+}
+
+/* One code point of UTF-8 at s (n bytes used), or -1 with n = 1. */
+static long utf8_next(const unsigned char *s, size_t *n)
+{
+	long cp;
+	size_t need;
+
+	if (s[0] < 0x80) {
+		*n = 1;
+		return s[0];
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		cp = s[0] & 0x1f;
+		need = 1;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		cp = s[0] & 0x0f;
+		need = 2;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		cp = s[0] & 0x07;
+		need = 3;
+	} else {
+		*n = 1;
+		return -1;
+	}
+	for (size_t i = 1; i <= need; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			*n = 1;
+			return -1;
+		}
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	*n = need + 1;
+	return cp;
+}
+
+size_t fmt_width(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t w = 0, n;
+
+	while (*p) {
+		long cp = utf8_next(p, &n);
+		int cw = cp < 0 ? 1 : wcwidth((wchar_t)cp);
+		/* Outside a UTF-8 locale wcwidth knows nothing: one column. */
+		w += cw < 0 ? 1 : (size_t)cw;
+		p += n;
+	}
+	return w;
+}
+
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	long long era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+time_t fmt_parse_iso(const char *iso)
+{
+	int y, mo, d, h, mi, s;
+
+	if (iso == NULL || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+		return (time_t)-1;
+	return (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s);
+}
+
+const char *fmt_local_iso(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%S%z", &tm) == 0)
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+const char *fmt_local_short(time_t t, char *buf, size_t len)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+
+	/* Month names in English whatever LC_TIME says, as the rest of our output. */
+	if (localtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%s %02d %02d:%02d:%02d", mon[tm.tm_mon % 12], tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return buf;
+}
+
+size_t fmt_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 64 || lb > 64)
+		return max + 1;
+	if ((la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	size_t d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+			size_t best = d[i - 1][j - 1] + (ca != cb);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb] > max ? max + 1 : d[la][lb];
+}
+
+const char *fmt_closest(const char *word, const char *const *cands, size_t n)
+{
+	size_t limit = strlen(word) / 3, best = (size_t)-1;
+	const char *found = NULL;
+
+	if (limit < 1)
+		limit = 1;
+	if (limit > 3)
+		limit = 3;
+	for (size_t i = 0; i < n; i++) {
+		size_t dist = fmt_distance(word, cands[i], limit);
+		if (dist <= limit && dist < best) {
+			best = dist;
+			found = cands[i];
+		}
+	}
+	return found;
+}
