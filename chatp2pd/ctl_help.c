@@ -29,6 +29,9 @@ static const struct {
 	{ "ping", "PING a peer over its connection, answer with the RTT (peer, timeout)" },
 	{ "methods", "this list" },
 	{ "metrics", "counters and gauges as Prometheus/OpenMetrics text" },
+	{ "inbox", "stored messages: unread, from, since (id or time), limit" },
+	{ "read", "mark a stored message (id) or all read" },
+	{ "outbox", "queued messages waiting for their peer; cancel one" },
 };
 
 const char *ctl_method_help(const char *name)

@@ -116,6 +116,9 @@ static void gen_guard(yajl_gen g, const struct node_guard *gd)
 	JG_KINT(g, "per_ip_refused", (long long)gd->per_ip_refused);
 	JG_KINT(g, "pressure_drops", (long long)gd->pressure_drops);
 	JG_KINT(g, "forgotten", (long long)gd->forgotten);
+	jg_end_map(g);
+}
+
 /* Registered, dialling out fine, and nobody has dialled in since: the
  * first question on this network.  Long means a few of the others'
  * discover rounds (they dial whom they discover). */
