@@ -274,6 +274,15 @@ static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct conn *c = w->data;
 
 	ev_prepare_stop(loop, w);
+	conn_flush_now(c);
+}
+
+/* A prepare watcher started from another prepare callback (the storage's
+ * group commit releasing held ACKs) only runs after the loop has slept:
+ * such callers flush here instead. */
+void conn_flush_now(struct conn *c)
+{
+	ev_prepare_stop(node_loop(c->node), &c->flusher);
 	if (c->state == CONN_CLOSED || c->out.len == 0 || ev_is_active(&c->wio) ||
 	    c->state == CONN_CONNECTING)
 		return;

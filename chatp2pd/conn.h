@@ -121,6 +121,9 @@ enum conn_kind {
 /* Queue one built line (JSON + '\n'); msg_id is the SEND's.  Returns -1
  * (and closes the connection) if the output queue is full. */
 int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id);
+/* Write what this loop iteration queued now, not at the next prepare
+ * (for callers that run inside a prepare watcher).  May close c. */
+void conn_flush_now(struct conn *c);
 /* Close unless something happens first (duplicate connections' grace). */
 void conn_arm_deadline(struct conn *c, double after);
 /* The ACK for msg_id arrived or the SEND timed out: stop resending it. */

@@ -453,10 +453,17 @@ static void on_commit(void *ctx, bool ok)
 			conn_write(h->c, &line, CK_CTL, NULL);
 		}
 		free(h->msg_id);
-		h->c->busy--;
-		conn_reap(h->c);
 	}
 	buf_free(&line);
+	/* We run inside the storage's prepare watcher: the connections'
+	 * own flushers would wait for the next wake-up, so flush now. */
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = r->held[i].c;
+		if (ok && c->state != CONN_CLOSED)
+			conn_flush_now(c);
+		c->busy--;
+		conn_reap(c);
+	}
 }
 
 /* true if m is new from c: stored (id set) when there is a database,
