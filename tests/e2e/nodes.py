@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 
+import fakepeer
 import harness
 
 # Short intervals so tests see discovery, keep-alive and reconnection in
@@ -202,3 +203,32 @@ def mesh(rdv, names, namespace="CIC", sets=()):
     for a in nodes:
         a.wait_active(*[b.peer_id for b in nodes if b is not a])
     return nodes
+
+
+class NodesAndFakes:
+    """Per-test fixture (mix into a unittest.TestCase before it): a fresh
+    rendezvous server, and nodes and fake peers made through node() and
+    fake(), all stopped when the test ends."""
+
+    def setUp(self):
+        self.rdv = harness.start_rendezvous("rate_limit=100000")
+        self.fakes = []
+        self.nodes = []
+
+    def tearDown(self):
+        for n in self.nodes:
+            if n.proc.alive():
+                n.stop()
+        for f in self.fakes:
+            f.close()
+        self.rdv.check_clean_exit()
+
+    def fake(self, *args, **kw):
+        f = fakepeer.FakePeer(*args, **kw)
+        self.fakes.append(f)
+        return f
+
+    def node(self, *args, **kw):
+        n = Node(*args, **kw)
+        self.nodes.append(n)
+        return n

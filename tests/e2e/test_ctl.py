@@ -249,9 +249,9 @@ def start_watch(node, *classes, options=()):
 
 # ---- the tests -----------------------------------------------------------------------
 
-class CommandsCase(unittest.TestCase, CtlAsserts):
-    """alice and bob connected, plus mute@CIC (a FakePeer dialled into
-    alice that never ACKs)."""
+class AliceBobMute:
+    """Class fixture: alice and bob connected, plus mute@CIC (a FakePeer
+    dialled into alice that never ACKs)."""
 
     @classmethod
     def setUpClass(cls):
@@ -275,6 +275,10 @@ class CommandsCase(unittest.TestCase, CtlAsserts):
         cls.rdv.check_clean_exit()
 
     a = property(lambda self: self.alice)
+
+
+class CommandsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
+    """The one-shot commands against alice, bob and mute."""
 
     # -- status, version, help ---------------------------------------------------
 

@@ -23,37 +23,15 @@ import fakepeer  # noqa: E402
 import harness  # noqa: E402
 from nodes import Ctl, CtlError, Node  # noqa: E402
 from test_ctl import (EXIT_OK, EXIT_PERM, EXIT_TIMEOUT, EXIT_USAGE, SLOW_DISCOVER,  # noqa: E402
-                      CtlAsserts, FakePeer, ctl, ctl_argv, describe, start_watch)
+                      AliceBobMute, CtlAsserts, FakePeer, ctl, ctl_argv, describe, start_watch)
 
 COMPLETION = os.path.join(os.environ.get("CHATP2P_SRC", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..")), "scripts", "chatp2pctl.bash-completion")
 
 
-class ConventionsCase(unittest.TestCase, CtlAsserts):
+class ConventionsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
     """alice and bob (CIC) connected, bob@UnB too (an ambiguous "bob"),
     and mute@CIC (dialled into alice, never ACKs)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.rdv = harness.start_rendezvous("rate_limit=100000")
-        cls.alice = Node("alice", cls.rdv, sets=SLOW_DISCOVER)
-        cp = ctl(cls.alice, "wait-ready", "--timeout", "15")
-        if cp.returncode != 0:
-            raise AssertionError("alice not ready:\n" + describe(cp))
-        cls.bob = Node("bob", cls.rdv, sets=SLOW_DISCOVER)
-        cls.alice.wait_active("bob@CIC")
-        cls.bob.wait_active("alice@CIC")
-        cls.mute = FakePeer(cls.alice, "mute")
-        cls.alice.wait_active("mute@CIC")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mute.close()
-        cls.bob.stop()
-        cls.alice.stop()
-        cls.rdv.check_clean_exit()
-
-    a = property(lambda self: self.alice)
 
     def bob_events(self):
         return self.bob.events(["message"])

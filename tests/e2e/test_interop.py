@@ -13,7 +13,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from fakepeer import FakePeer, is_probe, new_id  # noqa: E402
-from nodes import CtlError, Node  # noqa: E402
+from nodes import CtlError, Node, NodesAndFakes  # noqa: E402
 
 # The fakes' reader threads must get the GIL quickly: a fake that is late
 # to recv() sees two messages in one, as a slow real peer would.
@@ -422,31 +422,8 @@ class WildPeers(unittest.TestCase):
         self.assertEqual(a.state_of(f.peer_id), "ACTIVE")
 
 
-class Troublemakers(unittest.TestCase):
+class Troublemakers(NodesAndFakes, unittest.TestCase):
     """Each test: a fresh rendezvous and node, and one difficult fake."""
-
-    def setUp(self):
-        self.rdv = rdv_server()
-        self.fakes = []
-        self.nodes = []
-
-    def tearDown(self):
-        for n in self.nodes:
-            if n.proc.alive():
-                n.stop()
-        for f in self.fakes:
-            f.close()
-        self.rdv.check_clean_exit()
-
-    def fake(self, *args, **kw):
-        f = FakePeer(*args, **kw)
-        self.fakes.append(f)
-        return f
-
-    def node(self, *args, **kw):
-        n = Node(*args, **kw)
-        self.nodes.append(n)
-        return n
 
     # 6
     def test_hello_ok_then_rejection_backs_off(self):

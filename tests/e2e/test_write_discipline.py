@@ -13,8 +13,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from fakepeer import FakePeer, is_probe, new_id  # noqa: E402
-from nodes import Node  # noqa: E402
+from fakepeer import is_probe, new_id  # noqa: E402
+from nodes import Node, NodesAndFakes  # noqa: E402
 
 # A gap as the interop tests use it (the fakes' reader threads get a turn
 # between two writes on a loaded machine).  Stop-and-wait must not pay it.
@@ -51,29 +51,7 @@ def write_modes(node, peer_id):
             if c["peer_id"] == peer_id and c["state"] == "established"]
 
 
-class WriteDiscipline(unittest.TestCase):
-    def setUp(self):
-        self.rdv = harness.start_rendezvous("rate_limit=100000")
-        self.fakes = []
-        self.nodes = []
-
-    def tearDown(self):
-        for n in self.nodes:
-            if n.proc.alive():
-                n.stop()
-        for f in self.fakes:
-            f.close()
-        self.rdv.check_clean_exit()
-
-    def fake(self, *args, **kw):
-        f = FakePeer(*args, **kw)
-        self.fakes.append(f)
-        return f
-
-    def node(self, *args, **kw):
-        n = Node(*args, **kw)
-        self.nodes.append(n)
-        return n
+class WriteDiscipline(NodesAndFakes, unittest.TestCase):
 
     def wait_mode(self, node, peer_id, timeout=10):
         harness.wait_for(lambda: write_modes(node, peer_id) not in ([], ["probing"]), timeout,
