@@ -21,13 +21,13 @@
 #include <ev.h>
 
 #include "config.h"
-#include "control.h"
+#include "control/control.h"
 #include "ctlproto.h"
-#include "guard.h"
+#include "net/guard.h"
 #include "log.h"
-#include "node.h"
-#include "notify.h"
-#include "rdvserver/server.h"
+#include "node/node.h"
+#include "control/notify.h"
+#include "rendezvous/server/server.h"
 #include "version.h"
 #include "xmalloc.h"
 

@@ -5,7 +5,7 @@ set -eu
 
 # systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
 # tests/e2e/test_systemd.py needs (it fails, not skips, without them).
-# libsqlite3-dev: the durable inbox/outbox (chatp2pd/storage.c).
+# libsqlite3-dev: the durable inbox/outbox (chatp2pd/store/storage.c).
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 # clang, libclang-rt-14-dev: the libFuzzer targets scripts/test.sh runs (the
 # fuzzer runtime is only a Recommends of clang, which this script skips).

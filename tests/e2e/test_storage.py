@@ -1,4 +1,4 @@
-"""The durable inbox and outbox (chatp2pd/storage.c, outbox.c) with real
+"""The durable inbox and outbox (chatp2pd/store/storage.c, node/outbox.c) with real
 daemons on loopback: what was ACKed is stored and survives SIGKILL, a resent
 SEND is shown once across restarts, queued sends wait for their peer, a
 damaged database is set aside, retention holds, and a stress run with the

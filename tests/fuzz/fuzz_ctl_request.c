@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "control.h"
+#include "control/control.h"
 #include "log.h"
-#include "node.h"
+#include "node/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rdvserver/persist.h"
+#include "rendezvous/server/persist.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

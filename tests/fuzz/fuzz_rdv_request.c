@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rdvserver/proto.h"
+#include "rendezvous/server/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

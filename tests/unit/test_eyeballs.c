@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "eyeballs.h"
+#include "net/eyeballs.h"
 #include "timeutil.h"
 
 struct result {

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "guard.h"
+#include "net/guard.h"
 
 static void test_addr_in(void **state)
 {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "peer_table.h"
+#include "node/peer_table.h"
 
 static void test_find_and_grow(void **state)
 {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "json.h"
-#include "rdv_client.h"
+#include "rendezvous/client.h"
 #include "timeutil.h"
 
 /* ---- the fake server ---------------------------------------------------- */

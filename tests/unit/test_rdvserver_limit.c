@@ -1,4 +1,4 @@
-/* The rendezvous server's per-ip rate limit (rdvserver/limit.c): a sliding window
+/* The rendezvous server's per-ip rate limit (chatp2pd/rendezvous/server/limit.c): a sliding window
  * of `limit` connections per `window` seconds, then a block; the table of ips
  * stays within max_ips however many distinct sources come.  Time is driven
  * by hand. */
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rdvserver/limit.h"
+#include "rendezvous/server/limit.h"
 
 static enum rdv_verdict check(struct rdv_limit *l, const char *ip, double now)
 {

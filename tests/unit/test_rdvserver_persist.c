@@ -1,4 +1,4 @@
-/* The rendezvous server's registrations file (rdvserver/persist.c): a save
+/* The rendezvous server's registrations file (chatp2pd/rendezvous/server/persist.c): a save
  * and a load give back the same entries with the time spent down counted,
  * expired and malformed entries are dropped, a torn or foreign file is an
  * error and never a crash, and the file is replaced whole (via .tmp). */
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rdvserver/persist.h"
+#include "rendezvous/server/persist.h"
 
 static char dir[] = "/tmp/rdvpersistXXXXXX";
 static char path[256];

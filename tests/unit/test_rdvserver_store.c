@@ -1,4 +1,4 @@
-/* The rendezvous server's registration store (rdvserver/store.c): the (ip,
+/* The rendezvous server's registration store (chatp2pd/rendezvous/server/store.c): the (ip,
  * namespace, name) upsert, ttl clamping and expiry, DISCOVER scans of one
  * namespace or all, UNREGISTER filters, and the cap on entries.  Time is
  * driven by hand: every call takes "now". */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdvserver/store.h"
+#include "rendezvous/server/store.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
 #include <netdb.h>
 #include <string.h>
 
-#include "resolver.h"
+#include "net/resolver.h"
 
 struct res {
 	int calls;

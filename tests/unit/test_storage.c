@@ -1,4 +1,4 @@
-/* The durable store (storage.c) on a real SQLite file in a temporary
+/* The durable store (chatp2pd/store/storage.c) on a real SQLite file in a temporary
  * directory: group commit and its listeners, duplicates by (src, msg_id)
  * across a reopen, listing filters, read marks, retention by count and
  * bytes, the outbox rows, a migration from version 0, and a damaged file
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "storage.h"
+#include "store/storage.h"
 
 struct fx {
 	char dir[64];

@@ -1,0 +1,192 @@
+#include "node/peer_table.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+/* FNV-1a: ids are short and attacker-chosen only up to the table cap. */
+static size_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+void peer_table_init(struct peer_table *t, size_t max)
+{
+	t->nbuckets = 256;
+	t->buckets = xcalloc(t->nbuckets, sizeof *t->buckets);
+	t->count = 0;
+	t->max = max;
+}
+
+void peer_table_free(struct peer_table *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct peer *p = t->buckets[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			free(p);
+		}
+	}
+	free(t->buckets);
+	t->buckets = NULL;
+	t->count = 0;
+}
+
+struct peer *peer_find(const struct peer_table *t, const char *id)
+{
+	struct peer *p = t->buckets[hash(id) % t->nbuckets];
+
+	for (; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+static void grow(struct peer_table *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct peer **b = xcalloc(n, sizeof *b);
+
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct peer *p = t->buckets[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			size_t h = hash(p->id) % n;
+			p->next = b[h];
+			b[h] = p;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+/* Only met, never listed: no address to dial back, nothing under way. */
+static bool forgettable(const struct peer *p)
+{
+	return p->ip[0] == '\0' && p->conn == NULL && p->dialing == NULL &&
+	       !ev_is_active(&p->retry_timer);
+}
+
+/* The table is full: forget the forgettable peer seen longest ago, so that
+ * made-up ids in inbound HELLOs cannot lock real peers out.  O(n), but only
+ * at the cap, which the accept rate limit keeps from being hammered. */
+static bool evict_one(struct peer_table *t)
+{
+	struct peer **victim = NULL;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer **pp = &t->buckets[i]; *pp; pp = &(*pp)->next)
+			if (forgettable(*pp) && (victim == NULL || (*pp)->last_seen < (*victim)->last_seen))
+				victim = pp;
+	if (victim == NULL)
+		return false;
+	struct peer *p = *victim;
+	*victim = p->next;
+	free(p);
+	t->count--;
+	return true;
+}
+
+struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
+{
+	struct peer *p = peer_find(t, id);
+	const char *ns;
+
+	if (p != NULL)
+		return p;
+	if ((ns = peer_id_ns(id)) == NULL)
+		return NULL;
+	if (t->count >= t->max && !evict_one(t))
+		return NULL;
+	if (t->count >= t->nbuckets)
+		grow(t);
+	p = xcalloc(1, sizeof *p);
+	strcpy(p->id, id);
+	strcpy(p->ns, ns);
+	p->state = PEER_UNKNOWN;
+	p->first_seen = p->last_seen = wall_now;
+	size_t h = hash(id) % t->nbuckets;
+	p->next = t->buckets[h];
+	t->buckets[h] = p;
+	t->count++;
+	return p;
+}
+
+void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer *p = t->buckets[i]; p; p = p->next)
+			fn(p, ctx);
+}
+
+const char *peer_state_name(enum peer_state s)
+{
+	switch (s) {
+	case PEER_UNKNOWN: return "UNKNOWN";
+	case PEER_ACTIVE: return "ACTIVE";
+	case PEER_STALE: return "STALE";
+	}
+	return "?";
+}
+
+void rtt_add(struct rtt_stats *r, double ms)
+{
+	if (r->samples == 0 || ms < r->min)
+		r->min = ms;
+	if (r->samples == 0 || ms > r->max)
+		r->max = ms;
+	r->last = ms;
+	r->sum += ms;
+	r->samples++;
+}
+
+double rtt_avg(const struct rtt_stats *r)
+{
+	return r->samples ? r->sum / (double)r->samples : 0;
+}
+
+double peer_success_rate(const struct peer *p)
+{
+	return p->attempts ? 100.0 * p->dial_ok / p->attempts : 100.0;
+}
+
+bool peer_evict_one(struct peer_table *t)
+{
+	return evict_one(t);
+}
+
+size_t peer_count_met_only(const struct peer_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (const struct peer *p = t->buckets[i]; p; p = p->next)
+			n += p->ip[0] == '\0';
+	return n;
+}
+
+size_t peer_forget_idle(struct peer_table *t, double seen_before)
+{
+	size_t gone = 0;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct peer **pp = &t->buckets[i]; *pp;) {
+			struct peer *p = *pp;
+			if (forgettable(p) && p->last_seen < seen_before) {
+				*pp = p->next;
+				free(p);
+				t->count--;
+				gone++;
+			} else {
+				pp = &p->next;
+			}
+		}
+	return gone;
+}

@@ -1,0 +1,31 @@
+/* Messages in and out: SENDs awaiting their ACK (timers, retransmission on
+ * a new connection, completion callbacks), PUB fan-out, duplicate
+ * suppression, and delivery.  router_deliver() is the one place a message
+ * reaches the user, so a durable store can slot in ahead of the ACK. */
+#ifndef CHATP2PD_ROUTER_H
+#define CHATP2PD_ROUTER_H
+#include <stdbool.h>
+
+#include "node/node.h"
+
+struct router;
+
+struct router *router_new(struct node *n);
+void router_free(struct router *r);
+
+void router_send(struct router *r, const char *to, const char *text, bool require_ack,
+		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
+/* A SEND with a given msg_id (the outbox sending a stored message again). */
+void router_send_id(struct router *r, const char *to, const char *text, const char *msg_id,
+		    node_send_cb cb, void *ctx);
+int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],
+	       char *err, size_t errlen);
+
+/* From the connections. */
+void router_on_ack(struct router *r, struct conn *c, const char *msg_id);
+/* A SEND or PUB arrived on c (the handshake's peer_id is the sender). */
+void router_on_message(struct router *r, struct conn *c, const struct pmsg *m);
+/* c became the peer's connection: SENDs still awaiting an ACK go again. */
+void router_conn_up(struct router *r, struct conn *c);
+
+#endif

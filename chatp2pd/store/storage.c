@@ -1,0 +1,846 @@
+#include "store/storage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+#define MOD "Storage"
+#define MAX_LISTENERS 4
+/* Rows deleted per retention statement: a big backlog is trimmed over a
+ * few iterations instead of one long stall. */
+#define TRIM_BATCH 5000
+/* Age-based retention runs this often (and at start). */
+#define AGE_CHECK_INTERVAL 60.0
+
+/* Migration i takes the schema from version i to i + 1 (user_version). */
+static const char *const migrations[] = {
+	/* 0 -> 1: the first schema. */
+	"CREATE TABLE inbox("
+	/* Ids only grow: retention never removes the newest row, so SQLite's
+	 * max(rowid) + 1 never goes back (AUTOINCREMENT would cost a write of
+	 * sqlite_sequence per commit). */
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  src TEXT NOT NULL,"
+	"  dst TEXT,"
+	"  msg_id TEXT NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  at REAL NOT NULL,"
+	"  read INTEGER NOT NULL DEFAULT 0,"
+	"  src_mismatch INTEGER NOT NULL DEFAULT 0);"
+	/* No index: every index costs each message a write, and one on the
+	 * random msg_ids dirties a page per message (measured: 40 page writes
+	 * per commit).  Duplicates are found in memory (loaded from here at
+	 * start), unread counts are kept in memory, age follows id order. */
+	"CREATE TABLE outbox("
+	"  msg_id TEXT PRIMARY KEY,"
+	"  dst TEXT NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  created REAL NOT NULL,"
+	"  deadline REAL NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_INBOX_ADD, S_MARK_ONE, S_MARK_ALL,
+	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
+	S__COUNT
+};
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_INBOX_ADD] = "INSERT INTO inbox(kind, src, dst, msg_id, text, at, src_mismatch) "
+			"VALUES(?, ?, ?, ?, ?, ?, ?)",
+	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
+	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
+	[S_OUT_ADD] = "INSERT OR REPLACE INTO outbox(msg_id, dst, text, created, deadline, attempts) "
+		      "VALUES(?, ?, ?, ?, ?, ?)",
+	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE msg_id = ?",
+	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE msg_id = ?",
+};
+
+/* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
+ * (a false match is ~1e-14 likely): a ring in arrival order, chained by
+ * bucket, so the oldest is forgotten first. */
+#define DEDUPE_CAP 131072u
+#define DEDUPE_END UINT32_MAX
+
+struct dedupe {
+	uint64_t hash[DEDUPE_CAP];
+	uint32_t next[DEDUPE_CAP];
+	uint32_t head[DEDUPE_CAP];
+	uint32_t n, pos;
+};
+
+struct listener {
+	storage_commit_fn fn;
+	void *ctx;
+};
+
+struct storage {
+	struct ev_loop *loop;
+	sqlite3 *db;
+	char path[CFG_STR_MAX + 32];
+	sqlite3_stmt *stmt[S__COUNT];
+	bool in_txn;
+	bool failed;                /* a write failed: roll back at commit */
+	ev_prepare commit_w;
+	ev_timer age_w;
+	struct listener listeners[MAX_LISTENERS];
+	int nlisteners;
+	/* Kept in memory so status and retention need no query per message. */
+	long count, unread;
+	double bytes;
+	long max_messages;
+	double max_bytes, max_days;
+	bool full;
+	struct dedupe *seen;
+};
+
+static uint64_t key_hash(const char *src, const char *msg_id)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull; /* a separator no UTF-8 text has */
+	for (const unsigned char *p = (const unsigned char *)msg_id; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+static void dedupe_clear(struct dedupe *d)
+{
+	d->n = d->pos = 0;
+	memset(d->head, 0xff, sizeof d->head);
+}
+
+static bool dedupe_has(const struct dedupe *d, uint64_t h)
+{
+	for (uint32_t i = d->head[h & (DEDUPE_CAP - 1)]; i != DEDUPE_END; i = d->next[i])
+		if (d->hash[i] == h)
+			return true;
+	return false;
+}
+
+static void dedupe_add(struct dedupe *d, uint64_t h)
+{
+	uint32_t slot = d->pos;
+
+	if (d->n == DEDUPE_CAP) {
+		/* Forget the oldest: unlink it from its chain. */
+		uint32_t *pi = &d->head[d->hash[slot] & (DEDUPE_CAP - 1)];
+		while (*pi != slot)
+			pi = &d->next[*pi];
+		*pi = d->next[slot];
+	} else {
+		d->n++;
+	}
+	d->hash[slot] = h;
+	d->next[slot] = d->head[h & (DEDUPE_CAP - 1)];
+	d->head[h & (DEDUPE_CAP - 1)] = slot;
+	d->pos = (d->pos + 1) % DEDUPE_CAP;
+}
+
+/* From the database: the newest DEDUPE_CAP messages, oldest first. */
+static void dedupe_load(struct storage *st)
+{
+	sqlite3_stmt *s;
+	char sql[200];
+
+	dedupe_clear(st->seen);
+	snprintf(sql, sizeof sql, "SELECT src, msg_id FROM (SELECT id, src, msg_id FROM inbox "
+		 "ORDER BY id DESC LIMIT %u) ORDER BY id", DEDUPE_CAP);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *src = (const char *)sqlite3_column_text(s, 0);
+		const char *id = (const char *)sqlite3_column_text(s, 1);
+		if (src && id)
+			dedupe_add(st->seen, key_hash(src, id));
+	}
+	sqlite3_finalize(s);
+}
+
+/* ---- the state directory --------------------------------------------------- */
+
+static int mkdirs(const char *path, char *err, size_t errlen)
+{
+	char tmp[CFG_STR_MAX + 64];
+
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %.200s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %.200s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int storage_dir_resolve(const char *configured, const char *peer_id, char *out, size_t outlen,
+			char *err, size_t errlen)
+{
+	const char *sd = getenv("STATE_DIRECTORY");
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+
+	/* systemd may pass several, colon-separated: ours is the first. */
+	if (sd && sd[0] == '/') {
+		const char *colon = strchr(sd, ':');
+		n = snprintf(out, outlen, "%.*s", colon ? (int)(colon - sd) : (int)strlen(sd), sd);
+	} else if (configured && configured[0]) {
+		n = snprintf(out, outlen, "%s", configured);
+	} else if (xdg && xdg[0] == '/') {
+		n = snprintf(out, outlen, "%s/chatp2p/%s", xdg, peer_id);
+	} else if (home && home[0] == '/') {
+		n = snprintf(out, outlen, "%s/.local/state/chatp2p/%s", home, peer_id);
+	} else {
+		snprintf(err, errlen, "no state directory: set node.state_dir (or --state-dir)");
+		return -1;
+	}
+	if (n < 0 || (size_t)n >= outlen) {
+		snprintf(err, errlen, "state directory path too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- opening ----------------------------------------------------------------- */
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int int_query(sqlite3 *db, const char *sql, long long *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static double double_query(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	double v = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_double(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static void finalize_all(struct storage *st)
+{
+	for (int i = 0; i < S__COUNT; i++) {
+		sqlite3_finalize(st->stmt[i]);
+		st->stmt[i] = NULL;
+	}
+}
+
+/* Open path and bring it to SCHEMA_VERSION.  1 ok, 0 damaged (set it
+ * aside), -1 unusable for another reason (err). */
+static int try_open(struct storage *st, char *err, size_t errlen)
+{
+	long long ver = -1, v;
+	int rc;
+
+	rc = sqlite3_open_v2(st->path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		return rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ? -1 : 0;
+	}
+	sqlite3_extended_result_codes(st->db, 0);
+	/* Another process holding a lock briefly (the sqlite3 shell): wait a
+	 * moment rather than fail.  Nothing else writes our database. */
+	sqlite3_busy_timeout(st->db, 100);
+	if (int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
+	    exec_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		return 0;
+	}
+	if (ver > SCHEMA_VERSION) {
+		snprintf(err, errlen, "schema version %lld is newer than this chatp2pd's (%d)", ver,
+			 SCHEMA_VERSION);
+		return -1;
+	}
+	/* A cheap structural check: a truncated or overwritten file fails it. */
+	sqlite3_stmt *qc;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &qc, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		return 0;
+	}
+	rc = sqlite3_step(qc);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(qc, 0) : NULL;
+	if (res == NULL || strcmp(res, "ok") != 0) {
+		snprintf(err, errlen, "integrity check failed: %s",
+			 res ? res : sqlite3_errmsg(st->db));
+		sqlite3_finalize(qc);
+		return 0;
+	}
+	sqlite3_finalize(qc);
+	for (int i = (int)ver; i < SCHEMA_VERSION; i++) {
+		char sql[64];
+		if (exec_sql(st->db, "BEGIN", err, errlen) != 0 ||
+		    exec_sql(st->db, migrations[i], err, errlen) != 0) {
+			exec_sql(st->db, "ROLLBACK", err + strlen(err), 0);
+			return 0;
+		}
+		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", i + 1);
+		if (exec_sql(st->db, sql, err, errlen) != 0 || exec_sql(st->db, "COMMIT", err, errlen) != 0)
+			return 0;
+		log_info(MOD, "%s: schema version %d", st->path, i + 1);
+	}
+	for (int i = 0; i < S__COUNT; i++)
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+			return 0;
+		}
+	if (int_query(st->db, "SELECT count(*) FROM inbox", &v) != 0) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		return 0;
+	}
+	st->count = (long)v;
+	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+		st->unread = (long)v;
+	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
+	dedupe_load(st);
+	return 1;
+}
+
+static void close_db(struct storage *st)
+{
+	finalize_all(st);
+	if (st->db)
+		sqlite3_close_v2(st->db);
+	st->db = NULL;
+}
+
+/* Rename the database (and its WAL and shared-memory files) aside. */
+static void set_aside(const struct storage *st)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char stamp[32], from[sizeof st->path + 8], to[sizeof st->path + 96];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+		snprintf(from, sizeof from, "%s%s", st->path, sfx[i]);
+		snprintf(to, sizeof to, "%s.damaged-%s-%ld%s", st->path, stamp, (long)getpid(), sfx[i]);
+		if (rename(from, to) == 0 && i == 0)
+			log_error(MOD, "database set aside as %s", to);
+		else if (i == 0 && errno != ENOENT)
+			log_error(MOD, "cannot rename %s aside: %s", from, strerror(errno));
+	}
+}
+
+static void apply_sync(struct storage *st)
+{
+	char err[128];
+
+	exec_sql(st->db, st->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
+		 sizeof err);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_age(struct ev_loop *loop, ev_timer *w, int revents);
+static void trim_age(struct storage *st);
+
+struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, const char *dir)
+{
+	struct storage *st;
+	char err[256];
+	int rc;
+
+	if (strcmp(cfg->storage.sync, "off") == 0) {
+		log_info(MOD, "storage.sync is off: no inbox or outbox on disk");
+		return NULL;
+	}
+	if (mkdirs(dir, err, sizeof err) != 0) {
+		log_error(MOD, "%s: running without durable storage", err);
+		return NULL;
+	}
+	st = xcalloc(1, sizeof *st);
+	st->loop = loop;
+	st->seen = xmalloc(sizeof *st->seen);
+	dedupe_clear(st->seen);
+	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORAGE_DB_NAME);
+	rc = try_open(st, err, sizeof err);
+	if (rc == 0) {
+		/* Damaged: keep it for whoever wants to look, start afresh. */
+		log_error(MOD, "%s is damaged or unreadable (%s)", st->path, err);
+		close_db(st);
+		set_aside(st);
+		rc = try_open(st, err, sizeof err);
+	}
+	if (rc != 1) {
+		log_error(MOD, "cannot open %s (%s): running without durable storage", st->path, err);
+		close_db(st);
+		free(st->seen);
+		free(st);
+		return NULL;
+	}
+	storage_reconfigure(st, cfg);
+	ev_prepare_init(&st->commit_w, on_prepare);
+	st->commit_w.data = st;
+	ev_prepare_start(loop, &st->commit_w);
+	ev_timer_init(&st->age_w, on_age, AGE_CHECK_INTERVAL, AGE_CHECK_INTERVAL);
+	st->age_w.data = st;
+	ev_timer_start(loop, &st->age_w);
+	trim_age(st);
+	log_info(MOD, "%s: %ld message(s), %ld unread (synchronous=%s)", st->path, st->count,
+		 st->unread, st->full ? "FULL" : "NORMAL");
+	return st;
+}
+
+void storage_reconfigure(struct storage *st, const struct config *cfg)
+{
+	if (st == NULL)
+		return;
+	st->max_messages = cfg->storage.inbox_max_messages;
+	st->max_bytes = cfg->storage.inbox_max_bytes;
+	st->max_days = cfg->storage.inbox_max_days;
+	st->full = strcmp(cfg->storage.sync, "full") == 0;
+	/* PRAGMA synchronous cannot change inside a transaction: it is set
+	 * between iterations, and the next commit uses it. */
+	if (st->db && !st->in_txn)
+		apply_sync(st);
+}
+
+const char *storage_path(const struct storage *st)
+{
+	return st ? st->path : "";
+}
+
+void storage_close(struct storage *st)
+{
+	if (st == NULL)
+		return;
+	storage_flush(st);
+	ev_prepare_stop(st->loop, &st->commit_w);
+	ev_timer_stop(st->loop, &st->age_w);
+	close_db(st);
+	free(st->seen);
+	free(st);
+}
+
+void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx)
+{
+	if (st == NULL || st->nlisteners == MAX_LISTENERS)
+		return;
+	st->listeners[st->nlisteners++] = (struct listener){ fn, ctx };
+}
+
+bool storage_pending(const struct storage *st)
+{
+	return st && st->in_txn;
+}
+
+/* ---- transactions ------------------------------------------------------------- */
+
+static int step_reset(struct storage *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static int begin(struct storage *st)
+{
+	if (st->in_txn)
+		return 0;
+	if (step_reset(st, st->stmt[S_BEGIN]) != SQLITE_DONE) {
+		log_error(MOD, "BEGIN: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	st->in_txn = true;
+	st->failed = false;
+	return 0;
+}
+
+static void trim(struct storage *st);
+static void recount(struct storage *st);
+
+void storage_flush(struct storage *st)
+{
+	/* Listeners may write again (an outbox row after an ACK): a few rounds. */
+	for (int round = 0; st && st->in_txn && round < 4; round++) {
+		bool ok;
+		trim(st);
+		if (st->failed) {
+			step_reset(st, st->stmt[S_ROLLBACK]);
+			ok = false;
+		} else {
+			double t0 = mono_now();
+			ok = step_reset(st, st->stmt[S_COMMIT]) == SQLITE_DONE;
+			double ms = (mono_now() - t0) * 1000.0;
+			if (ms > 100)
+				log_warn(MOD, "commit took %.0f ms", ms);
+			if (!ok) {
+				log_error(MOD, "COMMIT: %s", sqlite3_errmsg(st->db));
+				if (sqlite3_get_autocommit(st->db) == 0)
+					step_reset(st, st->stmt[S_ROLLBACK]);
+			}
+		}
+		if (!ok) {
+			/* The in-memory counters and keys counted rolled-back rows. */
+			recount(st);
+			dedupe_load(st);
+		}
+		st->in_txn = false;
+		st->failed = false;
+		for (int i = 0; i < st->nlisteners; i++)
+			st->listeners[i].fn(st->listeners[i].ctx, ok);
+	}
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	storage_flush(w->data);
+}
+
+static bool write_step(struct storage *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = step_reset(st, s);
+
+	if (rc != SQLITE_DONE) {
+		log_error(MOD, "%s: %s", what, sqlite3_errmsg(st->db));
+		st->failed = true;
+		return false;
+	}
+	return true;
+}
+
+/* ---- retention ------------------------------------------------------------------ */
+
+static void recount(struct storage *st)
+{
+	long long v;
+
+	if (int_query(st->db, "SELECT count(*) FROM inbox", &v) == 0)
+		st->count = (long)v;
+	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+		st->unread = (long)v;
+	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
+}
+
+/* Count and bytes bounds, oldest first, inside the open transaction: one
+ * walk from the oldest row (rowid order, no index) to see how many must go
+ * and what they weigh, one DELETE, the counters adjusted without a recount
+ * (a count(*) per commit would be a full scan per commit at the bound). */
+static void trim(struct storage *st)
+{
+	sqlite3_stmt *s;
+	long n = 0, unread = 0;
+	double bytes = 0;
+	sqlite3_int64 last = 0;
+
+	if (st->failed)
+		return;
+	if (!((st->max_messages > 0 && st->count > st->max_messages) ||
+	      (st->max_bytes > 0 && st->bytes > st->max_bytes)))
+		return;
+	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read FROM inbox "
+				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		return;
+	/* The newest row stays: ids must never go back (see the schema). */
+	while (n < TRIM_BATCH && n < st->count - 1 &&
+	       ((st->max_messages > 0 && st->count - n > st->max_messages) ||
+		(st->max_bytes > 0 && st->bytes - bytes > st->max_bytes)) &&
+	       sqlite3_step(s) == SQLITE_ROW) {
+		last = sqlite3_column_int64(s, 0);
+		bytes += sqlite3_column_double(s, 1);
+		unread += sqlite3_column_int(s, 2) == 0;
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (n == 0 || sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id <= ?", -1, &s,
+					 NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(s, 1, last);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
+		st->failed = true;
+	} else {
+		st->count -= n;
+		st->bytes -= bytes;
+		st->unread -= unread;
+	}
+	sqlite3_finalize(s);
+}
+
+static void trim_age(struct storage *st)
+{
+	sqlite3_stmt *s;
+
+	if (st->max_days <= 0)
+		return;
+	if (begin(st) != 0)
+		return;
+	/* Messages are stored in arrival order: the old ones are those before
+	 * the first recent one (a walk from the oldest, no index needed). */
+	if (sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id < coalesce((SELECT id FROM inbox "
+			       "WHERE at >= ?1 ORDER BY id LIMIT 1), (SELECT max(id) FROM inbox))",
+			       -1, &s, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_double(s, 1, wall_now() - st->max_days * 86400.0);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
+	else if (sqlite3_changes(st->db) > 0) {
+		log_info(MOD, "retention: %d message(s) older than %g days removed",
+			 sqlite3_changes(st->db), st->max_days);
+		recount(st);
+	}
+	sqlite3_finalize(s);
+}
+
+static void on_age(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	trim_age(w->data);
+}
+
+/* ---- inbox -------------------------------------------------------------------- */
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *id_out)
+{
+	sqlite3_stmt *s;
+
+	if (st == NULL)
+		return -1;
+	uint64_t h = key_hash(m->src, m->msg_id);
+	if (dedupe_has(st->seen, h))
+		return 0;
+	if (begin(st) != 0)
+		return -1;
+	s = st->stmt[S_INBOX_ADD];
+	bind_text(s, 1, m->pub ? "pub" : "message");
+	bind_text(s, 2, m->src);
+	bind_text(s, 3, m->dst);
+	bind_text(s, 4, m->msg_id);
+	bind_text(s, 5, m->text);
+	sqlite3_bind_double(s, 6, m->at);
+	sqlite3_bind_int(s, 7, m->src_mismatch);
+	if (!write_step(st, s, "inbox"))
+		return -1;
+	dedupe_add(st->seen, h);
+	if (id_out)
+		*id_out = sqlite3_last_insert_rowid(st->db);
+	st->count++;
+	st->unread++;
+	st->bytes += (double)strlen(m->text);
+	return 1;
+}
+
+long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storage_msg_fn fn,
+			void *ctx)
+{
+	char sql[512];
+	size_t len = 0;
+	sqlite3_stmt *s;
+	long n = 0;
+	bool newest = f->since_id <= 0 && f->since_time <= 0;
+	int limit = f->limit > 0 ? f->limit : -1;
+
+	if (st == NULL)
+		return -1;
+	len += (size_t)snprintf(sql + len, sizeof sql - len,
+				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch "
+				"FROM inbox WHERE id > ?1");
+	if (f->unread_only)
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND read = 0");
+	if (f->from)
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND src = ?2");
+	if (f->since_time > 0)
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND at > ?3");
+	/* Without since: the newest `limit`, shown oldest first. */
+	if (newest)
+		snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT ?4");
+	else
+		snprintf(sql + len, sizeof sql - len, " ORDER BY id LIMIT ?4");
+	char outer[640];
+	snprintf(outer, sizeof outer, newest ? "SELECT * FROM (%s) ORDER BY id" : "%s", sql);
+	if (sqlite3_prepare_v2(st->db, outer, -1, &s, NULL) != SQLITE_OK) {
+		log_error(MOD, "inbox query: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, f->since_id > 0 ? f->since_id : 0);
+	if (f->from)
+		sqlite3_bind_text(s, 2, f->from, -1, SQLITE_STATIC);
+	if (f->since_time > 0)
+		sqlite3_bind_double(s, 3, f->since_time);
+	sqlite3_bind_int(s, 4, limit);
+	bool go = true;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct stored_msg m = {
+			.id = sqlite3_column_int64(s, 0),
+			.pub = strcmp((const char *)sqlite3_column_text(s, 1), "pub") == 0,
+			.src = (const char *)sqlite3_column_text(s, 2),
+			.dst = (const char *)sqlite3_column_text(s, 3),
+			.msg_id = (const char *)sqlite3_column_text(s, 4),
+			.text = (const char *)sqlite3_column_text(s, 5),
+			.at = sqlite3_column_double(s, 6),
+			.read = sqlite3_column_int(s, 7) != 0,
+			.src_mismatch = sqlite3_column_int(s, 8) != 0,
+		};
+		n++;
+		if (go)
+			go = fn(ctx, &m);
+	}
+	if (rc != SQLITE_DONE) {
+		log_error(MOD, "inbox query: %s", sqlite3_errmsg(st->db));
+		n = -1;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+long storage_inbox_mark_read(struct storage *st, int64_t id)
+{
+	sqlite3_stmt *s;
+	long n;
+
+	if (st == NULL || begin(st) != 0)
+		return -1;
+	s = st->stmt[id > 0 ? S_MARK_ONE : S_MARK_ALL];
+	if (id > 0)
+		sqlite3_bind_int64(s, 1, id);
+	if (!write_step(st, s, "read"))
+		return -1;
+	n = sqlite3_changes(st->db);
+	st->unread -= n;
+	if (st->unread < 0)
+		st->unread = 0;
+	return n;
+}
+
+long storage_unread(const struct storage *st)
+{
+	return st ? st->unread : 0;
+}
+
+long storage_inbox_count(const struct storage *st)
+{
+	return st ? st->count : 0;
+}
+
+/* ---- outbox ------------------------------------------------------------------- */
+
+int storage_outbox_add(struct storage *st, const struct stored_out *o)
+{
+	sqlite3_stmt *s;
+
+	if (st == NULL || begin(st) != 0)
+		return -1;
+	s = st->stmt[S_OUT_ADD];
+	bind_text(s, 1, o->msg_id);
+	bind_text(s, 2, o->to);
+	bind_text(s, 3, o->text);
+	sqlite3_bind_double(s, 4, o->created);
+	sqlite3_bind_double(s, 5, o->deadline);
+	sqlite3_bind_int(s, 6, o->attempts);
+	return write_step(st, s, "outbox") ? 0 : -1;
+}
+
+int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts)
+{
+	sqlite3_stmt *s;
+
+	if (st == NULL || begin(st) != 0)
+		return -1;
+	s = st->stmt[S_OUT_ATTEMPT];
+	sqlite3_bind_int(s, 1, attempts);
+	bind_text(s, 2, msg_id);
+	return write_step(st, s, "outbox") ? 0 : -1;
+}
+
+int storage_outbox_remove(struct storage *st, const char *msg_id)
+{
+	sqlite3_stmt *s;
+
+	if (st == NULL || begin(st) != 0)
+		return -1;
+	s = st->stmt[S_OUT_REMOVE];
+	bind_text(s, 1, msg_id);
+	return write_step(st, s, "outbox") ? 0 : -1;
+}
+
+int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
+{
+	sqlite3_stmt *s;
+	int n = 0;
+
+	if (st == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts "
+				       "FROM outbox ORDER BY created", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct stored_out o = {
+			.msg_id = (const char *)sqlite3_column_text(s, 0),
+			.to = (const char *)sqlite3_column_text(s, 1),
+			.text = (const char *)sqlite3_column_text(s, 2),
+			.created = sqlite3_column_double(s, 3),
+			.deadline = sqlite3_column_double(s, 4),
+			.attempts = sqlite3_column_int(s, 5),
+		};
+		fn(ctx, &o);
+		n++;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
