@@ -29,6 +29,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,8 +78,18 @@ def log(msg):
 def run(argv, check=True, timeout=120, **kw):
     """Run argv with the cleaned environment and no standard input (a dpkg
     conffile prompt must fail, not wait); its output goes to our stderr."""
-    cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                        env=kw.pop("env", ENV), timeout=timeout, **kw)
+    # A process group of its own: on timeout the whole build goes, not just
+    # the script that started it.
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=kw.pop("env", ENV),
+                         start_new_session=True, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    cp = subprocess.CompletedProcess(argv, p.returncode, out, err)
     if check and cp.returncode != 0:
         raise AssertionError("%s: exit %d\n%s%s" % (" ".join(argv), cp.returncode,
                                                     cp.stdout, cp.stderr))
@@ -131,6 +142,9 @@ class Package(unittest.TestCase):
                                  "installs them)" % (", ".join(missing), ", ".join(
                                      sorted({PACKAGE_OF[t] for t in missing}))))
         purge()
+        # Runs after the tests, and also when this setup fails half way
+        # (tearDownClass would not): the package never stays behind.
+        cls.addClassCleanup(cls.cleanup)
         if os.path.exists(CONF):
             raise AssertionError("%s exists and no package owns it (a `cmake --install`?): "
                                  "the test would take it over; move it away first" % CONF)
@@ -139,14 +153,14 @@ class Package(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="chatp2p-package-")
         os.chmod(cls.tmp, 0o755)
         env = dict(ENV, DEB_BUILD_OPTIONS="nocheck parallel=2")
-        cp = run([os.path.join(SRC, "scripts", "package.sh"), cls.tmp], env=env, timeout=1200)
+        cp = run([os.path.join(SRC, "scripts", "package.sh"), cls.tmp], env=env, timeout=780)
         cls.deb = cp.stdout.strip().splitlines()[-1]
         log("built %s" % cls.deb)
         cls.version = run(["dpkg-deb", "-f", cls.deb, "Version"]).stdout.strip()
         apt_get("install", cls.deb)
 
     @classmethod
-    def tearDownClass(cls):
+    def cleanup(cls):
         purge()
         if cls.tmp:
             shutil.rmtree(cls.tmp, ignore_errors=True)
@@ -172,7 +186,8 @@ class Package(unittest.TestCase):
             conf = json.load(f)
         self.assertEqual(conf["logging"]["level"], "INFO")
         self.assertIs(conf["logging"]["log_to_file"], False)
-        svc = open(UNITDIR + "/chatp2pd.service").read()
+        with open(UNITDIR + "/chatp2pd.service") as f:
+            svc = f.read()
         self.assertIn("ExecStart=/usr/bin/chatp2pd --config /etc/chatp2p/config.json", svc)
         # dpkg's own check of every file against the package's md5sums.
         self.assertEqual(run(["dpkg", "--verify", PKG], check=False).stdout, "")
@@ -188,7 +203,8 @@ class Package(unittest.TestCase):
                                            else "created by the install"))
         # The postinst applies the sysusers entry; in an empty root the same
         # call makes the user (proves it where the user existed already).
-        postinst = open("/var/lib/dpkg/info/%s.postinst" % PKG).read()
+        with open("/var/lib/dpkg/info/%s.postinst" % PKG) as f:
+            postinst = f.read()
         self.assertRegex(postinst, r"systemd-sysusers .*chatp2p\.conf")
         root = os.path.join(self.tmp, "sysroot")
         os.makedirs(os.path.join(root, "etc"))
