@@ -9,11 +9,12 @@ set -eu
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 # clang, libclang-rt-14-dev: the libFuzzer targets scripts/test.sh runs (the
 # fuzzer runtime is only a Recommends of clang, which this script skips).
-# debhelper (with dpkg-dev), lintian: scripts/package.sh and the package test
-# (tests/package), which builds the .deb, checks it with lintian and installs it.
+# debhelper (with dpkg-dev), build-essential (dpkg-buildpackage requires it),
+# lintian: scripts/package.sh and the package test (tests/package), which
+# builds the .deb, checks it with lintian and installs it.
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
 libcmocka-dev libedit-dev python3 systemd procps clang libclang-rt-14-dev
-libsqlite3-dev debhelper lintian"
+libsqlite3-dev build-essential debhelper lintian"
 
 missing=""
 for p in $PACKAGES; do
