@@ -11,7 +11,9 @@ checkout and the build directories stay as they were), then, in order:
 - `systemd-analyze verify` accepts the installed units;
 - `chatp2pd --version` (and chatp2pctl's, and the man pages) print the
   package's version;
-- a local edit of /etc/chatp2p/config.json survives a reinstall;
+- a local edit of /etc/chatp2p/config.json survives a reinstall and an
+  upgrade (the same .deb repacked as a later version), and so does
+  `systemctl enable`;
 - `apt-get remove` keeps the configuration and the units' enablement,
   `apt-get purge` removes both, and the state directory.
 
@@ -237,25 +239,44 @@ class Package(unittest.TestCase):
                 th = [l for l in f if l.startswith(".TH ")][0]
             self.assertIn('"chatp2p %s"' % v, th, page)
 
-    def test_06_edited_conffile_survives_reinstall(self):
+    ENABLE_LINKS = ["/etc/systemd/system/sockets.target.wants/chatp2pd.socket",
+                    "/etc/systemd/system/multi-user.target.wants/chatp2pd.service"]
+
+    def test_06_edited_conffile_survives_reinstall_and_upgrade(self):
+        # What the README tells the administrator to do (works offline too).
+        run(["systemctl", "enable", "chatp2pd.socket", "chatp2pd.service"])
         with open(CONF) as f:
             conf = json.load(f)
         conf["node"]["name"] = "pkgtest"
         mine = json.dumps(conf, indent=2) + "\n"
         with open(CONF, "w") as f:
             f.write(mine)
+
         apt_get("install", "--reinstall", self.deb)
         with open(CONF) as f:
             self.assertEqual(f.read(), mine, "the reinstall replaced the edited configuration")
-        self.assertEqual([n for n in os.listdir("/etc/chatp2p") if n != "config.json"], [])
+
+        # An upgrade: the same package as a later version (repacked, no rebuild).
+        tree = os.path.join(self.tmp, "upgrade")
+        run(["dpkg-deb", "-R", self.deb, tree])
+        control = os.path.join(tree, "DEBIAN", "control")
+        with open(control) as f:
+            text = f.read()
+        newer = self.version + "+upgrade1"
+        with open(control, "w") as f:
+            f.write(re.sub(r"(?m)^Version: .*$", "Version: " + newer, text))
+        up = os.path.join(self.tmp, "chatp2p_upgrade.deb")
+        run(["dpkg-deb", "-b", tree, up])
+        apt_get("install", up)
+        self.assertEqual(run(["dpkg-query", "-W", "-f=${Version}", PKG]).stdout, newer)
+        with open(CONF) as f:
+            self.assertEqual(f.read(), mine, "the upgrade replaced the edited configuration")
+        # No .dpkg-dist or .dpkg-old beside it: dpkg saw nothing to ask about.
+        self.assertEqual(os.listdir("/etc/chatp2p"), ["config.json"])
+        for l in self.ENABLE_LINKS:
+            self.assertTrue(os.path.islink(l), "the upgrade disabled the units: " + l)
 
     def test_07_remove_keeps_configuration(self):
-        # What the README tells the administrator to do; works offline too.
-        run(["systemctl", "enable", "chatp2pd.socket", "chatp2pd.service"])
-        links = ["/etc/systemd/system/sockets.target.wants/chatp2pd.socket",
-                 "/etc/systemd/system/multi-user.target.wants/chatp2pd.service"]
-        for l in links:
-            self.assertTrue(os.path.islink(l), l)
         os.makedirs("/var/lib/chatp2p", exist_ok=True)
         with open("/var/lib/chatp2p/chatp2p.db", "w") as f:
             f.write("stands for the inbox")
@@ -266,16 +287,14 @@ class Package(unittest.TestCase):
                 self.assertFalse(os.path.exists(f), f + " is still there after remove")
         with open(CONF) as f:
             self.assertIn('"pkgtest"', f.read())
-        for l in links:
+        for l in self.ENABLE_LINKS:
             self.assertTrue(os.path.islink(l), "remove disabled the units: " + l)
         self.assertTrue(os.path.exists("/var/lib/chatp2p/chatp2p.db"))
 
     def test_08_purge_removes_configuration(self):
         apt_get("purge", PKG)
         self.assertIsNone(dpkg_status())
-        for gone in ("/etc/chatp2p", "/var/lib/chatp2p",
-                     "/etc/systemd/system/sockets.target.wants/chatp2pd.socket",
-                     "/etc/systemd/system/multi-user.target.wants/chatp2pd.service"):
+        for gone in ["/etc/chatp2p", "/var/lib/chatp2p"] + self.ENABLE_LINKS:
             self.assertFalse(os.path.lexists(gone), gone + " is still there after purge")
         # The system user stays (policy: files it owns may remain).
         pwd.getpwnam(PKG)
