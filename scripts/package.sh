@@ -13,7 +13,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="${1:-$top/build-deb}"
 
-"$top/scripts/deps.sh"
+"$top/scripts/deps.sh" >&2
 
 version=$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)
 mkdir -p "$out"
@@ -21,10 +21,12 @@ out=$(cd "$out" && pwd)
 src="$out/chatp2p-$version"
 rm -rf "$src"
 mkdir "$src"
-# Everything but version control and what builds leave behind (build*/
-# covers OUTDIR's default; a package build made in the checkout leaves the
-# debian/ files and obj-* listed here).
-tar -C "$top" -cf - \
+# Everything but version control, OUTDIR itself and what builds leave
+# behind (a package build made in the checkout leaves the debian/ files and
+# obj-* listed here).
+set --
+case "$out" in "$top"/*) set -- "--exclude=./${out#"$top"/}" ;; esac
+tar -C "$top" -cf - "$@" \
 	--exclude=./.git --exclude='./build*' --exclude='./obj-*' \
 	--exclude=./debian/chatp2p --exclude=./debian/tmp --exclude=./debian/.debhelper \
 	--exclude=./debian/files --exclude='./debian/*.substvars' \
