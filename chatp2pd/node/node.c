@@ -375,12 +375,18 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	KEEP(node.state_dir, "node.state_dir")
 	KEEP(storage.sync, "storage.sync")
 #undef KEEP
+	/* A changed interval counts from now (ev_timer_again restarts a
+	 * running timer); an unchanged one keeps running, so reloads more
+	 * frequent than the interval do not starve its timer (issue 18). */
+	bool reconcile_changed = next.reconnection.check_interval != old->reconnection.check_interval;
+	bool ping_changed = next.keepalive.ping_interval != old->keepalive.ping_interval;
 	n->cfg = next;
-	/* New intervals count from now (ev_timer_again restarts a running timer). */
-	n->reconcile.repeat = n->cfg.reconnection.check_interval;
-	if (ev_is_active(&n->reconcile))
-		ev_timer_again(n->loop, &n->reconcile);
-	for (struct conn *c = n->conns; c; c = c->next) {
+	if (reconcile_changed) {
+		n->reconcile.repeat = n->cfg.reconnection.check_interval;
+		if (ev_is_active(&n->reconcile))
+			ev_timer_again(n->loop, &n->reconcile);
+	}
+	for (struct conn *c = n->conns; ping_changed && c; c = c->next) {
 		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
 		if (ev_is_active(&c->ping_timer))
 			ev_timer_again(n->loop, &c->ping_timer);
