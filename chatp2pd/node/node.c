@@ -745,7 +745,7 @@ static void make_primary(struct node *n, struct peer *p, struct conn *c)
 	p->gave_up = false;
 	p->left = false;
 	p->connected_at = mono_now();
-	p->last_seen = wall_now();
+	peer_seen(&n->peers, p, wall_now());
 	ev_timer_stop(n->loop, &p->retry_timer);
 	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
 		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "");
@@ -942,7 +942,7 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 	} else if (p && p->conn == c) {
 		struct node_event ev = { .peer_id = p->id, .text = reason };
 		p->conn = NULL;
-		p->last_seen = wall_now(); /* met-only peers are forgotten counting from here */
+		peer_seen(&n->peers, p, wall_now()); /* met-only peers are forgotten counting from here */
 		/* Another established connection with this peer (the loser of a
 		 * simultaneous dial, demoted by us but kept by a peer that does
 		 * not know our tie-break) takes over: else both would die. */
@@ -1018,10 +1018,8 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 			       now + (double)e->expires_in >= p->listed_until;
 		/* Connected (it dialled us) and no address yet: keep the listed
 		 * one all the same, for a later reconnect. */
-		if (p->ip[0] == '\0' || (p->conn == NULL && fresher)) {
-			snprintf(p->ip, sizeof p->ip, "%s", e->ip);
-			p->port = e->port;
-		}
+		if (p->ip[0] == '\0' || (p->conn == NULL && fresher))
+			peer_set_addr(&n->peers, p, e->ip, e->port);
 		if (fresher) {
 			p->listed_until = now + (double)(e->expires_in >= 0 ? e->expires_in : 0);
 			p->listed_expires = e->expires_in;
