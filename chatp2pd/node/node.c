@@ -89,6 +89,7 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *peers, size_t n);
 static void maybe_stopped(struct node *n);
 static void schedule_retry(struct node *n, struct peer *p);
 static bool paced_dial(void *ctx, const char *peer_id);
+static void configure_pacer(struct node *n);
 
 /* ---- accessors ------------------------------------------------------- */
 
@@ -287,7 +288,7 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 		      cfg->reconnection.check_interval);
 	n->reconcile.data = n;
 	n->pacer = dial_pacer_new(loop, paced_dial, n);
-	dial_pacer_configure(n->pacer, cfg->limits.dials_in_flight, cfg->limits.dial_rate);
+	configure_pacer(n);
 	return n;
 }
 
@@ -392,14 +393,34 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 			ev_timer_again(n->loop, &c->ping_timer);
 	}
 	rdv_client_reconfigure(n->rdv, &n->cfg);
-	dial_pacer_configure(n->pacer, n->cfg.limits.dials_in_flight, n->cfg.limits.dial_rate);
+	configure_pacer(n);
 	storage_reconfigure(n->store, &n->cfg);
 	return refused;
 }
 
 /* ---- dialling and backoff ------------------------------------------------ */
 
-/* True if a dial started (p->dialing); the pacer counts it in flight. */
+/* Dial pacing and per-address hygiene (dial_pacer.h): an address is
+ * backed off like a peer, from peer_connection.backoff_base up to
+ * reconnection.backoff_max. */
+static void configure_pacer(struct node *n)
+{
+	const struct config *c = &n->cfg;
+	struct dial_limits l = {
+		.in_flight = c->limits.dials_in_flight,
+		.per_second = c->limits.dial_rate,
+		.per_address = c->limits.dials_per_address,
+		.per_ip = c->limits.dials_per_ip,
+		.exempt = c->limits.exempt_addresses,
+		.backoff_base = c->peer_connection.backoff_base,
+		.backoff_max = c->reconnection.backoff_max,
+	};
+
+	dial_pacer_configure(n->pacer, &l);
+}
+
+/* True if a dial started (p->dialing), or started and failed at once (the
+ * pacer was told).  The pacer counts it in flight until then. */
 static bool dial_now(struct node *n, struct peer *p)
 {
 	char err[160];
@@ -410,9 +431,10 @@ static bool dial_now(struct node *n, struct peer *p)
 	struct conn *c = conn_dial(n, p->id, p->ip, p->port, err, sizeof err);
 	if (c == NULL) {
 		log_info(MOD, "cannot dial %s: %s", p->id, err);
+		dial_pacer_done(n->pacer, p->id, DIAL_FAILED);
 		p->retry++;
 		schedule_retry(n, p);
-		return false;
+		return true;
 	}
 	c->prev = NULL;
 	c->next = n->conns;
@@ -434,10 +456,9 @@ static bool wants_dial(const struct node *n, const struct peer *p)
 /* Dials wait their turn (dial_pacer.h): a DISCOVER may list 1,000 peers. */
 static void dial(struct node *n, struct peer *p)
 {
-	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id))
+	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id, p->ip, p->port))
 		return;
-	if (!dial_now(n, p))
-		dial_pacer_done(n->pacer);
+	dial_now(n, p);
 }
 
 static bool paced_dial(void *ctx, const char *peer_id)
@@ -793,7 +814,7 @@ void node_conn_established(struct node *n, struct conn *c)
 	if (c->dir == CONN_OUT && p->dialing == c) {
 		p->dialing = NULL;
 		p->dial_ok++;
-		dial_pacer_done(n->pacer);
+		dial_pacer_done(n->pacer, p->id, DIAL_OK);
 	}
 	/* Who reaches whom: the reachability hint of "status". */
 	n->stats.established[c->dir == CONN_OUT]++;
@@ -935,7 +956,9 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 
 	if (p && p->dialing == c) {
 		p->dialing = NULL;
-		dial_pacer_done(n->pacer);
+		/* Silence until a timeout counts against the address; an answer
+		 * (a wrong peer_id, a refusal) does not. */
+		dial_pacer_done(n->pacer, p->id, c->rx_msgs > 0 ? DIAL_ANSWERED : DIAL_FAILED);
 		p->retry++;
 		log_info(MOD, "dial %s (%s) failed: %s", p->id, c->addr, reason);
 		schedule_retry(n, p);
