@@ -20,7 +20,7 @@
 
 #define BUCKETS     1024
 #define IP_MAX      64
-#define TICK        1.0  /* s: parked peers get another look at least this often */
+#define TICK        1.0  /* s: parked peers whose backoff ended get another look */
 #define SWEEP_TICKS 10   /* ticks between sweeps of idle address records */
 
 struct waiting {
@@ -51,6 +51,7 @@ struct host {                       /* one ip */
 	struct host *hnext;
 	unsigned in_flight;
 	bool exempt;                /* limits.exempt_addresses: no per-ip cap */
+	double wake;                /* mono: a parked peer's backoff ends (0: none) */
 	struct waiting *parked, *parked_tail;
 	char ip[IP_MAX];
 };
@@ -137,13 +138,20 @@ static struct host *host_get(struct dial_pacer *dp, const char *ip, bool create)
 	return h;
 }
 
-/* Capped or backed off: this address cannot take a dial now. */
-static bool blocked(struct dial_pacer *dp, const char *ip, int port)
+/* Capped or backed off: this address cannot take a dial now.  *until is
+ * when its backoff ends, or 0 if only a cap holds it (a dial ending lifts
+ * that). */
+static bool blocked(struct dial_pacer *dp, const char *ip, int port, double *until)
 {
 	struct endpoint *e = ep_get(dp, ip, port, false);
 	struct host *h = host_get(dp, ip, false);
 
-	if (e && (e->in_flight >= dp->per_address || mono_now() < e->until))
+	*until = 0;
+	if (e && mono_now() < e->until) {
+		*until = e->until;
+		return true;
+	}
+	if (e && e->in_flight >= dp->per_address)
 		return true;
 	return h && !h->exempt && h->in_flight >= dp->per_ip;
 }
@@ -243,10 +251,12 @@ static void unhash_waiting(struct dial_pacer *dp, struct waiting *w)
 	dp->nwaiting--;
 }
 
-static void park(struct dial_pacer *dp, struct waiting *w)
+static void park(struct dial_pacer *dp, struct waiting *w, double until)
 {
 	struct host *h = host_get(dp, w->ip, true);
 
+	if (until > 0 && (h->wake == 0 || until < h->wake))
+		h->wake = until;
 	w->next = NULL;
 	if (h->parked_tail)
 		h->parked_tail->next = w;
@@ -273,6 +283,7 @@ static void unpark(struct dial_pacer *dp, struct host *h)
 		dp->tail = h->parked_tail;
 	dp->head = h->parked;
 	h->parked = h->parked_tail = NULL;
+	h->wake = 0;
 	dp->nparked -= n;
 }
 
@@ -340,8 +351,9 @@ static void on_turn(struct ev_loop *loop, ev_timer *w, int revents)
 	dp->pumping = true;
 	while (dp->head != NULL && may_start(dp)) {
 		struct waiting *x = fifo_pop(dp);
-		if (blocked(dp, x->ip, x->port)) {
-			park(dp, x);
+		double until;
+		if (blocked(dp, x->ip, x->port, &until)) {
+			park(dp, x, until);
 			continue;
 		}
 		unhash_waiting(dp, x);
@@ -354,16 +366,18 @@ static void on_turn(struct ev_loop *loop, ev_timer *w, int revents)
 	arm(dp);
 }
 
-/* Parked peers whose backoff may be over get another look; idle records
- * go. */
+/* Parked peers whose backoff is over get another look (those held by a
+ * cap get it when a dial to their ip ends); idle records go. */
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct dial_pacer *dp = w->data;
+	double now = mono_now();
 
 	if (dp->nparked > 0)
 		for (size_t i = 0; i < BUCKETS; i++)
 			for (struct host *h = dp->host_h[i]; h; h = h->hnext)
-				unpark(dp, h);
+				if (h->parked && h->wake > 0 && h->wake <= now)
+					unpark(dp, h);
 	if (++dp->ticks % SWEEP_TICKS == 0)
 		sweep(dp);
 	if (dp->nparked == 0 && dp->nendpoints == 0 && dp->nhosts == 0)
@@ -444,8 +458,10 @@ bool dial_pacer_admit(struct dial_pacer *dp, const char *peer_id, const char *ip
 	uint32_t b = hash(peer_id);
 	struct waiting *w;
 
+	double until;
+
 	/* Those already waiting go first: no overtaking. */
-	if (dp->head == NULL && may_start(dp) && !blocked(dp, ip, port)) {
+	if (dp->head == NULL && may_start(dp) && !blocked(dp, ip, port, &until)) {
 		for (w = dp->wait_h[b]; w != NULL; w = w->hnext)
 			if (strcmp(w->peer_id, peer_id) == 0)
 				return false; /* parked */

@@ -17,7 +17,8 @@
  *   backoff_max, reset by a handshake that completes.
  * A waiting dial whose address is capped or backed off is parked with its
  * ip and skipped, so names at other addresses go first; it returns to the
- * queue when a dial to that ip ends, and at least every second. */
+ * queue when a dial to that ip ends or its backoff is over (looked at every
+ * second). */
 #ifndef CHATP2PD_DIAL_PACER_H
 #define CHATP2PD_DIAL_PACER_H
 #include <ev.h>
