@@ -69,7 +69,8 @@ struct dial_pacer {
 	double tokens;              /* token bucket: up to max, refilled at rate */
 	double refilled;            /* mono_now() of the last refill */
 	struct waiting *head, *tail;
-	struct waiting *wait_h[BUCKETS];
+	struct waiting **wait_h;    /* nwait_b buckets, grown with nwaiting */
+	size_t nwait_b;
 	size_t nwaiting;            /* queued or parked */
 	size_t nparked;
 	struct started *started_h[BUCKETS];
@@ -93,6 +94,30 @@ static uint32_t hash_str(const char *s, uint32_t h)
 static uint32_t hash(const char *s)
 {
 	return hash_str(s, 2166136261u) % BUCKETS;
+}
+
+static size_t wait_bucket(const struct dial_pacer *dp, const char *peer_id)
+{
+	return hash_str(peer_id, 2166136261u) % dp->nwait_b;
+}
+
+/* A DISCOVER may queue tens of thousands: chains stay short at any size
+ * (the node looks each one up again at every reconcile). */
+static void wait_grow(struct dial_pacer *dp)
+{
+	size_t nb = dp->nwait_b * 2;
+	struct waiting **b = xcalloc(nb, sizeof *b);
+
+	for (size_t i = 0; i < dp->nwait_b; i++)
+		for (struct waiting *w = dp->wait_h[i], *next; w; w = next) {
+			size_t j = hash_str(w->peer_id, 2166136261u) % nb;
+			next = w->hnext;
+			w->hnext = b[j];
+			b[j] = w;
+		}
+	free(dp->wait_h);
+	dp->wait_h = b;
+	dp->nwait_b = nb;
 }
 
 static uint32_t ep_hash(const char *ip, int port)
@@ -245,7 +270,7 @@ static void unhash_waiting(struct dial_pacer *dp, struct waiting *w)
 {
 	struct waiting **pp;
 
-	for (pp = &dp->wait_h[hash(w->peer_id)]; *pp != w; pp = &(*pp)->hnext)
+	for (pp = &dp->wait_h[wait_bucket(dp, w->peer_id)]; *pp != w; pp = &(*pp)->hnext)
 		;
 	*pp = w->hnext;
 	dp->nwaiting--;
@@ -401,6 +426,8 @@ struct dial_pacer *dial_pacer_new(struct ev_loop *loop, dial_pacer_fn go, void *
 	dp->backoff_max = 32;
 	dp->tokens = dp->max;
 	dp->refilled = mono_now();
+	dp->nwait_b = 256;
+	dp->wait_h = xcalloc(dp->nwait_b, sizeof *dp->wait_h);
 	ev_init(&dp->timer, on_turn);
 	dp->timer.data = dp;
 	ev_timer_init(&dp->tick, on_tick, TICK, TICK);
@@ -414,11 +441,13 @@ void dial_pacer_free(struct dial_pacer *dp)
 		return;
 	ev_timer_stop(dp->loop, &dp->timer);
 	ev_timer_stop(dp->loop, &dp->tick);
-	for (size_t i = 0; i < BUCKETS; i++) {
+	for (size_t i = 0; i < dp->nwait_b; i++)
 		for (struct waiting *w = dp->wait_h[i], *n; w; w = n) {
 			n = w->hnext;
 			free(w);
 		}
+	free(dp->wait_h);
+	for (size_t i = 0; i < BUCKETS; i++) {
 		for (struct started *s = dp->started_h[i], *n; s; s = n) {
 			n = s->hnext;
 			free(s);
@@ -455,7 +484,7 @@ void dial_pacer_configure(struct dial_pacer *dp, const struct dial_limits *l)
 
 bool dial_pacer_admit(struct dial_pacer *dp, const char *peer_id, const char *ip, int port)
 {
-	uint32_t b = hash(peer_id);
+	size_t b = wait_bucket(dp, peer_id);
 	struct waiting *w;
 
 	double until;
@@ -471,6 +500,10 @@ bool dial_pacer_admit(struct dial_pacer *dp, const char *peer_id, const char *ip
 	for (w = dp->wait_h[b]; w != NULL; w = w->hnext)
 		if (strcmp(w->peer_id, peer_id) == 0)
 			return false;
+	if (dp->nwaiting >= dp->nwait_b) {
+		wait_grow(dp);
+		b = wait_bucket(dp, peer_id);
+	}
 	w = xcalloc(1, sizeof *w);
 	snprintf(w->peer_id, sizeof w->peer_id, "%s", peer_id);
 	snprintf(w->ip, sizeof w->ip, "%s", ip);
