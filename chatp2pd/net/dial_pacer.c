@@ -535,6 +535,43 @@ unsigned dial_pacer_in_flight(const struct dial_pacer *dp)
 	return dp->in_flight;
 }
 
+void dial_pacer_forgive(struct dial_pacer *dp, const char *peer_id, const char *ip, int port)
+{
+	struct endpoint *e = ep_get(dp, ip, port, false);
+	struct host *h = host_get(dp, ip, false);
+	struct waiting *w = NULL, **pp;
+
+	if (e) {
+		e->fails = 0;
+		e->until = 0;
+	}
+	if (h)
+		unpark(dp, h); /* to the queue, where a peer_id is found */
+	if (peer_id == NULL)
+		goto out;
+	for (w = dp->wait_h[wait_bucket(dp, peer_id)]; w; w = w->hnext)
+		if (strcmp(w->peer_id, peer_id) == 0)
+			break;
+	if (w == NULL)
+		goto out;
+	/* Queued at another address (it moved): bring those back too. */
+	if ((h = host_get(dp, w->ip, false)) != NULL)
+		unpark(dp, h);
+	struct waiting *prev = NULL;
+	for (pp = &dp->head; *pp != NULL && *pp != w; pp = &(*pp)->next)
+		prev = *pp;
+	if (*pp == NULL)
+		goto out; /* cannot happen: every waiting peer is queued or parked */
+	*pp = w->next;
+	if (dp->tail == w)
+		dp->tail = prev;
+	unhash_waiting(dp, w);
+	free(w);
+out:
+	if (dp->head != NULL && !ev_is_active(&dp->timer) && !dp->pumping)
+		arm(dp);
+}
+
 double dial_pacer_backoff(const struct dial_pacer *dp, const char *ip, int port)
 {
 	struct endpoint *e = ep_get((struct dial_pacer *)dp, ip, port, false);

@@ -59,6 +59,10 @@ bool dial_pacer_admit(struct dial_pacer *dp, const char *peer_id, const char *ip
 void dial_pacer_done(struct dial_pacer *dp, const char *peer_id, enum dial_outcome how);
 size_t dial_pacer_waiting(const struct dial_pacer *dp);
 unsigned dial_pacer_in_flight(const struct dial_pacer *dp);
+/* An operator's reconnect: ip:port is no longer backed off, and peer_id
+ * (if not NULL) leaves the queue, so that dial_pacer_admit can start it at
+ * once (O(waiting) with a peer_id). */
+void dial_pacer_forgive(struct dial_pacer *dp, const char *peer_id, const char *ip, int port);
 /* Seconds ip:port is still backed off (0: not). */
 double dial_pacer_backoff(const struct dial_pacer *dp, const char *ip, int port);
 

@@ -545,6 +545,8 @@ int node_reconnect(struct node *n, const char *peer_id)
 			conn_close(p->conn, "reconnect requested");
 		p->retry = 0;
 		p->gave_up = p->left = false;
+		/* Asked for: its address's backoff does not hold it back. */
+		dial_pacer_forgive(n->pacer, p->id, p->ip, p->port);
 		dial(n, p);
 		return p->dialing ? 1 : 0;
 	}
@@ -554,6 +556,7 @@ int node_reconnect(struct node *n, const char *peer_id)
 				continue;
 			p->retry = 0;
 			p->gave_up = p->left = false;
+			dial_pacer_forgive(n->pacer, NULL, p->ip, p->port);
 			dial(n, p);
 			started += p->dialing != NULL;
 		}

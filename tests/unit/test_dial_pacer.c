@@ -126,6 +126,10 @@ static void test_failed_address_backed_off_for_every_name(void **state)
 	/* A completed handshake clears the address. */
 	dial_pacer_done(dp, "c@CIC", DIAL_OK);
 	assert_true(admit(loop, dp, "d@CIC", "10.0.0.1", 5000));
+	/* An operator's reconnect of b: no longer held by the backoff. */
+	dial_pacer_forgive(dp, "b@CIC", "10.0.0.9", 4000);
+	assert_int_equal(dial_pacer_waiting(dp), 0);
+	assert_true(dial_pacer_admit(dp, "b@CIC", "10.0.0.9", 4000));
 	dial_pacer_free(dp);
 	ev_loop_destroy(loop);
 }
