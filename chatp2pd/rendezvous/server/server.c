@@ -203,8 +203,10 @@ static int conn_reply(struct rconn *c)
 	/* What this iteration changed is committed at its end (ev_prepare):
 	 * the reply goes out then (on_commit). */
 	if (regdb_pending(s->db)) {
+		/* The io watcher stays as it is (fewer epoll_ctl calls): the
+		 * commit comes before the loop polls again, and on_conn_io
+		 * ignores a held connection meanwhile. */
 		conn_state(c, RC_HELD, RDV_WRITE_IDLE);
-		ev_io_stop(s->loop, &c->io);
 		TAILQ_INSERT_TAIL(&s->held, c, held);
 		return 0;
 	}
