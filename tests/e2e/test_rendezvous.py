@@ -584,6 +584,47 @@ class TestRestart(unittest.TestCase):
         self.assertEqual(self.names(srv2), {})
         srv2.check_clean_exit(self)
 
+    def test_nothing_answered_ok_is_lost_when_the_disk_refuses(self):
+        # A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes the
+        # database's writes fail after a few dozen commits, as a full disk
+        # would.  Every REGISTER answered OK must be there after a SIGKILL
+        # and a restart; those that could not be stored get no reply.
+        # 905dabf answered OK and lost them (its peers.json write failed).
+        os.makedirs(self.state, exist_ok=True)
+        wrap = ("import os, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+                "os.execvp(sys.argv[1], sys.argv[1:])")
+        srv = h.start([sys.executable, "-c", wrap, "prlimit", "--fsize=120000",
+                       h.binary("CHATP2PD"), "--rendezvous-server", "--listen", "127.0.0.1",
+                       "--port", "0", "--set", "rendezvous_server.rate_limit=100000",
+                       "--set", "rendezvous_server.state_dir=" + self.state],
+                      name="rendezvous")
+        port = int(srv.wait_stdout(h.LISTENING_RE, 10).group(2))
+        answered, refused = [], 0
+        for i in range(300):
+            name = "d%03d" % i
+            try:
+                r = h.rdv_request(port, reg(name, "R", 7000 + i, ttl=600))
+            except (OSError, ValueError, AssertionError):
+                r = None
+            if r is not None and r.get("status") == "OK":
+                answered.append(name)
+            else:
+                refused += 1
+            if refused >= 3:
+                break
+        h.log("%d answered OK, %d without a reply" % (len(answered), refused))
+        srv.popen.kill()
+        srv.wait(5)
+        srv2 = self.start()
+        kept = set(self.names(srv2))
+        self.assertEqual(set(answered) - kept, set(),
+                         "answered OK but lost: %d of %d" % (len(set(answered) - kept),
+                                                             len(answered)))
+        srv2.check_clean_exit(self)
+        self.assertGreater(len(answered), 0)
+        self.assertGreater(refused, 0, "the size limit never bit")
+        self.assertIn("registrations not saved", srv.stderr_text())
+
     def test_torn_file_is_moved_aside(self):
         os.makedirs(self.state, exist_ok=True)
         with open(self.file, "w") as f:
