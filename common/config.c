@@ -155,6 +155,10 @@ static const struct cfg_key keys[] = {
 	    "outbound connections being set up (connect and handshake) at once"),
 	K("limits", "dial_rate", CFG_DOUBLE, limits.dial_rate, 0.1, 1000000, "100",
 	    "outbound connections started per second"),
+	K("limits", "dials_per_address", CFG_INT, limits.dials_per_address, 1, 100000, "2",
+	    "outbound connections being set up at once to one ip:port (names listed at one address)"),
+	K("limits", "dials_per_ip", CFG_INT, limits.dials_per_ip, 1, 100000, "8",
+	    "outbound connections being set up at once to one ip (limits.exempt_addresses are spared)"),
 
 	K("rendezvous_server", "listen", CFG_STRING, rendezvous_server.listen, 0, 0, "0.0.0.0",
 	    "address the rendezvous server role listens on"),

@@ -83,6 +83,8 @@ struct config {
 		int rendezvous_reply_max;     /* bytes of one rendezvous reply line */
 		int dials_in_flight;          /* outbound connects + handshakes at once */
 		double dial_rate;             /* outbound dials started per second */
+		int dials_per_address;        /* handshakes at once to one ip:port */
+		int dials_per_ip;             /* handshakes at once to one ip */
 	} limits;
 	struct {
 		char listen[CFG_STR_MAX];

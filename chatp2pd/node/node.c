@@ -89,6 +89,7 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *peers, size_t n);
 static void maybe_stopped(struct node *n);
 static void schedule_retry(struct node *n, struct peer *p);
 static bool paced_dial(void *ctx, const char *peer_id);
+static void configure_pacer(struct node *n);
 
 /* ---- accessors ------------------------------------------------------- */
 
@@ -287,7 +288,7 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 		      cfg->reconnection.check_interval);
 	n->reconcile.data = n;
 	n->pacer = dial_pacer_new(loop, paced_dial, n);
-	dial_pacer_configure(n->pacer, cfg->limits.dials_in_flight, cfg->limits.dial_rate);
+	configure_pacer(n);
 	return n;
 }
 
@@ -375,25 +376,51 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 	KEEP(node.state_dir, "node.state_dir")
 	KEEP(storage.sync, "storage.sync")
 #undef KEEP
+	/* A changed interval counts from now (ev_timer_again restarts a
+	 * running timer); an unchanged one keeps running, so reloads more
+	 * frequent than the interval do not starve its timer (issue 18). */
+	bool reconcile_changed = next.reconnection.check_interval != old->reconnection.check_interval;
+	bool ping_changed = next.keepalive.ping_interval != old->keepalive.ping_interval;
 	n->cfg = next;
-	/* New intervals count from now (ev_timer_again restarts a running timer). */
-	n->reconcile.repeat = n->cfg.reconnection.check_interval;
-	if (ev_is_active(&n->reconcile))
-		ev_timer_again(n->loop, &n->reconcile);
-	for (struct conn *c = n->conns; c; c = c->next) {
+	if (reconcile_changed) {
+		n->reconcile.repeat = n->cfg.reconnection.check_interval;
+		if (ev_is_active(&n->reconcile))
+			ev_timer_again(n->loop, &n->reconcile);
+	}
+	for (struct conn *c = n->conns; ping_changed && c; c = c->next) {
 		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
 		if (ev_is_active(&c->ping_timer))
 			ev_timer_again(n->loop, &c->ping_timer);
 	}
 	rdv_client_reconfigure(n->rdv, &n->cfg);
-	dial_pacer_configure(n->pacer, n->cfg.limits.dials_in_flight, n->cfg.limits.dial_rate);
+	configure_pacer(n);
 	storage_reconfigure(n->store, &n->cfg);
 	return refused;
 }
 
 /* ---- dialling and backoff ------------------------------------------------ */
 
-/* True if a dial started (p->dialing); the pacer counts it in flight. */
+/* Dial pacing and per-address hygiene (dial_pacer.h): an address is
+ * backed off like a peer, from peer_connection.backoff_base up to
+ * reconnection.backoff_max. */
+static void configure_pacer(struct node *n)
+{
+	const struct config *c = &n->cfg;
+	struct dial_limits l = {
+		.in_flight = c->limits.dials_in_flight,
+		.per_second = c->limits.dial_rate,
+		.per_address = c->limits.dials_per_address,
+		.per_ip = c->limits.dials_per_ip,
+		.exempt = c->limits.exempt_addresses,
+		.backoff_base = c->peer_connection.backoff_base,
+		.backoff_max = c->reconnection.backoff_max,
+	};
+
+	dial_pacer_configure(n->pacer, &l);
+}
+
+/* True if a dial started (p->dialing), or started and failed at once (the
+ * pacer was told).  The pacer counts it in flight until then. */
 static bool dial_now(struct node *n, struct peer *p)
 {
 	char err[160];
@@ -404,9 +431,10 @@ static bool dial_now(struct node *n, struct peer *p)
 	struct conn *c = conn_dial(n, p->id, p->ip, p->port, err, sizeof err);
 	if (c == NULL) {
 		log_info(MOD, "cannot dial %s: %s", p->id, err);
+		dial_pacer_done(n->pacer, p->id, DIAL_FAILED);
 		p->retry++;
 		schedule_retry(n, p);
-		return false;
+		return true;
 	}
 	c->prev = NULL;
 	c->next = n->conns;
@@ -428,10 +456,9 @@ static bool wants_dial(const struct node *n, const struct peer *p)
 /* Dials wait their turn (dial_pacer.h): a DISCOVER may list 1,000 peers. */
 static void dial(struct node *n, struct peer *p)
 {
-	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id))
+	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id, p->ip, p->port))
 		return;
-	if (!dial_now(n, p))
-		dial_pacer_done(n->pacer);
+	dial_now(n, p);
 }
 
 static bool paced_dial(void *ctx, const char *peer_id)
@@ -518,6 +545,8 @@ int node_reconnect(struct node *n, const char *peer_id)
 			conn_close(p->conn, "reconnect requested");
 		p->retry = 0;
 		p->gave_up = p->left = false;
+		/* Asked for: its address's backoff does not hold it back. */
+		dial_pacer_forgive(n->pacer, p->id, p->ip, p->port);
 		dial(n, p);
 		return p->dialing ? 1 : 0;
 	}
@@ -527,6 +556,7 @@ int node_reconnect(struct node *n, const char *peer_id)
 				continue;
 			p->retry = 0;
 			p->gave_up = p->left = false;
+			dial_pacer_forgive(n->pacer, NULL, p->ip, p->port);
 			dial(n, p);
 			started += p->dialing != NULL;
 		}
@@ -739,7 +769,7 @@ static void make_primary(struct node *n, struct peer *p, struct conn *c)
 	p->gave_up = false;
 	p->left = false;
 	p->connected_at = mono_now();
-	p->last_seen = wall_now();
+	peer_seen(&n->peers, p, wall_now());
 	ev_timer_stop(n->loop, &p->retry_timer);
 	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
 		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "");
@@ -787,7 +817,7 @@ void node_conn_established(struct node *n, struct conn *c)
 	if (c->dir == CONN_OUT && p->dialing == c) {
 		p->dialing = NULL;
 		p->dial_ok++;
-		dial_pacer_done(n->pacer);
+		dial_pacer_done(n->pacer, p->id, DIAL_OK);
 	}
 	/* Who reaches whom: the reachability hint of "status". */
 	n->stats.established[c->dir == CONN_OUT]++;
@@ -929,14 +959,16 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 
 	if (p && p->dialing == c) {
 		p->dialing = NULL;
-		dial_pacer_done(n->pacer);
+		/* Silence until a timeout counts against the address; an answer
+		 * (a wrong peer_id, a refusal) does not. */
+		dial_pacer_done(n->pacer, p->id, c->rx_msgs > 0 ? DIAL_ANSWERED : DIAL_FAILED);
 		p->retry++;
 		log_info(MOD, "dial %s (%s) failed: %s", p->id, c->addr, reason);
 		schedule_retry(n, p);
 	} else if (p && p->conn == c) {
 		struct node_event ev = { .peer_id = p->id, .text = reason };
 		p->conn = NULL;
-		p->last_seen = wall_now(); /* met-only peers are forgotten counting from here */
+		peer_seen(&n->peers, p, wall_now()); /* met-only peers are forgotten counting from here */
 		/* Another established connection with this peer (the loser of a
 		 * simultaneous dial, demoted by us but kept by a peer that does
 		 * not know our tie-break) takes over: else both would die. */
@@ -1012,10 +1044,8 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 			       now + (double)e->expires_in >= p->listed_until;
 		/* Connected (it dialled us) and no address yet: keep the listed
 		 * one all the same, for a later reconnect. */
-		if (p->ip[0] == '\0' || (p->conn == NULL && fresher)) {
-			snprintf(p->ip, sizeof p->ip, "%s", e->ip);
-			p->port = e->port;
-		}
+		if (p->ip[0] == '\0' || (p->conn == NULL && fresher))
+			peer_set_addr(&n->peers, p, e->ip, e->port);
 		if (fresher) {
 			p->listed_until = now + (double)(e->expires_in >= 0 ? e->expires_in : 0);
 			p->listed_expires = e->expires_in;

@@ -1,6 +1,7 @@
 #include "node/peer_table.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,8 @@ void peer_table_init(struct peer_table *t, size_t max)
 	t->buckets = xcalloc(t->nbuckets, sizeof *t->buckets);
 	t->count = 0;
 	t->max = max;
+	t->met_only = 0;
+	t->mo_head = t->mo_tail = NULL;
 }
 
 void peer_table_free(struct peer_table *t)
@@ -36,6 +39,8 @@ void peer_table_free(struct peer_table *t)
 	free(t->buckets);
 	t->buckets = NULL;
 	t->count = 0;
+	t->met_only = 0;
+	t->mo_head = t->mo_tail = NULL;
 }
 
 struct peer *peer_find(const struct peer_table *t, const char *id)
@@ -74,24 +79,67 @@ static bool forgettable(const struct peer *p)
 	       !ev_is_active(&p->retry_timer);
 }
 
-/* The table is full: forget the forgettable peer seen longest ago, so that
- * made-up ids in inbound HELLOs cannot lock real peers out.  O(n), but only
- * at the cap, which the accept rate limit keeps from being hammered. */
-static bool evict_one(struct peer_table *t)
+static void mo_unlink(struct peer_table *t, struct peer *p)
 {
-	struct peer **victim = NULL;
+	if (p->mo_prev)
+		p->mo_prev->mo_next = p->mo_next;
+	else
+		t->mo_head = p->mo_next;
+	if (p->mo_next)
+		p->mo_next->mo_prev = p->mo_prev;
+	else
+		t->mo_tail = p->mo_prev;
+	p->mo_prev = p->mo_next = NULL;
+}
 
-	for (size_t i = 0; i < t->nbuckets; i++)
-		for (struct peer **pp = &t->buckets[i]; *pp; pp = &(*pp)->next)
-			if (forgettable(*pp) && (victim == NULL || (*pp)->last_seen < (*victim)->last_seen))
-				victim = pp;
-	if (victim == NULL)
-		return false;
-	struct peer *p = *victim;
-	*victim = p->next;
+/* In last_seen order: from the tail, as times come in increasing (a clock
+ * stepped back costs a walk once). */
+static void mo_insert(struct peer_table *t, struct peer *p)
+{
+	struct peer *after = t->mo_tail;
+
+	while (after && after->last_seen > p->last_seen)
+		after = after->mo_prev;
+	p->mo_prev = after;
+	p->mo_next = after ? after->mo_next : t->mo_head;
+	if (p->mo_next)
+		p->mo_next->mo_prev = p;
+	else
+		t->mo_tail = p;
+	if (after)
+		after->mo_next = p;
+	else
+		t->mo_head = p;
+}
+
+/* Unlink p from its hash chain and the met-only list, and free it. */
+static void forget(struct peer_table *t, struct peer *p)
+{
+	struct peer **pp = &t->buckets[hash(p->id) % t->nbuckets];
+
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	if (p->ip[0] == '\0') {
+		mo_unlink(t, p);
+		t->met_only--;
+	}
 	free(p);
 	t->count--;
-	return true;
+}
+
+/* The table is full: forget the forgettable peer seen longest ago, so that
+ * made-up ids in inbound HELLOs cannot lock real peers out.  Only met-only
+ * peers are forgettable, and their list is in the order they were seen:
+ * the first one not connected is the one. */
+static bool evict_one(struct peer_table *t)
+{
+	for (struct peer *p = t->mo_head; p; p = p->mo_next)
+		if (forgettable(p)) {
+			forget(t, p);
+			return true;
+		}
+	return false;
 }
 
 struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
@@ -116,7 +164,30 @@ struct peer *peer_get(struct peer_table *t, const char *id, double wall_now)
 	p->next = t->buckets[h];
 	t->buckets[h] = p;
 	t->count++;
+	mo_insert(t, p); /* no address yet */
+	t->met_only++;
 	return p;
+}
+
+void peer_set_addr(struct peer_table *t, struct peer *p, const char *ip, int port)
+{
+	if (ip[0] == '\0')
+		return;
+	if (p->ip[0] == '\0') {
+		mo_unlink(t, p);
+		t->met_only--;
+	}
+	snprintf(p->ip, sizeof p->ip, "%s", ip);
+	p->port = port;
+}
+
+void peer_seen(struct peer_table *t, struct peer *p, double wall_now)
+{
+	p->last_seen = wall_now;
+	if (p->ip[0] == '\0') {
+		mo_unlink(t, p);
+		mo_insert(t, p);
+	}
 }
 
 void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx)
@@ -164,29 +235,19 @@ bool peer_evict_one(struct peer_table *t)
 
 size_t peer_count_met_only(const struct peer_table *t)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < t->nbuckets; i++)
-		for (const struct peer *p = t->buckets[i]; p; p = p->next)
-			n += p->ip[0] == '\0';
-	return n;
+	return t->met_only;
 }
 
 size_t peer_forget_idle(struct peer_table *t, double seen_before)
 {
 	size_t gone = 0;
 
-	for (size_t i = 0; i < t->nbuckets; i++)
-		for (struct peer **pp = &t->buckets[i]; *pp;) {
-			struct peer *p = *pp;
-			if (forgettable(p) && p->last_seen < seen_before) {
-				*pp = p->next;
-				free(p);
-				t->count--;
-				gone++;
-			} else {
-				pp = &p->next;
-			}
+	for (struct peer *p = t->mo_head, *next; p; p = next) {
+		next = p->mo_next;
+		if (forgettable(p) && p->last_seen < seen_before) {
+			forget(t, p);
+			gone++;
 		}
+	}
 	return gone;
 }

@@ -55,6 +55,8 @@ struct peer {
 	ev_timer retry_timer;   /* next dial attempt */
 	void *owner;            /* the node (for retry_timer) */
 	struct peer *next;      /* hash chain */
+	/* Met-only list (no address): least recently seen first. */
+	struct peer *mo_prev, *mo_next;
 	struct peer_traffic traffic;
 };
 
@@ -63,6 +65,10 @@ struct peer_table {
 	size_t nbuckets;
 	size_t count;
 	size_t max;             /* never more peers than this (hostile DISCOVER) */
+	/* Peers only met inbound, counted and listed so that accounting and
+	 * eviction cost O(1) per inbound HELLO at any table size. */
+	size_t met_only;
+	struct peer *mo_head, *mo_tail;
 };
 
 void peer_table_init(struct peer_table *t, size_t max);
@@ -73,12 +79,19 @@ struct peer *peer_find(const struct peer_table *t, const char *id);
  * peers it must keep.  At the cap a peer only met inbound (no address, no
  * connection, no retry pending), seen longest ago, is forgotten to make room. */
 struct peer *peer_get(struct peer_table *t, const char *id, double wall_now);
+/* Give p the address it is dialled at (ip non-empty): it is no longer
+ * met-only.  The only way to set p->ip, so the met-only count holds. */
+void peer_set_addr(struct peer_table *t, struct peer *p, const char *ip, int port);
+/* p was seen now (wall clock): last_seen, and a met-only peer moves to the
+ * back of the eviction order. */
+void peer_seen(struct peer_table *t, struct peer *p, double wall_now);
 /* Call fn for every peer; fn must not add or remove peers. */
 void peer_foreach(const struct peer_table *t, void (*fn)(struct peer *p, void *ctx), void *ctx);
-/* Peers only met inbound (no address from a DISCOVER): how many; forget
- * the one seen longest ago that is not connected (false if none); forget
- * every such one last seen before seen_before (wall clock), returning how
- * many. */
+/* Peers only met inbound (no address from a DISCOVER): how many (O(1));
+ * forget the one seen longest ago that is not connected (false if none;
+ * O(1) but for connected met-only peers passed on the way); forget every
+ * such one last seen before seen_before (wall clock), returning how many
+ * (O(met-only peers)). */
 size_t peer_count_met_only(const struct peer_table *t);
 bool peer_evict_one(struct peer_table *t);
 size_t peer_forget_idle(struct peer_table *t, double seen_before);

@@ -628,6 +628,49 @@ class OutOfDescriptors(unittest.TestCase):
         rdv.check_clean_exit(self)
 
 
+class FrequentReloads(unittest.TestCase):
+    """Issue 18 finding 7: a reload keeps the timers whose interval did not
+    change.  Reloads every 0.3 s against ping_interval 1: PINGs still go
+    out about once a second (905dabf restarted every keep-alive timer on
+    each reload, so none fired: 1 PING in 20 s instead of 20)."""
+
+    def test_pings_keep_their_rate_through_reloads(self):
+        rdv = rdv_server()
+        cfg = os.path.join(harness.tmpdir(), "reloads.json")
+        with open(cfg, "w") as f:
+            f.write("{}\n")
+        a = Node("reloader", rdv, args=["-c", cfg])
+        fake = FakePeer("pinged")
+        try:
+            conn = fake.dial(a.port)
+
+            def pings():
+                return [t for t, m in list(conn.msgs) if m.get("type") == "PING"]
+
+            t0 = time.monotonic()
+            n0 = len(pings())
+            done = 0
+            ctl = a.ctl()
+            while time.monotonic() - t0 < 8.0:
+                # The control method runs the same reload as SIGHUP, and
+                # answers once it is done.
+                ctl.call("reload")
+                done += 1
+                time.sleep(0.3)  # the reload rate, not synchronisation
+            ctl.close()
+            got = len(pings()) - n0
+            spent = time.monotonic() - t0
+            self.assertGreaterEqual(done, 15)
+            # About one PING a second; allow for a loaded machine.
+            self.assertGreaterEqual(got, int(spent * 0.6),
+                                    "%d PINGs in %.1f s with %d reloads" % (got, spent, done))
+            self.assertTrue(conn.open)
+        finally:
+            fake.close()
+            a.stop(self)
+            rdv.check_clean_exit(self)
+
+
 class SlowDNS:
     """A DNS server on ip:53 that answers every A query for any name with
     127.0.0.1, and every other query with no record, each after delay

@@ -1,13 +1,13 @@
-/* Registrations across restarts: the store saved to a JSON file in the state
- * directory (like the public server's peers.json), and loaded at start.
+/* The registrations as a JSON file (like the public server's peers.json).
+ * Until issue 18 the server role kept them this way; they now live in a
+ * SQLite database (store/registrations.h), and a peers.json found in the
+ * state directory is loaded here once, to be imported.
  *
- * The file is written whole to "<path>.tmp" and renamed over <path>, so a
- * crash leaves either the previous file or the new one, never a torn one.
- * There is no fsync (the caller runs on the event loop): a power cut may
- * lose the last seconds of registrations, which clients re-send anyway;
- * rename atomicity still holds (and ext4 flushes a file renamed over
- * another).  Expiry is stored as wall-clock time, so time spent down counts;
- * entries already expired at load are dropped. */
+ * rdv_persist_save writes the file whole to "<path>.tmp" and renames it
+ * over <path>, so a crash leaves either the previous file or the new one,
+ * never a torn one (kept for tests and tools).  Expiry is stored as
+ * wall-clock time, so time spent down counts; entries already expired at
+ * load are dropped. */
 #ifndef CHATP2PD_RDV_PERSIST_H
 #define CHATP2PD_RDV_PERSIST_H
 #include <stddef.h>

@@ -6,6 +6,9 @@
  * - READ: wait for one line (framer), at most first_line_timeout without
  *   data and 10 times that in all; EOF after an unterminated line makes it
  *   the request.
+ * - HELD: a request that changed the registrations waits for their commit
+ *   to disk (store/registrations.h), later in the same loop iteration, so
+ *   that an OK reply means the registration survives a crash.
  * - WRITE: the reply is written at once; only what the socket did not take
  *   arms EV_WRITE.  A DISCOVER reply is produced in RDV_OUT_CHUNK pieces as
  *   the socket drains, so no connection holds more than about one piece.
@@ -36,6 +39,7 @@
 #include "rendezvous/server/persist.h"
 #include "rendezvous/server/proto.h"
 #include "rendezvous/server/store.h"
+#include "store/registrations.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -54,15 +58,16 @@
 #define RDV_SWEEP_INTERVAL 5.0
 #define RDV_ACCEPT_PAUSE   0.5         /* after EMFILE and friends */
 #define RDV_MAX_CLIENTS    1024        /* if the configuration has none */
-#define RDV_SAVE_DELAY     1.0         /* s from a change to saving the registrations */
+#define RDV_EXPIRE_EVERY   12          /* sweeps between purges of expired rows on disk */
 
-enum rc_state { RC_READ, RC_WRITE, RC_LINGER };
+enum rc_state { RC_READ, RC_HELD, RC_WRITE, RC_LINGER };
 
 struct rconn {
 	ev_io io;
 	ev_timer timer;
 	struct rdv_server *srv;
 	TAILQ_ENTRY(rconn) entry;
+	TAILQ_ENTRY(rconn) held;   /* in srv->held while RC_HELD */
 	int fd;
 	enum rc_state state;
 	struct framer fr;
@@ -94,13 +99,10 @@ struct rdv_server {
 	double first_line_timeout;
 	size_t evictions_logged;
 	unsigned long refused;     /* over max_clients since the last log line */
-	char *save_path;           /* the registrations file, or NULL: not kept */
-	ev_timer save;             /* debounce: one write per RDV_SAVE_DELAY at most */
-	unsigned long saved;       /* rdv_store_changes() at the last save */
-	bool save_failing;         /* log a failure once, until a save works */
+	struct regdb *db;          /* the registrations on disk, or NULL: not kept */
+	struct rconn_list held;    /* replies waiting for the commit */
+	unsigned sweeps;
 };
-
-static void save_soon(struct rdv_server *s);
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -132,6 +134,8 @@ static void conn_close(struct rconn *c)
 	ev_io_stop(s->loop, &c->io);
 	ev_timer_stop(s->loop, &c->timer);
 	close(c->fd);
+	if (c->state == RC_HELD)
+		TAILQ_REMOVE(&s->held, c, held);
 	TAILQ_REMOVE(&s->conns, c, entry);
 	s->nconns--;
 	framer_free(&c->fr);
@@ -194,8 +198,51 @@ static int conn_flush(struct rconn *c)
 
 static int conn_reply(struct rconn *c)
 {
+	struct rdv_server *s = c->srv;
+
+	/* What this iteration changed is committed at its end (ev_prepare):
+	 * the reply goes out then (on_commit). */
+	if (regdb_pending(s->db)) {
+		/* The io watcher stays as it is (fewer epoll_ctl calls): the
+		 * commit comes before the loop polls again, and on_conn_io
+		 * ignores a held connection meanwhile. */
+		conn_state(c, RC_HELD, RDV_WRITE_IDLE);
+		TAILQ_INSERT_TAIL(&s->held, c, held);
+		return 0;
+	}
 	conn_state(c, RC_WRITE, RDV_WRITE_IDLE);
 	return conn_flush(c);
+}
+
+/* The registrations changed in this iteration are on disk (ok), or could
+ * not be written: then the held replies are not sent (an OK would promise
+ * what a crash could take back); the client sees the connection close
+ * without a reply, and registers again. */
+static void on_commit(void *ctx, bool ok)
+{
+	struct rdv_server *s = ctx;
+	struct rconn *c;
+
+	if (!ok && !TAILQ_EMPTY(&s->held))
+		log_warn(MOD, "registrations not saved: closing the requests without a reply");
+	while ((c = TAILQ_FIRST(&s->held)) != NULL) {
+		TAILQ_REMOVE(&s->held, c, held);
+		c->state = RC_WRITE;
+		if (!ok || conn_reply(c) != 0)
+			conn_close(c);
+	}
+}
+
+/* Every change of the store goes to disk, in this iteration's transaction. */
+static void on_store_change(void *ctx, const struct rdv_view *v, bool removed)
+{
+	struct rdv_server *s = ctx;
+
+	if (removed)
+		regdb_delete(s->db, v->ip, v->ns, v->name);
+	else
+		regdb_put(s->db, v->ip, v->ns, v->name, v->port, v->ttl,
+			  wall_now() + (v->expires - mono_now()));
 }
 
 static void conn_request(struct rconn *c, const char *line, size_t len)
@@ -205,7 +252,6 @@ static void conn_request(struct rconn *c, const char *line, size_t len)
 	c->stream = rdv_handle(c->srv->store, c->ip, line, len, mono_now(), &c->out, note,
 			       sizeof note);
 	log_info(MOD, "%s:%d %s", c->ip, c->port, note);
-	save_soon(c->srv);
 }
 
 static int on_frame(void *ctx, enum framer_event ev, const char *line, size_t len)
@@ -270,6 +316,8 @@ static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents)
 		if (revents & EV_READ)
 			rc = conn_read(c);
 		break;
+	case RC_HELD:
+		break;
 	case RC_WRITE:
 		if (revents & EV_WRITE)
 			rc = conn_flush(c);
@@ -297,6 +345,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		if (deadline > c->start + flt * RDV_READ_CAP)
 			deadline = c->start + flt * RDV_READ_CAP;
 		break;
+	case RC_HELD:
 	case RC_WRITE:
 		deadline = c->last + RDV_WRITE_IDLE;
 		if (deadline > c->start + RDV_WRITE_MAX)
@@ -321,6 +370,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	case RC_WRITE:
 		log_info(MOD, "%s:%d: not reading its reply; closing", c->ip, c->port);
 		break;
+	case RC_HELD: /* a commit never came: cannot happen */
 	case RC_LINGER:
 		break;
 	}
@@ -459,47 +509,65 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 			 s->max_clients);
 		s->refused = 0;
 	}
-	save_soon(s);
+	if (s->db != NULL && ++s->sweeps % RDV_EXPIRE_EVERY == 0)
+		regdb_expire(s->db, wall_now());
 }
 
 /* ---- keeping the registrations ----------------------------------------------- */
 
-static void save_now(struct rdv_server *s)
+static void restore_row(void *ctx, const char *ip, const char *ns, const char *name, int port,
+			int ttl, double expires_at)
 {
-	char err[512];
+	struct rdv_server *s = ctx;
+	double mono = mono_now();
 
-	if (rdv_persist_save(s->store, s->save_path, mono_now(), wall_now(), err,
-			     sizeof err) != 0) {
-		if (!s->save_failing)
-			log_warn(MOD, "cannot save the registrations: %s (retrying)", err);
-		s->save_failing = true;
+	if (ip[0] == '\0' || ns[0] == '\0' || name[0] == '\0' || port < 1 || port > 65535)
+		return;
+	rdv_store_restore(s->store, ip, ns, name, port, ttl, mono, mono + (expires_at - wall_now()));
+}
+
+static void note_commit(void *ctx, bool ok)
+{
+	*(bool *)ctx = ok;
+}
+
+/* A peers.json left by an earlier chatp2pd (which saved the registrations
+ * that way) is imported into the database once, then renamed
+ * peers.json.imported; a torn one is moved aside to peers.json.bad. */
+static void import_json(struct rdv_server *s, const char *dir)
+{
+	char path[4200], to[4300], err[512];
+	struct rdv_persist_stats st;
+	bool ok = true;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s", dir, RDV_PERSIST_FILE);
+	if (access(path, F_OK) != 0)
+		return;
+	/* Each entry restored reaches the database through on_store_change. */
+	rc = rdv_persist_load(s->store, path, mono_now(), wall_now(), &st, err, sizeof err);
+	regdb_on_commit(s->db, note_commit, &ok);
+	regdb_flush(s->db);
+	regdb_on_commit(s->db, on_commit, s);
+	if (rc != 0) {
+		snprintf(to, sizeof to, "%s.bad", path);
+		log_warn(MOD, "%s; moved aside to %s", err, to);
+		if (rename(path, to) != 0)
+			log_warn(MOD, "rename %s: %s", to, strerror(errno));
 		return;
 	}
-	if (s->save_failing)
-		log_info(MOD, "registrations saved again to %s", s->save_path);
-	s->save_failing = false;
-	/* After the save's own scan, which may have purged expired entries. */
-	s->saved = rdv_store_changes(s->store);
-}
-
-static void on_save(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct rdv_server *s = w->data;
-
-	save_now(s);
-	/* Failed or changed meanwhile: try again after another delay. */
-	save_soon(s);
-}
-
-/* Changes are written RDV_SAVE_DELAY after the first one, together: a burst
- * of REGISTERs costs one write, and none happens inside a request. */
-static void save_soon(struct rdv_server *s)
-{
-	if (s->save_path == NULL || ev_is_active(&s->save) ||
-	    rdv_store_changes(s->store) == s->saved)
+	if (!ok) {
+		log_warn(MOD, "%s: could not import into %s; trying again at the next start", path,
+			 regdb_path(s->db));
 		return;
-	ev_timer_set(&s->save, RDV_SAVE_DELAY, 0.);
-	ev_timer_start(s->loop, &s->save);
+	}
+	snprintf(to, sizeof to, "%s.imported", path);
+	if (rename(path, to) != 0) {
+		log_warn(MOD, "rename %s: %s", to, strerror(errno));
+		return;
+	}
+	log_info(MOD, "imported %s (%zu restored, %zu expired, %zu invalid dropped), renamed %s",
+		 path, st.loaded, st.expired, st.invalid, to);
 }
 
 /* state_dir, else systemd's $STATE_DIRECTORY (its first entry), else none. */
@@ -507,10 +575,8 @@ static int setup_state(struct rdv_server *s, const struct config *cfg, char *err
 {
 	const char *dir = cfg->rendezvous_server.state_dir;
 	const char *env = getenv("STATE_DIRECTORY");
-	char envdir[4096];
-	struct rdv_persist_stats st;
-	double mono = mono_now(), wall = wall_now();
-	size_t plen;
+	char envdir[4096], path[4200], why[256];
+	long n;
 
 	if (dir[0] == '\0' && env != NULL && env[0] != '\0') {
 		snprintf(envdir, sizeof envdir, "%.*s", (int)strcspn(env, ":"), env);
@@ -525,23 +591,20 @@ static int setup_state(struct rdv_server *s, const struct config *cfg, char *err
 			 strerror(errno));
 		return -1;
 	}
-	plen = strlen(dir) + sizeof "/" RDV_PERSIST_FILE;
-	s->save_path = xmalloc(plen);
-	snprintf(s->save_path, plen, "%s/%s", dir, RDV_PERSIST_FILE);
-	if (rdv_persist_load(s->store, s->save_path, mono, wall, &st, err, errlen) != 0) {
-		/* Keep the bad file for a look, and start from what was read. */
-		char bad[4200];
-		snprintf(bad, sizeof bad, "%s.bad", s->save_path);
-		log_warn(MOD, "%s; moved aside to %s", err, bad);
-		if (rename(s->save_path, bad) != 0)
-			log_warn(MOD, "rename %s: %s", bad, strerror(errno));
-		err[0] = '\0';
+	snprintf(path, sizeof path, "%s/%s", dir, REGDB_NAME);
+	s->db = regdb_open(s->loop, path, why, sizeof why);
+	if (s->db == NULL) {
+		log_error(MOD, "cannot open %s (%s): registrations are not kept across restarts",
+			  path, why);
+		return 0;
 	}
-	log_info(MOD, "registrations kept in %s: %zu restored, %zu expired, %zu invalid dropped",
-		 s->save_path, st.loaded, st.expired, st.invalid);
-	s->saved = rdv_store_changes(s->store);
-	if (st.expired > 0 || st.invalid > 0)
-		s->saved--; /* rewrite the file without them */
+	/* Before the listener: restoring must not write the rows back. */
+	n = regdb_load(s->db, wall_now(), restore_row, s);
+	rdv_store_set_listener(s->store, on_store_change, s);
+	regdb_on_commit(s->db, on_commit, s);
+	import_json(s, dir);
+	regdb_expire(s->db, wall_now()); /* what expired while we were down */
+	log_info(MOD, "registrations kept in %s: %ld restored", path, n < 0 ? 0 : n);
 	return 0;
 }
 
@@ -635,8 +698,7 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 				 cfg->rendezvous_server.quota_exempt_loopback);
 	s->limit = rdv_limit_new(rate_limit, window, block, RDV_LIMIT_MAX_IPS);
 	TAILQ_INIT(&s->conns);
-	ev_init(&s->save, on_save);
-	s->save.data = s;
+	TAILQ_INIT(&s->held);
 	if (setup_state(s, cfg, err, errlen) != 0) {
 		close(fd);
 		rdv_store_free(s->store);
@@ -644,7 +706,6 @@ struct rdv_server *rdv_server_new(struct ev_loop *loop, const struct config *cfg
 		free(s);
 		return NULL;
 	}
-	save_soon(s);
 
 	ev_io_init(&s->accept_io, on_accept, fd, EV_READ);
 	s->accept_io.data = s;
@@ -674,15 +735,13 @@ void rdv_server_free(struct rdv_server *s)
 
 	if (s == NULL)
 		return;
+	regdb_flush(s->db); /* held replies go out */
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
 		conn_close(c);
 	ev_io_stop(s->loop, &s->accept_io);
 	ev_timer_stop(s->loop, &s->accept_pause);
 	ev_timer_stop(s->loop, &s->sweep);
-	ev_timer_stop(s->loop, &s->save);
-	if (s->save_path != NULL && rdv_store_changes(s->store) != s->saved)
-		save_now(s); /* at exit: what changed since the last save */
-	free(s->save_path);
+	regdb_close(s->db);
 	close(s->fd);
 	rdv_store_free(s->store);
 	rdv_limit_free(s->limit);

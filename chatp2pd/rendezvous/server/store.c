@@ -46,6 +46,8 @@ struct rdv_store {
 	bool exempt_loopback; /* loopback ips are not held to max_per_ip */
 	struct ipcount **ipb; /* per-ip counts, mask + 1 buckets */
 	unsigned long changes;
+	rdv_store_change_fn listener;
+	void *listener_ctx;
 };
 
 /* FNV-1a over the three strings with their terminators, so ("ab","c") and
@@ -150,6 +152,8 @@ void rdv_store_free(struct rdv_store *s)
 	free(s->ipb);
 	free(s);
 }
+
+static void view(const struct entry *e, double now, struct rdv_view *out);
 
 static bool expired(const struct entry *e, double now)
 {
@@ -273,6 +277,11 @@ static enum rdv_store_result upsert(struct rdv_store *s, const char *ip, const c
 	s->changes++;
 	if (s->count == 1 || e->expires < s->min_expires)
 		s->min_expires = e->expires;
+	if (s->listener) {
+		struct rdv_view v;
+		view(e, now, &v);
+		s->listener(s->listener_ctx, &v, false);
+	}
 	return r;
 }
 
@@ -348,6 +357,11 @@ size_t rdv_store_unregister(struct rdv_store *s, const char *ip, const char *ns,
 			continue;
 		if (has_port && e->port != port)
 			continue;
+		if (s->listener) {
+			struct rdv_view v;
+			view(e, now, &v);
+			s->listener(s->listener_ctx, &v, true);
+		}
 		remove_slot(s, (uint32_t)i);
 		n++;
 	}
@@ -405,4 +419,10 @@ size_t rdv_store_max_per_ip(const struct rdv_store *s)
 unsigned long rdv_store_changes(const struct rdv_store *s)
 {
 	return s->changes;
+}
+
+void rdv_store_set_listener(struct rdv_store *s, rdv_store_change_fn fn, void *ctx)
+{
+	s->listener = fn;
+	s->listener_ctx = ctx;
 }

@@ -92,6 +92,11 @@ size_t rdv_store_max(const struct rdv_store *s);
 /* Entries (live or not yet purged) held from ip. */
 size_t rdv_store_ip_count(struct rdv_store *s, const char *ip);
 size_t rdv_store_max_per_ip(const struct rdv_store *s);
+/* Told of every entry registered or restored (removed false) and of every
+ * one rdv_store_unregister() removes (removed true), at once: to mirror
+ * them on disk.  Expiry is not told (the mirror expires by time itself). */
+typedef void (*rdv_store_change_fn)(void *ctx, const struct rdv_view *v, bool removed);
+void rdv_store_set_listener(struct rdv_store *s, rdv_store_change_fn fn, void *ctx);
 /* A counter that moves on every change of the entries (for saving them). */
 unsigned long rdv_store_changes(const struct rdv_store *s);
 

@@ -1,0 +1,363 @@
+/* The rendezvous registrations database (see registrations.h). */
+#include "store/registrations.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+#define MOD "Rendezvous"
+
+/* Migration i takes the schema from version i to i + 1 (user_version). */
+static const char *const migrations[] = {
+	/* 0 -> 1: the first schema.  The key is the store's key; no other
+	 * index (expiry is purged by a scan every minute, cheaper than an
+	 * index written by every REGISTER). */
+	"CREATE TABLE registrations("
+	"  ip TEXT NOT NULL,"
+	"  namespace TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  ttl INTEGER NOT NULL,"
+	"  expires_at REAL NOT NULL,"
+	"  PRIMARY KEY(ip, namespace, name)) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+enum stmt_id { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_EXPIRE, S__COUNT };
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_PUT] = "INSERT OR REPLACE INTO registrations(ip, namespace, name, port, ttl, expires_at) "
+		  "VALUES(?, ?, ?, ?, ?, ?)",
+	[S_DELETE] = "DELETE FROM registrations WHERE ip = ? AND namespace = ? AND name = ?",
+	[S_EXPIRE] = "DELETE FROM registrations WHERE expires_at <= ?",
+};
+
+struct regdb {
+	struct ev_loop *loop;
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[S__COUNT];
+	bool in_txn;
+	bool failed;         /* a write failed: roll back at commit */
+	bool failing;        /* the last commit failed: say when one works again */
+	ev_prepare commit_w;
+	regdb_commit_fn fn;
+	void *ctx;
+};
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void close_db(struct regdb *r)
+{
+	for (int i = 0; i < S__COUNT; i++) {
+		sqlite3_finalize(r->stmt[i]);
+		r->stmt[i] = NULL;
+	}
+	if (r->db)
+		sqlite3_close_v2(r->db);
+	r->db = NULL;
+}
+
+/* 1 ok, 0 damaged (set it aside), -1 unusable for another reason. */
+static int try_open(struct regdb *r, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	long long ver = -1;
+	int rc;
+
+	rc = sqlite3_open_v2(r->path, &r->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+		return rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ? -1 : 0;
+	}
+	sqlite3_busy_timeout(r->db, 100);
+	/* Exclusive before WAL: the WAL index is then kept in heap memory. */
+	if (exec_sql(r->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    exec_sql(r->db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
+	    exec_sql(r->db, "PRAGMA synchronous=NORMAL", err, errlen) != 0)
+		return sqlite3_errcode(r->db) == SQLITE_BUSY ? -1 : 0;
+	if (sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			ver = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	if (ver < 0) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(r->db));
+		return 0;
+	}
+	if (ver > SCHEMA_VERSION) {
+		snprintf(err, errlen, "schema version %lld is newer than this chatp2pd's (%d)", ver,
+			 SCHEMA_VERSION);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(r->db, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(r->db));
+		return 0;
+	}
+	rc = sqlite3_step(s);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	if (res == NULL || strcmp(res, "ok") != 0) {
+		snprintf(err, errlen, "integrity check failed: %s", res ? res : sqlite3_errmsg(r->db));
+		sqlite3_finalize(s);
+		return 0;
+	}
+	sqlite3_finalize(s);
+	for (int i = (int)ver; i < SCHEMA_VERSION; i++) {
+		char sql[64];
+		if (exec_sql(r->db, "BEGIN", err, errlen) != 0 ||
+		    exec_sql(r->db, migrations[i], err, errlen) != 0) {
+			exec_sql(r->db, "ROLLBACK", err + strlen(err), 0);
+			return 0;
+		}
+		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", i + 1);
+		if (exec_sql(r->db, sql, err, errlen) != 0 || exec_sql(r->db, "COMMIT", err, errlen) != 0)
+			return 0;
+	}
+	for (int i = 0; i < S__COUNT; i++)
+		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s", sqlite3_errmsg(r->db));
+			return 0;
+		}
+	return 1;
+}
+
+/* Keep a damaged database (and its WAL) for whoever wants to look. */
+static void set_aside(const struct regdb *r)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char stamp[32], from[4200], to[4300];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+		snprintf(from, sizeof from, "%s%s", r->path, sfx[i]);
+		snprintf(to, sizeof to, "%s.damaged-%s-%ld%s", r->path, stamp, (long)getpid(), sfx[i]);
+		if (rename(from, to) == 0 && i == 0)
+			log_error(MOD, "database set aside as %s", to);
+		else if (i == 0 && errno != ENOENT)
+			log_error(MOD, "cannot rename %s aside: %s", from, strerror(errno));
+	}
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+
+struct regdb *regdb_open(struct ev_loop *loop, const char *path, char *err, size_t errlen)
+{
+	struct regdb *r = xcalloc(1, sizeof *r);
+	int rc;
+
+	r->loop = loop;
+	r->path = xstrdup(path);
+	rc = try_open(r, err, errlen);
+	if (rc == 0) {
+		log_error(MOD, "%s is damaged or unreadable (%s)", r->path, err);
+		close_db(r);
+		set_aside(r);
+		rc = try_open(r, err, errlen);
+	}
+	if (rc != 1) {
+		close_db(r);
+		free(r->path);
+		free(r);
+		return NULL;
+	}
+	ev_prepare_init(&r->commit_w, on_prepare);
+	r->commit_w.data = r;
+	ev_prepare_start(loop, &r->commit_w);
+	return r;
+}
+
+void regdb_close(struct regdb *r)
+{
+	if (r == NULL)
+		return;
+	regdb_flush(r);
+	ev_prepare_stop(r->loop, &r->commit_w);
+	close_db(r);
+	free(r->path);
+	free(r);
+}
+
+const char *regdb_path(const struct regdb *r)
+{
+	return r ? r->path : "";
+}
+
+void regdb_on_commit(struct regdb *r, regdb_commit_fn fn, void *ctx)
+{
+	r->fn = fn;
+	r->ctx = ctx;
+}
+
+bool regdb_pending(const struct regdb *r)
+{
+	return r != NULL && r->in_txn;
+}
+
+static int step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static bool begin(struct regdb *r)
+{
+	if (r->in_txn)
+		return true;
+	/* Opened even if BEGIN fails, so the commit that follows reports the
+	 * failure to the listener (replies held for it are released). */
+	r->in_txn = true;
+	r->failed = false;
+	if (step_reset(r->stmt[S_BEGIN]) != SQLITE_DONE) {
+		log_error(MOD, "%s: BEGIN: %s", r->path, sqlite3_errmsg(r->db));
+		r->failed = true;
+		return false;
+	}
+	return true;
+}
+
+static void write_step(struct regdb *r, sqlite3_stmt *s, const char *what)
+{
+	if (step_reset(s) != SQLITE_DONE) {
+		log_error(MOD, "%s: %s: %s", r->path, what, sqlite3_errmsg(r->db));
+		r->failed = true;
+	}
+}
+
+void regdb_flush(struct regdb *r)
+{
+	bool ok;
+
+	if (r == NULL || !r->in_txn)
+		return;
+	if (r->failed) {
+		if (sqlite3_get_autocommit(r->db) == 0)
+			step_reset(r->stmt[S_ROLLBACK]);
+		ok = false;
+	} else {
+		double t0 = mono_now();
+		ok = step_reset(r->stmt[S_COMMIT]) == SQLITE_DONE;
+		double ms = (mono_now() - t0) * 1000.0;
+		if (ms > 100)
+			log_warn(MOD, "%s: commit took %.0f ms", r->path, ms);
+		if (!ok) {
+			log_error(MOD, "%s: COMMIT: %s", r->path, sqlite3_errmsg(r->db));
+			if (sqlite3_get_autocommit(r->db) == 0)
+				step_reset(r->stmt[S_ROLLBACK]);
+		}
+	}
+	r->in_txn = false;
+	r->failed = false;
+	if (ok && r->failing)
+		log_info(MOD, "%s: registrations saved again", r->path);
+	r->failing = !ok;
+	if (r->fn)
+		r->fn(r->ctx, ok);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	regdb_flush(w->data);
+}
+
+void regdb_put(struct regdb *r, const char *ip, const char *ns, const char *name, int port,
+	       int ttl, double expires_at)
+{
+	sqlite3_stmt *s = r->stmt[S_PUT];
+
+	if (!begin(r))
+		return;
+	sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, port);
+	sqlite3_bind_int(s, 5, ttl);
+	sqlite3_bind_double(s, 6, expires_at);
+	write_step(r, s, "INSERT");
+}
+
+void regdb_delete(struct regdb *r, const char *ip, const char *ns, const char *name)
+{
+	sqlite3_stmt *s = r->stmt[S_DELETE];
+
+	if (!begin(r))
+		return;
+	sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	write_step(r, s, "DELETE");
+}
+
+long regdb_expire(struct regdb *r, double now)
+{
+	sqlite3_stmt *s = r->stmt[S_EXPIRE];
+
+	if (!begin(r))
+		return -1;
+	sqlite3_bind_double(s, 1, now);
+	if (step_reset(s) != SQLITE_DONE) {
+		log_error(MOD, "%s: DELETE expired: %s", r->path, sqlite3_errmsg(r->db));
+		r->failed = true;
+		return -1;
+	}
+	return (long)sqlite3_changes(r->db);
+}
+
+long regdb_load(struct regdb *r, double now, regdb_row_fn fn, void *ctx)
+{
+	sqlite3_stmt *s;
+	long n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(r->db, "SELECT ip, namespace, name, port, ttl, expires_at "
+			       "FROM registrations WHERE expires_at > ?", -1, &s, NULL) != SQLITE_OK) {
+		log_error(MOD, "%s: %s", r->path, sqlite3_errmsg(r->db));
+		return -1;
+	}
+	sqlite3_bind_double(s, 1, now);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *ip = (const char *)sqlite3_column_text(s, 0);
+		const char *ns = (const char *)sqlite3_column_text(s, 1);
+		const char *name = (const char *)sqlite3_column_text(s, 2);
+		if (ip == NULL || ns == NULL || name == NULL)
+			continue;
+		fn(ctx, ip, ns, name, sqlite3_column_int(s, 3), sqlite3_column_int(s, 4),
+		   sqlite3_column_double(s, 5));
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		log_error(MOD, "%s: %s", r->path, sqlite3_errmsg(r->db));
+		n = -1;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
