@@ -56,6 +56,7 @@ enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_INBOX_ADD, S_MARK_ONE, S_MARK_ALL,
 	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
+	S_EVICT_ONE,
 	S__COUNT
 };
 
@@ -71,6 +72,7 @@ static const char *const stmt_sql[S__COUNT] = {
 		      "VALUES(?, ?, ?, ?, ?, ?)",
 	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE msg_id = ?",
 	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE msg_id = ?",
+	[S_EVICT_ONE] = "DELETE FROM inbox WHERE id = ? RETURNING read",
 };
 
 /* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
@@ -91,6 +93,27 @@ struct listener {
 	void *ctx;
 };
 
+/* Each sender's stored messages, oldest first, in memory: retention takes
+ * the oldest of whoever holds most over its share (storage.sender_share)
+ * with a DELETE by rowid, no index and no scan (issue 18: one stranger's
+ * flood evicted every other sender's messages). */
+struct held {
+	int64_t id;
+	uint32_t len;
+};
+
+struct sender {
+	struct sender *next;        /* hash chain */
+	char *src;
+	long count;
+	double bytes;
+	uint64_t evicted;           /* removed to keep the bounds */
+	struct held *q;             /* a ring: q[(head + i) % cap] */
+	size_t head, len, cap;
+};
+
+#define SENDER_BUCKETS 1024
+
 struct storage {
 	struct ev_loop *loop;
 	sqlite3 *db;
@@ -109,6 +132,11 @@ struct storage {
 	double max_bytes, max_days;
 	bool full;
 	struct dedupe *seen;
+	double share;               /* storage.sender_share */
+	int64_t max_id;             /* the newest row: retention keeps it */
+	struct sender *senders[SENDER_BUCKETS];
+	long nsenders;
+	uint64_t evicted;           /* all senders, gone ones included */
 };
 
 static uint64_t key_hash(const char *src, const char *msg_id)
@@ -172,6 +200,124 @@ static void dedupe_load(struct storage *st)
 		const char *id = (const char *)sqlite3_column_text(s, 1);
 		if (src && id)
 			dedupe_add(st->seen, key_hash(src, id));
+	}
+	sqlite3_finalize(s);
+}
+
+/* ---- senders ------------------------------------------------------------------ */
+
+static uint32_t src_bucket(const char *src)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *src; src++)
+		h = (h ^ (unsigned char)*src) * 16777619u;
+	return h % SENDER_BUCKETS;
+}
+
+static struct sender *sender_get(struct storage *st, const char *src, bool create)
+{
+	struct sender **b = &st->senders[src_bucket(src)], *s;
+
+	for (s = *b; s; s = s->next)
+		if (strcmp(s->src, src) == 0)
+			return s;
+	if (!create)
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	s->src = xstrdup(src);
+	s->next = *b;
+	*b = s;
+	st->nsenders++;
+	return s;
+}
+
+static void sender_push(struct sender *s, int64_t id, size_t len)
+{
+	if (s->len == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct held *q = xmalloc(cap * sizeof *q);
+		for (size_t i = 0; i < s->len; i++)
+			q[i] = s->q[(s->head + i) % s->cap];
+		free(s->q);
+		s->q = q;
+		s->cap = cap;
+		s->head = 0;
+	}
+	s->q[(s->head + s->len) % s->cap] = (struct held){ id, (uint32_t)len };
+	s->len++;
+	s->count++;
+	s->bytes += (double)len;
+}
+
+static struct held sender_pop(struct sender *s)
+{
+	struct held h = s->q[s->head];
+
+	s->head = (s->head + 1) % s->cap;
+	s->len--;
+	s->count--;
+	s->bytes -= (double)h.len;
+	return h;
+}
+
+static void senders_clear(struct storage *st)
+{
+	for (int i = 0; i < SENDER_BUCKETS; i++) {
+		struct sender *s = st->senders[i], *next;
+		for (; s; s = next) {
+			next = s->next;
+			free(s->q);
+			free(s->src);
+			free(s);
+		}
+		st->senders[i] = NULL;
+	}
+	st->nsenders = 0;
+}
+
+/* From the database, oldest first (at open, after age retention or a
+ * rollback).  The eviction counts survive. */
+static void senders_load(struct storage *st)
+{
+	struct sender *keep = NULL;
+	sqlite3_stmt *s;
+
+	/* Keep the counts of evictions: move the senders aside, empty. */
+	for (int i = 0; i < SENDER_BUCKETS; i++) {
+		struct sender *x = st->senders[i], *next;
+		for (; x; x = next) {
+			next = x->next;
+			if (x->evicted > 0) {
+				x->next = keep;
+				keep = x;
+			} else {
+				free(x->q);
+				free(x->src);
+				free(x);
+			}
+		}
+		st->senders[i] = NULL;
+	}
+	st->nsenders = 0;
+	for (struct sender *x = keep, *next; x; x = next) {
+		next = x->next;
+		struct sender *n = sender_get(st, x->src, true);
+		n->evicted = x->evicted;
+		free(x->q);
+		free(x->src);
+		free(x);
+	}
+	st->max_id = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)) FROM inbox "
+				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *src = (const char *)sqlite3_column_text(s, 1);
+		int64_t id = sqlite3_column_int64(s, 0);
+		sender_push(sender_get(st, src ? src : "", true), id,
+			    (size_t)sqlite3_column_int64(s, 2));
+		st->max_id = id;
 	}
 	sqlite3_finalize(s);
 }
@@ -347,6 +493,7 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	dedupe_load(st);
+	senders_load(st);
 	return 1;
 }
 
@@ -444,6 +591,7 @@ void storage_reconfigure(struct storage *st, const struct config *cfg)
 	st->max_messages = cfg->storage.inbox_max_messages;
 	st->max_bytes = cfg->storage.inbox_max_bytes;
 	st->max_days = cfg->storage.inbox_max_days;
+	st->share = cfg->storage.sender_share > 0 ? cfg->storage.sender_share : 1;
 	st->full = strcmp(cfg->storage.sync, "full") == 0;
 	/* PRAGMA synchronous cannot change inside a transaction: it is set
 	 * between iterations, and the next commit uses it. */
@@ -464,6 +612,7 @@ void storage_close(struct storage *st)
 	ev_prepare_stop(st->loop, &st->commit_w);
 	ev_timer_stop(st->loop, &st->age_w);
 	close_db(st);
+	senders_clear(st);
 	free(st->seen);
 	free(st);
 }
@@ -568,36 +717,98 @@ static void recount(struct storage *st)
 	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
+	senders_load(st);
 }
 
-/* Count and bytes bounds, oldest first, inside the open transaction: one
- * walk from the oldest row (rowid order, no index) to see how many must go
- * and what they weigh, one DELETE, the counters adjusted without a recount
- * (a count(*) per commit would be a full scan per commit at the bound). */
-static void trim(struct storage *st)
+static bool over_bounds(const struct storage *st)
+{
+	return (st->max_messages > 0 && st->count > st->max_messages) ||
+	       (st->max_bytes > 0 && st->bytes > st->max_bytes);
+}
+
+/* How far s is over its share of the bounds (> 1: over). */
+static double share_used(const struct storage *st, const struct sender *s)
+{
+	double u = 0;
+
+	if (st->max_messages > 0)
+		u = (double)s->count / (st->share * (double)st->max_messages);
+	if (st->max_bytes > 0 && s->bytes / (st->share * st->max_bytes) > u)
+		u = s->bytes / (st->share * st->max_bytes);
+	return u;
+}
+
+/* The sender most over its share, NULL when none is. */
+static struct sender *victim(const struct storage *st)
+{
+	struct sender *best = NULL;
+	double most = 1;
+
+	for (int i = 0; i < SENDER_BUCKETS; i++)
+		for (struct sender *s = st->senders[i]; s; s = s->next) {
+			double u = share_used(st, s);
+			if (u > most && s->len > 0) {
+				most = u;
+				best = s;
+			}
+		}
+	return best;
+}
+
+/* Remove s's oldest message.  false: nothing removed (its oldest is the
+ * newest row, which stays: ids must never go back, see the schema). */
+static bool evict_one(struct storage *st, struct sender *s)
+{
+	sqlite3_stmt *q = st->stmt[S_EVICT_ONE];
+	int rc, read = 1;
+
+	if (s->len == 0 || s->q[s->head].id == st->max_id)
+		return false;
+	sqlite3_bind_int64(q, 1, s->q[s->head].id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		read = sqlite3_column_int(q, 0);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE) {
+		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
+		st->failed = true;
+		return false;
+	}
+	struct held h = sender_pop(s);
+	st->count--;
+	st->bytes -= h.len;
+	st->unread -= read == 0;
+	s->evicted++;
+	st->evicted++;
+	return true;
+}
+
+/* No sender over its share: the oldest messages of all, in one walk from
+ * the oldest row (rowid order, no index) and one DELETE. */
+static void trim_oldest(struct storage *st, long budget)
 {
 	sqlite3_stmt *s;
 	long n = 0, unread = 0;
 	double bytes = 0;
 	sqlite3_int64 last = 0;
 
-	if (st->failed)
-		return;
-	if (!((st->max_messages > 0 && st->count > st->max_messages) ||
-	      (st->max_bytes > 0 && st->bytes > st->max_bytes)))
-		return;
-	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read FROM inbox "
+	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read, src FROM inbox "
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
-	/* The newest row stays: ids must never go back (see the schema). */
-	while (n < TRIM_BATCH && n < st->count - 1 &&
+	while (n < budget && n < st->count - 1 &&
 	       ((st->max_messages > 0 && st->count - n > st->max_messages) ||
 		(st->max_bytes > 0 && st->bytes - bytes > st->max_bytes)) &&
 	       sqlite3_step(s) == SQLITE_ROW) {
+		struct sender *x = sender_get(st, (const char *)sqlite3_column_text(s, 3), false);
 		last = sqlite3_column_int64(s, 0);
 		bytes += sqlite3_column_double(s, 1);
 		unread += sqlite3_column_int(s, 2) == 0;
 		n++;
+		/* The oldest row of all is its sender's oldest. */
+		if (x && x->len > 0 && x->q[x->head].id == last) {
+			sender_pop(x);
+			x->evicted++;
+			st->evicted++;
+		}
 	}
 	sqlite3_finalize(s);
 	if (n == 0 || sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id <= ?", -1, &s,
@@ -613,6 +824,29 @@ static void trim(struct storage *st)
 		st->unread -= unread;
 	}
 	sqlite3_finalize(s);
+}
+
+/* Count and bytes bounds, inside the open transaction, with the counters
+ * kept in memory (a count(*) per commit would be a full scan at the
+ * bound).  Whoever holds most over its share loses its oldest first, so a
+ * flood only ever evicts the flooder's own messages; when no sender is
+ * over its share, the oldest of all go. */
+static void trim(struct storage *st)
+{
+	long budget = TRIM_BATCH;
+
+	while (!st->failed && budget > 0 && over_bounds(st)) {
+		struct sender *v = victim(st);
+		if (v == NULL) {
+			trim_oldest(st, budget);
+			return;
+		}
+		long before = budget;
+		while (budget > 0 && over_bounds(st) && share_used(st, v) > 1 && evict_one(st, v))
+			budget--;
+		if (budget == before)
+			return; /* nothing could go (only the newest row left) */
+	}
 }
 
 static void trim_age(struct storage *st)
@@ -677,8 +911,10 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 	if (!write_step(st, s, "inbox"))
 		return -1;
 	dedupe_add(st->seen, h);
+	st->max_id = sqlite3_last_insert_rowid(st->db);
 	if (id_out)
-		*id_out = sqlite3_last_insert_rowid(st->db);
+		*id_out = st->max_id;
+	sender_push(sender_get(st, m->src, true), st->max_id, strlen(m->text));
 	st->count++;
 	st->unread++;
 	st->bytes += (double)strlen(m->text);
@@ -692,7 +928,9 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 	size_t len = 0;
 	sqlite3_stmt *s;
 	long n = 0;
-	bool newest = f->since_id <= 0 && f->since_time <= 0;
+	/* An explicit since (an id, 0 included, or a time) pages from there;
+	 * without one, the newest `limit`. */
+	bool newest = !f->since_given && f->since_id <= 0 && f->since_time <= 0;
 	int limit = f->limit > 0 ? f->limit : -1;
 
 	if (st == NULL)
@@ -776,6 +1014,38 @@ long storage_unread(const struct storage *st)
 long storage_inbox_count(const struct storage *st)
 {
 	return st ? st->count : 0;
+}
+
+uint64_t storage_evicted(const struct storage *st)
+{
+	return st ? st->evicted : 0;
+}
+
+#define TOP_MAX 32
+
+void storage_top_evicted(const struct storage *st, int max, storage_sender_fn fn, void *ctx)
+{
+	const struct sender *top[TOP_MAX];
+	int n = 0;
+
+	if (st == NULL)
+		return;
+	if (max > TOP_MAX)
+		max = TOP_MAX;
+	/* Insertion into a short sorted array: O(senders * max). */
+	for (int i = 0; i < SENDER_BUCKETS; i++)
+		for (const struct sender *s = st->senders[i]; s; s = s->next) {
+			if (s->evicted == 0 || (n == max && top[n - 1]->evicted >= s->evicted))
+				continue;
+			int j = n < max ? n++ : n - 1;
+			while (j > 0 && top[j - 1]->evicted < s->evicted) {
+				top[j] = top[j - 1];
+				j--;
+			}
+			top[j] = s;
+		}
+	for (int i = 0; i < n; i++)
+		fn(ctx, top[i]->src, top[i]->count, top[i]->evicted);
 }
 
 /* ---- outbox ------------------------------------------------------------------- */

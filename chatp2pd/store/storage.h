@@ -71,7 +71,8 @@ struct inbox_filter {
 	bool unread_only;
 	const char *from;      /* NULL: anyone */
 	double since_time;     /* > 0: received after this wall-clock time */
-	int64_t since_id;      /* > 0: id greater than this */
+	int64_t since_id;      /* with since_given: id greater than this */
+	bool since_given;      /* since_id holds a bound (0: from the first message) */
 	int limit;             /* most messages returned (the newest, unless since) */
 };
 /* Messages in id order; fn returns false to stop.  Returns the number of
@@ -83,6 +84,12 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 long storage_inbox_mark_read(struct storage *st, int64_t id);
 long storage_unread(const struct storage *st);
 long storage_inbox_count(const struct storage *st);
+/* Messages retention removed to keep the count and bytes bounds. */
+uint64_t storage_evicted(const struct storage *st);
+/* The (at most max) senders that lost the most messages to retention,
+ * most first: fn(src, messages stored now, evicted). */
+typedef void (*storage_sender_fn)(void *ctx, const char *src, long stored, uint64_t evicted);
+void storage_top_evicted(const struct storage *st, int max, storage_sender_fn fn, void *ctx);
 
 /* ---- outbox ----------------------------------------------------------------- */
 
