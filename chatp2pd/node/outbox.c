@@ -28,6 +28,7 @@ struct entry {
 	char msg_id[MSGID_LEN];
 	char to[PEER_ID_MAX + 1];
 	char *text;
+	int64_t row;                /* its database row (0: none) */
 	double created, deadline;   /* wall clock */
 	int attempts;               /* sends the socket took (not merely queued) */
 	bool in_flight;             /* the router holds it (ctx = this entry) */
@@ -332,7 +333,7 @@ static void finish(struct entry *e, enum send_result res, double rtt_ms, const c
 {
 	struct outbox *ob = e->ob;
 
-	storage_outbox_remove(node_storage(ob->node), e->msg_id);
+	storage_outbox_remove(node_storage(ob->node), e->row);
 	if (!e->detached)
 		unlink_entry(e);
 	if (res == SEND_EXPIRED) {
@@ -413,7 +414,7 @@ static void on_sent(void *ctx, enum send_result r, const char *msg_id, double rt
 			/* An attempt is a send the socket took: the next goes on the
 			 * next connection. */
 			e->attempts++;
-			storage_outbox_attempt(node_storage(e->ob->node), e->msg_id, e->attempts);
+			storage_outbox_attempt(node_storage(e->ob->node), e->row, e->attempts);
 			pl_append(e, true);
 		} else {
 			/* Still in the output queue when its time ran out: not an
@@ -492,7 +493,8 @@ static void load_one(void *ctx, const struct stored_out *o)
 	struct outbox *ob = ctx;
 
 	if (o->msg_id && o->to && o->text && find(ob, o->msg_id) == NULL)
-		entry_new(ob, o->msg_id, o->to, o->text, o->created, o->deadline, o->attempts);
+		entry_new(ob, o->msg_id, o->to, o->text, o->created, o->deadline, o->attempts)->row =
+			o->row;
 }
 
 void outbox_load(struct outbox *ob)
@@ -550,8 +552,8 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 	struct entry *e = entry_new(ob, id, to, text, now, now + deadline_s, 0);
 	e->cb = cb;
 	e->ctx = ctx;
-	struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline, 0 };
-	storage_outbox_add(node_storage(ob->node), &so);
+	struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline, 0, 0 };
+	storage_outbox_add(node_storage(ob->node), &so, &e->row);
 	if (p->conn) {
 		pump(ob, e->q);
 	} else {

@@ -49,6 +49,22 @@ static const char *const migrations[] = {
 	"  created REAL NOT NULL,"
 	"  deadline REAL NOT NULL,"
 	"  attempts INTEGER NOT NULL DEFAULT 0);",
+	/* 1 -> 2 (issue 18): outbox rows by rowid, in queueing order.  The
+	 * msg_id primary key put each new row on a random index page: with a
+	 * backlog of 50,000 every commit rewrote hundreds of pages, and the
+	 * queue went at disk speed.  The outbox keeps each row's id in memory. */
+	"CREATE TABLE outbox2("
+	"  id INTEGER PRIMARY KEY,"
+	"  msg_id TEXT NOT NULL,"
+	"  dst TEXT NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  created REAL NOT NULL,"
+	"  deadline REAL NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO outbox2(msg_id, dst, text, created, deadline, attempts) "
+	"  SELECT msg_id, dst, text, created, deadline, attempts FROM outbox ORDER BY created;"
+	"DROP TABLE outbox;"
+	"ALTER TABLE outbox2 RENAME TO outbox;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -68,10 +84,10 @@ static const char *const stmt_sql[S__COUNT] = {
 			"VALUES(?, ?, ?, ?, ?, ?, ?)",
 	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
 	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
-	[S_OUT_ADD] = "INSERT OR REPLACE INTO outbox(msg_id, dst, text, created, deadline, attempts) "
+	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
 		      "VALUES(?, ?, ?, ?, ?, ?)",
-	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE msg_id = ?",
-	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE msg_id = ?",
+	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
+	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
 	[S_EVICT_ONE] = "DELETE FROM inbox WHERE id = ? RETURNING read",
 };
 
@@ -1050,7 +1066,7 @@ void storage_top_evicted(const struct storage *st, int max, storage_sender_fn fn
 
 /* ---- outbox ------------------------------------------------------------------- */
 
-int storage_outbox_add(struct storage *st, const struct stored_out *o)
+int storage_outbox_add(struct storage *st, const struct stored_out *o, int64_t *row)
 {
 	sqlite3_stmt *s;
 
@@ -1063,29 +1079,33 @@ int storage_outbox_add(struct storage *st, const struct stored_out *o)
 	sqlite3_bind_double(s, 4, o->created);
 	sqlite3_bind_double(s, 5, o->deadline);
 	sqlite3_bind_int(s, 6, o->attempts);
-	return write_step(st, s, "outbox") ? 0 : -1;
+	if (!write_step(st, s, "outbox"))
+		return -1;
+	if (row)
+		*row = sqlite3_last_insert_rowid(st->db);
+	return 0;
 }
 
-int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts)
+int storage_outbox_attempt(struct storage *st, int64_t row, int attempts)
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL || begin(st) != 0)
+	if (st == NULL || row <= 0 || begin(st) != 0)
 		return -1;
 	s = st->stmt[S_OUT_ATTEMPT];
 	sqlite3_bind_int(s, 1, attempts);
-	bind_text(s, 2, msg_id);
+	sqlite3_bind_int64(s, 2, row);
 	return write_step(st, s, "outbox") ? 0 : -1;
 }
 
-int storage_outbox_remove(struct storage *st, const char *msg_id)
+int storage_outbox_remove(struct storage *st, int64_t row)
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL || begin(st) != 0)
+	if (st == NULL || row <= 0 || begin(st) != 0)
 		return -1;
 	s = st->stmt[S_OUT_REMOVE];
-	bind_text(s, 1, msg_id);
+	sqlite3_bind_int64(s, 1, row);
 	return write_step(st, s, "outbox") ? 0 : -1;
 }
 
@@ -1096,8 +1116,8 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 
 	if (st == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts "
-				       "FROM outbox ORDER BY created", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts, id "
+				       "FROM outbox ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return -1;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct stored_out o = {
@@ -1107,6 +1127,7 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 			.created = sqlite3_column_double(s, 3),
 			.deadline = sqlite3_column_double(s, 4),
 			.attempts = sqlite3_column_int(s, 5),
+			.row = sqlite3_column_int64(s, 6),
 		};
 		fn(ctx, &o);
 		n++;

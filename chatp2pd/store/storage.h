@@ -9,7 +9,7 @@
  *
  * WAL mode; synchronous=NORMAL survives a crash or SIGKILL of the daemon,
  * FULL survives power loss.  The schema version is PRAGMA user_version;
- * migrations run from version 1 on.  A database that cannot be opened or
+ * migrations run from version 1 on (2: the outbox by rowid).  A database that cannot be opened or
  * fails its check is renamed aside (logged) and a new one started: storage
  * never stops the node.  A NULL struct storage (storage.sync "off", or no
  * usable directory) is valid everywhere and stores nothing. */
@@ -100,10 +100,12 @@ struct stored_out {
 	double created;        /* wall clock */
 	double deadline;       /* wall clock */
 	int attempts;
+	int64_t row;           /* its row (storage_outbox_load) */
 };
-int storage_outbox_add(struct storage *st, const struct stored_out *o);
-int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts);
-int storage_outbox_remove(struct storage *st, const char *msg_id);
+/* Rows are named by the id *row gets (in queueing order, no index). */
+int storage_outbox_add(struct storage *st, const struct stored_out *o, int64_t *row);
+int storage_outbox_attempt(struct storage *st, int64_t row, int attempts);
+int storage_outbox_remove(struct storage *st, int64_t row);
 typedef void (*storage_out_fn)(void *ctx, const struct stored_out *o);
 int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx);
 

@@ -211,14 +211,16 @@ static void test_outbox_rows(void **state)
 {
 	struct fx *f = *state;
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
-	struct stored_out a = { "q1", "bob@CIC", "hi", 1.0, 100.0, 0 };
-	struct stored_out b = { "q2", "bob@CIC", "ho", 2.0, 100.0, 0 };
+	struct stored_out a = { "q1", "bob@CIC", "hi", 1.0, 100.0, 0, 0 };
+	struct stored_out b = { "q2", "bob@CIC", "ho", 2.0, 100.0, 0, 0 };
 	struct outs os = { 0 };
+	int64_t ra = 0, rb = 0;
 
-	assert_int_equal(storage_outbox_add(st, &a), 0);
-	assert_int_equal(storage_outbox_add(st, &b), 0);
-	assert_int_equal(storage_outbox_attempt(st, "q1", 3), 0);
-	assert_int_equal(storage_outbox_remove(st, "q2"), 0);
+	assert_int_equal(storage_outbox_add(st, &a, &ra), 0);
+	assert_int_equal(storage_outbox_add(st, &b, &rb), 0);
+	assert_true(ra > 0 && rb > ra);
+	assert_int_equal(storage_outbox_attempt(st, ra, 3), 0);
+	assert_int_equal(storage_outbox_remove(st, rb), 0);
 	storage_close(st);
 	st = storage_open(f->loop, &f->cfg, f->dir);
 	assert_int_equal(storage_outbox_load(st, collect_out, &os), 1);
