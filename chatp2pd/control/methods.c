@@ -227,6 +227,12 @@ static void m_status(struct ctl_req *req, jval params)
 		JG_KSTR(g, "path", storage_path(node_storage(n)));
 		JG_KINT(g, "messages", storage_inbox_count(node_storage(n)));
 		JG_KINT(g, "evicted", (long long)storage_evicted(node_storage(n)));
+		if (storage_error(node_storage(n))[0])
+			JG_KSTR(g, "error", storage_error(node_storage(n)));
+		if (storage_reopened(node_storage(n)) > 0) {
+			JG_KINT(g, "reopened", (long long)storage_reopened(node_storage(n)));
+			JG_KSTR(g, "last_error", storage_last_error(node_storage(n)));
+		}
 		jg_str(g, "evicted_from");
 		jg_map(g);
 		storage_top_evicted(node_storage(n), 10, gen_evicted, g);

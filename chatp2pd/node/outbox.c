@@ -78,6 +78,19 @@ static uint64_t str_hash(const char *s)
 	return h;
 }
 
+/* The database was lost and opened afresh: the queue, which lives in
+ * memory, is written to it again. */
+static void on_storage_reopen(void *ctx, bool ok)
+{
+	struct outbox *ob = ctx;
+
+	for (struct entry *e = ob->head; e; e = e->next) {
+		struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline,
+					 e->attempts, 0 };
+		storage_outbox_add(node_storage(ob->node), &so, &e->row);
+	}
+}
+
 struct outbox *outbox_new(struct node *n)
 {
 	struct outbox *ob = xcalloc(1, sizeof *ob);
@@ -87,6 +100,7 @@ struct outbox *outbox_new(struct node *n)
 	ob->ids = xcalloc(ob->nids, sizeof *ob->ids);
 	ob->nqs = 64;
 	ob->qs = xcalloc(ob->nqs, sizeof *ob->qs);
+	storage_on_reopen(node_storage(n), on_storage_reopen, ob);
 	return ob;
 }
 

@@ -21,6 +21,8 @@
 #define TRIM_BATCH 5000
 /* Age-based retention runs this often (and at start). */
 #define AGE_CHECK_INTERVAL 60.0
+/* A database lost or unwritable: the next try to reopen it after this. */
+#define REOPEN_INTERVAL 1.0
 
 /* Migration i takes the schema from version i to i + 1 (user_version). */
 static const char *const migrations[] = {
@@ -132,11 +134,20 @@ struct sender {
 
 struct storage {
 	struct ev_loop *loop;
-	sqlite3 *db;
+	sqlite3 *db;                /* NULL while broken (error set, reopen_w runs) */
+	char dir[CFG_STR_MAX + 1];
 	char path[CFG_STR_MAX + 32];
+	char error[256];            /* why it is broken now, "" when it is not */
+	char last_error[256];
+	unsigned long reopened;
+	ev_timer reopen_w;
+	struct listener reopen_listeners[MAX_LISTENERS];
+	int nreopen;
 	sqlite3_stmt *stmt[S__COUNT];
 	bool in_txn;
 	bool failed;                /* a write failed: roll back at commit */
+	bool failed_io;             /* ... because of the file: reopen it */
+	char last_write_err[200];
 	ev_prepare commit_w;
 	ev_timer age_w;
 	struct listener listeners[MAX_LISTENERS];
@@ -457,10 +468,19 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	/* Another process holding a lock briefly (the sqlite3 shell): wait a
 	 * moment rather than fail.  Nothing else writes our database. */
 	sqlite3_busy_timeout(st->db, 100);
-	if (int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
+	/* EXCLUSIVE before WAL: the WAL index lives in our heap, not in a
+	 * shared-memory file mapped from the state directory (a -shm file made
+	 * immutable or truncated under us was a SIGBUS).  Only this process
+	 * opens the database; the lock is held while it runs. */
+	if (exec_sql(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
 	    exec_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 		return 0;
+	}
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		snprintf(err, errlen, "the database can only be opened read-only");
+		return -1;
 	}
 	if (ver > SCHEMA_VERSION) {
 		snprintf(err, errlen, "schema version %lld is newer than this chatp2pd's (%d)", ver,
@@ -551,7 +571,52 @@ static void apply_sync(struct storage *st)
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 static void on_age(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_reopen(struct ev_loop *loop, ev_timer *w, int revents);
 static void trim_age(struct storage *st);
+
+/* The database was lost (deleted, replaced) or cannot be written: nothing
+ * more is stored (nor ACKed) until it is open again at its path. */
+static void broken(struct storage *st, const char *why)
+{
+	snprintf(st->error, sizeof st->error, "%s", why);
+	snprintf(st->last_error, sizeof st->last_error, "%s", why);
+	log_warn(MOD, "%s: %s: nothing is stored (nor ACKed) until it is reopened", st->path, why);
+	close_db(st);
+	st->in_txn = false;
+	if (!ev_is_active(&st->reopen_w)) {
+		ev_timer_set(&st->reopen_w, 0, REOPEN_INTERVAL);
+		ev_timer_start(st->loop, &st->reopen_w);
+	}
+}
+
+/* Open the database at its path again (creating directory and file as
+ * needed); the listeners put back what lives only in memory now. */
+static void on_reopen(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct storage *st = w->data;
+	char err[256] = "";
+	int rc;
+
+	if (mkdirs(st->dir, err, sizeof err) != 0) {
+		snprintf(st->error, sizeof st->error, "%s", err);
+		return;
+	}
+	/* Not set aside here: a file we cannot open now (immutable, a full
+	 * disk) is not damaged. */
+	rc = try_open(st, err, sizeof err);
+	if (rc != 1) {
+		close_db(st);
+		snprintf(st->error, sizeof st->error, "cannot reopen: %.200s", err);
+		return;
+	}
+	ev_timer_stop(loop, w);
+	apply_sync(st);
+	st->error[0] = '\0';
+	st->reopened++;
+	log_warn(MOD, "%s reopened: %ld message(s) in it", st->path, st->count);
+	for (int i = 0; i < st->nreopen; i++)
+		st->reopen_listeners[i].fn(st->reopen_listeners[i].ctx, true);
+}
 
 struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, const char *dir)
 {
@@ -571,7 +636,10 @@ struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, con
 	st->loop = loop;
 	st->seen = xmalloc(sizeof *st->seen);
 	dedupe_clear(st->seen);
+	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORAGE_DB_NAME);
+	ev_init(&st->reopen_w, on_reopen);
+	st->reopen_w.data = st;
 	rc = try_open(st, err, sizeof err);
 	if (rc == 0) {
 		/* Damaged: keep it for whoever wants to look, start afresh. */
@@ -627,6 +695,7 @@ void storage_close(struct storage *st)
 	storage_flush(st);
 	ev_prepare_stop(st->loop, &st->commit_w);
 	ev_timer_stop(st->loop, &st->age_w);
+	ev_timer_stop(st->loop, &st->reopen_w);
 	close_db(st);
 	senders_clear(st);
 	free(st->seen);
@@ -638,6 +707,28 @@ void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx)
 	if (st == NULL || st->nlisteners == MAX_LISTENERS)
 		return;
 	st->listeners[st->nlisteners++] = (struct listener){ fn, ctx };
+}
+
+void storage_on_reopen(struct storage *st, storage_commit_fn fn, void *ctx)
+{
+	if (st == NULL || st->nreopen == MAX_LISTENERS)
+		return;
+	st->reopen_listeners[st->nreopen++] = (struct listener){ fn, ctx };
+}
+
+const char *storage_error(const struct storage *st)
+{
+	return st ? st->error : "";
+}
+
+const char *storage_last_error(const struct storage *st)
+{
+	return st ? st->last_error : "";
+}
+
+unsigned long storage_reopened(const struct storage *st)
+{
+	return st ? st->reopened : 0;
 }
 
 bool storage_pending(const struct storage *st)
@@ -658,6 +749,8 @@ static int step_reset(struct storage *st, sqlite3_stmt *s)
 
 static int begin(struct storage *st)
 {
+	if (st->db == NULL)
+		return -1;
 	if (st->in_txn)
 		return 0;
 	if (step_reset(st, st->stmt[S_BEGIN]) != SQLITE_DONE) {
@@ -677,8 +770,16 @@ void storage_flush(struct storage *st)
 	/* Listeners may write again (an outbox row after an ACK): a few rounds. */
 	for (int round = 0; st && st->in_txn && round < 4; round++) {
 		bool ok;
+		int moved = 0;
+		const char *lost = NULL;
+		char ioerr[200] = "";
 		trim(st);
-		if (st->failed) {
+		/* Deleted (state directory removed) or replaced under us: a commit
+		 * would go to a file nobody will ever open again. */
+		if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+		    moved)
+			lost = "the database file was deleted or replaced";
+		if (st->failed || lost) {
 			step_reset(st, st->stmt[S_ROLLBACK]);
 			ok = false;
 		} else {
@@ -688,12 +789,19 @@ void storage_flush(struct storage *st)
 			if (ms > 100)
 				log_warn(MOD, "commit took %.0f ms", ms);
 			if (!ok) {
-				log_error(MOD, "COMMIT: %s", sqlite3_errmsg(st->db));
+				snprintf(ioerr, sizeof ioerr, "%s", sqlite3_errmsg(st->db));
+				log_error(MOD, "COMMIT: %s", ioerr);
+				st->failed_io = true;
 				if (sqlite3_get_autocommit(st->db) == 0)
 					step_reset(st, st->stmt[S_ROLLBACK]);
 			}
 		}
-		if (!ok) {
+		if (!ok && (lost || st->failed_io)) {
+			char why[200];
+			snprintf(why, sizeof why, "%s", lost ? lost : ioerr[0] ? ioerr : st->last_write_err);
+			st->failed_io = false;
+			broken(st, why);
+		} else if (!ok) {
 			/* The in-memory counters and keys counted rolled-back rows. */
 			recount(st);
 			dedupe_load(st);
@@ -715,8 +823,13 @@ static bool write_step(struct storage *st, sqlite3_stmt *s, const char *what)
 	int rc = step_reset(st, s);
 
 	if (rc != SQLITE_DONE) {
-		log_error(MOD, "%s: %s", what, sqlite3_errmsg(st->db));
+		snprintf(st->last_write_err, sizeof st->last_write_err, "%s", sqlite3_errmsg(st->db));
+		log_error(MOD, "%s: %s", what, st->last_write_err);
 		st->failed = true;
+		/* The disk, not the row: reopen rather than fail every write. */
+		if (rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_READONLY ||
+		    rc == SQLITE_CANTOPEN || rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+			st->failed_io = true;
 		return false;
 	}
 	return true;
@@ -909,7 +1022,7 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return -1;
 	uint64_t h = key_hash(m->src, m->msg_id);
 	if (dedupe_has(st->seen, h))
@@ -949,7 +1062,7 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 	bool newest = !f->since_given && f->since_id <= 0 && f->since_time <= 0;
 	int limit = f->limit > 0 ? f->limit : -1;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return -1;
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
 				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch "
@@ -1114,7 +1227,7 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 	sqlite3_stmt *s;
 	int n = 0;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return 0;
 	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts, id "
 				       "FROM outbox ORDER BY id", -1, &s, NULL) != SQLITE_OK)

@@ -44,6 +44,14 @@ const char *storage_path(const struct storage *st);
 /* Called after every commit attempt (ok false: rolled back). */
 typedef void (*storage_commit_fn)(void *ctx, bool ok);
 void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx);
+/* The database was lost (deleted, replaced) or could not be written: it
+ * was closed, and is reopened (or created again) at its path as soon as
+ * possible; fn(ctx, true) then runs, to write again what lives in memory.
+ * Meanwhile storage_error() says why, and nothing is stored or ACKed. */
+void storage_on_reopen(struct storage *st, storage_commit_fn fn, void *ctx);
+const char *storage_error(const struct storage *st);      /* "" when working */
+const char *storage_last_error(const struct storage *st); /* "" if never */
+unsigned long storage_reopened(const struct storage *st);
 /* Commit now (the ev_prepare watcher does this every iteration). */
 void storage_flush(struct storage *st);
 /* A transaction is open: rows written since the last commit. */

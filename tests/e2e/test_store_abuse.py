@@ -3,9 +3,12 @@ loopback: one sender's flood evicts only its own messages; a big outbox backlog
 drains at the pace of the connection; the outbox is capped and stays fast at
 50,000 entries; inbox paging from since 0 starts at the first message."""
 
+import glob
 import json
 import os
 import socket
+import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -91,15 +94,15 @@ class StoreAbuseTest(unittest.TestCase):
         ev.wait_event(lambda e: e.get("text") == "flood %d" % (n - 1), 30,
                       what="the last PUB of the flood")
         ev.close()
-        harness.wait_for(lambda: bob.call("status")["storage"]["evicted"] >= n + 20 - 300, 10,
-                         what="the evictions counted")
-        st = bob.call("status")["storage"]
-        self.assertEqual(st["messages"], 300)
-        # Every eviction was the flooder's, and is counted for it.
-        self.assertEqual(st["evicted_from"], {mallory: n + 20 - 300})
+        harness.wait_for(lambda: bob.call("status")["storage"]["messages"] == 300, 10,
+                         what="the bound kept")
         kept = [m for m in bob.call("inbox", {"from": carol.peer_id, "limit": 100})["messages"]]
         self.assertEqual([m["msg_id"] for m in kept], ids)
         self.assertTrue(all(not m["read"] for m in kept))
+        # Every eviction was the flooder's, and is counted for it.
+        st = bob.call("status")["storage"]
+        self.assertEqual(st["evicted"], n + 20 - 300)
+        self.assertEqual(st["evicted_from"], {mallory: n + 20 - 300})
         metrics = bob.call("metrics")
         text = metrics["text"] if isinstance(metrics, dict) else metrics
         self.assertIn('chatp2p_inbox_evicted_by_sender_total{sender="mallory@CIC"} %d'
@@ -228,6 +231,178 @@ class StoreAbuseTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(b"p0", out.stdout)
         self.assertNotIn(b"p4", out.stdout)
+
+
+def all_inbox(node):
+    """Every stored message, paging from since 0 (id order)."""
+    out, since = [], 0
+    while True:
+        r = node.call("inbox", {"since": since, "limit": 10000})
+        out += r["messages"]
+        if not r["messages"] or not r["more"]:
+            return out
+        since = r["messages"][-1]["id"]
+
+
+def send_all(node, to, texts, timeout=60):
+    """Pipelined sends; {text: "acked" or the error reason}."""
+    ctl = node.ctl()
+    rids = {ctl.request("send", {"to": to, "text": t}): t for t in texts}
+    out = {}
+    for rid, t in rids.items():
+        try:
+            out[t] = ctl.answer(rid, timeout)["status"]
+        except CtlError as e:
+            out[t] = e.reason
+    ctl.close()
+    return out
+
+
+def chattr(flag, paths):
+    subprocess.run(["chattr", flag] + paths, check=True, capture_output=True)
+
+
+class StorageFaultTest(unittest.TestCase):
+    """Finding 4 and the ACK-after-commit guarantee: a database deleted,
+    replaced or unwritable under the running node."""
+
+    def setUp(self):
+        self.rdv = harness.start_rendezvous("rate_limit=100000")
+        self.immutable = []
+
+    def tearDown(self):
+        if self.immutable:
+            chattr("-i", self.immutable)
+        harness.kill_all()
+
+    def test_state_dir_deleted_nothing_acked_is_lost(self):
+        alice, bob = mesh(self.rdv, ["alice", "bob"])
+        before = send_all(alice, bob.peer_id, ["before %d" % i for i in range(20)])
+        self.assertEqual(set(before.values()), {"acked"})
+        subprocess.run(["rm", "-rf", bob.state_dir], check=True)
+        after = send_all(alice, bob.peer_id, ["after %d" % i for i in range(100)])
+        # Some more, one by one, so that several commits follow the deletion.
+        after.update(send_all(alice, bob.peer_id, ["later %d" % i for i in range(20)]))
+        acked = [t for t, r in after.items() if r == "acked"]
+        self.assertTrue(bob.proc.alive())
+        bob.stop(self)
+        log = bob.proc.stderr_text()
+        bob.start()
+        stored = {m["text"] for m in all_inbox(bob)}
+        missing = [t for t in acked if t not in stored]
+        self.assertEqual(missing, [], "ACKed after the deletion, gone after a restart")
+        # It noticed, said so, and went on storing in a new database.
+        self.assertGreater(len(acked), 0)
+        self.assertIn("deleted or replaced", log)
+        self.assertIn("reopened", log)
+
+    def test_unwritable_database_acks_nothing_unstored(self):
+        alice, bob = mesh(self.rdv, ["alice", "bob"])
+        self.assertEqual(set(send_all(alice, bob.peer_id, ["ok %d" % i for i in range(10)])
+                             .values()), {"acked"})
+        files = sorted(glob.glob(os.path.join(bob.state_dir, "chatp2p.db*")))
+        self.immutable = files
+        chattr("+i", files)
+        during = send_all(alice, bob.peer_id, ["during %d" % i for i in range(40)])
+        # No crash (SIGBUS in the shared-memory WAL index was one), and it says why.
+        self.assertTrue(bob.proc.alive(), bob.proc.stderr_text()[-2000:])
+        st = bob.call("status")["storage"]
+        self.assertIn("error", st)
+        chattr("-i", files)
+        self.immutable = []
+        harness.wait_for(lambda: "error" not in bob.call("status")["storage"], 10,
+                         what="the database reopened")
+        self.assertEqual(set(send_all(alice, bob.peer_id, ["again %d" % i for i in range(10)])
+                             .values()), {"acked"})
+        bob.stop(self)
+        bob.start()
+        stored = {m["text"] for m in all_inbox(bob)}
+        acked = [t for t, r in during.items() if r == "acked"]
+        self.assertEqual([t for t in acked if t not in stored], [],
+                         "ACKed while the database could not be written, and not stored")
+        self.assertLess(len(acked), len(during))
+        for i in range(10):
+            self.assertIn("ok %d" % i, stored)
+            self.assertIn("again %d" % i, stored)
+
+    def test_full_filesystem_acks_nothing_unstored(self):
+        mnt = os.path.join(harness.tmpdir(), "small-fs")
+        os.makedirs(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", mnt],
+                           capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a small tmpfs here: %s" % r.stderr.decode().strip())
+        try:
+            (alice,) = [Node("alice", self.rdv)]
+            bob = Node("bob", self.rdv, start=False)
+            bob.state_dir = os.path.join(mnt, "bob")
+            bob.start()
+            alice.wait_active(bob.peer_id)
+            texts = ["full %d " % i + "z" * 2000 for i in range(600)]
+            res = {}
+            for k in range(0, len(texts), 50):
+                res.update(send_all(alice, bob.peer_id, texts[k:k + 50]))
+            self.assertTrue(bob.proc.alive())
+            acked = [t for t, r in res.items() if r == "acked"]
+            self.assertLess(len(acked), len(texts), "the filesystem never filled")
+            bob.stop(self)
+            bob.start()
+            stored = {m["text"] for m in all_inbox(bob)}
+            self.assertEqual([t[:12] for t in acked if t not in stored], [],
+                             "ACKed on a full filesystem, and not stored")
+            bob.stop(self)
+        finally:
+            harness.kill_all()
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+class RetentionAndDuplicatesTest(unittest.TestCase):
+    """Tests the suite lacked (issue 18's mutation check)."""
+
+    def setUp(self):
+        self.rdv = harness.start_rendezvous("rate_limit=100000")
+
+    def tearDown(self):
+        harness.kill_all()
+
+    def test_age_retention_at_start(self):
+        alice, bob = mesh(self.rdv, ["alice", "bob"])
+        send_all(alice, bob.peer_id, ["m%d" % i for i in range(10)])
+        bob.stop(self)
+        with sqlite3.connect(os.path.join(bob.state_dir, "chatp2p.db")) as db:
+            # The five oldest, 31 days old: past storage.inbox_max_days (30).
+            db.execute("UPDATE inbox SET at = at - 31 * 86400 WHERE id IN "
+                       "(SELECT id FROM inbox ORDER BY id LIMIT 5)")
+        db.close()
+        bob.start()
+        self.assertEqual([m["text"] for m in all_inbox(bob)], ["m%d" % i for i in range(5, 10)])
+
+    def test_duplicates_without_storage(self):
+        (bob,) = [Node("bob", self.rdv, sets=["storage.sync=off"])]
+        ev = bob.events(["message"])
+        carol = FakePeer("carol")
+        c = carol.dial(bob.port)
+        mid, pid = str(uuid.uuid4()), str(uuid.uuid4())
+        send = {"type": "SEND", "msg_id": mid, "src": carol.peer_id, "dst": bob.peer_id,
+                "payload": "once", "require_ack": True, "ttl": 1}
+        pub = {"type": "PUB", "msg_id": pid, "src": carol.peer_id, "dst": "*",
+               "payload": "pub once", "require_ack": False, "ttl": 1}
+        for m in (send, send, pub, pub, send):
+            c.send(m)
+        end = str(uuid.uuid4())
+        c.send(dict(send, msg_id=end, payload="end"))
+        # Every copy ACKed, each message shown once.
+        carol.wait(lambda: len(carol.messages(lambda cc, m: m["type"] == "ACK")) == 4, 10,
+                   what="4 ACKs")
+        seen = []
+        while True:
+            e = ev.wait_event(lambda e: e["type"] in ("message", "pub"), 10)
+            seen.append(e["text"])
+            if e["text"] == "end":
+                break
+        self.assertEqual(seen, ["once", "pub once", "end"])
+        ev.close()
+        carol.close()
 
 
 if __name__ == "__main__":
