@@ -90,7 +90,8 @@ static const char *const stmt_sql[S__COUNT] = {
 		      "VALUES(?, ?, ?, ?, ?, ?)",
 	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
 	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
-	[S_EVICT_ONE] = "DELETE FROM inbox WHERE id = ? RETURNING read",
+	/* A sender's oldest rows: all of its rows in [first, last] of their ids. */
+	[S_EVICT_ONE] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3 RETURNING read",
 };
 
 /* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
@@ -855,15 +856,16 @@ static bool over_bounds(const struct storage *st)
 	       (st->max_bytes > 0 && st->bytes > st->max_bytes);
 }
 
-/* How far s is over its share of the bounds (> 1: over). */
-static double share_used(const struct storage *st, const struct sender *s)
+/* How far a sender with count messages of bytes is over its share of
+ * the bounds (> 1: over). */
+static double share_of(const struct storage *st, long count, double bytes)
 {
 	double u = 0;
 
 	if (st->max_messages > 0)
-		u = (double)s->count / (st->share * (double)st->max_messages);
-	if (st->max_bytes > 0 && s->bytes / (st->share * st->max_bytes) > u)
-		u = s->bytes / (st->share * st->max_bytes);
+		u = (double)count / (st->share * (double)st->max_messages);
+	if (st->max_bytes > 0 && bytes / (st->share * st->max_bytes) > u)
+		u = bytes / (st->share * st->max_bytes);
 	return u;
 }
 
@@ -875,7 +877,7 @@ static struct sender *victim(const struct storage *st)
 
 	for (int i = 0; i < SENDER_BUCKETS; i++)
 		for (struct sender *s = st->senders[i]; s; s = s->next) {
-			double u = share_used(st, s);
+			double u = share_of(st, s->count, s->bytes);
 			if (u > most && s->len > 0) {
 				most = u;
 				best = s;
@@ -884,31 +886,53 @@ static struct sender *victim(const struct storage *st)
 	return best;
 }
 
-/* Remove s's oldest message.  false: nothing removed (its oldest is the
- * newest row, which stays: ids must never go back, see the schema). */
-static bool evict_one(struct storage *st, struct sender *s)
+/* Remove s's oldest messages, as many as keep it over its share and the
+ * inbox over a bound (at most budget), in one statement.  Returns how
+ * many went.  Its newest row stays if it is the newest of all: ids must
+ * never go back (see the schema). */
+static long evict(struct storage *st, struct sender *s, long budget)
 {
 	sqlite3_stmt *q = st->stmt[S_EVICT_ONE];
-	int rc, read = 1;
+	long k = 0, n = 0, unread = 0;
+	double bytes = 0;
+	int rc;
 
-	if (s->len == 0 || s->q[s->head].id == st->max_id)
-		return false;
-	sqlite3_bind_int64(q, 1, s->q[s->head].id);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		read = sqlite3_column_int(q, 0);
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE) {
-		log_error(MOD, "retention: %s", sqlite3_errmsg(st->db));
-		st->failed = true;
-		return false;
+	while (k < budget && k < (long)s->len) {
+		const struct held *h = &s->q[(s->head + (size_t)k) % s->cap];
+		long count = st->count - k;
+		double total = st->bytes - bytes;
+		if (h->id == st->max_id ||
+		    !((st->max_messages > 0 && count > st->max_messages) ||
+		      (st->max_bytes > 0 && total > st->max_bytes)) ||
+		    share_of(st, s->count - k, s->bytes - bytes) <= 1)
+			break;
+		bytes += h->len;
+		k++;
 	}
-	struct held h = sender_pop(s);
-	st->count--;
-	st->bytes -= h.len;
-	st->unread -= read == 0;
-	s->evicted++;
-	st->evicted++;
-	return true;
+	if (k == 0)
+		return 0;
+	sqlite3_bind_int64(q, 1, s->q[s->head].id);
+	sqlite3_bind_int64(q, 2, s->q[(s->head + (size_t)k - 1) % s->cap].id);
+	sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		n++;
+		unread += sqlite3_column_int(q, 0) == 0;
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE || n != k) {
+		log_error(MOD, "retention: %s", rc != SQLITE_DONE ? sqlite3_errmsg(st->db) :
+			  "rows and memory disagree");
+		st->failed = true;
+		return 0;
+	}
+	for (long i = 0; i < k; i++)
+		sender_pop(s);
+	st->count -= k;
+	st->bytes -= bytes;
+	st->unread -= unread;
+	s->evicted += (uint64_t)k;
+	st->evicted += (uint64_t)k;
+	return k;
 }
 
 /* No sender over its share: the oldest messages of all, in one walk from
@@ -970,11 +994,10 @@ static void trim(struct storage *st)
 			trim_oldest(st, budget);
 			return;
 		}
-		long before = budget;
-		while (budget > 0 && over_bounds(st) && share_used(st, v) > 1 && evict_one(st, v))
-			budget--;
-		if (budget == before)
-			return; /* nothing could go (only the newest row left) */
+		long n = evict(st, v, budget);
+		if (n == 0)
+			return; /* nothing could go (only the newest row left), or an error */
+		budget -= n;
 	}
 }
 
