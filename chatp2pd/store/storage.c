@@ -476,7 +476,14 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	if (exec_sql(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
 	    int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
 	    exec_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
+		int ec = sqlite3_errcode(st->db);
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		/* Another chatp2pd holds it (EXCLUSIVE): not damaged, not ours. */
+		if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED) {
+			snprintf(err, errlen, "locked by another process (another chatp2pd with the "
+				 "same state directory?)");
+			return -1;
+		}
 		return 0;
 	}
 	if (sqlite3_db_readonly(st->db, "main") == 1) {
