@@ -74,7 +74,7 @@ enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_INBOX_ADD, S_MARK_ONE, S_MARK_ALL,
 	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
-	S_EVICT_ONE,
+	S_EVICT,
 	S__COUNT
 };
 
@@ -91,7 +91,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
 	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
 	/* A sender's oldest rows: all of its rows in [first, last] of their ids. */
-	[S_EVICT_ONE] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3 RETURNING read",
+	[S_EVICT] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3 RETURNING read",
 };
 
 /* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
@@ -899,7 +899,7 @@ static struct sender *victim(const struct storage *st)
  * never go back (see the schema). */
 static long evict(struct storage *st, struct sender *s, long budget)
 {
-	sqlite3_stmt *q = st->stmt[S_EVICT_ONE];
+	sqlite3_stmt *q = st->stmt[S_EVICT];
 	long k = 0, n = 0, unread = 0;
 	double bytes = 0;
 	int rc;
