@@ -193,6 +193,11 @@ static const struct cfg_key keys[] = {
 	    "times a queued message is sent (one per connection) before it is reported expired"),
 	K("storage", "queue_deadline", CFG_DOUBLE, storage.queue_deadline, 1, 30 * DAY, "3600",
 	    "seconds a queued message waits for delivery when send gives no deadline"),
+	K("storage", "outbox_max", CFG_INT, storage.outbox_max, 1, 10000000, "100000",
+	    "queued sends held in the outbox; beyond it send with queue is refused (outbox_full)"),
+	K("storage", "sender_share", CFG_DOUBLE, storage.sender_share, 0.001, 1, "0.25",
+	    "fraction of the inbox bounds one sender may fill; retention removes the oldest "
+	    "messages of senders over their share first"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -105,6 +105,8 @@ struct config {
 		double inbox_max_days;        /* 0 = no bound */
 		int max_attempts;             /* sends of a queued message */
 		double queue_deadline;        /* default deadline of a queued send, seconds */
+		int outbox_max;               /* queued sends held; more: outbox_full */
+		double sender_share;          /* fraction of the inbox bounds one sender may fill */
 	} storage;
 };
 

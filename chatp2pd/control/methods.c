@@ -154,6 +154,11 @@ static void gen_reachability(yajl_gen g, struct node *n)
 	jg_end_map(g);
 }
 
+static void gen_evicted(void *ctx, const char *src, long stored, uint64_t evicted)
+{
+	JG_KINT((yajl_gen)ctx, src, (long long)evicted);
+}
+
 static void m_status(struct ctl_req *req, jval params)
 {
 	struct node *n = ctl_node(req);
@@ -221,6 +226,17 @@ static void m_status(struct ctl_req *req, jval params)
 	if (node_storage(n)) {
 		JG_KSTR(g, "path", storage_path(node_storage(n)));
 		JG_KINT(g, "messages", storage_inbox_count(node_storage(n)));
+		JG_KINT(g, "evicted", (long long)storage_evicted(node_storage(n)));
+		if (storage_error(node_storage(n))[0])
+			JG_KSTR(g, "error", storage_error(node_storage(n)));
+		if (storage_reopened(node_storage(n)) > 0) {
+			JG_KINT(g, "reopened", (long long)storage_reopened(node_storage(n)));
+			JG_KSTR(g, "last_error", storage_last_error(node_storage(n)));
+		}
+		jg_str(g, "evicted_from");
+		jg_map(g);
+		storage_top_evicted(node_storage(n), 10, gen_evicted, g);
+		jg_end_map(g);
 	}
 	JG_KINT(g, "outbox", outbox_count(node_outbox(n)));
 	jg_end_map(g);
@@ -461,6 +477,12 @@ static void m_send(struct ctl_req *req, jval params)
 	}
 	/* The request is the callback's context: if its controller leaves
 	 * first, send_done still runs, drops the answer and frees it. */
+	if (queue && outbox_full(node_outbox(ctl_node(req)))) {
+		ctl_error(req, CTL_E_DELIVERY, "outbox_full", "the outbox holds storage.outbox_max (%d) "
+			  "messages: wait for some to be delivered or expire, or cancel some",
+			  node_config(ctl_node(req))->storage.outbox_max);
+		return;
+	}
 	if (queue)
 		node_queue(ctl_node(req), to, text, deadline, send_done, req, NULL);
 	else
@@ -845,6 +867,7 @@ static void m_inbox(struct ctl_req *req, jval params)
 	}
 	f.from = from;
 	f.since_id = since_id;
+	f.since_given = since && !json_is_null(since) && !json_str(since);
 	f.since_time = since_t;
 	f.limit = (int)limit;
 	yajl_gen g = ctl_result_begin(req);

@@ -4,6 +4,7 @@
 #include "msg.h"
 #include "node/node.h"
 #include "node/stats.h"
+#include "store/storage.h"
 
 struct peer_counts {
 	unsigned long state[3];
@@ -20,6 +21,13 @@ static void count_state(struct peer *p, void *ctx)
 static void family(struct buf *b, const char *name, const char *type, const char *help)
 {
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric_evicted(void *ctx, const char *src, long stored, uint64_t evicted)
+{
+	/* peer_ids are name@namespace: no quote or backslash to escape. */
+	buf_printf(ctx, "chatp2p_inbox_evicted_by_sender_total{sender=\"%s\"} %llu\n", src,
+		   (unsigned long long)evicted);
 }
 
 void metrics_text(struct node *n, const struct control *ctl, struct buf *b)
@@ -82,6 +90,14 @@ void metrics_text(struct node *n, const struct control *ctl, struct buf *b)
 	buf_printf(b, "chatp2p_ack_timeouts_total %llu\n", (unsigned long long)s->ack_timeouts);
 	family(b, "chatp2p_acks_late_total", "counter", "ACKs that came after ack_timeout.");
 	buf_printf(b, "chatp2p_acks_late_total %llu\n", (unsigned long long)s->acks_late);
+
+	family(b, "chatp2p_inbox_evicted_total", "counter",
+	       "Stored messages removed to keep the inbox bounds (storage.inbox_max_*).");
+	buf_printf(b, "chatp2p_inbox_evicted_total %llu\n",
+		   (unsigned long long)storage_evicted(node_storage(n)));
+	family(b, "chatp2p_inbox_evicted_by_sender_total", "counter",
+	       "The same, for the 10 senders that lost the most.");
+	storage_top_evicted(node_storage(n), 10, metric_evicted, b);
 
 	family(b, "chatp2p_rendezvous_requests_total", "counter",
 	       "Rendezvous transactions started, by kind.");

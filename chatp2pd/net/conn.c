@@ -81,10 +81,12 @@ static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 	const struct config *cfg = node_config(n);
 	struct conn *c = xcalloc(1, sizeof *c);
 	int one = 1;
+	static uint64_t serials;
 
 	c->node = n;
 	c->fd = fd;
 	c->dir = dir;
+	c->serial = ++serials;
 	c->out_max = (size_t)cfg->limits.out_queue_bytes;
 	c->last_rx = mono_now();
 	framer_init(&c->fr, (size_t)cfg->network.max_msg_size);
@@ -233,6 +235,7 @@ static void flush(struct conn *c)
 		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
 		if (n > 0) {
 			buf_consume(&c->out, (size_t)n);
+			c->bytes_sent += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -260,6 +263,37 @@ static void flush(struct conn *c)
 		ev_timer_set(&c->gap_timer, gap, 0);
 		ev_timer_start(loop, &c->gap_timer);
 	}
+	/* Flow control: the queue went down to low water; the hook may write
+	 * (and even close c), so it is the last thing done here. */
+	if (c->drain_armed && c->state == CONN_ESTABLISHED && c->on_drained &&
+	    c->out.len + c->queued <= c->out_max / 4) {
+		c->drain_armed = false;
+		c->busy++;
+		c->on_drained(c);
+		c->busy--;
+		conn_reap(c);
+	}
+}
+
+bool conn_room(struct conn *c, size_t len)
+{
+	size_t used = c->out.len + c->queued;
+
+	/* An empty queue takes any line (one may be over half the limit). */
+	if (c->state == CONN_ESTABLISHED && (used == 0 || used + len <= c->out_max / 2))
+		return true;
+	c->drain_armed = true;
+	return false;
+}
+
+uint64_t conn_mark(const struct conn *c)
+{
+	return c->bytes_sent + c->out.len + c->queued;
+}
+
+bool conn_written(const struct conn *c, uint64_t mark)
+{
+	return c->bytes_sent >= mark;
 }
 
 /* Everything written to c in this loop iteration leaves in one write. */

@@ -102,6 +102,11 @@ struct conn {
 	bool peer_closed;           /* ended by the peer's EOF or reset, not by us */
 	int busy;                   /* callbacks running: defer the free */
 	char close_reason[128];
+	/* Flow control (issue 18): lets a backlog drain at the queue's pace. */
+	uint64_t serial;            /* unique per connection */
+	uint64_t bytes_sent;        /* total bytes the socket took */
+	bool drain_armed;           /* conn_room() said no: tell on_drained at low water */
+	void (*on_drained)(struct conn *c); /* set by the node; may write to c */
 };
 
 /* Dial ip:port for peer_id.  NULL with err on immediate failure. */
@@ -121,6 +126,14 @@ enum conn_kind {
 /* Queue one built line (JSON + '\n'); msg_id is the SEND's.  Returns -1
  * (and closes the connection) if the output queue is full. */
 int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, const char *msg_id);
+/* Flow control for bulk senders (the outbox): true if len more bytes keep
+ * the output queue under half of limits.out_queue_bytes; false arms a
+ * one-shot c->on_drained call for when it falls to a quarter. */
+bool conn_room(struct conn *c, size_t len);
+/* After a conn_write: a mark that conn_written() tells apart once the
+ * socket has taken everything queued so far (the line just written). */
+uint64_t conn_mark(const struct conn *c);
+bool conn_written(const struct conn *c, uint64_t mark);
 /* Write what this loop iteration queued now, not at the next prepare
  * (for callers that run inside a prepare watcher).  May close c. */
 void conn_flush_now(struct conn *c);

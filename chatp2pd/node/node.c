@@ -749,9 +749,19 @@ bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
 	return true;
 }
 
+/* Flow control (issue 18, h18store): c's output queue drained to low
+ * water; the resends and the outbox backlog continue. */
+static void conn_drained(struct conn *c)
+{
+	router_conn_drained(c->node->router, c);
+	if (c->state == CONN_ESTABLISHED)
+		outbox_conn_drained(c->node->outbox, c);
+}
+
 /* c became p's connection: what waited for it goes now. */
 static void conn_up(struct node *n, struct conn *c)
 {
+	c->on_drained = conn_drained;
 	router_conn_up(n->router, c);
 	outbox_conn_up(n->outbox, c->peer_id);
 }

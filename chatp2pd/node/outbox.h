@@ -23,6 +23,10 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 		  node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
 /* A connection to peer_id came up: send what waits for it. */
 void outbox_conn_up(struct outbox *ob, const char *peer_id);
+/* c's output queue drained to low water (conn_room): send more. */
+void outbox_conn_drained(struct outbox *ob, struct conn *c);
+/* storage.outbox_max messages are queued: outbox_queue() refuses more. */
+bool outbox_full(const struct outbox *ob);
 /* An ACK (possibly late) for msg_id from peer_id. */
 void outbox_acked(struct outbox *ob, const char *peer_id, const char *msg_id);
 /* Remove one; its controller is told "cancelled".  false if not queued. */

@@ -25,6 +25,8 @@ struct pending {
 	char to[PEER_ID_MAX + 1];
 	struct buf line;            /* the SEND as written, for retransmission */
 	double t0;                  /* mono_now() when accepted (RTT) */
+	uint64_t serial, mark;      /* the conn it was last written to, conn_mark() then */
+	bool *written;              /* told at the end: did the socket take it? */
 	ev_timer timer;             /* ack_timeout */
 	node_send_cb cb;
 	void *ctx;
@@ -136,6 +138,8 @@ static struct pending *pending_take(struct router *r, const char *msg_id)
 
 static void finish(struct pending *p, enum send_result res, double rtt_ms, const char *detail)
 {
+	if (p->written && res == SEND_ACKED)
+		*p->written = true;
 	if (p->cb)
 		p->cb(p->ctx, res, p->msg_id, rtt_ms, detail);
 	pending_free(p);
@@ -149,6 +153,10 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	struct node_event ev = { .type = EV_ACK_TIMEOUT, .peer_id = p->to, .msg_id = p->msg_id };
 
 	pending_take(r, p->msg_id);
+	/* Written if the socket took it; a connection gone since: assume so. */
+	if (p->written)
+		*p->written = peer == NULL || peer->conn == NULL || peer->conn->serial != p->serial ||
+			      conn_written(peer->conn, p->mark);
 	log_warn(MOD, "SEND %s to %s: no ACK within %.0f s", p->msg_id, p->to,
 		 node_config(r->node)->network.ack_timeout);
 	struct late_entry *l = &r->late[r->late_next];
@@ -178,7 +186,8 @@ static bool too_long(const struct router *r, const struct buf *line, char *err, 
 
 /* id_in: the msg_id to use (an outbox retry), or NULL for a new one. */
 static void send_impl(struct router *r, const char *to, const char *text, bool require_ack,
-		      const char *id_in, node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
+		      const char *id_in, node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN],
+		      bool *written)
 {
 	const struct peer_table *t = node_peer_table(r->node);
 	struct peer *peer = peer_id_valid(to) ? peer_find(t, to) : NULL;
@@ -237,6 +246,9 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 	snprintf(p->to, sizeof p->to, "%s", to);
 	p->line = line;
 	p->t0 = mono_now();
+	p->serial = peer->conn->serial;
+	p->mark = conn_mark(peer->conn);
+	p->written = written;
 	p->cb = cb;
 	p->ctx = ctx;
 	ev_timer_init(&p->timer, on_ack_timeout, node_config(r->node)->network.ack_timeout, 0);
@@ -251,13 +263,13 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 void router_send(struct router *r, const char *to, const char *text, bool require_ack,
 		 node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
-	send_impl(r, to, text, require_ack, NULL, cb, ctx, msg_id_out);
+	send_impl(r, to, text, require_ack, NULL, cb, ctx, msg_id_out, NULL);
 }
 
 void router_send_id(struct router *r, const char *to, const char *text, const char *msg_id,
-		    node_send_cb cb, void *ctx)
+		    node_send_cb cb, void *ctx, bool *written)
 {
-	send_impl(r, to, text, true, msg_id, cb, ctx, NULL);
+	send_impl(r, to, text, true, msg_id, cb, ctx, NULL, written);
 }
 
 void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
@@ -295,17 +307,35 @@ void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
 	finish(p, SEND_ACKED, ms, NULL);
 }
 
-void router_conn_up(struct router *r, struct conn *c)
+/* SENDs to c's peer not yet written to c go, as far as its output queue
+ * has room (conn_room arms the drained hook for the rest). */
+static void resend_pending(struct router *r, struct conn *c)
 {
 	for (int i = 0; i < PENDING_BUCKETS; i++)
 		for (struct pending *p = r->pending[i]; p; p = p->next)
-			if (strcmp(p->to, c->peer_id) == 0) {
+			if (p->serial != c->serial && strcmp(p->to, c->peer_id) == 0) {
+				if (!conn_room(c, p->line.len))
+					return;
 				/* Same msg_id: the receiver dedupes if the first copy got through. */
 				log_debug(MOD, "%s: resending %s on the new connection", c->peer_id,
 					  p->msg_id);
 				if (conn_write(c, &p->line, CK_SEND, p->msg_id) != 0)
 					return;
+				p->serial = c->serial;
+				p->mark = conn_mark(c);
 			}
+}
+
+void router_conn_up(struct router *r, struct conn *c)
+{
+	if (r->npending > 0)
+		resend_pending(r, c);
+}
+
+void router_conn_drained(struct router *r, struct conn *c)
+{
+	if (r->npending > 0)
+		resend_pending(r, c);
 }
 
 int router_pub(struct router *r, const char *dst, const char *text, char msg_id_out[MSGID_LEN],

@@ -21,6 +21,8 @@
 #define TRIM_BATCH 5000
 /* Age-based retention runs this often (and at start). */
 #define AGE_CHECK_INTERVAL 60.0
+/* A database lost or unwritable: the next try to reopen it after this. */
+#define REOPEN_INTERVAL 1.0
 
 /* Migration i takes the schema from version i to i + 1 (user_version). */
 static const char *const migrations[] = {
@@ -49,6 +51,22 @@ static const char *const migrations[] = {
 	"  created REAL NOT NULL,"
 	"  deadline REAL NOT NULL,"
 	"  attempts INTEGER NOT NULL DEFAULT 0);",
+	/* 1 -> 2 (issue 18): outbox rows by rowid, in queueing order.  The
+	 * msg_id primary key put each new row on a random index page: with a
+	 * backlog of 50,000 every commit rewrote hundreds of pages, and the
+	 * queue went at disk speed.  The outbox keeps each row's id in memory. */
+	"CREATE TABLE outbox2("
+	"  id INTEGER PRIMARY KEY,"
+	"  msg_id TEXT NOT NULL,"
+	"  dst TEXT NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  created REAL NOT NULL,"
+	"  deadline REAL NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO outbox2(msg_id, dst, text, created, deadline, attempts) "
+	"  SELECT msg_id, dst, text, created, deadline, attempts FROM outbox ORDER BY created;"
+	"DROP TABLE outbox;"
+	"ALTER TABLE outbox2 RENAME TO outbox;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -56,6 +74,7 @@ enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_INBOX_ADD, S_MARK_ONE, S_MARK_ALL,
 	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
+	S_EVICT,
 	S__COUNT
 };
 
@@ -67,10 +86,12 @@ static const char *const stmt_sql[S__COUNT] = {
 			"VALUES(?, ?, ?, ?, ?, ?, ?)",
 	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
 	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
-	[S_OUT_ADD] = "INSERT OR REPLACE INTO outbox(msg_id, dst, text, created, deadline, attempts) "
+	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
 		      "VALUES(?, ?, ?, ?, ?, ?)",
-	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE msg_id = ?",
-	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE msg_id = ?",
+	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
+	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
+	/* A sender's oldest rows: all of its rows in [first, last] of their ids. */
+	[S_EVICT] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3 RETURNING read",
 };
 
 /* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
@@ -91,13 +112,43 @@ struct listener {
 	void *ctx;
 };
 
+/* Each sender's stored messages, oldest first, in memory: retention takes
+ * the oldest of whoever holds most over its share (storage.sender_share)
+ * with a DELETE by rowid, no index and no scan (issue 18: one stranger's
+ * flood evicted every other sender's messages). */
+struct held {
+	int64_t id;
+	uint32_t len;
+};
+
+struct sender {
+	struct sender *next;        /* hash chain */
+	char *src;
+	long count;
+	double bytes;
+	uint64_t evicted;           /* removed to keep the bounds */
+	struct held *q;             /* a ring: q[(head + i) % cap] */
+	size_t head, len, cap;
+};
+
+#define SENDER_BUCKETS 1024
+
 struct storage {
 	struct ev_loop *loop;
-	sqlite3 *db;
+	sqlite3 *db;                /* NULL while broken (error set, reopen_w runs) */
+	char dir[CFG_STR_MAX + 1];
 	char path[CFG_STR_MAX + 32];
+	char error[256];            /* why it is broken now, "" when it is not */
+	char last_error[256];
+	unsigned long reopened;
+	ev_timer reopen_w;
+	struct listener reopen_listeners[MAX_LISTENERS];
+	int nreopen;
 	sqlite3_stmt *stmt[S__COUNT];
 	bool in_txn;
 	bool failed;                /* a write failed: roll back at commit */
+	bool failed_io;             /* ... because of the file: reopen it */
+	char last_write_err[200];
 	ev_prepare commit_w;
 	ev_timer age_w;
 	struct listener listeners[MAX_LISTENERS];
@@ -109,6 +160,11 @@ struct storage {
 	double max_bytes, max_days;
 	bool full;
 	struct dedupe *seen;
+	double share;               /* storage.sender_share */
+	int64_t max_id;             /* the newest row: retention keeps it */
+	struct sender *senders[SENDER_BUCKETS];
+	long nsenders;
+	uint64_t evicted;           /* all senders, gone ones included */
 };
 
 static uint64_t key_hash(const char *src, const char *msg_id)
@@ -172,6 +228,124 @@ static void dedupe_load(struct storage *st)
 		const char *id = (const char *)sqlite3_column_text(s, 1);
 		if (src && id)
 			dedupe_add(st->seen, key_hash(src, id));
+	}
+	sqlite3_finalize(s);
+}
+
+/* ---- senders ------------------------------------------------------------------ */
+
+static uint32_t src_bucket(const char *src)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *src; src++)
+		h = (h ^ (unsigned char)*src) * 16777619u;
+	return h % SENDER_BUCKETS;
+}
+
+static struct sender *sender_get(struct storage *st, const char *src, bool create)
+{
+	struct sender **b = &st->senders[src_bucket(src)], *s;
+
+	for (s = *b; s; s = s->next)
+		if (strcmp(s->src, src) == 0)
+			return s;
+	if (!create)
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	s->src = xstrdup(src);
+	s->next = *b;
+	*b = s;
+	st->nsenders++;
+	return s;
+}
+
+static void sender_push(struct sender *s, int64_t id, size_t len)
+{
+	if (s->len == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct held *q = xmalloc(cap * sizeof *q);
+		for (size_t i = 0; i < s->len; i++)
+			q[i] = s->q[(s->head + i) % s->cap];
+		free(s->q);
+		s->q = q;
+		s->cap = cap;
+		s->head = 0;
+	}
+	s->q[(s->head + s->len) % s->cap] = (struct held){ id, (uint32_t)len };
+	s->len++;
+	s->count++;
+	s->bytes += (double)len;
+}
+
+static struct held sender_pop(struct sender *s)
+{
+	struct held h = s->q[s->head];
+
+	s->head = (s->head + 1) % s->cap;
+	s->len--;
+	s->count--;
+	s->bytes -= (double)h.len;
+	return h;
+}
+
+static void senders_clear(struct storage *st)
+{
+	for (int i = 0; i < SENDER_BUCKETS; i++) {
+		struct sender *s = st->senders[i], *next;
+		for (; s; s = next) {
+			next = s->next;
+			free(s->q);
+			free(s->src);
+			free(s);
+		}
+		st->senders[i] = NULL;
+	}
+	st->nsenders = 0;
+}
+
+/* From the database, oldest first (at open, after age retention or a
+ * rollback).  The eviction counts survive. */
+static void senders_load(struct storage *st)
+{
+	struct sender *keep = NULL;
+	sqlite3_stmt *s;
+
+	/* Keep the counts of evictions: move the senders aside, empty. */
+	for (int i = 0; i < SENDER_BUCKETS; i++) {
+		struct sender *x = st->senders[i], *next;
+		for (; x; x = next) {
+			next = x->next;
+			if (x->evicted > 0) {
+				x->next = keep;
+				keep = x;
+			} else {
+				free(x->q);
+				free(x->src);
+				free(x);
+			}
+		}
+		st->senders[i] = NULL;
+	}
+	st->nsenders = 0;
+	for (struct sender *x = keep, *next; x; x = next) {
+		next = x->next;
+		struct sender *n = sender_get(st, x->src, true);
+		n->evicted = x->evicted;
+		free(x->q);
+		free(x->src);
+		free(x);
+	}
+	st->max_id = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)) FROM inbox "
+				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *src = (const char *)sqlite3_column_text(s, 1);
+		int64_t id = sqlite3_column_int64(s, 0);
+		sender_push(sender_get(st, src ? src : "", true), id,
+			    (size_t)sqlite3_column_int64(s, 2));
+		st->max_id = id;
 	}
 	sqlite3_finalize(s);
 }
@@ -295,10 +469,26 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	/* Another process holding a lock briefly (the sqlite3 shell): wait a
 	 * moment rather than fail.  Nothing else writes our database. */
 	sqlite3_busy_timeout(st->db, 100);
-	if (int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
+	/* EXCLUSIVE before WAL: the WAL index lives in our heap, not in a
+	 * shared-memory file mapped from the state directory (a -shm file made
+	 * immutable or truncated under us was a SIGBUS).  Only this process
+	 * opens the database; the lock is held while it runs. */
+	if (exec_sql(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
 	    exec_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
+		int ec = sqlite3_errcode(st->db);
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		/* Another chatp2pd holds it (EXCLUSIVE): not damaged, not ours. */
+		if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED) {
+			snprintf(err, errlen, "locked by another process (another chatp2pd with the "
+				 "same state directory?)");
+			return -1;
+		}
 		return 0;
+	}
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		snprintf(err, errlen, "the database can only be opened read-only");
+		return -1;
 	}
 	if (ver > SCHEMA_VERSION) {
 		snprintf(err, errlen, "schema version %lld is newer than this chatp2pd's (%d)", ver,
@@ -347,6 +537,7 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	dedupe_load(st);
+	senders_load(st);
 	return 1;
 }
 
@@ -388,7 +579,52 @@ static void apply_sync(struct storage *st)
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 static void on_age(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_reopen(struct ev_loop *loop, ev_timer *w, int revents);
 static void trim_age(struct storage *st);
+
+/* The database was lost (deleted, replaced) or cannot be written: nothing
+ * more is stored (nor ACKed) until it is open again at its path. */
+static void broken(struct storage *st, const char *why)
+{
+	snprintf(st->error, sizeof st->error, "%s", why);
+	snprintf(st->last_error, sizeof st->last_error, "%s", why);
+	log_warn(MOD, "%s: %s: nothing is stored (nor ACKed) until it is reopened", st->path, why);
+	close_db(st);
+	st->in_txn = false;
+	if (!ev_is_active(&st->reopen_w)) {
+		ev_timer_set(&st->reopen_w, 0, REOPEN_INTERVAL);
+		ev_timer_start(st->loop, &st->reopen_w);
+	}
+}
+
+/* Open the database at its path again (creating directory and file as
+ * needed); the listeners put back what lives only in memory now. */
+static void on_reopen(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct storage *st = w->data;
+	char err[256] = "";
+	int rc;
+
+	if (mkdirs(st->dir, err, sizeof err) != 0) {
+		snprintf(st->error, sizeof st->error, "%s", err);
+		return;
+	}
+	/* Not set aside here: a file we cannot open now (immutable, a full
+	 * disk) is not damaged. */
+	rc = try_open(st, err, sizeof err);
+	if (rc != 1) {
+		close_db(st);
+		snprintf(st->error, sizeof st->error, "cannot reopen: %.200s", err);
+		return;
+	}
+	ev_timer_stop(loop, w);
+	apply_sync(st);
+	st->error[0] = '\0';
+	st->reopened++;
+	log_warn(MOD, "%s reopened: %ld message(s) in it", st->path, st->count);
+	for (int i = 0; i < st->nreopen; i++)
+		st->reopen_listeners[i].fn(st->reopen_listeners[i].ctx, true);
+}
 
 struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, const char *dir)
 {
@@ -408,7 +644,10 @@ struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, con
 	st->loop = loop;
 	st->seen = xmalloc(sizeof *st->seen);
 	dedupe_clear(st->seen);
+	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORAGE_DB_NAME);
+	ev_init(&st->reopen_w, on_reopen);
+	st->reopen_w.data = st;
 	rc = try_open(st, err, sizeof err);
 	if (rc == 0) {
 		/* Damaged: keep it for whoever wants to look, start afresh. */
@@ -444,6 +683,7 @@ void storage_reconfigure(struct storage *st, const struct config *cfg)
 	st->max_messages = cfg->storage.inbox_max_messages;
 	st->max_bytes = cfg->storage.inbox_max_bytes;
 	st->max_days = cfg->storage.inbox_max_days;
+	st->share = cfg->storage.sender_share > 0 ? cfg->storage.sender_share : 1;
 	st->full = strcmp(cfg->storage.sync, "full") == 0;
 	/* PRAGMA synchronous cannot change inside a transaction: it is set
 	 * between iterations, and the next commit uses it. */
@@ -463,7 +703,9 @@ void storage_close(struct storage *st)
 	storage_flush(st);
 	ev_prepare_stop(st->loop, &st->commit_w);
 	ev_timer_stop(st->loop, &st->age_w);
+	ev_timer_stop(st->loop, &st->reopen_w);
 	close_db(st);
+	senders_clear(st);
 	free(st->seen);
 	free(st);
 }
@@ -473,6 +715,28 @@ void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx)
 	if (st == NULL || st->nlisteners == MAX_LISTENERS)
 		return;
 	st->listeners[st->nlisteners++] = (struct listener){ fn, ctx };
+}
+
+void storage_on_reopen(struct storage *st, storage_commit_fn fn, void *ctx)
+{
+	if (st == NULL || st->nreopen == MAX_LISTENERS)
+		return;
+	st->reopen_listeners[st->nreopen++] = (struct listener){ fn, ctx };
+}
+
+const char *storage_error(const struct storage *st)
+{
+	return st ? st->error : "";
+}
+
+const char *storage_last_error(const struct storage *st)
+{
+	return st ? st->last_error : "";
+}
+
+unsigned long storage_reopened(const struct storage *st)
+{
+	return st ? st->reopened : 0;
 }
 
 bool storage_pending(const struct storage *st)
@@ -493,6 +757,8 @@ static int step_reset(struct storage *st, sqlite3_stmt *s)
 
 static int begin(struct storage *st)
 {
+	if (st->db == NULL)
+		return -1;
 	if (st->in_txn)
 		return 0;
 	if (step_reset(st, st->stmt[S_BEGIN]) != SQLITE_DONE) {
@@ -512,8 +778,16 @@ void storage_flush(struct storage *st)
 	/* Listeners may write again (an outbox row after an ACK): a few rounds. */
 	for (int round = 0; st && st->in_txn && round < 4; round++) {
 		bool ok;
+		int moved = 0;
+		const char *lost = NULL;
+		char ioerr[200] = "";
 		trim(st);
-		if (st->failed) {
+		/* Deleted (state directory removed) or replaced under us: a commit
+		 * would go to a file nobody will ever open again. */
+		if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+		    moved)
+			lost = "the database file was deleted or replaced";
+		if (st->failed || lost) {
 			step_reset(st, st->stmt[S_ROLLBACK]);
 			ok = false;
 		} else {
@@ -523,12 +797,19 @@ void storage_flush(struct storage *st)
 			if (ms > 100)
 				log_warn(MOD, "commit took %.0f ms", ms);
 			if (!ok) {
-				log_error(MOD, "COMMIT: %s", sqlite3_errmsg(st->db));
+				snprintf(ioerr, sizeof ioerr, "%s", sqlite3_errmsg(st->db));
+				log_error(MOD, "COMMIT: %s", ioerr);
+				st->failed_io = true;
 				if (sqlite3_get_autocommit(st->db) == 0)
 					step_reset(st, st->stmt[S_ROLLBACK]);
 			}
 		}
-		if (!ok) {
+		if (!ok && (lost || st->failed_io)) {
+			char why[200];
+			snprintf(why, sizeof why, "%s", lost ? lost : ioerr[0] ? ioerr : st->last_write_err);
+			st->failed_io = false;
+			broken(st, why);
+		} else if (!ok) {
 			/* The in-memory counters and keys counted rolled-back rows. */
 			recount(st);
 			dedupe_load(st);
@@ -550,8 +831,13 @@ static bool write_step(struct storage *st, sqlite3_stmt *s, const char *what)
 	int rc = step_reset(st, s);
 
 	if (rc != SQLITE_DONE) {
-		log_error(MOD, "%s: %s", what, sqlite3_errmsg(st->db));
+		snprintf(st->last_write_err, sizeof st->last_write_err, "%s", sqlite3_errmsg(st->db));
+		log_error(MOD, "%s: %s", what, st->last_write_err);
 		st->failed = true;
+		/* The disk, not the row: reopen rather than fail every write. */
+		if (rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_READONLY ||
+		    rc == SQLITE_CANTOPEN || rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+			st->failed_io = true;
 		return false;
 	}
 	return true;
@@ -568,36 +854,121 @@ static void recount(struct storage *st)
 	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
+	senders_load(st);
 }
 
-/* Count and bytes bounds, oldest first, inside the open transaction: one
- * walk from the oldest row (rowid order, no index) to see how many must go
- * and what they weigh, one DELETE, the counters adjusted without a recount
- * (a count(*) per commit would be a full scan per commit at the bound). */
-static void trim(struct storage *st)
+static bool over_bounds(const struct storage *st)
+{
+	return (st->max_messages > 0 && st->count > st->max_messages) ||
+	       (st->max_bytes > 0 && st->bytes > st->max_bytes);
+}
+
+/* How far a sender with count messages of bytes is over its share of
+ * the bounds (> 1: over). */
+static double share_of(const struct storage *st, long count, double bytes)
+{
+	double u = 0;
+
+	if (st->max_messages > 0)
+		u = (double)count / (st->share * (double)st->max_messages);
+	if (st->max_bytes > 0 && bytes / (st->share * st->max_bytes) > u)
+		u = bytes / (st->share * st->max_bytes);
+	return u;
+}
+
+/* The sender most over its share, NULL when none is. */
+static struct sender *victim(const struct storage *st)
+{
+	struct sender *best = NULL;
+	double most = 1;
+
+	for (int i = 0; i < SENDER_BUCKETS; i++)
+		for (struct sender *s = st->senders[i]; s; s = s->next) {
+			double u = share_of(st, s->count, s->bytes);
+			if (u > most && s->len > 0) {
+				most = u;
+				best = s;
+			}
+		}
+	return best;
+}
+
+/* Remove s's oldest messages, as many as keep it over its share and the
+ * inbox over a bound (at most budget), in one statement.  Returns how
+ * many went.  Its newest row stays if it is the newest of all: ids must
+ * never go back (see the schema). */
+static long evict(struct storage *st, struct sender *s, long budget)
+{
+	sqlite3_stmt *q = st->stmt[S_EVICT];
+	long k = 0, n = 0, unread = 0;
+	double bytes = 0;
+	int rc;
+
+	while (k < budget && k < (long)s->len) {
+		const struct held *h = &s->q[(s->head + (size_t)k) % s->cap];
+		long count = st->count - k;
+		double total = st->bytes - bytes;
+		if (h->id == st->max_id ||
+		    !((st->max_messages > 0 && count > st->max_messages) ||
+		      (st->max_bytes > 0 && total > st->max_bytes)) ||
+		    share_of(st, s->count - k, s->bytes - bytes) <= 1)
+			break;
+		bytes += h->len;
+		k++;
+	}
+	if (k == 0)
+		return 0;
+	sqlite3_bind_int64(q, 1, s->q[s->head].id);
+	sqlite3_bind_int64(q, 2, s->q[(s->head + (size_t)k - 1) % s->cap].id);
+	sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		n++;
+		unread += sqlite3_column_int(q, 0) == 0;
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE || n != k) {
+		log_error(MOD, "retention: %s", rc != SQLITE_DONE ? sqlite3_errmsg(st->db) :
+			  "rows and memory disagree");
+		st->failed = true;
+		return 0;
+	}
+	for (long i = 0; i < k; i++)
+		sender_pop(s);
+	st->count -= k;
+	st->bytes -= bytes;
+	st->unread -= unread;
+	s->evicted += (uint64_t)k;
+	st->evicted += (uint64_t)k;
+	return k;
+}
+
+/* No sender over its share: the oldest messages of all, in one walk from
+ * the oldest row (rowid order, no index) and one DELETE. */
+static void trim_oldest(struct storage *st, long budget)
 {
 	sqlite3_stmt *s;
 	long n = 0, unread = 0;
 	double bytes = 0;
 	sqlite3_int64 last = 0;
 
-	if (st->failed)
-		return;
-	if (!((st->max_messages > 0 && st->count > st->max_messages) ||
-	      (st->max_bytes > 0 && st->bytes > st->max_bytes)))
-		return;
-	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read FROM inbox "
+	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read, src FROM inbox "
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
-	/* The newest row stays: ids must never go back (see the schema). */
-	while (n < TRIM_BATCH && n < st->count - 1 &&
+	while (n < budget && n < st->count - 1 &&
 	       ((st->max_messages > 0 && st->count - n > st->max_messages) ||
 		(st->max_bytes > 0 && st->bytes - bytes > st->max_bytes)) &&
 	       sqlite3_step(s) == SQLITE_ROW) {
+		struct sender *x = sender_get(st, (const char *)sqlite3_column_text(s, 3), false);
 		last = sqlite3_column_int64(s, 0);
 		bytes += sqlite3_column_double(s, 1);
 		unread += sqlite3_column_int(s, 2) == 0;
 		n++;
+		/* The oldest row of all is its sender's oldest. */
+		if (x && x->len > 0 && x->q[x->head].id == last) {
+			sender_pop(x);
+			x->evicted++;
+			st->evicted++;
+		}
 	}
 	sqlite3_finalize(s);
 	if (n == 0 || sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id <= ?", -1, &s,
@@ -613,6 +984,28 @@ static void trim(struct storage *st)
 		st->unread -= unread;
 	}
 	sqlite3_finalize(s);
+}
+
+/* Count and bytes bounds, inside the open transaction, with the counters
+ * kept in memory (a count(*) per commit would be a full scan at the
+ * bound).  Whoever holds most over its share loses its oldest first, so a
+ * flood only ever evicts the flooder's own messages; when no sender is
+ * over its share, the oldest of all go. */
+static void trim(struct storage *st)
+{
+	long budget = TRIM_BATCH;
+
+	while (!st->failed && budget > 0 && over_bounds(st)) {
+		struct sender *v = victim(st);
+		if (v == NULL) {
+			trim_oldest(st, budget);
+			return;
+		}
+		long n = evict(st, v, budget);
+		if (n == 0)
+			return; /* nothing could go (only the newest row left), or an error */
+		budget -= n;
+	}
 }
 
 static void trim_age(struct storage *st)
@@ -659,7 +1052,7 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return -1;
 	uint64_t h = key_hash(m->src, m->msg_id);
 	if (dedupe_has(st->seen, h))
@@ -677,8 +1070,10 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 	if (!write_step(st, s, "inbox"))
 		return -1;
 	dedupe_add(st->seen, h);
+	st->max_id = sqlite3_last_insert_rowid(st->db);
 	if (id_out)
-		*id_out = sqlite3_last_insert_rowid(st->db);
+		*id_out = st->max_id;
+	sender_push(sender_get(st, m->src, true), st->max_id, strlen(m->text));
 	st->count++;
 	st->unread++;
 	st->bytes += (double)strlen(m->text);
@@ -692,10 +1087,12 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 	size_t len = 0;
 	sqlite3_stmt *s;
 	long n = 0;
-	bool newest = f->since_id <= 0 && f->since_time <= 0;
+	/* An explicit since (an id, 0 included, or a time) pages from there;
+	 * without one, the newest `limit`. */
+	bool newest = !f->since_given && f->since_id <= 0 && f->since_time <= 0;
 	int limit = f->limit > 0 ? f->limit : -1;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return -1;
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
 				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch "
@@ -778,9 +1175,41 @@ long storage_inbox_count(const struct storage *st)
 	return st ? st->count : 0;
 }
 
+uint64_t storage_evicted(const struct storage *st)
+{
+	return st ? st->evicted : 0;
+}
+
+#define TOP_MAX 32
+
+void storage_top_evicted(const struct storage *st, int max, storage_sender_fn fn, void *ctx)
+{
+	const struct sender *top[TOP_MAX];
+	int n = 0;
+
+	if (st == NULL)
+		return;
+	if (max > TOP_MAX)
+		max = TOP_MAX;
+	/* Insertion into a short sorted array: O(senders * max). */
+	for (int i = 0; i < SENDER_BUCKETS; i++)
+		for (const struct sender *s = st->senders[i]; s; s = s->next) {
+			if (s->evicted == 0 || (n == max && top[n - 1]->evicted >= s->evicted))
+				continue;
+			int j = n < max ? n++ : n - 1;
+			while (j > 0 && top[j - 1]->evicted < s->evicted) {
+				top[j] = top[j - 1];
+				j--;
+			}
+			top[j] = s;
+		}
+	for (int i = 0; i < n; i++)
+		fn(ctx, top[i]->src, top[i]->count, top[i]->evicted);
+}
+
 /* ---- outbox ------------------------------------------------------------------- */
 
-int storage_outbox_add(struct storage *st, const struct stored_out *o)
+int storage_outbox_add(struct storage *st, const struct stored_out *o, int64_t *row)
 {
 	sqlite3_stmt *s;
 
@@ -793,29 +1222,33 @@ int storage_outbox_add(struct storage *st, const struct stored_out *o)
 	sqlite3_bind_double(s, 4, o->created);
 	sqlite3_bind_double(s, 5, o->deadline);
 	sqlite3_bind_int(s, 6, o->attempts);
-	return write_step(st, s, "outbox") ? 0 : -1;
+	if (!write_step(st, s, "outbox"))
+		return -1;
+	if (row)
+		*row = sqlite3_last_insert_rowid(st->db);
+	return 0;
 }
 
-int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts)
+int storage_outbox_attempt(struct storage *st, int64_t row, int attempts)
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL || begin(st) != 0)
+	if (st == NULL || row <= 0 || begin(st) != 0)
 		return -1;
 	s = st->stmt[S_OUT_ATTEMPT];
 	sqlite3_bind_int(s, 1, attempts);
-	bind_text(s, 2, msg_id);
+	sqlite3_bind_int64(s, 2, row);
 	return write_step(st, s, "outbox") ? 0 : -1;
 }
 
-int storage_outbox_remove(struct storage *st, const char *msg_id)
+int storage_outbox_remove(struct storage *st, int64_t row)
 {
 	sqlite3_stmt *s;
 
-	if (st == NULL || begin(st) != 0)
+	if (st == NULL || row <= 0 || begin(st) != 0)
 		return -1;
 	s = st->stmt[S_OUT_REMOVE];
-	bind_text(s, 1, msg_id);
+	sqlite3_bind_int64(s, 1, row);
 	return write_step(st, s, "outbox") ? 0 : -1;
 }
 
@@ -824,10 +1257,10 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 	sqlite3_stmt *s;
 	int n = 0;
 
-	if (st == NULL)
+	if (st == NULL || st->db == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts "
-				       "FROM outbox ORDER BY created", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db, "SELECT msg_id, dst, text, created, deadline, attempts, id "
+				       "FROM outbox ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return -1;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct stored_out o = {
@@ -837,6 +1270,7 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 			.created = sqlite3_column_double(s, 3),
 			.deadline = sqlite3_column_double(s, 4),
 			.attempts = sqlite3_column_int(s, 5),
+			.row = sqlite3_column_int64(s, 6),
 		};
 		fn(ctx, &o);
 		n++;

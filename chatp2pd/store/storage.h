@@ -9,7 +9,7 @@
  *
  * WAL mode; synchronous=NORMAL survives a crash or SIGKILL of the daemon,
  * FULL survives power loss.  The schema version is PRAGMA user_version;
- * migrations run from version 1 on.  A database that cannot be opened or
+ * migrations run from version 1 on (2: the outbox by rowid).  A database that cannot be opened or
  * fails its check is renamed aside (logged) and a new one started: storage
  * never stops the node.  A NULL struct storage (storage.sync "off", or no
  * usable directory) is valid everywhere and stores nothing. */
@@ -44,6 +44,14 @@ const char *storage_path(const struct storage *st);
 /* Called after every commit attempt (ok false: rolled back). */
 typedef void (*storage_commit_fn)(void *ctx, bool ok);
 void storage_on_commit(struct storage *st, storage_commit_fn fn, void *ctx);
+/* The database was lost (deleted, replaced) or could not be written: it
+ * was closed, and is reopened (or created again) at its path as soon as
+ * possible; fn(ctx, true) then runs, to write again what lives in memory.
+ * Meanwhile storage_error() says why, and nothing is stored or ACKed. */
+void storage_on_reopen(struct storage *st, storage_commit_fn fn, void *ctx);
+const char *storage_error(const struct storage *st);      /* "" when working */
+const char *storage_last_error(const struct storage *st); /* "" if never */
+unsigned long storage_reopened(const struct storage *st);
 /* Commit now (the ev_prepare watcher does this every iteration). */
 void storage_flush(struct storage *st);
 /* A transaction is open: rows written since the last commit. */
@@ -71,7 +79,8 @@ struct inbox_filter {
 	bool unread_only;
 	const char *from;      /* NULL: anyone */
 	double since_time;     /* > 0: received after this wall-clock time */
-	int64_t since_id;      /* > 0: id greater than this */
+	int64_t since_id;      /* with since_given: id greater than this */
+	bool since_given;      /* since_id holds a bound (0: from the first message) */
 	int limit;             /* most messages returned (the newest, unless since) */
 };
 /* Messages in id order; fn returns false to stop.  Returns the number of
@@ -83,6 +92,12 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 long storage_inbox_mark_read(struct storage *st, int64_t id);
 long storage_unread(const struct storage *st);
 long storage_inbox_count(const struct storage *st);
+/* Messages retention removed to keep the count and bytes bounds. */
+uint64_t storage_evicted(const struct storage *st);
+/* The (at most max) senders that lost the most messages to retention,
+ * most first: fn(src, messages stored now, evicted). */
+typedef void (*storage_sender_fn)(void *ctx, const char *src, long stored, uint64_t evicted);
+void storage_top_evicted(const struct storage *st, int max, storage_sender_fn fn, void *ctx);
 
 /* ---- outbox ----------------------------------------------------------------- */
 
@@ -93,10 +108,12 @@ struct stored_out {
 	double created;        /* wall clock */
 	double deadline;       /* wall clock */
 	int attempts;
+	int64_t row;           /* its row (storage_outbox_load) */
 };
-int storage_outbox_add(struct storage *st, const struct stored_out *o);
-int storage_outbox_attempt(struct storage *st, const char *msg_id, int attempts);
-int storage_outbox_remove(struct storage *st, const char *msg_id);
+/* Rows are named by the id *row gets (in queueing order, no index). */
+int storage_outbox_add(struct storage *st, const struct stored_out *o, int64_t *row);
+int storage_outbox_attempt(struct storage *st, int64_t row, int attempts);
+int storage_outbox_remove(struct storage *st, int64_t row);
 typedef void (*storage_out_fn)(void *ctx, const struct stored_out *o);
 int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx);
 

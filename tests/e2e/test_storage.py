@@ -260,6 +260,8 @@ class StorageTest(unittest.TestCase):
         self.assertEqual(msgs[0]["text"][:4], "r110")
         ctl.close()
         bob.call("reload")  # bounds are reloadable; nothing to check beyond no error
+        # The daemon holds the database locked (locking_mode EXCLUSIVE) while it runs.
+        bob.stop(self)
         with sqlite3.connect(db_path(bob)) as db:
             self.assertEqual(db.execute("SELECT count(*) FROM inbox").fetchone()[0], 40)
 

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "config.h"
 #include "store/storage.h"
 
@@ -207,18 +209,118 @@ static void collect_out(void *ctx, const struct stored_out *o)
 	os->attempts[os->n++] = o->attempts;
 }
 
+struct evicted_seen {
+	char src[32];
+	long stored;
+	uint64_t evicted;
+	int n;
+};
+
+static void on_evicted(void *ctx, const char *src, long stored, uint64_t evicted)
+{
+	struct evicted_seen *e = ctx;
+
+	snprintf(e->src, sizeof e->src, "%s", src);
+	e->stored = stored;
+	e->evicted = evicted;
+	e->n++;
+}
+
+/* One sender's flood takes its own oldest messages, not the others'. */
+static void test_retention_fair_share(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+
+	f->cfg.storage.inbox_max_messages = 10;
+	f->cfg.storage.sender_share = 0.25;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "a%d", i);
+		add(st, "alice@CIC", id, "keep", NULL);
+	}
+	storage_flush(st);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "f%d", i);
+		add(st, "mallory@CIC", id, "flood", NULL);
+		if (i % 7 == 0)
+			storage_flush(st);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 10);
+	struct inbox_filter from = { .from = "alice@CIC" };
+	struct collected c = { .n = 0 };
+	storage_inbox_list(st, &from, collect, &c);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(storage_unread(st), 10);
+	assert_int_equal(storage_evicted(st), 33);
+	struct evicted_seen e = { .n = 0 };
+	storage_top_evicted(st, 10, on_evicted, &e);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.src, "mallory@CIC");
+	assert_int_equal(e.stored, 7);
+	assert_int_equal(e.evicted, 33);
+	/* The per-sender state is rebuilt from the database at open. */
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	add(st, "mallory@CIC", "f-last", "flood", NULL);
+	storage_flush(st);
+	c.n = 0;
+	storage_inbox_list(st, &from, collect, &c);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(storage_inbox_count(st), 10);
+	/* Nobody over its share: the oldest of all go (alice holds 3 of 4 here). */
+	f->cfg.storage.inbox_max_messages = 4;
+	f->cfg.storage.sender_share = 1;
+	storage_reconfigure(st, &f->cfg);
+	add(st, "carol@CIC", "c1", "x", NULL);
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 4);
+	storage_close(st);
+}
+
+/* A version 1 database (outbox keyed by msg_id) keeps its queue. */
+static void test_outbox_migration_from_v1(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
+		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
+		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0);"
+		"CREATE TABLE outbox(msg_id TEXT PRIMARY KEY, dst TEXT NOT NULL, text TEXT NOT NULL,"
+		" created REAL NOT NULL, deadline REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);"
+		"INSERT INTO outbox VALUES('zz', 'bob@CIC', 'second', 2.0, 99.0, 1);"
+		"INSERT INTO outbox VALUES('aa', 'bob@CIC', 'first', 1.0, 99.0, 0);"
+		"PRAGMA user_version=1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	struct outs os = { 0 };
+	assert_int_equal(storage_outbox_load(st, collect_out, &os), 2);
+	assert_string_equal(os.ids[0], "aa");
+	assert_string_equal(os.ids[1], "zz");
+	assert_int_equal(os.attempts[1], 1);
+	storage_close(st);
+}
+
 static void test_outbox_rows(void **state)
 {
 	struct fx *f = *state;
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
-	struct stored_out a = { "q1", "bob@CIC", "hi", 1.0, 100.0, 0 };
-	struct stored_out b = { "q2", "bob@CIC", "ho", 2.0, 100.0, 0 };
+	struct stored_out a = { "q1", "bob@CIC", "hi", 1.0, 100.0, 0, 0 };
+	struct stored_out b = { "q2", "bob@CIC", "ho", 2.0, 100.0, 0, 0 };
 	struct outs os = { 0 };
+	int64_t ra = 0, rb = 0;
 
-	assert_int_equal(storage_outbox_add(st, &a), 0);
-	assert_int_equal(storage_outbox_add(st, &b), 0);
-	assert_int_equal(storage_outbox_attempt(st, "q1", 3), 0);
-	assert_int_equal(storage_outbox_remove(st, "q2"), 0);
+	assert_int_equal(storage_outbox_add(st, &a, &ra), 0);
+	assert_int_equal(storage_outbox_add(st, &b, &rb), 0);
+	assert_true(ra > 0 && rb > ra);
+	assert_int_equal(storage_outbox_attempt(st, ra, 3), 0);
+	assert_int_equal(storage_outbox_remove(st, rb), 0);
 	storage_close(st);
 	st = storage_open(f->loop, &f->cfg, f->dir);
 	assert_int_equal(storage_outbox_load(st, collect_out, &os), 1);
@@ -298,6 +400,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_fair_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_migration_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_set_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_off_is_null, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_resolution, setup, teardown),
