@@ -211,7 +211,7 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	ev_check_init(&c->reaper, on_reap);
 	c->reaper.data = c;
 	ev_check_start(loop, &c->reaper);
-	node_set_event_hook(n, on_node_event, c);
+	node_subscribe(n, on_node_event, c);
 	log_info(MOD, "control socket %s", c->path[0] ? c->path : "(inherited)");
 	return c;
 }
@@ -638,7 +638,7 @@ void control_free(struct control *c)
 	if (c == NULL)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
-	node_set_event_hook(c->node, NULL, NULL);
+	node_unsubscribe(c->node, on_node_event, c);
 	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
 	 * node is freed next and drops its callbacks unseen (node.h). */
 	while (c->reqs)

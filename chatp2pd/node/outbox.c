@@ -29,7 +29,8 @@ struct entry {
 };
 
 struct outbox {
-	struct node *node;
+	struct node_core *core;
+	struct router *router;      /* sends for it */
 	struct entry *head;
 	struct entry *zombies;      /* detached, in flight */
 	int count;
@@ -37,17 +38,18 @@ struct outbox {
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 
-struct outbox *outbox_new(struct node *n)
+struct outbox *outbox_new(struct node_core *core, struct router *router)
 {
 	struct outbox *ob = xcalloc(1, sizeof *ob);
 
-	ob->node = n;
+	ob->core = core;
+	ob->router = router;
 	return ob;
 }
 
 static void entry_free(struct entry *e)
 {
-	ev_timer_stop(node_loop(e->ob->node), &e->timer);
+	ev_timer_stop(e->ob->core->loop, &e->timer);
 	free(e->text);
 	free(e);
 }
@@ -106,7 +108,7 @@ static struct entry *entry_new(struct outbox *ob, const char *msg_id, const char
 	e->attempts = attempts;
 	ev_timer_init(&e->timer, on_deadline, left > 0 ? left : 0, 0);
 	e->timer.data = e;
-	ev_timer_start(node_loop(ob->node), &e->timer);
+	ev_timer_start(ob->core->loop, &e->timer);
 	/* Appended: the list is in queueing order, so delivery is too. */
 	struct entry **pp = &ob->head, *prev = NULL;
 	while (*pp) {
@@ -124,14 +126,14 @@ static void finish(struct entry *e, enum send_result res, double rtt_ms, const c
 {
 	struct outbox *ob = e->ob;
 
-	storage_outbox_remove(node_storage(ob->node), e->msg_id);
+	storage_outbox_remove(ob->core->store, e->msg_id);
 	if (!e->detached)
 		unlink_entry(e);
 	if (res == SEND_EXPIRED) {
 		struct node_event ev = { .type = EV_EXPIRED, .peer_id = e->to, .msg_id = e->msg_id,
 					 .text = detail };
 		log_warn(MOD, "%s to %s expired: %s", e->msg_id, e->to, detail);
-		node_emit(ob->node, &ev);
+		core_emit(ob->core, &ev);
 	}
 	if (e->cb)
 		e->cb(e->ctx, res, e->msg_id, rtt_ms, detail);
@@ -139,7 +141,7 @@ static void finish(struct entry *e, enum send_result res, double rtt_ms, const c
 		/* The router still holds it: answered there, freed then. */
 		e->detached = true;
 		e->cb = NULL;
-		ev_timer_stop(node_loop(ob->node), &e->timer);
+		ev_timer_stop(ob->core->loop, &e->timer);
 		e->next = ob->zombies;
 		if (ob->zombies)
 			ob->zombies->prev = e;
@@ -167,7 +169,7 @@ static void on_sent(void *ctx, enum send_result r, const char *msg_id, double rt
 		    const char *detail)
 {
 	struct entry *e = ctx;
-	int max = node_config(e->ob->node)->storage.max_attempts;
+	int max = e->ob->core->cfg->storage.max_attempts;
 
 	e->in_flight = false;
 	if (e->detached) {
@@ -186,7 +188,7 @@ static void on_sent(void *ctx, enum send_result r, const char *msg_id, double rt
 	case SEND_UNKNOWN_PEER:
 		/* It never left: not an attempt. */
 		e->attempts--;
-		storage_outbox_attempt(node_storage(e->ob->node), e->msg_id, e->attempts);
+		storage_outbox_attempt(e->ob->core->store, e->msg_id, e->attempts);
 		break;
 	default:
 		break;
@@ -204,9 +206,9 @@ static void attempt(struct entry *e)
 {
 	e->attempts++;
 	e->in_flight = true;
-	storage_outbox_attempt(node_storage(e->ob->node), e->msg_id, e->attempts);
+	storage_outbox_attempt(e->ob->core->store, e->msg_id, e->attempts);
 	log_debug(MOD, "sending %s to %s (attempt %d)", e->msg_id, e->to, e->attempts);
-	router_send_id(node_router(e->ob->node), e->to, e->text, e->msg_id, on_sent, e);
+	router_send_id(e->ob->router, e->to, e->text, e->msg_id, on_sent, e);
 }
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -230,7 +232,7 @@ static void load_one(void *ctx, const struct stored_out *o)
 
 void outbox_load(struct outbox *ob)
 {
-	int n = storage_outbox_load(node_storage(ob->node), load_one, ob);
+	int n = storage_outbox_load(ob->core->store, load_one, ob);
 
 	if (n > 0)
 		log_info(MOD, "%d queued message(s) picked up again", n);
@@ -239,8 +241,8 @@ void outbox_load(struct outbox *ob)
 void outbox_queue(struct outbox *ob, const char *to, const char *text, double deadline_s,
 		  node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
-	const struct config *cfg = node_config(ob->node);
-	struct peer *p = peer_id_valid(to) ? peer_find(node_peer_table(ob->node), to) : NULL;
+	const struct config *cfg = ob->core->cfg;
+	struct peer *p = peer_id_valid(to) ? peer_find(ob->core->peers, to) : NULL;
 	char id[MSGID_LEN], detail[160];
 	struct buf line = BUF_INIT;
 	double now = wall_now();
@@ -253,7 +255,7 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 		return;
 	}
 	/* Refuse now what could never be sent, not at every attempt. */
-	if (pmsg_build_send(&line, id, node_id(ob->node), to, text, true) != 0) {
+	if (pmsg_build_send(&line, id, ob->core->id, to, text, true) != 0) {
 		cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
 		return;
 	}
@@ -271,12 +273,12 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 	e->cb = cb;
 	e->ctx = ctx;
 	struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline, 0 };
-	storage_outbox_add(node_storage(ob->node), &so);
+	storage_outbox_add(ob->core->store, &so);
 	if (p->conn) {
 		attempt(e);
 	} else {
 		log_info(MOD, "%s queued for %s (not connected): dialling", id, to);
-		node_reconnect(ob->node, to);
+		ob->core->reconnect(ob->core->owner, to);
 	}
 }
 
@@ -298,6 +300,13 @@ void outbox_acked(struct outbox *ob, const char *peer_id, const char *msg_id)
 	/* In flight, the router's callback settles it. */
 	if (e && !e->in_flight && strcmp(e->to, peer_id) == 0)
 		finish(e, SEND_ACKED, 0, NULL);
+}
+
+void outbox_on_event(void *ctx, const struct node_event *ev)
+{
+	/* An ACK, late or not, settles a queued message with that msg_id. */
+	if (ev->type == EV_ACK)
+		outbox_acked(ctx, ev->peer_id, ev->msg_id);
 }
 
 bool outbox_cancel(struct outbox *ob, const char *msg_id)

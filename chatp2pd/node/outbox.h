@@ -9,11 +9,14 @@
 #define CHATP2PD_OUTBOX_H
 #include <stdbool.h>
 
-#include "node/node.h"
+#include "msgid.h"
+#include "node/core.h"
+
+struct router;
 
 struct outbox;
 
-struct outbox *outbox_new(struct node *n);
+struct outbox *outbox_new(struct node_core *core, struct router *router);
 /* Callbacks are not called: the controllers are gone by now (control.h). */
 void outbox_free(struct outbox *ob);
 /* Pick up what the database holds (at start). */
@@ -25,6 +28,8 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 void outbox_conn_up(struct outbox *ob, const char *peer_id);
 /* An ACK (possibly late) for msg_id from peer_id. */
 void outbox_acked(struct outbox *ob, const char *peer_id, const char *msg_id);
+/* The same, as a node event subscriber (ctx: the outbox; EV_ACK only). */
+void outbox_on_event(void *ctx, const struct node_event *ev);
 /* Remove one; its controller is told "cancelled".  false if not queued. */
 bool outbox_cancel(struct outbox *ob, const char *msg_id);
 
