@@ -25,6 +25,9 @@
 /* Slots past control.max_clients kept for the administrator (root and the
  * socket owner's uid), so a runaway script cannot lock them out. */
 #define ADMIN_SLOTS 2
+/* Events queued for a controller are written at the end of the loop
+ * iteration (one write for a burst), or at once past this many bytes. */
+#define EVENT_FLUSH_BYTES 32768
 
 struct ctl_client {
 	struct control *ctl;
@@ -52,6 +55,8 @@ struct control {
 	ev_io accept_io;
 	ev_timer accept_pause;      /* out of descriptors: do not spin on accept() */
 	ev_check reaper;            /* frees closed clients outside their callbacks */
+	ev_prepare flusher;         /* writes the events queued in this iteration */
+	ev_idle nudge;              /* ... without sleeping first, if queued in a prepare */
 	struct ctl_client *clients;
 	/* Every request not yet answered, its controller gone or not: at the
 	 * end each is answered "stopping", so none is lost or leaked. */
@@ -71,6 +76,8 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
 static void on_reap(struct ev_loop *loop, ev_check *w, int revents);
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_nudge(struct ev_loop *loop, ev_idle *w, int revents);
 static void on_node_event(void *ctx, const struct node_event *ev);
 static void on_log(void *ctx, enum log_level l, const char *module, const char *text);
 
@@ -204,6 +211,10 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	ev_check_init(&c->reaper, on_reap);
 	c->reaper.data = c;
 	ev_check_start(loop, &c->reaper);
+	ev_prepare_init(&c->flusher, on_flusher);
+	c->flusher.data = c;
+	ev_idle_init(&c->nudge, on_nudge);
+	c->nudge.data = c;
 	node_subscribe(n, on_node_event, c);
 	log_info(MOD, "control socket %s", c->path[0] ? c->path : "(inherited)");
 	return c;
@@ -348,8 +359,37 @@ static void client_event(struct ctl_client *cl, const char *data, size_t len)
 		return;
 	}
 	buf_append(&cl->out, data, len);
-	/* Write now: a reader that keeps up never lags behind a burst. */
-	client_flush(cl);
+	/* A burst leaves in few writes: at the end of this loop iteration, or
+	 * now once a good part of a buffer is queued, so that a reader that
+	 * keeps up never lags behind a burst. */
+	size_t now = (size_t)cl->ctl->cfg->control.max_output / 4;
+	if (cl->out.len >= (now < EVENT_FLUSH_BYTES ? now : EVENT_FLUSH_BYTES))
+		client_flush(cl);
+	else if (!ev_is_active(&cl->ctl->flusher)) {
+		ev_prepare_start(cl->ctl->loop, &cl->ctl->flusher);
+		/* Queued from another prepare watcher, the flusher would run
+		 * only after the loop slept: the idle watcher keeps it awake. */
+		ev_idle_start(cl->ctl->loop, &cl->ctl->nudge);
+	}
+}
+
+static void flush_events(struct control *c)
+{
+	ev_prepare_stop(c->loop, &c->flusher);
+	ev_idle_stop(c->loop, &c->nudge);
+	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		if (!cl->dead && cl->out.len > 0 && !ev_is_active(&cl->wio))
+			client_flush(cl);
+}
+
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	flush_events(w->data);
+}
+
+static void on_nudge(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	flush_events(w->data);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -644,6 +684,8 @@ void control_free(struct control *c)
 	}
 	on_reap(c->loop, &c->reaper, 0);
 	ev_check_stop(c->loop, &c->reaper);
+	ev_prepare_stop(c->loop, &c->flusher);
+	ev_idle_stop(c->loop, &c->nudge);
 	ev_io_stop(c->loop, &c->accept_io);
 	ev_timer_stop(c->loop, &c->accept_pause);
 	close(c->fd);
