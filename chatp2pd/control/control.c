@@ -747,6 +747,13 @@ static void publish(struct control *c, const struct hist_event *e)
 	for (struct ctl_client *cl = c->clients; cl; cl = cl->next) {
 		if (cl->dead || !wants(cl, e))
 			continue;
+		if (cl->missed > 0) {
+			/* Lagging: it loses this one too (client_event would drop
+			 * it), and no JSON is made for it. */
+			c->dropped++;
+			cl->missed++;
+			continue;
+		}
 		if (!rendered) {
 			buf_reset(&c->render);
 			history_render(e, &c->render);
