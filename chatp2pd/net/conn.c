@@ -319,10 +319,10 @@ static int write_line(struct conn *c, const struct buf *line, enum conn_kind kin
 		schedule_flush(c);
 		return 0;
 	}
-	struct conn_msg *m = msg_new(line, kind == CK_SEND, msg_id);
-	m->answered = (kind == CK_SEND || kind == CK_PING) && msg_id != NULL;
+	struct conn_msg *m = msg_new(line, kind == CW_DATA_AWAIT, msg_id);
+	m->answered = (kind == CW_DATA_AWAIT || kind == CW_URGENT_AWAIT) && msg_id != NULL;
 	c->queued += m->len;
-	if (kind == CK_CTL || kind == CK_PING)
+	if (kind == CW_URGENT || kind == CW_URGENT_AWAIT)
 		enqueue(&c->ctl_head, &c->ctl_tail, m);
 	else
 		enqueue(&c->data_head, &c->data_tail, m);
@@ -347,7 +347,7 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 	return rc;
 }
 
-/* One message per write for peers without "pipeline" (PROTOCOL.md §4):
+/* One line per write for an unbatched connection (PROTOCOL.md §4):
  * after each line, nothing more until its gap ends, or its answer comes. */
 static void pump(struct conn *c)
 {
@@ -398,7 +398,7 @@ void conn_answered(struct conn *c, const char *msg_id)
 	pump(c);
 }
 
-/* The peer proved it reads whole segments: whatever waits goes now, batched. */
+/* The owner learned the other end reads whole segments: whatever waits goes now, batched. */
 void conn_go_batched(struct conn *c)
 {
 	struct conn_msg *m;
@@ -460,7 +460,7 @@ static void on_resend(struct ev_loop *loop, ev_timer *w, int revents)
 	/* Same msg_id: the receiver ACKs again and shows it once. */
 	log_debug(MOD, "%s: no answer yet for %s, resending", c->name, c->inflight->msg_id);
 	buf_append(&line, c->inflight->line, c->inflight->len);
-	conn_write(c, &line, CK_CTL, NULL);
+	conn_write(c, &line, CW_URGENT, NULL);
 	buf_free(&line);
 }
 

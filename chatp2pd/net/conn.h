@@ -53,7 +53,7 @@ struct conn_cbs {
 /* A line waiting for its own write (one line per write). */
 struct conn_msg {
 	struct conn_msg *next;
-	bool awaits;                /* CK_SEND: waits for its answer before the next */
+	bool awaits;                /* CW_DATA_AWAIT: waits for its answer before the next */
 	bool answered;              /* an answer with msg_id ends the gap early */
 	bool first;                 /* conn_write_first()'s */
 	char msg_id[MSGID_LEN];
@@ -84,8 +84,8 @@ struct conn {
 	struct framer fr;
 	struct buf out;             /* bytes being written now */
 	size_t out_max;             /* out + queued never exceeds this */
-	struct conn_msg *ctl_head, *ctl_tail;   /* urgent: CK_CTL, CK_PING */
-	struct conn_msg *data_head, *data_tail; /* CK_SEND and CK_PUB, in order */
+	struct conn_msg *ctl_head, *ctl_tail;   /* urgent: CW_URGENT, CW_URGENT_AWAIT */
+	struct conn_msg *data_head, *data_tail; /* CW_DATA_AWAIT and CW_DATA, in order */
 	size_t queued;
 	struct conn_msg *inflight;  /* the line awaiting its answer */
 	bool gap;                   /* one-per-write: the last line's gap runs */
@@ -105,12 +105,14 @@ struct conn *conn_dial(struct ev_loop *loop, const struct config *cfg, const cha
 struct conn *conn_accept(struct ev_loop *loop, const struct config *cfg, int fd,
 			 const struct sockaddr_storage *sa, const struct conn_cbs *cbs, void *ctx);
 
-/* Write classes, for one line per write. */
+/* Write classes, for one line per write (what a line is, in the peer
+ * protocol's terms, is node/session.h's business: CK_*). */
 enum conn_kind {
-	CK_CTL,   /* urgent, no answer: jumps ahead of data */
-	CK_SEND,  /* data awaiting its answer (msg_id) before the next data goes */
-	CK_PUB,   /* data, in order, no answer */
-	CK_PING,  /* urgent, its answer (msg_id) ends the gap */
+	CW_URGENT,       /* no answer: jumps ahead of data */
+	CW_DATA_AWAIT,   /* data awaiting its answer (msg_id) before the next data
+			  * goes; written again every limits.resend_interval */
+	CW_DATA,         /* data, in order, no answer */
+	CW_URGENT_AWAIT, /* urgent, its answer (msg_id) ends the gap */
 };
 
 /* Queue one built line (JSON + '\n').  Returns -1 (and closes the

@@ -21,6 +21,12 @@
 struct session;
 struct peer;
 
+/* What a line is, for the write discipline (net/conn.h's write classes). */
+#define CK_CTL CW_URGENT         /* PING PONG ACK BYE BYE_OK: ahead of chat data */
+#define CK_SEND CW_DATA_AWAIT    /* waits for its ACK before the next SEND or PUB goes */
+#define CK_PUB CW_DATA           /* in order with SENDs, no answer */
+#define CK_PING CW_URGENT_AWAIT  /* answered by a PONG with its msg_id */
+
 enum session_state {
 	SESSION_CONNECTING,  /* outbound: connect() in progress */
 	SESSION_HANDSHAKE,   /* HELLO sent (out) or awaited (in) */

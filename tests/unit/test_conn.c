@@ -106,8 +106,8 @@ static void test_lines_up_and_batched_down(void **state)
 	struct buf l1 = BUF_INIT, l2 = BUF_INIT;
 	buf_puts(&l1, "one\n");
 	buf_puts(&l2, "two\n");
-	assert_int_equal(conn_write(c, &l1, CK_PUB, NULL), 0);
-	assert_int_equal(conn_write(c, &l2, CK_CTL, NULL), 0);
+	assert_int_equal(conn_write(c, &l1, CW_DATA, NULL), 0);
+	assert_int_equal(conn_write(c, &l2, CW_URGENT, NULL), 0);
 	assert_int_equal(o.wrote_bytes, 8);
 	ev_run(o.loop, EVRUN_NOWAIT);
 	ssize_t n = read(peer, got, sizeof got);
@@ -138,8 +138,8 @@ static void test_one_per_write_and_answers(void **state)
 	struct buf a = BUF_INIT, b = BUF_INIT;
 	buf_puts(&a, "first\n");
 	buf_puts(&b, "second\n");
-	assert_int_equal(conn_write(c, &a, CK_SEND, "id-1"), 0);
-	assert_int_equal(conn_write(c, &b, CK_SEND, "id-2"), 0);
+	assert_int_equal(conn_write(c, &a, CW_DATA_AWAIT, "id-1"), 0);
+	assert_int_equal(conn_write(c, &b, CW_DATA_AWAIT, "id-2"), 0);
 	ev_run(o.loop, EVRUN_NOWAIT);
 	/* One line per write, the second waits for the first one's answer. */
 	assert_int_equal(read(peer, got, sizeof got), 6);
@@ -154,7 +154,7 @@ static void test_one_per_write_and_answers(void **state)
 	memset(chunk, 'x', sizeof chunk);
 	while (big.len <= (size_t)cfg.limits.out_queue_bytes)
 		buf_append(&big, chunk, sizeof chunk);
-	assert_int_equal(conn_write(c, &big, CK_PUB, NULL), -1);
+	assert_int_equal(conn_write(c, &big, CW_DATA, NULL), -1);
 	assert_int_equal(o.closes, 1);
 	assert_string_equal(o.reason, "output queue full");
 	buf_free(&a);
