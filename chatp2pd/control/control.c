@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/history.h"
 #include "framer.h"
 #include "log.h"
 #include "store/storage.h"
@@ -24,14 +25,9 @@
 /* Slots past control.max_clients kept for the administrator (root and the
  * socket owner's uid), so a runaway script cannot lock them out. */
 #define ADMIN_SLOTS 2
-
-struct hist_entry {
-	uint64_t seq;
-	unsigned cls;
-	enum log_level level;       /* EVC_LOG only */
-	char *line;                 /* the whole notification, '\n'-terminated */
-	size_t len;
-};
+/* Events queued for a controller are written at the end of the loop
+ * iteration (one write for a burst), or at once past this many bytes. */
+#define EVENT_FLUSH_BYTES 32768
 
 struct ctl_client {
 	struct control *ctl;
@@ -59,6 +55,8 @@ struct control {
 	ev_io accept_io;
 	ev_timer accept_pause;      /* out of descriptors: do not spin on accept() */
 	ev_check reaper;            /* frees closed clients outside their callbacks */
+	ev_prepare flusher;         /* writes the events queued in this iteration */
+	ev_idle nudge;              /* ... without sleeping first, if queued in a prepare */
 	struct ctl_client *clients;
 	/* Every request not yet answered, its controller gone or not: at the
 	 * end each is answered "stopping", so none is lost or leaked. */
@@ -68,8 +66,8 @@ struct control {
 	struct control_hooks hooks;
 	uint64_t seq;               /* last event sequence number */
 	bool publishing;            /* in publish()'s fan-out */
-	struct hist_entry *hist;    /* ring of control.history events */
-	size_t hist_cap, hist_len, hist_start;
+	struct history hist;        /* the last control.history events */
+	struct buf render;          /* one event's notification, being sent */
 	uint64_t dropped;           /* events dropped for slow controllers, ever (metrics) */
 };
 
@@ -78,6 +76,8 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
 static void on_reap(struct ev_loop *loop, ev_check *w, int revents);
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_nudge(struct ev_loop *loop, ev_idle *w, int revents);
 static void on_node_event(void *ctx, const struct node_event *ev);
 static void on_log(void *ctx, enum log_level l, const char *module, const char *text);
 
@@ -201,8 +201,8 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	c->owner = geteuid();
 	if (c->path[0] && stat(c->path, &st) == 0)
 		c->owner = st.st_uid;
-	c->hist_cap = cfg->control.history > 0 ? (size_t)cfg->control.history : 1;
-	c->hist = xcalloc(c->hist_cap, sizeof *c->hist);
+	history_init(&c->hist, cfg->control.history > 0 ? (size_t)cfg->control.history : 1);
+	buf_init(&c->render);
 	ev_io_init(&c->accept_io, on_accept, c->fd, EV_READ);
 	c->accept_io.data = c;
 	ev_io_start(loop, &c->accept_io);
@@ -211,7 +211,11 @@ struct control *control_new(struct ev_loop *loop, struct node *n, const struct c
 	ev_check_init(&c->reaper, on_reap);
 	c->reaper.data = c;
 	ev_check_start(loop, &c->reaper);
-	node_set_event_hook(n, on_node_event, c);
+	ev_prepare_init(&c->flusher, on_flusher);
+	c->flusher.data = c;
+	ev_idle_init(&c->nudge, on_nudge);
+	c->nudge.data = c;
+	node_subscribe(n, on_node_event, c);
 	log_info(MOD, "control socket %s", c->path[0] ? c->path : "(inherited)");
 	return c;
 }
@@ -355,8 +359,37 @@ static void client_event(struct ctl_client *cl, const char *data, size_t len)
 		return;
 	}
 	buf_append(&cl->out, data, len);
-	/* Write now: a reader that keeps up never lags behind a burst. */
-	client_flush(cl);
+	/* A burst leaves in few writes: at the end of this loop iteration, or
+	 * now once a good part of a buffer is queued, so that a reader that
+	 * keeps up never lags behind a burst. */
+	size_t now = (size_t)cl->ctl->cfg->control.max_output / 4;
+	if (cl->out.len >= (now < EVENT_FLUSH_BYTES ? now : EVENT_FLUSH_BYTES))
+		client_flush(cl);
+	else if (!ev_is_active(&cl->ctl->flusher)) {
+		ev_prepare_start(cl->ctl->loop, &cl->ctl->flusher);
+		/* Queued from another prepare watcher, the flusher would run
+		 * only after the loop slept: the idle watcher keeps it awake. */
+		ev_idle_start(cl->ctl->loop, &cl->ctl->nudge);
+	}
+}
+
+static void flush_events(struct control *c)
+{
+	ev_prepare_stop(c->loop, &c->flusher);
+	ev_idle_stop(c->loop, &c->nudge);
+	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		if (!cl->dead && cl->out.len > 0 && !ev_is_active(&cl->wio))
+			client_flush(cl);
+}
+
+static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	flush_events(w->data);
+}
+
+static void on_nudge(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	flush_events(w->data);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -638,7 +671,7 @@ void control_free(struct control *c)
 	if (c == NULL)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
-	node_set_event_hook(c->node, NULL, NULL);
+	node_unsubscribe(c->node, on_node_event, c);
 	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
 	 * node is freed next and drops its callbacks unseen (node.h). */
 	while (c->reqs)
@@ -651,14 +684,15 @@ void control_free(struct control *c)
 	}
 	on_reap(c->loop, &c->reaper, 0);
 	ev_check_stop(c->loop, &c->reaper);
+	ev_prepare_stop(c->loop, &c->flusher);
+	ev_idle_stop(c->loop, &c->nudge);
 	ev_io_stop(c->loop, &c->accept_io);
 	ev_timer_stop(c->loop, &c->accept_pause);
 	close(c->fd);
 	if (c->own_path)
 		unlink(c->path);
-	for (size_t i = 0; i < c->hist_cap; i++)
-		free(c->hist[i].line);
-	free(c->hist);
+	history_free(&c->hist);
+	buf_free(&c->render);
 	free(c);
 	jg_free(reply_gen);
 	reply_gen = NULL;
@@ -699,112 +733,86 @@ static unsigned class_of(enum node_event_type t)
 	}
 }
 
-static bool wants(const struct ctl_client *cl, const struct hist_entry *e)
+static bool wants(const struct ctl_client *cl, const struct hist_event *e)
 {
 	return (cl->classes & e->cls) && (e->cls != EVC_LOG || e->level >= cl->log_level);
 }
 
-/* Number, keep in history, fan out. */
-static void publish(struct control *c, yajl_gen g, unsigned cls, enum log_level level)
+/* Kept in history; rendered as JSON only if a controller takes it. */
+static void publish(struct control *c, const struct hist_event *e)
 {
-	struct hist_entry *e;
+	bool rendered = false;
 
-	jg_end_map(g); /* params */
-	jg_end_map(g);
-	if (c->hist_len == c->hist_cap) {
-		e = &c->hist[c->hist_start];
-		free(e->line);
-		c->hist_start = (c->hist_start + 1) % c->hist_cap;
-		c->hist_len--;
-	}
-	e = &c->hist[(c->hist_start + c->hist_len) % c->hist_cap];
-	c->hist_len++;
-	struct buf b = BUF_INIT;
-	jg_finish(g, &b);
-	e->seq = c->seq;
-	e->cls = cls;
-	e->level = level;
-	e->line = b.data;
-	e->len = b.len;
 	c->publishing = true;
-	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
-		if (wants(cl, e))
-			client_event(cl, e->line, e->len);
+	for (struct ctl_client *cl = c->clients; cl; cl = cl->next) {
+		if (cl->dead || !wants(cl, e))
+			continue;
+		if (cl->missed > 0) {
+			/* Lagging: it loses this one too (client_event would drop
+			 * it), and no JSON is made for it. */
+			c->dropped++;
+			cl->missed++;
+			continue;
+		}
+		if (!rendered) {
+			buf_reset(&c->render);
+			history_render(e, &c->render);
+			rendered = true;
+		}
+		client_event(cl, c->render.data, c->render.len);
+	}
 	c->publishing = false;
 }
 
-static yajl_gen event_begin(struct control *c, const char *type)
+static struct hist_event *event_new(struct control *c, int kind, unsigned cls,
+				    const char *const *strs, int n)
 {
-	static yajl_gen g;
-	char at[ISO8601_LEN];
+	struct hist_event *e = history_add(&c->hist, ++c->seq, strs, n);
 
-	if (g == NULL)
-		g = jg_new();
-	iso8601_now(at, true);
-	jg_map(g);
-	JG_KSTR(g, "jsonrpc", "2.0");
-	JG_KSTR(g, "method", "event");
-	jg_str(g, "params");
-	jg_map(g);
-	JG_KINT(g, "seq", (long long)++c->seq);
-	JG_KSTR(g, "type", type);
-	JG_KSTR(g, "at", at);
-	return g;
-}
-
-static void kstr_opt(yajl_gen g, const char *k, const char *v)
-{
-	if (v == NULL)
-		return;
-	jg_str(g, k);
-	/* Peers' text was checked as UTF-8 by the parser; be safe anyway. */
-	if (jg_str(g, v) != 0)
-		jg_null(g);
+	e->kind = kind;
+	e->cls = cls;
+	iso8601_now(e->at, true);
+	return e;
 }
 
 static void on_node_event(void *ctx, const struct node_event *ev)
 {
 	struct control *c = ctx;
-	yajl_gen g = event_begin(c, node_event_name(ev->type));
-	const char *me = node_id(c->node);
+	struct hist_event *e;
 
 	switch (ev->type) {
 	case EV_MESSAGE:
-	case EV_PUB:
-		kstr_opt(g, "from", ev->peer_id);
-		kstr_opt(g, "to", ev->type == EV_MESSAGE ? (ev->to ? ev->to : me) : ev->to);
-		kstr_opt(g, "text", ev->text);
-		kstr_opt(g, "msg_id", ev->msg_id);
-		if (ev->src_mismatch)
-			JG_KBOOL(g, "src_mismatch", true);
-		if (ev->inbox_id > 0)
-			JG_KINT(g, "id", ev->inbox_id);
-		break;
-	case EV_ACK:
-	case EV_ACK_TIMEOUT:
-		kstr_opt(g, "peer_id", ev->peer_id);
-		kstr_opt(g, "msg_id", ev->msg_id);
-		if (ev->type == EV_ACK) {
-			jg_str(g, "rtt_ms");
-			jg_double(g, ev->rtt_ms, 3);
-			if (ev->late)
-				JG_KBOOL(g, "late", true);
-		}
-		break;
-	case EV_REGISTRATION:
-		JG_KSTR(g, "state", rdv_reg_state_name(ev->reg->state));
-		if (ev->reg->last_error[0])
-			kstr_opt(g, "error", ev->reg->last_error);
-		JG_KINT(g, "ttl", ev->reg->ttl);
-		break;
-	default:
-		kstr_opt(g, "peer_id", ev->peer_id);
-		kstr_opt(g, "reason", ev->text);
-		if (ev->type == EV_PEER_CONNECTED)
-			JG_KBOOL(g, "reconnected", ev->reconnected);
+	case EV_PUB: {
+		const char *to = ev->type == EV_MESSAGE && ev->to == NULL ? node_id(c->node) : ev->to;
+		const char *strs[4] = { ev->peer_id, to, ev->text, ev->msg_id };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 4);
+		e->flag = ev->src_mismatch;
+		e->num = ev->inbox_id;
 		break;
 	}
-	publish(c, g, class_of(ev->type), LOGL_INFO);
+	case EV_ACK:
+	case EV_ACK_TIMEOUT: {
+		const char *strs[2] = { ev->peer_id, ev->msg_id };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 2);
+		e->rtt_ms = ev->rtt_ms;
+		e->flag = ev->late;
+		break;
+	}
+	case EV_REGISTRATION: {
+		const char *strs[2] = { rdv_reg_state_name(ev->reg->state),
+					ev->reg->last_error[0] ? ev->reg->last_error : NULL };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 2);
+		e->num = ev->reg->ttl;
+		break;
+	}
+	default: {
+		const char *strs[2] = { ev->peer_id, ev->text };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 2);
+		e->flag = ev->reconnected;
+		break;
+	}
+	}
+	publish(c, e);
 }
 
 static struct control *log_ctl;
@@ -817,12 +825,10 @@ static void on_log(void *ctx, enum log_level l, const char *module, const char *
 	 * the log only: as an event it would overtake the one being sent. */
 	if (c->publishing)
 		return;
-	yajl_gen g = event_begin(c, "log");
-
-	JG_KSTR(g, "level", log_level_name(l));
-	JG_KSTR(g, "module", module);
-	kstr_opt(g, "text", text);
-	publish(c, g, EVC_LOG, l);
+	const char *strs[3] = { log_level_name(l), module, text };
+	struct hist_event *e = event_new(c, HIST_LOG, EVC_LOG, strs, 3);
+	e->level = l;
+	publish(c, e);
 }
 
 /* The log hook runs only while someone listens, at the lowest level asked. */
@@ -856,15 +862,18 @@ int ctl_subscribe(struct ctl_req *req, unsigned classes, bool has_since, uint64_
 	if (!has_since)
 		return 0;
 	/* Replay what history still holds after `since`; say what it lost. */
-	uint64_t oldest = c->hist_len ? c->hist[c->hist_start].seq : c->seq + 1;
+	uint64_t oldest = c->hist.len ? history_at(&c->hist, 0)->seq : c->seq + 1;
 	/* Events older than the history are gone: say how many (of any class:
 	 * theirs are no longer known), then replay what is held. */
 	if (since + 1 < oldest && cl->missed == 0)
 		client_lagged(cl, oldest - since - 1);
-	for (size_t i = 0; i < c->hist_len; i++) {
-		struct hist_entry *e = &c->hist[(c->hist_start + i) % c->hist_cap];
-		if (e->seq > since && (classes & e->cls) && wants(cl, e))
-			client_event(cl, e->line, e->len);
+	for (size_t i = 0; i < c->hist.len; i++) {
+		const struct hist_event *e = history_at(&c->hist, i);
+		if (e->seq > since && (classes & e->cls) && wants(cl, e)) {
+			buf_reset(&c->render);
+			history_render(e, &c->render);
+			client_event(cl, c->render.data, c->render.len);
+		}
 	}
 	return 0;
 }
@@ -874,6 +883,16 @@ void ctl_unsubscribe(struct ctl_req *req, unsigned classes)
 	if (req->client)
 		req->client->classes &= ~classes;
 	update_log_hook(req->ctl);
+}
+
+static void kstr_opt(yajl_gen g, const char *k, const char *v)
+{
+	if (v == NULL)
+		return;
+	jg_str(g, k);
+	/* Peers' text was checked as UTF-8 by the parser; be safe anyway. */
+	if (jg_str(g, v) != 0)
+		jg_null(g);
 }
 
 void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)

@@ -171,8 +171,8 @@ static void m_status(struct ctl_req *req, jval params)
 	yajl_gen g = ctl_result_begin(req);
 
 	peer_foreach(node_peer_table(n), count_peer, &pc);
-	for (struct conn *c = node_conns(n); c; c = c->next)
-		nconns += c->state == CONN_ESTABLISHED;
+	for (struct session *c = node_conns(n); c; c = c->next)
+		nconns += c->state == SESSION_ESTABLISHED;
 	jg_map(g);
 	JG_KSTR(g, "peer_id", node_id(n));
 	JG_KSTR(g, "name", cfg->node.name);
@@ -364,23 +364,23 @@ static void m_conn(struct ctl_req *req, jval params)
 	jg_map(g);
 	jg_str(g, "connections");
 	jg_arr(g);
-	for (struct conn *c = node_conns(n); c; c = c->next) {
+	for (struct session *c = node_conns(n); c; c = c->next) {
 		struct peer *p = c->peer_id[0] ? peer_find(node_peer_table(n), c->peer_id) : NULL;
 		jg_map(g);
 		JG_KSTR(g, "peer_id", c->peer_id);
 		JG_KSTR(g, "direction", c->dir == CONN_OUT ? "outbound" : "inbound");
-		JG_KSTR(g, "state", conn_state_name(c->state));
+		JG_KSTR(g, "state", session_state_name(c->state));
 		JG_KBOOL(g, "primary", c->primary);
 		JG_KSTR(g, "address", c->addr);
 		gen_time(g, "since", c->since);
 		JG_KBOOL(g, "pipeline", c->pipeline);
 		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
-		JG_KINT(g, "tx_msgs", (long long)c->tx_msgs);
-		JG_KINT(g, "queued_bytes", (long long)(c->out.len + c->queued));
+		JG_KINT(g, "tx_msgs", (long long)session_tx_msgs(c));
+		JG_KINT(g, "queued_bytes", (long long)session_queued_bytes(c));
 		if (p && p->rtt.samples && c->primary)
 			gen_ms(g, "rtt_ms", p->rtt.last);
-		if (c->state == CONN_ESTABLISHED)
-			JG_KSTR(g, "write_mode", conn_wmode_name(c->wmode));
+		if (c->state == SESSION_ESTABLISHED)
+			JG_KSTR(g, "write_mode", session_wmode_name(c->wmode));
 		if (p && c->primary) {
 			/* The peer's, over all its connections. */
 			jg_str(g, "traffic");
@@ -1001,7 +1001,7 @@ static void m_ping(struct ctl_req *req, jval params)
 	 * keeps a tight ping_timeout from failing busy peers at once. */
 	if (tv == NULL && timeout < 2)
 		timeout = 2;
-	node_ping(ctl_node(req), peer, timeout, ping_done, req);
+	pinger_ping(node_pinger(ctl_node(req)), peer, timeout, ping_done, req);
 }
 
 static void m_methods(struct ctl_req *req, jval params)

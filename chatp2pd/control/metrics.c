@@ -42,8 +42,8 @@ void metrics_text(struct node *n, const struct control *ctl, struct buf *b)
 	uint64_t dropped;
 
 	peer_foreach(node_peer_table(n), count_state, &pc);
-	for (struct conn *c = node_conns(n); c; c = c->next)
-		if (c->state == CONN_ESTABLISHED)
+	for (struct session *c = node_conns(n); c; c = c->next)
+		if (c->state == SESSION_ESTABLISHED)
 			conns[c->dir == CONN_OUT]++;
 	control_stats(ctl, &clients, &dropped);
 

@@ -11,9 +11,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "node/node.h"
-#include "node/ping.h"
-#include "node/stats.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -25,36 +22,11 @@
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
-static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents);
-static void on_pong_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_gap(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_resend(struct ev_loop *loop, ev_timer *w, int revents);
-static void on_probe_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents);
 static void pump(struct conn *c);
 static void flush(struct conn *c);
-
-const char *conn_state_name(enum conn_state s)
-{
-	switch (s) {
-	case CONN_CONNECTING: return "connecting";
-	case CONN_HANDSHAKE: return "handshake";
-	case CONN_ESTABLISHED: return "established";
-	case CONN_CLOSED: return "closed";
-	}
-	return "?";
-}
-
-const char *conn_wmode_name(enum conn_wmode m)
-{
-	switch (m) {
-	case WM_PIPELINE: return "pipeline";
-	case WM_PROBING: return "probing";
-	case WM_LEARNED: return "learned";
-	case WM_ONE_PER_WRITE: return "one-per-write";
-	}
-	return "?";
-}
 
 static void format_addr(const struct sockaddr_storage *sa, char *out, size_t len)
 {
@@ -76,14 +48,17 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t len
 	}
 }
 
-static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
+static struct conn *conn_new(struct ev_loop *loop, const struct config *cfg, int fd,
+			     enum conn_dir dir, const struct conn_cbs *cbs, void *ctx)
 {
-	const struct config *cfg = node_config(n);
 	struct conn *c = xcalloc(1, sizeof *c);
 	int one = 1;
 	static uint64_t serials;
 
-	c->node = n;
+	c->loop = loop;
+	c->cfg = cfg;
+	c->cbs = cbs;
+	c->ctx = ctx;
 	c->fd = fd;
 	c->dir = dir;
 	c->serial = ++serials;
@@ -96,29 +71,33 @@ static struct conn *conn_new(struct node *n, int fd, enum conn_dir dir)
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
 	ev_init(&c->deadline, on_deadline);
-	ev_init(&c->ping_timer, on_ping_timer);
-	ev_init(&c->pong_timer, on_pong_timeout);
 	ev_init(&c->gap_timer, on_gap);
 	ev_init(&c->resend_timer, on_resend);
-	ev_init(&c->probe_timer, on_probe_timeout);
 	ev_prepare_init(&c->flusher, on_flusher);
-	c->rio.data = c->wio.data = c->deadline.data = c->ping_timer.data = c->pong_timer.data =
-		c->gap_timer.data = c->resend_timer.data = c->probe_timer.data = c->flusher.data = c;
-	c->wmode = WM_ONE_PER_WRITE;
+	c->rio.data = c->wio.data = c->deadline.data = c->gap_timer.data = c->resend_timer.data =
+		c->flusher.data = c;
 	return c;
 }
 
 void conn_arm_deadline(struct conn *c, double after)
 {
-	struct ev_loop *loop = node_loop(c->node);
-
-	ev_timer_stop(loop, &c->deadline);
+	ev_timer_stop(c->loop, &c->deadline);
 	ev_timer_set(&c->deadline, after, 0);
-	ev_timer_start(loop, &c->deadline);
+	ev_timer_start(c->loop, &c->deadline);
 }
 
-struct conn *conn_dial(struct node *n, const char *peer_id, const char *ip, int port, char *err,
-		       size_t errlen)
+void conn_disarm_deadline(struct conn *c)
+{
+	ev_timer_stop(c->loop, &c->deadline);
+}
+
+size_t conn_queued_bytes(const struct conn *c)
+{
+	return c->out.len + c->queued;
+}
+
+struct conn *conn_dial(struct ev_loop *loop, const struct config *cfg, const char *ip, int port,
+		       const struct conn_cbs *cbs, void *ctx, char *err, size_t errlen)
 {
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -150,24 +129,25 @@ struct conn *conn_dial(struct node *n, const char *peer_id, const char *ip, int 
 		close(fd);
 		return NULL;
 	}
-	c = conn_new(n, fd, CONN_OUT);
+	c = conn_new(loop, cfg, fd, CONN_OUT, cbs, ctx);
 	c->state = CONN_CONNECTING;
-	snprintf(c->peer_id, sizeof c->peer_id, "%s", peer_id);
 	format_addr(&sa, c->addr, sizeof c->addr);
+	snprintf(c->name, sizeof c->name, "%s", c->addr);
 	/* Writable means connected (or failed: SO_ERROR tells). */
-	ev_io_start(node_loop(n), &c->wio);
-	conn_arm_deadline(c, node_config(n)->limits.connect_timeout);
+	ev_io_start(loop, &c->wio);
+	conn_arm_deadline(c, cfg->limits.connect_timeout);
 	return c;
 }
 
-struct conn *conn_accept(struct node *n, int fd, const struct sockaddr_storage *sa)
+struct conn *conn_accept(struct ev_loop *loop, const struct config *cfg, int fd,
+			 const struct sockaddr_storage *sa, const struct conn_cbs *cbs, void *ctx)
 {
-	struct conn *c = conn_new(n, fd, CONN_IN);
+	struct conn *c = conn_new(loop, cfg, fd, CONN_IN, cbs, ctx);
 
-	c->state = CONN_HANDSHAKE;
+	c->state = CONN_OPEN;
 	format_addr(sa, c->addr, sizeof c->addr);
-	ev_io_start(node_loop(n), &c->rio);
-	conn_arm_deadline(c, node_config(n)->limits.handshake_timeout);
+	snprintf(c->name, sizeof c->name, "%s", c->addr);
+	ev_io_start(loop, &c->rio);
 	return c;
 }
 
@@ -188,7 +168,7 @@ void conn_close(struct conn *c, const char *reason)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	loop = node_loop(c->node);
+	loop = c->loop;
 	/* reason may be close_reason itself (close after flush): an
 	 * overlapping snprintf made it "" (the BYE without a reason). */
 	if (reason != c->close_reason)
@@ -197,16 +177,13 @@ void conn_close(struct conn *c, const char *reason)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	ev_timer_stop(loop, &c->deadline);
-	ev_timer_stop(loop, &c->ping_timer);
-	ev_timer_stop(loop, &c->pong_timer);
 	ev_timer_stop(loop, &c->gap_timer);
 	ev_timer_stop(loop, &c->resend_timer);
-	ev_timer_stop(loop, &c->probe_timer);
 	ev_prepare_stop(loop, &c->flusher);
 	close(c->fd);
 	c->fd = -1;
 	c->busy++;
-	node_conn_closed(c->node, c, reason);
+	c->cbs->closed(c->ctx, c, reason);
 	c->busy--;
 	conn_reap(c);
 }
@@ -229,7 +206,7 @@ void conn_reap(struct conn *c)
  * runs only while bytes are stuck (no epoll_ctl per message). */
 static void flush(struct conn *c)
 {
-	struct ev_loop *loop = node_loop(c->node);
+	struct ev_loop *loop = c->loop;
 
 	while (c->out.len > 0) {
 		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
@@ -256,20 +233,20 @@ static void flush(struct conn *c)
 		conn_close(c, c->close_reason[0] ? c->close_reason : "closed after reply");
 		return;
 	}
-	if (c->gap && !c->batch && c->state == CONN_ESTABLISHED && !ev_is_active(&c->gap_timer)) {
+	if (c->gap && !c->batch && c->state == CONN_STARTED && !ev_is_active(&c->gap_timer)) {
 		/* Some peers read one message per recv(): this line gets a read of
 		 * its own.  Its answer, if it has one, ends the wait early. */
-		double gap = node_config(c->node)->limits.send_gap_ms / 1000.0;
+		double gap = c->cfg->limits.send_gap_ms / 1000.0;
 		ev_timer_set(&c->gap_timer, gap, 0);
 		ev_timer_start(loop, &c->gap_timer);
 	}
 	/* Flow control: the queue went down to low water; the hook may write
 	 * (and even close c), so it is the last thing done here. */
-	if (c->drain_armed && c->state == CONN_ESTABLISHED && c->on_drained &&
+	if (c->drain_armed && c->state == CONN_STARTED && c->cbs->drained &&
 	    c->out.len + c->queued <= c->out_max / 4) {
 		c->drain_armed = false;
 		c->busy++;
-		c->on_drained(c);
+		c->cbs->drained(c->ctx, c);
 		c->busy--;
 		conn_reap(c);
 	}
@@ -280,7 +257,7 @@ bool conn_room(struct conn *c, size_t len)
 	size_t used = c->out.len + c->queued;
 
 	/* An empty queue takes any line (one may be over half the limit). */
-	if (c->state == CONN_ESTABLISHED && (used == 0 || used + len <= c->out_max / 2))
+	if (c->state == CONN_STARTED && (used == 0 || used + len <= c->out_max / 2))
 		return true;
 	c->drain_armed = true;
 	return false;
@@ -300,7 +277,7 @@ bool conn_written(const struct conn *c, uint64_t mark)
 static void schedule_flush(struct conn *c)
 {
 	if (!ev_is_active(&c->flusher))
-		ev_prepare_start(node_loop(c->node), &c->flusher);
+		ev_prepare_start(c->loop, &c->flusher);
 }
 
 static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -316,21 +293,21 @@ static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
  * such callers flush here instead. */
 void conn_flush_now(struct conn *c)
 {
-	ev_prepare_stop(node_loop(c->node), &c->flusher);
+	ev_prepare_stop(c->loop, &c->flusher);
 	if (c->state == CONN_CLOSED || c->out.len == 0 || ev_is_active(&c->wio) ||
 	    c->state == CONN_CONNECTING)
 		return;
 	flush(c); /* may close and free c */
 }
 
-static struct conn_msg *msg_new(const struct buf *line, bool is_send, const char *msg_id)
+static struct conn_msg *msg_new(const struct buf *line, bool awaits, const char *msg_id)
 {
 	struct conn_msg *m = xmalloc(sizeof *m + line->len);
 
 	m->next = NULL;
-	m->is_send = is_send;
-	m->answered = is_send;
-	m->probe = false;
+	m->awaits = awaits;
+	m->answered = awaits;
+	m->first = false;
 	snprintf(m->msg_id, sizeof m->msg_id, "%s", msg_id ? msg_id : "");
 	m->len = line->len;
 	memcpy(m->line, line->data, line->len);
@@ -364,7 +341,7 @@ static int write_line(struct conn *c, const struct buf *line, enum conn_kind kin
 	if (c->state == CONN_CLOSED)
 		return -1;
 	if (c->out.len + c->queued + line->len > c->out_max) {
-		log_warn(MOD, "%s (%s): output queue full (%zu bytes), disconnecting", c->peer_id,
+		log_warn(MOD, "%s (%s): output queue full (%zu bytes), disconnecting", c->name,
 			 c->addr, c->out.len + c->queued);
 		conn_close(c, "output queue full");
 		return -1;
@@ -376,10 +353,10 @@ static int write_line(struct conn *c, const struct buf *line, enum conn_kind kin
 		schedule_flush(c);
 		return 0;
 	}
-	struct conn_msg *m = msg_new(line, kind == CK_SEND, msg_id);
-	m->answered = (kind == CK_SEND || kind == CK_PING) && msg_id != NULL;
+	struct conn_msg *m = msg_new(line, kind == CW_DATA_AWAIT, msg_id);
+	m->answered = (kind == CW_DATA_AWAIT || kind == CW_URGENT_AWAIT) && msg_id != NULL;
 	c->queued += m->len;
-	if (kind == CK_CTL || kind == CK_PING)
+	if (kind == CW_URGENT || kind == CW_URGENT_AWAIT)
 		enqueue(&c->ctl_head, &c->ctl_tail, m);
 	else
 		enqueue(&c->data_head, &c->data_tail, m);
@@ -393,7 +370,7 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 {
 	int rc;
 
-	node_conn_traffic(c->node, c, stats_line_type(line->data, line->len), line->len, true);
+	c->cbs->wrote(c->ctx, c, line->data, line->len);
 	c->busy++;
 	rc = write_line(c, line, kind, msg_id);
 	c->busy--;
@@ -404,14 +381,14 @@ int conn_write(struct conn *c, const struct buf *line, enum conn_kind kind, cons
 	return rc;
 }
 
-/* One message per write for peers without "pipeline" (PROTOCOL.md §4):
+/* One line per write for an unbatched connection (PROTOCOL.md §4):
  * after each line, nothing more until its gap ends, or its answer comes. */
 static void pump(struct conn *c)
 {
-	struct ev_loop *loop = node_loop(c->node);
+	struct ev_loop *loop = c->loop;
 	struct conn_msg *m;
 
-	if (c->state != CONN_ESTABLISHED || c->batch || c->out.len > 0 || c->gap)
+	if (c->state != CONN_STARTED || c->batch || c->out.len > 0 || c->gap)
 		return;
 	m = dequeue(&c->ctl_head, &c->ctl_tail);
 	if (m == NULL && c->inflight == NULL)
@@ -422,14 +399,10 @@ static void pump(struct conn *c)
 	buf_append(&c->out, m->line, m->len);
 	c->gap = true;
 	snprintf(c->await_id, sizeof c->await_id, "%s", m->answered ? m->msg_id : "");
-	if (m->probe) {
-		c->probe_sent = mono_now();
-		ev_timer_set(&c->probe_timer, node_config(c->node)->keepalive.ping_timeout, 0);
-		ev_timer_start(loop, &c->probe_timer);
-	}
-	if (m->is_send) {
+	bool first = m->first;
+	if (m->awaits) {
 		c->inflight = m;
-		double every = node_config(c->node)->limits.resend_interval;
+		double every = c->cfg->limits.resend_interval;
 		ev_timer_set(&c->resend_timer, every, every);
 		ev_timer_start(loop, &c->resend_timer);
 	} else {
@@ -437,31 +410,37 @@ static void pump(struct conn *c)
 	}
 	/* One line per write here: nothing to batch, and waiting for the end of
 	 * the loop iteration would only add to a stop-and-wait round trip. */
+	if (first) {
+		c->busy++;
+		c->cbs->first_written(c->ctx, c);
+		c->busy--;
+		if (c->state == CONN_CLOSED)
+			return;
+	}
 	flush(c);
 }
 
 /* The answer to msg_id came: the line was read, the next may go at once. */
-static void answered(struct conn *c, const char *msg_id)
+void conn_answered(struct conn *c, const char *msg_id)
 {
 	if (!c->gap || c->await_id[0] == '\0' || c->out.len > 0 || msg_id == NULL ||
 	    strcmp(c->await_id, msg_id) != 0)
 		return;
 	c->gap = false;
 	c->await_id[0] = '\0';
-	ev_timer_stop(node_loop(c->node), &c->gap_timer);
+	ev_timer_stop(c->loop, &c->gap_timer);
 	pump(c);
 }
 
-/* The peer proved it reads whole segments: whatever waits goes now, batched. */
-static void go_batched(struct conn *c, enum conn_wmode mode)
+/* The owner learned the other end reads whole segments: whatever waits goes now, batched. */
+void conn_go_batched(struct conn *c)
 {
 	struct conn_msg *m;
 
-	c->wmode = mode;
 	c->batch = true;
 	c->gap = false;
 	c->await_id[0] = '\0';
-	ev_timer_stop(node_loop(c->node), &c->gap_timer);
+	ev_timer_stop(c->loop, &c->gap_timer);
 	while ((m = dequeue(&c->ctl_head, &c->ctl_tail)) != NULL ||
 	       (m = dequeue(&c->data_head, &c->data_tail)) != NULL) {
 		buf_append(&c->out, m->line, m->len);
@@ -472,68 +451,6 @@ static void go_batched(struct conn *c, enum conn_wmode mode)
 		schedule_flush(c);
 }
 
-/* Two PINGs in one write, ahead of everything queued (PROTOCOL.md §4). */
-static void start_probe(struct conn *c)
-{
-	struct buf two = BUF_INIT;
-	struct conn_msg *m;
-
-	c->wmode = WM_PROBING;
-	for (int i = 0; i < 2; i++) {
-		msgid_new(c->probe_id[i]);
-		c->probe_pong[i] = false;
-		pmsg_build_ping(&two, c->probe_id[i]);
-	}
-	m = msg_new(&two, false, c->probe_id[0]);
-	buf_free(&two);
-	m->answered = true; /* the first PONG ends the gap */
-	m->probe = true;
-	m->next = c->ctl_head;
-	c->ctl_head = m;
-	if (c->ctl_tail == NULL)
-		c->ctl_tail = m;
-	c->queued += m->len;
-	c->tx_msgs += 2;
-	pump(c);
-}
-
-static void on_probe_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct conn *c = w->data;
-
-	if (c->wmode != WM_PROBING)
-		return;
-	/* One PONG (or none): this peer loses what shares a segment.  The lost
-	 * PING is no keep-alive failure: keep-alive has PINGs of its own. */
-	c->wmode = WM_ONE_PER_WRITE;
-	log_info(MOD, "%s: %d of 2 PINGs sent together answered: one message per write",
-		 c->peer_id, (int)c->probe_pong[0] + (int)c->probe_pong[1]);
-}
-
-/* A PONG for one of the probe's PINGs?  Both answered: learned. */
-static bool probe_pong(struct conn *c, const char *msg_id)
-{
-	int i;
-
-	if (c->wmode != WM_PROBING || msg_id == NULL)
-		return false;
-	for (i = 0; i < 2 && strcmp(c->probe_id[i], msg_id) != 0; i++)
-		;
-	if (i == 2)
-		return false;
-	if (!c->probe_pong[0] && !c->probe_pong[1])
-		node_conn_rtt(c->node, c, (mono_now() - c->probe_sent) * 1000.0);
-	c->probe_pong[i] = true;
-	if (c->probe_pong[0] && c->probe_pong[1]) {
-		ev_timer_stop(node_loop(c->node), &c->probe_timer);
-		log_debug(MOD, "%s: both PINGs of one write answered: batched writes", c->peer_id);
-		go_batched(c, WM_LEARNED);
-	} else {
-		answered(c, c->await_id);
-	}
-	return true;
-}
-
 void conn_send_done(struct conn *c, const char *msg_id)
 {
 	struct conn_msg **pp;
@@ -541,9 +458,9 @@ void conn_send_done(struct conn *c, const char *msg_id)
 	if (c->inflight && strcmp(c->inflight->msg_id, msg_id) == 0) {
 		free(c->inflight);
 		c->inflight = NULL;
-		ev_timer_stop(node_loop(c->node), &c->resend_timer);
+		ev_timer_stop(c->loop, &c->resend_timer);
 		if (c->gap)
-			answered(c, msg_id);
+			conn_answered(c, msg_id);
 		else
 			pump(c);
 		return;
@@ -551,7 +468,7 @@ void conn_send_done(struct conn *c, const char *msg_id)
 	/* Timed out before its turn came: drop it from the queue. */
 	for (pp = &c->data_head; *pp; pp = &(*pp)->next) {
 		struct conn_msg *m = *pp;
-		if (m->is_send && strcmp(m->msg_id, msg_id) == 0) {
+		if (m->awaits && strcmp(m->msg_id, msg_id) == 0) {
 			*pp = m->next;
 			if (c->data_tail == m) {
 				c->data_tail = NULL;
@@ -575,9 +492,9 @@ static void on_resend(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	/* Same msg_id: the receiver ACKs again and shows it once. */
-	log_debug(MOD, "%s: no ACK yet for %s, resending", c->peer_id, c->inflight->msg_id);
+	log_debug(MOD, "%s: no answer yet for %s, resending", c->name, c->inflight->msg_id);
 	buf_append(&line, c->inflight->line, c->inflight->len);
-	conn_write(c, &line, CK_CTL, NULL);
+	conn_write(c, &line, CW_URGENT, NULL);
 	buf_free(&line);
 }
 
@@ -605,271 +522,27 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		ev_io_stop(loop, &c->wio);
-		c->state = CONN_HANDSHAKE;
-		/* HELLO alone, and nothing else until HELLO_OK (PROTOCOL.md §4). */
-		if (pmsg_build_hello(&c->out, false, node_id(c->node), FEAT_OURS) != 0) {
-			conn_close(c, "cannot build HELLO");
-			return;
-		}
+		c->state = CONN_OPEN;
 		ev_io_start(loop, &c->rio);
-		conn_arm_deadline(c, node_config(c->node)->limits.handshake_timeout);
-		flush(c);
+		c->busy++;
+		c->cbs->connected(c->ctx, c);
+		c->busy--;
+		conn_reap(c);
 		return;
 	}
 	flush(c);
 }
 
-/* ---- keep-alive --------------------------------------------------------- */
-
-static void start_keepalive(struct conn *c)
-{
-	const struct config *cfg = node_config(c->node);
-	struct ev_loop *loop = node_loop(c->node);
-
-	ev_timer_set(&c->ping_timer, cfg->keepalive.ping_interval, cfg->keepalive.ping_interval);
-	ev_timer_start(loop, &c->ping_timer);
-}
-
-static void on_ping_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct conn *c = w->data;
-	const struct config *cfg = node_config(c->node);
-	struct buf line = BUF_INIT;
-
-	if (mono_now() - c->last_rx > cfg->network.connection_timeout) {
-		conn_close(c, "idle: nothing received within connection_timeout");
-		return;
-	}
-	if (c->ping_out)
-		return; /* the pong timer is still judging the last one */
-	msgid_new(c->ping_id);
-	c->ping_sent = mono_now();
-	c->ping_out = true;
-	pmsg_build_ping(&line, c->ping_id);
-	if (conn_write(c, &line, CK_PING, c->ping_id) == 0) {
-		ev_timer_set(&c->pong_timer, cfg->keepalive.ping_timeout, 0);
-		ev_timer_start(loop, &c->pong_timer);
-	}
-	buf_free(&line);
-}
-
-void conn_probe(struct conn *c)
-{
-	if (c->state != CONN_ESTABLISHED || c->probing)
-		return;
-	c->probing = true;
-	if (c->ping_out)
-		return; /* the pong timer already running judges it */
-	c->busy++;
-	on_ping_timer(node_loop(c->node), &c->ping_timer, 0);
-	c->busy--;
-	conn_reap(c);
-}
-
-static void on_pong_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct conn *c = w->data;
-	int max = node_config(c->node)->keepalive.max_ping_failures;
-
-	c->ping_out = false;
-	c->ping_failures++;
-	log_debug(MOD, "%s: PING %d/%d unanswered", c->peer_id, c->ping_failures, max);
-	if (c->probing) {
-		/* Another connection claims this peer and this one is silent:
-		 * proven dead, the other one takes over (node_conn_closed). */
-		conn_close(c, "keepalive: PING unanswered while another connection claims the peer");
-		return;
-	}
-	if (c->ping_failures >= max) {
-		char why[96];
-		snprintf(why, sizeof why, "keepalive: %d PINGs unanswered", c->ping_failures);
-		conn_close(c, why);
-	}
-}
-
-static void on_pong(struct conn *c, const struct pmsg *m)
-{
-	struct ev_loop *loop = node_loop(c->node);
-
-	/* Any PONG proves the peer alive; only ours by msg_id gives an RTT. */
-	c->ping_failures = 0;
-	if (c->probing) {
-		c->probing = false;
-		c->busy++;
-		node_conn_alive(c->node, c);
-		c->busy--;
-	}
-	if (probe_pong(c, m->msg_id))
-		return;
-	answered(c, m->msg_id);
-	if (c->ping_out && m->msg_id && strcmp(m->msg_id, c->ping_id) == 0) {
-		double ms = (mono_now() - c->ping_sent) * 1000.0;
-		c->ping_out = false;
-		ev_timer_stop(loop, &c->pong_timer);
-		node_conn_rtt(c->node, c, ms);
-	} else {
-		node_conn_pong(c->node, c, m->msg_id); /* an on-demand ping's (ping.c) */
-	}
-}
-
 /* ---- input ------------------------------------------------------------ */
-
-static void established(struct conn *c, const struct pmsg *m)
-{
-	c->features = m ? m->features : 0;
-	c->pipeline = (c->features & FEAT_PIPELINE) != 0;
-	c->batch = c->pipeline;
-	c->wmode = c->pipeline ? WM_PIPELINE : WM_ONE_PER_WRITE;
-	c->state = CONN_ESTABLISHED;
-	c->since = wall_now();
-	ev_timer_stop(node_loop(c->node), &c->deadline);
-	start_keepalive(c);
-	/* Learn whether this peer reads whole segments before anything else
-	 * is written (it waits behind the probe). */
-	if (!c->pipeline)
-		start_probe(c);
-	if (c->state == CONN_CLOSED)
-		return; /* the probe's write failed */
-	c->busy++;
-	node_conn_established(c->node, c);
-	c->busy--;
-}
-
-static void bad_line(struct conn *c, const char *why)
-{
-	int max = node_config(c->node)->limits.max_bad_lines;
-
-	c->bad_lines++;
-	log_debug(MOD, "%s (%s): %s (%d/%d)", c->peer_id[0] ? c->peer_id : "?", c->addr, why,
-		  c->bad_lines, max);
-	if (c->state != CONN_ESTABLISHED) {
-		conn_close(c, why);
-		return;
-	}
-	if (c->bad_lines >= max) {
-		char reason[128];
-		snprintf(reason, sizeof reason, "too many invalid lines (%d)", c->bad_lines);
-		conn_close(c, reason);
-	}
-}
-
-static void handle(struct conn *c, const struct pmsg *m)
-{
-	struct buf line = BUF_INIT;
-
-	/* Only bad lines in a row close a connection: a long-lived peer with
-	 * the odd malformed message is not a stream of garbage. */
-	c->bad_lines = 0;
-	if (c->state == CONN_HANDSHAKE) {
-		if (c->dir == CONN_IN) {
-			if (m->type != PM_HELLO) {
-				conn_close(c, "first message was not HELLO");
-				return;
-			}
-			c->busy++;
-			bool ok = node_conn_hello(c->node, c, m);
-			c->busy--;
-			if (!ok || c->state == CONN_CLOSED) {
-				conn_close(c, "HELLO refused");
-				return;
-			}
-			/* HELLO_OK in a write of its own, and a gap after it:
-			 * it gets no answer. */
-			pmsg_build_hello(&c->out, true, node_id(c->node), FEAT_OURS);
-			c->gap = (m->features & FEAT_PIPELINE) == 0;
-			established(c, m);
-			if (c->state != CONN_CLOSED)
-				flush(c);
-			return;
-		}
-		if (m->type == PM_HELLO_OK) {
-			if (m->peer_id && strcmp(m->peer_id, c->peer_id) != 0)
-				log_info(MOD, "%s: HELLO_OK says it is %s; keeping the dialled id",
-					 c->peer_id, m->peer_id);
-			established(c, m);
-			return;
-		}
-		if (m->type == PM_UNKNOWN || m->type == PM_HELLO)
-			return;
-		/* Some peers talk before their HELLO_OK is read: take it as given. */
-		established(c, NULL);
-		if (c->state == CONN_CLOSED)
-			return;
-	}
-	switch (m->type) {
-	case PM_PING:
-		pmsg_build_pong(&line, m->msg_id);
-		conn_write(c, &line, CK_CTL, NULL);
-		break;
-	case PM_PONG:
-		on_pong(c, m);
-		break;
-	case PM_BYE:
-		pmsg_build_bye_ok(&line, m->msg_id ? m->msg_id : "", node_id(c->node), c->peer_id);
-		c->busy++;
-		node_conn_bye(c->node, c);
-		c->busy--;
-		if (c->state == CONN_CLOSED)
-			break;
-		snprintf(c->close_reason, sizeof c->close_reason, "peer said BYE%s%.80s",
-			 m->reason && m->reason[0] ? ": " : "", m->reason ? m->reason : "");
-		/* Nothing else will be said: BYE_OK goes now, then we close
-		 * ourselves (PROTOCOL.md §4). */
-		free_list(c->ctl_head);
-		free_list(c->data_head);
-		c->ctl_head = c->ctl_tail = c->data_head = c->data_tail = NULL;
-		c->queued = 0;
-		buf_append(&c->out, line.data, line.len);
-		c->close_after_flush = true;
-		flush(c);
-		break;
-	case PM_BYE_OK:
-		if (c->bye_sent)
-			conn_close(c, "BYE_OK received");
-		break;
-	case PM_HELLO:
-	case PM_HELLO_OK:
-		log_debug(MOD, "%s: %s after the handshake, ignored", c->peer_id, pmsg_type_name(m->type));
-		break;
-	case PM_UNKNOWN:
-		log_debug(MOD, "%s: unknown type \"%s\", ignored", c->peer_id, m->type_str);
-		break;
-	default:
-		c->busy++;
-		node_conn_message(c->node, c, m);
-		c->busy--;
-		break;
-	}
-	buf_free(&line);
-}
 
 static int on_line(void *ctx, enum framer_event ev, const char *text, size_t len)
 {
 	struct conn *c = ctx;
-	struct pmsg m;
-	char err[128];
 
-	if (ev == FRAMER_OVERFLOW) {
-		char why[64];
-		snprintf(why, sizeof why, "line longer than %d bytes",
-			 node_config(c->node)->network.max_msg_size);
-		bad_line(c, why);
-		return c->state == CONN_CLOSED;
-	}
-	if (len == 0)
-		return 0; /* blank lines between messages are tolerated */
-	enum pmsg_status st = pmsg_parse(text, len, &m, err, sizeof err);
-	if (st == PMSG_OK) {
-		c->rx_msgs++;
-		node_conn_traffic(c->node, c, m.type, len, false);
-		handle(c, &m);
-	} else {
-		char why[192];
-		snprintf(why, sizeof why, "%s: %s",
-			 st == PMSG_BAD_JSON ? "invalid message" : "missing field", err);
-		bad_line(c, why);
-	}
-	pmsg_free(&m);
+	if (ev == FRAMER_OVERFLOW)
+		c->cbs->overflow(c->ctx, c);
+	else if (len > 0) /* blank lines between messages are tolerated */
+		c->cbs->line(c->ctx, c, text, len);
 	return c->state == CONN_CLOSED;
 }
 
@@ -895,8 +568,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 		c->peer_closed = true; /* EOF or reset: the other side's doing */
 		if (n == 0) {
-			conn_close(c, c->state == CONN_HANDSHAKE ? "closed during handshake"
-								 : "connection closed by peer");
+			conn_close(c, c->state == CONN_OPEN ? "closed during handshake"
+							    : "connection closed by peer");
 		} else {
 			char why[128];
 			snprintf(why, sizeof why, "read: %s", strerror(errno));
@@ -912,48 +585,66 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn *c = w->data;
 
-	switch (c->state) {
-	case CONN_CONNECTING:
+	if (c->state == CONN_CONNECTING) {
 		conn_close(c, "connect timeout");
-		break;
-	case CONN_HANDSHAKE:
-		conn_close(c, c->dir == CONN_OUT ? "no HELLO_OK in time" : "no HELLO in time");
-		break;
-	case CONN_ESTABLISHED:
-		/* BYE_OK wait, or the grace of a duplicate connection. */
-		conn_close(c, c->bye_sent ? "no BYE_OK in time" : "duplicate connection closed");
-		break;
-	case CONN_CLOSED:
-		break;
+		return;
 	}
+	c->busy++;
+	c->cbs->deadline(c->ctx, c);
+	c->busy--;
+	conn_reap(c);
 }
 
-void conn_bye(struct conn *c, const char *reason)
+void conn_start(struct conn *c, bool batch)
 {
-	struct buf line = BUF_INIT;
-	char id[MSGID_LEN];
+	c->state = CONN_STARTED;
+	c->batch = batch;
+	pump(c);
+}
 
-	if (c->state != CONN_ESTABLISHED) {
-		conn_close(c, reason);
-		return;
-	}
-	if (c->bye_sent)
-		return;
-	c->bye_sent = true;
-	msgid_new(id);
-	pmsg_build_bye(&line, id, node_id(c->node), c->peer_id, reason);
-	/* BYE jumps the data queue: nothing more will follow it. */
+void conn_put(struct conn *c, const struct buf *text, bool gap_after)
+{
+	buf_append(&c->out, text->data, text->len);
+	c->gap = gap_after;
+}
+
+void conn_close_after_flush(struct conn *c, const char *reason)
+{
+	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+	c->close_after_flush = true;
+	flush(c);
+}
+
+void conn_drop_queued(struct conn *c, bool urgent_too)
+{
 	free_list(c->data_head);
 	c->data_head = c->data_tail = NULL;
 	c->queued = 0;
-	for (struct conn_msg *m = c->ctl_head; m; m = m->next)
-		c->queued += m->len;
-	/* Nor is a SEND awaiting its ACK written again after the BYE. */
-	ev_timer_stop(node_loop(c->node), &c->resend_timer);
+	if (urgent_too) {
+		free_list(c->ctl_head);
+		c->ctl_head = c->ctl_tail = NULL;
+	} else {
+		for (struct conn_msg *m = c->ctl_head; m; m = m->next)
+			c->queued += m->len;
+	}
+	/* Nor is a line awaiting its answer written again. */
+	ev_timer_stop(c->loop, &c->resend_timer);
 	free(c->inflight);
 	c->inflight = NULL;
-	/* The write may close and free c (queue full, write error). */
-	if (conn_write(c, &line, CK_CTL, NULL) == 0)
-		conn_arm_deadline(c, node_config(c->node)->limits.bye_timeout);
-	buf_free(&line);
+}
+
+/* Ahead of everything queued (the pipeline probe's two PINGs, PROTOCOL.md §4). */
+void conn_write_first(struct conn *c, const struct buf *text, int lines, const char *msg_id)
+{
+	struct conn_msg *m = msg_new(text, false, msg_id);
+
+	m->answered = true; /* its first answer ends the gap */
+	m->first = true;
+	m->next = c->ctl_head;
+	c->ctl_head = m;
+	if (c->ctl_tail == NULL)
+		c->ctl_tail = m;
+	c->queued += m->len;
+	c->tx_msgs += (uint64_t)lines;
+	pump(c);
 }

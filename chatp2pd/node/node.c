@@ -13,9 +13,11 @@
 #include "net/guard.h"
 #include "net/dial_pacer.h"
 #include "log.h"
+#include "node/core.h"
 #include "node/outbox.h"
 #include "node/ping.h"
 #include "node/router.h"
+#include "node/session.h"
 #include "node/stats.h"
 #include "store/storage.h"
 #include "timeutil.h"
@@ -59,14 +61,14 @@ struct node {
 	ev_timer accept_pause;
 	ev_timer reconcile;
 	struct peer_table peers;
-	struct conn *conns;
+	struct session *conns;
 	size_t nconns;
 	struct router *router;
 	struct storage *store;
 	struct outbox *outbox;
 	struct rdv_client *rdv;
-	node_event_fn hook;
-	void *hook_ctx;
+	struct node_core core;      /* what router, outbox, pinger see of us */
+	struct session_env senv;    /* what our sessions call back */
 	struct accept_slot accepts[ACCEPT_SLOTS];
 	struct node_guard guard;
 	struct dial_pacer *pacer;      /* dials in flight / per second */
@@ -90,10 +92,10 @@ static void maybe_stopped(struct node *n);
 static void schedule_retry(struct node *n, struct peer *p);
 static bool paced_dial(void *ctx, const char *peer_id);
 static void configure_pacer(struct node *n);
+static const struct session_cbs session_cbs;
 
 /* ---- accessors ------------------------------------------------------- */
 
-struct ev_loop *node_loop(const struct node *n) { return n->loop; }
 const struct config *node_config(const struct node *n) { return &n->cfg; }
 const char *node_id(const struct node *n) { return n->id; }
 const char *node_ns(const struct node *n) { return n->ns; }
@@ -101,7 +103,7 @@ int node_listen_port(const struct node *n) { return n->port; }
 const char *node_listen_addr(const struct node *n) { return n->listen_addr; }
 double node_started(const struct node *n) { return n->started; }
 const struct peer_table *node_peer_table(const struct node *n) { return &n->peers; }
-struct conn *node_conns(const struct node *n) { return n->conns; }
+struct session *node_conns(const struct node *n) { return n->conns; }
 const struct node_guard *node_guard(const struct node *n) { return &n->guard; }
 struct storage *node_storage(const struct node *n) { return n->store; }
 struct outbox *node_outbox(const struct node *n) { return n->outbox; }
@@ -114,52 +116,24 @@ const struct rdv_status *node_registration(const struct node *n)
 	return rdv_client_status(n->rdv);
 }
 
-void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx)
+int node_subscribe(struct node *n, node_event_fn fn, void *ctx)
 {
-	n->hook = fn;
-	n->hook_ctx = ctx;
+	return node_events_subscribe(&n->core.events, fn, ctx);
 }
 
-void node_emit(struct node *n, const struct node_event *ev)
+void node_unsubscribe(struct node *n, node_event_fn fn, void *ctx)
 {
-	/* An ACK, late or not, settles a queued message with that msg_id. */
-	if (ev->type == EV_ACK && n->outbox)
-		outbox_acked(n->outbox, ev->peer_id, ev->msg_id);
-	stats_on_event(n, ev);
-	if (n->hook)
-		n->hook(n->hook_ctx, ev);
+	node_events_unsubscribe(&n->core.events, fn, ctx);
 }
 
-const char *node_event_name(enum node_event_type t)
+static void node_emit(struct node *n, const struct node_event *ev)
 {
-	static const char *const names[EV__COUNT] = {
-		[EV_MESSAGE] = "message",
-		[EV_PUB] = "pub",
-		[EV_ACK] = "ack",
-		[EV_ACK_TIMEOUT] = "ack_timeout",
-		[EV_PEER_CONNECTED] = "peer_connected",
-		[EV_PEER_DISCONNECTED] = "peer_disconnected",
-		[EV_PEER_STALE] = "peer_stale",
-		[EV_PEER_DISCOVERED] = "peer_discovered",
-		[EV_REGISTRATION] = "registration",
-		[EV_EXPIRED] = "expired",
-	};
-	return (unsigned)t < EV__COUNT ? names[t] : "?";
+	core_emit(&n->core, ev);
 }
 
-const char *send_result_name(enum send_result r)
+static int reconnect_cb(void *owner, const char *peer_id)
 {
-	switch (r) {
-	case SEND_ACKED: return "acked";
-	case SEND_SENT: return "sent";
-	case SEND_ACK_TIMEOUT: return "ack_timeout";
-	case SEND_NOT_CONNECTED: return "not_connected";
-	case SEND_UNKNOWN_PEER: return "unknown_peer";
-	case SEND_FAILED: return "failed";
-	case SEND_EXPIRED: return "expired";
-	case SEND_CANCELLED: return "cancelled";
-	}
-	return "?";
+	return node_reconnect(owner, peer_id);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -275,9 +249,19 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 		log_error(MOD, "%s: running without durable storage", why);
 	else
 		n->store = storage_open(loop, &n->cfg, dir);
-	n->router = router_new(n);
-	n->outbox = outbox_new(n);
-	n->pinger = pinger_new(n);
+	n->core = (struct node_core){
+		.loop = loop, .cfg = &n->cfg, .id = n->id, .ns = n->ns, .peers = &n->peers,
+		.sessions = &n->conns, .store = n->store, .reconnect = reconnect_cb, .owner = n,
+	};
+	n->senv = (struct session_env){ loop, &n->cfg, n->id, &session_cbs, n };
+	n->router = router_new(&n->core);
+	n->outbox = outbox_new(&n->core, n->router);
+	n->pinger = pinger_new(&n->core);
+	n->stats.peers = &n->peers;
+	/* The node's own parts hear its events first: an ACK settles a queued
+	 * message, then counts; controllers subscribe after (node_subscribe). */
+	node_events_subscribe(&n->core.events, outbox_on_event, n->outbox);
+	node_events_subscribe(&n->core.events, stats_on_event, &n->stats);
 	struct rdv_client_hooks hooks = { on_rdv_state, on_rdv_discover, n };
 	n->rdv = rdv_client_new(loop, &n->cfg, n->name, n->ns, n->port, cfg->node.ttl, &hooks);
 	ev_io_init(&n->accept_io, on_accept, n->listen_fd, EV_READ);
@@ -330,7 +314,7 @@ void node_free(struct node *n)
 	n->stopping = true;
 	n->stop_done = NULL;
 	while (n->conns)
-		conn_close(n->conns, "node stopping");
+		session_close(n->conns, "node stopping");
 	ev_io_stop(n->loop, &n->accept_io);
 	ev_timer_stop(n->loop, &n->accept_pause);
 	ev_timer_stop(n->loop, &n->reconcile);
@@ -387,11 +371,8 @@ int node_reload(struct node *n, const struct config *nc, char *note, size_t note
 		if (ev_is_active(&n->reconcile))
 			ev_timer_again(n->loop, &n->reconcile);
 	}
-	for (struct conn *c = n->conns; ping_changed && c; c = c->next) {
-		c->ping_timer.repeat = n->cfg.keepalive.ping_interval;
-		if (ev_is_active(&c->ping_timer))
-			ev_timer_again(n->loop, &c->ping_timer);
-	}
+	for (struct session *c = n->conns; ping_changed && c; c = c->next)
+		session_reconfigure(c);
 	rdv_client_reconfigure(n->rdv, &n->cfg);
 	configure_pacer(n);
 	storage_reconfigure(n->store, &n->cfg);
@@ -428,7 +409,7 @@ static bool dial_now(struct node *n, struct peer *p)
 	ev_timer_stop(n->loop, &p->retry_timer);
 	p->attempts++;
 	log_debug(MOD, "dialling %s at %s:%d (attempt %u)", p->id, p->ip, p->port, p->retry + 1);
-	struct conn *c = conn_dial(n, p->id, p->ip, p->port, err, sizeof err);
+	struct session *c = session_dial(&n->senv, p->id, p->ip, p->port, err, sizeof err);
 	if (c == NULL) {
 		log_info(MOD, "cannot dial %s: %s", p->id, err);
 		dial_pacer_done(n->pacer, p->id, DIAL_FAILED);
@@ -443,8 +424,8 @@ static bool dial_now(struct node *n, struct peer *p)
 	n->conns = c;
 	n->nconns++;
 	p->dialing = c;
-	if (c->fd >= guard_nofile() - FD_RESERVE)
-		conn_close(c, "descriptors running out (some kept in reserve)"); /* a failed dial */
+	if (session_fd(c) >= guard_nofile() - FD_RESERVE)
+		session_close(c, "descriptors running out (some kept in reserve)"); /* a failed dial */
 	return true;
 }
 
@@ -542,7 +523,7 @@ int node_reconnect(struct node *n, const char *peer_id)
 		if (p->ip[0] == '\0')
 			return 0;
 		if (p->conn)
-			conn_close(p->conn, "reconnect requested");
+			session_close(p->conn, "reconnect requested");
 		p->retry = 0;
 		p->gave_up = p->left = false;
 		/* Asked for: its address's backoff does not hold it back. */
@@ -604,7 +585,7 @@ static int conns_from(const struct node *n, const char *ip)
 	size_t len = strlen(ip);
 	int count = 0;
 
-	for (const struct conn *c = n->conns; c; c = c->next) {
+	for (const struct session *c = n->conns; c; c = c->next) {
 		const char *a = c->addr[0] == '[' ? c->addr + 1 : c->addr;
 		count += strncmp(a, ip, len) == 0 && (a[len] == ':' || a[len] == ']');
 	}
@@ -615,17 +596,17 @@ static int conns_from(const struct node *n, const char *ip)
  * said HELLO yet and has been silent longest.  False if there is none. */
 static bool drop_idle(struct node *n, const char *why)
 {
-	struct conn *victim = NULL;
+	struct session *victim = NULL;
 
-	for (struct conn *c = n->conns; c; c = c->next)
-		if (c->dir == CONN_IN && c->state == CONN_HANDSHAKE &&
-		    (victim == NULL || c->last_rx < victim->last_rx))
+	for (struct session *c = n->conns; c; c = c->next)
+		if (c->dir == CONN_IN && c->state == SESSION_HANDSHAKE &&
+		    (victim == NULL || session_last_rx(c) < session_last_rx(victim)))
 			victim = c;
 	if (victim == NULL)
 		return false;
 	n->guard.pressure_drops++;
 	log_info(MOD, "dropping %s (no HELLO yet) to make room: %s", victim->addr, why);
-	conn_close(victim, "dropped under pressure: no HELLO yet");
+	session_close(victim, "dropped under pressure: no HELLO yet");
 	return true;
 }
 
@@ -697,7 +678,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_accept(n, fd, &sa);
+		struct session *c = session_accept(&n->senv, fd, &sa);
 		c->next = n->conns;
 		if (n->conns)
 			n->conns->prev = c;
@@ -708,12 +689,12 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 /* The connection the pair keeps when there are two: the one dialled by the
  * peer whose id sorts lower (PROTOCOL.md §2), so both ends agree. */
-static const char *dialler(const struct node *n, const struct conn *c)
+static const char *dialler(const struct node *n, const struct session *c)
 {
 	return c->dir == CONN_OUT ? n->id : c->peer_id;
 }
 
-static bool wins_over(const struct node *n, const struct conn *a, const struct conn *b)
+static bool wins_over(const struct node *n, const struct session *a, const struct session *b)
 {
 	int cmp = strcmp(dialler(n, a), dialler(n, b));
 
@@ -721,7 +702,7 @@ static bool wins_over(const struct node *n, const struct conn *a, const struct c
 }
 
 /* c comes from the address the rendezvous lists for p (or we dialled it). */
-static bool from_listed(const struct peer *p, const struct conn *c)
+static bool from_listed(const struct peer *p, const struct session *c)
 {
 	const char *a = c->addr;
 	size_t len = strlen(p->ip);
@@ -735,8 +716,10 @@ static bool from_listed(const struct peer *p, const struct conn *c)
 	return strncmp(a, p->ip, len) == 0 && a[len] == ':';
 }
 
-bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
+static bool on_hello(void *ctx, struct session *c, const struct pmsg *m)
 {
+	struct node *n = ctx;
+
 	if (!peer_id_valid(m->peer_id)) {
 		log_info(MOD, "%s: HELLO with an invalid peer_id, refused", c->addr);
 		return false;
@@ -749,24 +732,25 @@ bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m)
 	return true;
 }
 
-/* Flow control (issue 18, h18store): c's output queue drained to low
- * water; the resends and the outbox backlog continue. */
-static void conn_drained(struct conn *c)
+/* Flow control (issue 18): c's output queue drained to low water; the
+ * resends and the outbox backlog continue. */
+static void on_session_drained(void *ctx, struct session *c)
 {
-	router_conn_drained(c->node->router, c);
-	if (c->state == CONN_ESTABLISHED)
-		outbox_conn_drained(c->node->outbox, c);
+	struct node *n = ctx;
+
+	router_conn_drained(n->router, c);
+	if (c->state == SESSION_ESTABLISHED)
+		outbox_conn_drained(n->outbox, c);
 }
 
 /* c became p's connection: what waited for it goes now. */
-static void conn_up(struct node *n, struct conn *c)
+static void conn_up(struct node *n, struct session *c)
 {
-	c->on_drained = conn_drained;
 	router_conn_up(n->router, c);
 	outbox_conn_up(n->outbox, c->peer_id);
 }
 
-static void make_primary(struct node *n, struct peer *p, struct conn *c)
+static void make_primary(struct node *n, struct peer *p, struct session *c)
 {
 	bool again = p->connects > 0;
 	struct node_event ev = { .type = EV_PEER_CONNECTED, .peer_id = p->id, .reconnected = again };
@@ -789,16 +773,16 @@ static void make_primary(struct node *n, struct peer *p, struct conn *c)
 
 /* A second connection to a peer: it stays open only while it is used
  * (peers that open one connection per message), then closes. */
-static void demote(struct node *n, struct conn *c)
+static void demote(struct node *n, struct session *c)
 {
 	c->primary = false;
 	c->peer = NULL;
-	conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
+	session_arm_deadline(c, n->cfg.limits.handshake_timeout);
 }
 
 /* A peer met only through its inbound HELLO joins the table: within
  * limits.max_met_only, forgetting the one seen longest ago that is gone. */
-static bool room_for_met_only(struct node *n, const struct conn *c)
+static bool room_for_met_only(struct node *n, const struct session *c)
 {
 	if (c->dir != CONN_IN || peer_find(&n->peers, c->peer_id) != NULL)
 		return true;
@@ -810,18 +794,20 @@ static bool room_for_met_only(struct node *n, const struct conn *c)
 	return true;
 }
 
-void node_conn_established(struct node *n, struct conn *c)
+static void on_established(void *ctx, struct session *c)
 {
+	struct node *n = ctx;
+
 	if (!room_for_met_only(n, c)) {
 		log_info(MOD, "%s (%s): refused, %d peers met only inbound are connected "
 			 "(limits.max_met_only)", c->peer_id, c->addr, n->cfg.limits.max_met_only);
-		conn_close(c, "too many peers met only inbound");
+		session_close(c, "too many peers met only inbound");
 		return;
 	}
 	struct peer *p = peer_get(&n->peers, c->peer_id, wall_now());
 
 	if (p == NULL) {
-		conn_close(c, "peer table full");
+		session_close(c, "peer table full");
 		return;
 	}
 	if (c->dir == CONN_OUT && p->dialing == c) {
@@ -833,7 +819,7 @@ void node_conn_established(struct node *n, struct conn *c)
 	n->stats.established[c->dir == CONN_OUT]++;
 	n->stats.last_established[c->dir == CONN_OUT] = wall_now();
 	if (n->stopping) {
-		conn_bye(c, "shutdown");
+		session_bye(c, "shutdown");
 		return;
 	}
 	if (p->conn == NULL) {
@@ -852,7 +838,7 @@ void node_conn_established(struct node *n, struct conn *c)
 	 * a tie-break win from elsewhere), the old one is PINGed at once:
 	 * silent, it is closed and the newcomer promoted (a crashed peer
 	 * back without a FIN); answering, the newcomer is an impostor. */
-	struct conn *old = p->conn;
+	struct session *old = p->conn;
 	bool same = strcmp(dialler(n, c), dialler(n, old)) == 0;
 	bool wins = !same && wins_over(n, c, old);
 	if (old->ping_failures > 0 || (c->pipeline && wins && from_listed(p, c))) {
@@ -872,9 +858,9 @@ void node_conn_established(struct node *n, struct conn *c)
 		log_info(MOD, "%s: a second connection (%s) claims it while %s is up; checking that one",
 			 p->id, c->addr, old->addr);
 		c->challenger = true;
-		conn_arm_deadline(c, grace > cfg->limits.handshake_timeout ? grace
+		session_arm_deadline(c, grace > cfg->limits.handshake_timeout ? grace
 									  : cfg->limits.handshake_timeout);
-		conn_probe(old); /* may close old and promote c */
+		session_probe(old); /* may close old and promote c */
 	} else {
 		log_debug(MOD, "%s: second connection from %s kept only while it is used", p->id, c->addr);
 	}
@@ -882,26 +868,29 @@ void node_conn_established(struct node *n, struct conn *c)
 
 /* The probed connection of a peer answered: whoever claimed that peer on
  * another connection meanwhile is not it. */
-void node_conn_alive(struct node *n, struct conn *c)
+static void on_alive(void *ctx, struct session *c)
 {
-	struct conn *o, *next;
+	struct node *n = ctx;
+	struct session *o, *next;
 
 	for (o = n->conns; o; o = next) {
 		next = o->next;
-		if (o == c || !o->challenger || o->state == CONN_CLOSED ||
+		if (o == c || !o->challenger || o->state == SESSION_CLOSED ||
 		    strcmp(o->peer_id, c->peer_id) != 0)
 			continue;
 		n->guard.impostors++;
 		log_warn(MOD, "impostor: %s claimed to be %s, who answers on %s; closed (%lu so far)",
 			 o->addr, c->peer_id, c->addr, n->guard.impostors);
-		conn_close(o, "impostor: the peer it claims to be answers on another connection");
+		session_close(o, "impostor: the peer it claims to be answers on another connection");
 	}
 }
 
-void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m)
+static void on_message(void *ctx, struct session *c, const struct pmsg *m)
 {
+	struct node *n = ctx;
+
 	if (!c->primary && !c->bye_sent)
-		conn_arm_deadline(c, n->cfg.limits.handshake_timeout);
+		session_arm_deadline(c, n->cfg.limits.handshake_timeout);
 	if (c->peer)
 		c->peer->last_seen = wall_now();
 	if (m->type == PM_ACK) {
@@ -912,8 +901,9 @@ void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m)
 	}
 }
 
-void node_conn_rtt(struct node *n, struct conn *c, double ms)
+static void on_rtt(void *ctx, struct session *c, double ms)
 {
+	struct node *n = ctx;
 	struct peer *p = peer_find(&n->peers, c->peer_id);
 
 	if (p)
@@ -921,8 +911,9 @@ void node_conn_rtt(struct node *n, struct conn *c, double ms)
 	log_debug(MOD, "%s: RTT %.3f ms", c->peer_id, ms);
 }
 
-void node_conn_bye(struct node *n, struct conn *c)
+static void on_bye(void *ctx, struct session *c)
 {
+	struct node *n = ctx;
 	struct peer *p = peer_find(&n->peers, c->peer_id);
 
 	log_info(MOD, "%s said BYE", c->peer_id);
@@ -934,13 +925,13 @@ void node_conn_bye(struct node *n, struct conn *c)
 
 /* The primary c of p closed: make another established connection with p
  * the primary, if there is one (found by tests/e2e/test_interop.py). */
-static bool promote_other(struct node *n, struct peer *p, struct conn *c, const char *reason)
+static bool promote_other(struct node *n, struct peer *p, struct session *c, const char *reason)
 {
-	for (struct conn *o = n->conns; o; o = o->next) {
-		if (o == c || o->state != CONN_ESTABLISHED || o->bye_sent || o->close_after_flush ||
+	for (struct session *o = n->conns; o; o = o->next) {
+		if (o == c || o->state != SESSION_ESTABLISHED || o->bye_sent || session_closing(o) ||
 		    strcmp(o->peer_id, p->id) != 0)
 			continue;
-		ev_timer_stop(n->loop, &o->deadline); /* the grace of a demoted one */
+		session_disarm_deadline(o); /* the grace of a demoted one */
 		o->challenger = false;
 		o->primary = true;
 		o->peer = p;
@@ -954,8 +945,9 @@ static bool promote_other(struct node *n, struct peer *p, struct conn *c, const 
 	return false;
 }
 
-void node_conn_closed(struct node *n, struct conn *c, const char *reason)
+static void on_closed(void *ctx, struct session *c, const char *reason)
 {
+	struct node *n = ctx;
 	struct peer *p = c->peer_id[0] ? peer_find(&n->peers, c->peer_id) : NULL;
 
 	if (c->prev)
@@ -1011,6 +1003,36 @@ void node_conn_closed(struct node *n, struct conn *c, const char *reason)
 	}
 	maybe_stopped(n);
 }
+
+static void on_pong(void *ctx, struct session *c, const char *msg_id)
+{
+	struct node *n = ctx;
+
+	pinger_pong(n->pinger, c->peer_id, msg_id);
+}
+
+static void on_traffic(void *ctx, struct session *c, enum pmsg_type t, size_t bytes, bool out)
+{
+	struct node *n = ctx;
+	struct peer *p = c->peer;
+
+	if (p == NULL && c->peer_id[0])
+		p = peer_find(&n->peers, c->peer_id);
+	stats_traffic(&n->stats, p, t, bytes, out);
+}
+
+static const struct session_cbs session_cbs = {
+	.hello = on_hello,
+	.established = on_established,
+	.message = on_message,
+	.rtt = on_rtt,
+	.pong = on_pong,
+	.bye = on_bye,
+	.alive = on_alive,
+	.traffic = on_traffic,
+	.drained = on_session_drained,
+	.closed = on_closed,
+};
 
 /* ---- rendezvous ------------------------------------------------------------ */
 
@@ -1146,7 +1168,7 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 	log_warn(MOD, "shutdown: giving up waiting");
 	while (n->conns)
-		conn_close(n->conns, "shutdown");
+		session_close(n->conns, "shutdown");
 	n->unregistered = true;
 	maybe_stopped(n);
 }
@@ -1169,13 +1191,13 @@ void node_shutdown(struct node *n, void (*done)(void *ctx), void *ctx)
 	n->stop_deadline.data = n;
 	ev_timer_start(n->loop, &n->stop_deadline);
 
-	struct conn *c = n->conns, *next;
+	struct session *c = n->conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_ESTABLISHED)
-			conn_bye(c, "shutdown");
+		if (c->state == SESSION_ESTABLISHED)
+			session_bye(c, "shutdown");
 		else
-			conn_close(c, "shutdown");
+			session_close(c, "shutdown");
 	}
 	rdv_client_unregister(n->rdv, true, on_unregistered, n);
 }

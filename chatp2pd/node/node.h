@@ -1,6 +1,7 @@
-/* The chat node: identity, listener, peer table, connections, message
- * routing, rendezvous client, shutdown.  This header is the interface the
- * control socket uses; node_conn_* are the callbacks of conn.c. */
+/* The chat node: identity, listener, peer table, sessions (connection
+ * choice), message routing, rendezvous client, shutdown.  This header is
+ * the interface the layer above (control/, main.c) uses; what the node has
+ * to say goes up as node events (node/event.h) to whoever subscribed. */
 #ifndef CHATP2PD_NODE_H
 #define CHATP2PD_NODE_H
 #include <ev.h>
@@ -8,48 +9,18 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "net/conn.h"
 #include "msgid.h"
+#include "node/event.h"
 #include "node/peer_table.h"
+#include "node/session.h"
 #include "rendezvous/client.h"
 
 struct node;
 struct router;
 struct storage;
 struct outbox;
-
-/* ---- events: what controllers can subscribe to ------------------------- */
-
-enum node_event_type {
-	EV_MESSAGE,          /* a SEND delivered to us */
-	EV_PUB,              /* a PUB delivered to us */
-	EV_ACK,              /* a SEND of ours was ACKed */
-	EV_ACK_TIMEOUT,      /* a SEND of ours got no ACK within ack_timeout */
-	EV_PEER_CONNECTED,   /* a connection became the peer's (ACTIVE) */
-	EV_PEER_DISCONNECTED,/* the peer's connection closed (peer left: BYE) */
-	EV_PEER_STALE,       /* the peer's connection was lost */
-	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
-	EV_REGISTRATION,     /* the rendezvous registration changed state */
-	EV_EXPIRED,          /* a queued SEND of ours was given up (deadline, attempts) */
-	EV__COUNT
-};
-
-struct node_event {
-	enum node_event_type type;
-	const char *peer_id;   /* the other side (from, to, or the peer) */
-	const char *to;        /* MESSAGE/PUB: dst as written */
-	const char *text;      /* MESSAGE/PUB payload; DISCONNECTED/STALE reason */
-	const char *msg_id;
-	double rtt_ms;         /* ACK */
-	bool src_mismatch;     /* MESSAGE/PUB: src differs from the handshake */
-	bool reconnected;      /* PEER_CONNECTED: it had been connected before */
-	bool late;             /* ACK: after its ack_timeout had been reported */
-	const struct rdv_status *reg; /* REGISTRATION */
-	long long inbox_id;    /* MESSAGE/PUB: its inbox row (0: not stored) */
-};
-
-typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);
-const char *node_event_name(enum node_event_type t);
+struct pinger;
+struct node_stats;
 
 /* ---- life cycle ----------------------------------------------------------- */
 
@@ -73,7 +44,10 @@ void node_free(struct node *n);
  * the life of the process: changes to them are refused and named in note
  * (empty if none).  Returns the number of refused keys. */
 int node_reload(struct node *n, const struct config *cfg, char *note, size_t notelen);
-void node_set_event_hook(struct node *n, node_event_fn fn, void *ctx);
+/* Hear every node event, after the node's own parts (outbox, stats).
+ * Returns -1 when there is no room (NODE_EVENT_SUBS). */
+int node_subscribe(struct node *n, node_event_fn fn, void *ctx);
+void node_unsubscribe(struct node *n, node_event_fn fn, void *ctx);
 
 /* ---- what controllers can ask --------------------------------------------- */
 
@@ -93,22 +67,11 @@ struct node_guard {
 	unsigned long forgotten;      /* met-only peers forgotten after they left */
 };
 const struct node_guard *node_guard(const struct node *n);
-/* Connections, established or not, primary or not. */
-struct conn *node_conns(const struct node *n);
-
-enum send_result {
-	SEND_ACKED,          /* the ACK came back */
-	SEND_SENT,           /* written; no ACK was asked for */
-	SEND_ACK_TIMEOUT,    /* no ACK within ack_timeout */
-	SEND_NOT_CONNECTED,  /* known peer, no connection */
-	SEND_UNKNOWN_PEER,   /* never heard of it */
-	SEND_FAILED,         /* bad input or queue full */
-	SEND_EXPIRED,        /* queued: deadline passed or attempts used up */
-	SEND_CANCELLED,      /* queued: removed by outbox cancel */
-};
-const char *send_result_name(enum send_result r);
-typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,
-			     const char *detail);
+/* Sessions (connections), established or not, primary or not. */
+struct session *node_conns(const struct node *n);
+/* Counters (node/stats.h) and on-demand pings (node/ping.h). */
+struct node_stats *node_stats(struct node *n);
+struct pinger *node_pinger(struct node *n);
 
 /* SEND text to peer_id.  The callback runs exactly once, possibly before
  * node_send returns (errors, require_ack false).  msg_id_out may be NULL;
@@ -135,24 +98,5 @@ int node_reconnect(struct node *n, const char *peer_id);
 void node_discover(struct node *n, rdv_done_fn done, void *ctx);
 void node_register(struct node *n, rdv_done_fn done, void *ctx);
 void node_unregister(struct node *n, rdv_done_fn done, void *ctx);
-
-/* ---- callbacks from conn.c ------------------------------------------------ */
-
-struct ev_loop *node_loop(const struct node *n);
-/* Report an event to the hook (router.c and node.c). */
-void node_emit(struct node *n, const struct node_event *ev);
-/* An inbound HELLO: false refuses the connection. */
-bool node_conn_hello(struct node *n, struct conn *c, const struct pmsg *m);
-/* Handshake complete (either direction). */
-void node_conn_established(struct node *n, struct conn *c);
-/* Any message after the handshake (not PING/PONG/BYE*, handled by conn). */
-void node_conn_message(struct node *n, struct conn *c, const struct pmsg *m);
-void node_conn_rtt(struct node *n, struct conn *c, double ms);
-/* The peer said BYE. */
-void node_conn_bye(struct node *n, struct conn *c);
-/* A probed connection answered (conn_probe). */
-void node_conn_alive(struct node *n, struct conn *c);
-/* Closed: the node unlinks it; conn.c frees it afterwards. */
-void node_conn_closed(struct node *n, struct conn *c, const char *reason);
 
 #endif

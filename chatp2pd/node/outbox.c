@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "node/router.h"
+#include "node/session.h"
 #include "store/storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -55,7 +56,8 @@ struct outq {
 };
 
 struct outbox {
-	struct node *node;
+	struct node_core *core;
+	struct router *router;      /* sends for it */
 	struct entry *head, *tail;
 	struct entry *zombies;      /* detached, in flight */
 	struct entry **ids;         /* msg_id hash table */
@@ -87,26 +89,27 @@ static void on_storage_reopen(void *ctx, bool ok)
 	for (struct entry *e = ob->head; e; e = e->next) {
 		struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline,
 					 e->attempts, 0 };
-		storage_outbox_add(node_storage(ob->node), &so, &e->row);
+		storage_outbox_add(ob->core->store, &so, &e->row);
 	}
 }
 
-struct outbox *outbox_new(struct node *n)
+struct outbox *outbox_new(struct node_core *core, struct router *router)
 {
 	struct outbox *ob = xcalloc(1, sizeof *ob);
 
-	ob->node = n;
+	ob->core = core;
+	ob->router = router;
 	ob->nids = 1024;
 	ob->ids = xcalloc(ob->nids, sizeof *ob->ids);
 	ob->nqs = 64;
 	ob->qs = xcalloc(ob->nqs, sizeof *ob->qs);
-	storage_on_reopen(node_storage(n), on_storage_reopen, ob);
+	storage_on_reopen(core->store, on_storage_reopen, ob);
 	return ob;
 }
 
 static void entry_free(struct entry *e)
 {
-	ev_timer_stop(node_loop(e->ob->node), &e->timer);
+	ev_timer_stop(e->ob->core->loop, &e->timer);
 	free(e->text);
 	free(e);
 }
@@ -326,7 +329,7 @@ static struct entry *entry_new(struct outbox *ob, const char *msg_id, const char
 	e->attempts = attempts;
 	ev_timer_init(&e->timer, on_deadline, left > 0 ? left : 0, 0);
 	e->timer.data = e;
-	ev_timer_start(node_loop(ob->node), &e->timer);
+	ev_timer_start(ob->core->loop, &e->timer);
 	/* Appended: the lists are in queueing order, so delivery is too. */
 	e->prev = ob->tail;
 	if (ob->tail)
@@ -347,14 +350,14 @@ static void finish(struct entry *e, enum send_result res, double rtt_ms, const c
 {
 	struct outbox *ob = e->ob;
 
-	storage_outbox_remove(node_storage(ob->node), e->row);
+	storage_outbox_remove(ob->core->store, e->row);
 	if (!e->detached)
 		unlink_entry(e);
 	if (res == SEND_EXPIRED) {
 		struct node_event ev = { .type = EV_EXPIRED, .peer_id = e->to, .msg_id = e->msg_id,
 					 .text = detail };
 		log_warn(MOD, "%s to %s expired: %s", e->msg_id, e->to, detail);
-		node_emit(ob->node, &ev);
+		core_emit(ob->core, &ev);
 	}
 	if (e->cb)
 		e->cb(e->ctx, res, e->msg_id, rtt_ms, detail);
@@ -362,7 +365,7 @@ static void finish(struct entry *e, enum send_result res, double rtt_ms, const c
 		/* The router still holds it: answered there, freed then. */
 		e->detached = true;
 		e->cb = NULL;
-		ev_timer_stop(node_loop(ob->node), &e->timer);
+		ev_timer_stop(ob->core->loop, &e->timer);
 		e->next = ob->zombies;
 		if (ob->zombies)
 			ob->zombies->prev = e;
@@ -408,7 +411,7 @@ static void on_sent(void *ctx, enum send_result r, const char *msg_id, double rt
 		    const char *detail)
 {
 	struct entry *e = ctx;
-	int max = node_config(e->ob->node)->storage.max_attempts;
+	int max = e->ob->core->cfg->storage.max_attempts;
 
 	e->in_flight = false;
 	if (e->detached) {
@@ -428,7 +431,7 @@ static void on_sent(void *ctx, enum send_result r, const char *msg_id, double rt
 			/* An attempt is a send the socket took: the next goes on the
 			 * next connection. */
 			e->attempts++;
-			storage_outbox_attempt(node_storage(e->ob->node), e->row, e->attempts);
+			storage_outbox_attempt(e->ob->core->store, e->row, e->attempts);
 			pl_append(e, true);
 		} else {
 			/* Still in the output queue when its time ran out: not an
@@ -461,11 +464,11 @@ static void attempt(struct entry *e)
 	e->in_flight = true;
 	e->written = false;
 	log_debug(MOD, "sending %s to %s (attempt %d)", e->msg_id, e->to, e->attempts + 1);
-	router_send_id(node_router(e->ob->node), e->to, e->text, e->msg_id, on_sent, e, &e->written);
+	router_send_id(e->ob->router, e->to, e->text, e->msg_id, on_sent, e, &e->written);
 }
 
 /* Send what waits for q's peer while its connection's output queue has
- * room; conn_room() arms the drained hook that calls this again.  A
+ * room; session_room() arms the drained hook that calls this again.  A
  * backlog of any size thus goes at the pace the peer reads, instead of
  * overflowing the queue (which closed the connection, every time). */
 static void pump(struct outbox *ob, struct outq *q)
@@ -477,12 +480,12 @@ static void pump(struct outbox *ob, struct outq *q)
 	ob->pumping = true;
 	q->n++; /* kept while we loop: finishing its last entry would free it */
 	while ((e = q->waiting.head) != NULL) {
-		struct peer *p = peer_find(node_peer_table(ob->node), q->to);
-		struct conn *c = p ? p->conn : NULL;
-		if (c == NULL || c->state != CONN_ESTABLISHED)
+		struct peer *p = peer_find(ob->core->peers, q->to);
+		struct session *c = p ? p->conn : NULL;
+		if (c == NULL || c->state != SESSION_ESTABLISHED)
 			break;
 		/* The line is the text plus its JSON envelope (under 512 bytes). */
-		if (!conn_room(c, strlen(e->text) + 512))
+		if (!session_room(c, strlen(e->text) + 512))
 			break;
 		pl_unlink(e);
 		attempt(e); /* may finish e (bad text) or put it back (no connection) */
@@ -513,7 +516,7 @@ static void load_one(void *ctx, const struct stored_out *o)
 
 void outbox_load(struct outbox *ob)
 {
-	int n = storage_outbox_load(node_storage(ob->node), load_one, ob);
+	int n = storage_outbox_load(ob->core->store, load_one, ob);
 
 	if (n > 0)
 		log_info(MOD, "%d queued message(s) picked up again", n);
@@ -521,7 +524,7 @@ void outbox_load(struct outbox *ob)
 
 bool outbox_full(const struct outbox *ob)
 {
-	int max = node_config(ob->node)->storage.outbox_max;
+	int max = ob->core->cfg->storage.outbox_max;
 
 	return max > 0 && ob->count >= max;
 }
@@ -529,8 +532,8 @@ bool outbox_full(const struct outbox *ob)
 void outbox_queue(struct outbox *ob, const char *to, const char *text, double deadline_s,
 		  node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN])
 {
-	const struct config *cfg = node_config(ob->node);
-	struct peer *p = peer_id_valid(to) ? peer_find(node_peer_table(ob->node), to) : NULL;
+	const struct config *cfg = ob->core->cfg;
+	struct peer *p = peer_id_valid(to) ? peer_find(ob->core->peers, to) : NULL;
 	char id[MSGID_LEN], detail[160];
 	struct buf line = BUF_INIT;
 	double now = wall_now();
@@ -549,7 +552,7 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 		return;
 	}
 	/* Refuse now what could never be sent, not at every attempt. */
-	if (pmsg_build_send(&line, id, node_id(ob->node), to, text, true) != 0) {
+	if (pmsg_build_send(&line, id, ob->core->id, to, text, true) != 0) {
 		cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
 		return;
 	}
@@ -567,12 +570,12 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 	e->cb = cb;
 	e->ctx = ctx;
 	struct stored_out so = { e->msg_id, e->to, e->text, e->created, e->deadline, 0, 0 };
-	storage_outbox_add(node_storage(ob->node), &so, &e->row);
+	storage_outbox_add(ob->core->store, &so, &e->row);
 	if (p->conn) {
 		pump(ob, e->q);
 	} else {
 		log_info(MOD, "%s queued for %s (not connected): dialling", id, to);
-		node_reconnect(ob->node, to);
+		ob->core->reconnect(ob->core->owner, to);
 	}
 }
 
@@ -586,7 +589,7 @@ void outbox_conn_up(struct outbox *ob, const char *peer_id)
 	pump(ob, q);
 }
 
-void outbox_conn_drained(struct outbox *ob, struct conn *c)
+void outbox_conn_drained(struct outbox *ob, struct session *c)
 {
 	struct outq *q = c->primary ? q_find(ob, c->peer_id) : NULL;
 
@@ -601,6 +604,13 @@ void outbox_acked(struct outbox *ob, const char *peer_id, const char *msg_id)
 	/* In flight, the router's callback settles it. */
 	if (e && !e->in_flight && strcmp(e->to, peer_id) == 0)
 		finish(e, SEND_ACKED, 0, NULL);
+}
+
+void outbox_on_event(void *ctx, const struct node_event *ev)
+{
+	/* An ACK, late or not, settles a queued message with that msg_id. */
+	if (ev->type == EV_ACK)
+		outbox_acked(ctx, ev->peer_id, ev->msg_id);
 }
 
 bool outbox_cancel(struct outbox *ob, const char *msg_id)

@@ -9,11 +9,15 @@
 #define CHATP2PD_OUTBOX_H
 #include <stdbool.h>
 
-#include "node/node.h"
+#include "msgid.h"
+#include "node/core.h"
+
+struct router;
+struct session;
 
 struct outbox;
 
-struct outbox *outbox_new(struct node *n);
+struct outbox *outbox_new(struct node_core *core, struct router *router);
 /* Callbacks are not called: the controllers are gone by now (control.h). */
 void outbox_free(struct outbox *ob);
 /* Pick up what the database holds (at start). */
@@ -23,12 +27,14 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 		  node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
 /* A connection to peer_id came up: send what waits for it. */
 void outbox_conn_up(struct outbox *ob, const char *peer_id);
-/* c's output queue drained to low water (conn_room): send more. */
-void outbox_conn_drained(struct outbox *ob, struct conn *c);
+/* c's output queue drained to low water (session_room): send more. */
+void outbox_conn_drained(struct outbox *ob, struct session *c);
 /* storage.outbox_max messages are queued: outbox_queue() refuses more. */
 bool outbox_full(const struct outbox *ob);
 /* An ACK (possibly late) for msg_id from peer_id. */
 void outbox_acked(struct outbox *ob, const char *peer_id, const char *msg_id);
+/* The same, as a node event subscriber (ctx: the outbox; EV_ACK only). */
+void outbox_on_event(void *ctx, const struct node_event *ev);
 /* Remove one; its controller is told "cancelled".  false if not queued. */
 bool outbox_cancel(struct outbox *ob, const char *msg_id);
 

@@ -20,7 +20,7 @@ struct rtt_stats {
 	unsigned long samples;
 };
 
-struct conn;
+struct session;
 
 /* Per-peer traffic (control "peers"/"conn", metrics): counted where a
  * message is parsed or queued and where a SEND's fate is known. */
@@ -50,8 +50,8 @@ struct peer {
 	double listed_until;    /* monotonic expiry of the registration we dial */
 	long long listed_expires; /* its expires_in when listed, -1 unknown */
 	struct rtt_stats rtt;
-	struct conn *conn;      /* the established connection, when ACTIVE */
-	struct conn *dialing;   /* our outbound attempt in progress */
+	struct session *conn;   /* the established connection, when ACTIVE */
+	struct session *dialing; /* our outbound attempt in progress */
 	ev_timer retry_timer;   /* next dial attempt */
 	void *owner;            /* the node (for retry_timer) */
 	struct peer *next;      /* hash chain */

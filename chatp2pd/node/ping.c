@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/conn.h"
 #include "log.h"
 #include "msg.h"
-#include "node/node.h"
+#include "node/core.h"
+#include "node/session.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -27,16 +27,16 @@ struct ping {
 };
 
 struct pinger {
-	struct node *n;
+	struct node_core *core;
 	struct ping *out;
 	unsigned count;
 };
 
-struct pinger *pinger_new(struct node *n)
+struct pinger *pinger_new(struct node_core *core)
 {
 	struct pinger *pg = xcalloc(1, sizeof *pg);
 
-	pg->n = n;
+	pg->core = core;
 	return pg;
 }
 
@@ -50,7 +50,7 @@ static void unlink_ping(struct ping *p)
 		*pp = p->next;
 		p->pg->count--;
 	}
-	ev_timer_stop(node_loop(p->pg->n), &p->timer);
+	ev_timer_stop(p->pg->core->loop, &p->timer);
 }
 
 void pinger_free(struct pinger *pg)
@@ -75,17 +75,16 @@ static void on_ping_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	free(p);
 }
 
-void node_ping(struct node *n, const char *peer_id, double timeout_s, ping_cb cb, void *ctx)
+void pinger_ping(struct pinger *pg, const char *peer_id, double timeout_s, ping_cb cb, void *ctx)
 {
-	struct pinger *pg = node_pinger(n);
-	struct peer *peer = peer_id_valid(peer_id) ? peer_find(node_peer_table(n), peer_id) : NULL;
+	struct peer *peer = peer_id_valid(peer_id) ? peer_find(pg->core->peers, peer_id) : NULL;
 	struct buf line = BUF_INIT;
 
 	if (peer == NULL) {
 		cb(ctx, PING_UNKNOWN_PEER, 0);
 		return;
 	}
-	if (peer->conn == NULL || peer->conn->state != CONN_ESTABLISHED || pg->count >= MAX_PINGS) {
+	if (peer->conn == NULL || peer->conn->state != SESSION_ESTABLISHED || pg->count >= MAX_PINGS) {
 		cb(ctx, PING_NOT_CONNECTED, 0);
 		return;
 	}
@@ -103,19 +102,18 @@ void node_ping(struct node *n, const char *peer_id, double timeout_s, ping_cb cb
 	pg->count++;
 	ev_timer_init(&p->timer, on_ping_timeout, timeout_s, 0);
 	p->timer.data = p;
-	ev_timer_start(node_loop(n), &p->timer);
-	conn_write(peer->conn, &line, CK_CTL, NULL);
+	ev_timer_start(pg->core->loop, &p->timer);
+	session_write(peer->conn, &line, CK_CTL, NULL);
 	buf_free(&line);
 }
 
-void node_conn_pong(struct node *n, struct conn *c, const char *msg_id)
+void pinger_pong(struct pinger *pg, const char *peer_id, const char *msg_id)
 {
-	struct pinger *pg = node_pinger(n);
 
 	if (msg_id == NULL)
 		return;
 	for (struct ping *p = pg->out; p; p = p->next) {
-		if (strcmp(p->msg_id, msg_id) == 0 && strcmp(p->peer_id, c->peer_id) == 0) {
+		if (strcmp(p->msg_id, msg_id) == 0 && strcmp(p->peer_id, peer_id) == 0) {
 			double ms = (mono_now() - p->t0) * 1000.0;
 			unlink_ping(p);
 			p->cb(p->ctx, PING_PONG, ms);

@@ -25,7 +25,7 @@ struct pending {
 	char to[PEER_ID_MAX + 1];
 	struct buf line;            /* the SEND as written, for retransmission */
 	double t0;                  /* mono_now() when accepted (RTT) */
-	uint64_t serial, mark;      /* the conn it was last written to, conn_mark() then */
+	uint64_t serial, mark;      /* the session it was last written to, session_mark() then */
 	bool *written;              /* told at the end: did the socket take it? */
 	ev_timer timer;             /* ack_timeout */
 	node_send_cb cb;
@@ -51,12 +51,12 @@ struct seen_entry {
 
 /* An ACK for a stored message, written once the row is committed. */
 struct held_ack {
-	struct conn *c;             /* kept from being freed: c->busy */
+	struct session *c;             /* kept from being freed: c->busy */
 	char *msg_id;
 };
 
 struct router {
-	struct node *node;
+	struct node_core *core;
 	struct held_ack *held;
 	size_t nheld, held_cap;
 	struct pending *pending[PENDING_BUCKETS];
@@ -79,12 +79,12 @@ static uint32_t hash(const char *s)
 
 static void on_commit(void *ctx, bool ok);
 
-struct router *router_new(struct node *n)
+struct router *router_new(struct node_core *core)
 {
 	struct router *r = xcalloc(1, sizeof *r);
 
-	r->node = n;
-	storage_on_commit(node_storage(n), on_commit, r);
+	r->core = core;
+	storage_on_commit(core->store, on_commit, r);
 	for (int i = 0; i < SEEN_MAX; i++) {
 		r->seen_head[i] = -1;
 		r->seen[i].next = -1;
@@ -94,7 +94,7 @@ struct router *router_new(struct node *n)
 
 static void pending_free(struct pending *p)
 {
-	ev_timer_stop(node_loop(p->r->node), &p->timer);
+	ev_timer_stop(p->r->core->loop, &p->timer);
 	buf_free(&p->line);
 	free(p);
 }
@@ -149,24 +149,24 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pending *p = w->data;
 	struct router *r = p->r;
-	struct peer *peer = peer_find(node_peer_table(r->node), p->to);
+	struct peer *peer = peer_find(r->core->peers, p->to);
 	struct node_event ev = { .type = EV_ACK_TIMEOUT, .peer_id = p->to, .msg_id = p->msg_id };
 
 	pending_take(r, p->msg_id);
 	/* Written if the socket took it; a connection gone since: assume so. */
 	if (p->written)
-		*p->written = peer == NULL || peer->conn == NULL || peer->conn->serial != p->serial ||
-			      conn_written(peer->conn, p->mark);
+		*p->written = peer == NULL || peer->conn == NULL || session_serial(peer->conn) != p->serial ||
+			      session_written(peer->conn, p->mark);
 	log_warn(MOD, "SEND %s to %s: no ACK within %.0f s", p->msg_id, p->to,
-		 node_config(r->node)->network.ack_timeout);
+		 r->core->cfg->network.ack_timeout);
 	struct late_entry *l = &r->late[r->late_next];
 	r->late_next = (r->late_next + 1) % LATE_MAX;
 	memcpy(l->msg_id, p->msg_id, MSGID_LEN);
 	snprintf(l->to, sizeof l->to, "%s", p->to);
 	l->t0 = p->t0;
 	if (peer && peer->conn)
-		conn_send_done(peer->conn, p->msg_id);
-	node_emit(r->node, &ev);
+		session_send_done(peer->conn, p->msg_id);
+	core_emit(r->core, &ev);
 	finish(p, SEND_ACK_TIMEOUT, 0, "no ACK within ack_timeout");
 }
 
@@ -176,7 +176,7 @@ static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static bool too_long(const struct router *r, const struct buf *line, char *err, size_t errlen)
 {
 	size_t bytes = line->len - 1; /* without the '\n' */
-	int max = node_config(r->node)->network.max_msg_size;
+	int max = r->core->cfg->network.max_msg_size;
 
 	if (bytes <= (size_t)max)
 		return false;
@@ -189,7 +189,7 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 		      const char *id_in, node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN],
 		      bool *written)
 {
-	const struct peer_table *t = node_peer_table(r->node);
+	const struct peer_table *t = r->core->peers;
 	struct peer *peer = peer_id_valid(to) ? peer_find(t, to) : NULL;
 	char id[MSGID_LEN], detail[128];
 	struct buf line = BUF_INIT;
@@ -212,7 +212,7 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 			cb(ctx, SEND_NOT_CONNECTED, id, 0, "peer not connected");
 		return;
 	}
-	if (pmsg_build_send(&line, id, node_id(r->node), to, text, require_ack) != 0) {
+	if (pmsg_build_send(&line, id, r->core->id, to, text, require_ack) != 0) {
 		if (cb)
 			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
 		return;
@@ -224,10 +224,10 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 		return;
 	}
 	/* Without require_ack nothing will come back: it goes like a PUB (in
-	 * order, no wait, no resend).  As CK_SEND followed by conn_send_done()
+	 * order, no wait, no resend).  As CK_SEND followed by session_send_done()
 	 * it was dropped from the queue of a non-pipeline peer unless it could
 	 * be written at once (found by tests/e2e/test_interop.py). */
-	if (conn_write(peer->conn, &line, require_ack ? CK_SEND : CK_PUB, id) != 0) {
+	if (session_write(peer->conn, &line, require_ack ? CK_SEND : CK_PUB, id) != 0) {
 		buf_free(&line);
 		if (cb)
 			cb(ctx, SEND_NOT_CONNECTED, id, 0, "connection lost (output queue full)");
@@ -240,18 +240,18 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 		return;
 	}
 	struct pending *p = xcalloc(1, sizeof *p);
-	struct ev_loop *loop = node_loop(r->node);
+	struct ev_loop *loop = r->core->loop;
 	p->r = r;
 	memcpy(p->msg_id, id, MSGID_LEN);
 	snprintf(p->to, sizeof p->to, "%s", to);
 	p->line = line;
 	p->t0 = mono_now();
-	p->serial = peer->conn->serial;
-	p->mark = conn_mark(peer->conn);
+	p->serial = session_serial(peer->conn);
+	p->mark = session_mark(peer->conn);
 	p->written = written;
 	p->cb = cb;
 	p->ctx = ctx;
-	ev_timer_init(&p->timer, on_ack_timeout, node_config(r->node)->network.ack_timeout, 0);
+	ev_timer_init(&p->timer, on_ack_timeout, r->core->cfg->network.ack_timeout, 0);
 	p->timer.data = p;
 	ev_timer_start(loop, &p->timer);
 	struct pending **slot = &r->pending[hash(id) % PENDING_BUCKETS];
@@ -272,7 +272,7 @@ void router_send_id(struct router *r, const char *to, const char *text, const ch
 	send_impl(r, to, text, true, msg_id, cb, ctx, NULL, written);
 }
 
-void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
+void router_on_ack(struct router *r, struct session *c, const char *msg_id)
 {
 	struct pending **pp = pending_slot(r, msg_id), *p = *pp;
 
@@ -286,13 +286,13 @@ void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
 							 .msg_id = l->msg_id, .rtt_ms = ms, .late = true };
 				log_info(MOD, "%s: late ACK for %s after %.0f ms: delivered after all",
 					 c->peer_id, msg_id, ms);
-				node_emit(r->node, &ev);
+				core_emit(r->core, &ev);
 				l->msg_id[0] = '\0';
 				break;
 			}
 		}
 		log_debug(MOD, "%s: ACK for %s, not awaited (late or duplicate)", c->peer_id, msg_id);
-		conn_send_done(c, msg_id);
+		session_send_done(c, msg_id);
 		return;
 	}
 	if (strcmp(p->to, c->peer_id) != 0) {
@@ -300,39 +300,39 @@ void router_on_ack(struct router *r, struct conn *c, const char *msg_id)
 		return;
 	}
 	pending_take(r, msg_id);
-	conn_send_done(c, msg_id);
+	session_send_done(c, msg_id);
 	double ms = (mono_now() - p->t0) * 1000.0;
 	struct node_event ev = { .type = EV_ACK, .peer_id = p->to, .msg_id = p->msg_id, .rtt_ms = ms };
-	node_emit(r->node, &ev);
+	core_emit(r->core, &ev);
 	finish(p, SEND_ACKED, ms, NULL);
 }
 
 /* SENDs to c's peer not yet written to c go, as far as its output queue
- * has room (conn_room arms the drained hook for the rest). */
-static void resend_pending(struct router *r, struct conn *c)
+ * has room (session_room arms the drained hook for the rest). */
+static void resend_pending(struct router *r, struct session *c)
 {
 	for (int i = 0; i < PENDING_BUCKETS; i++)
 		for (struct pending *p = r->pending[i]; p; p = p->next)
-			if (p->serial != c->serial && strcmp(p->to, c->peer_id) == 0) {
-				if (!conn_room(c, p->line.len))
+			if (p->serial != session_serial(c) && strcmp(p->to, c->peer_id) == 0) {
+				if (!session_room(c, p->line.len))
 					return;
 				/* Same msg_id: the receiver dedupes if the first copy got through. */
 				log_debug(MOD, "%s: resending %s on the new connection", c->peer_id,
 					  p->msg_id);
-				if (conn_write(c, &p->line, CK_SEND, p->msg_id) != 0)
+				if (session_write(c, &p->line, CK_SEND, p->msg_id) != 0)
 					return;
-				p->serial = c->serial;
-				p->mark = conn_mark(c);
+				p->serial = session_serial(c);
+				p->mark = session_mark(c);
 			}
 }
 
-void router_conn_up(struct router *r, struct conn *c)
+void router_conn_up(struct router *r, struct session *c)
 {
 	if (r->npending > 0)
 		resend_pending(r, c);
 }
 
-void router_conn_drained(struct router *r, struct conn *c)
+void router_conn_drained(struct router *r, struct session *c)
 {
 	if (r->npending > 0)
 		resend_pending(r, c);
@@ -358,7 +358,7 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 		snprintf(wire_dst, sizeof wire_dst, "#%s", ns);
 	else
 		snprintf(wire_dst, sizeof wire_dst, "*");
-	if (pmsg_build_pub(&line, id, node_id(r->node), wire_dst, text) != 0) {
+	if (pmsg_build_pub(&line, id, r->core->id, wire_dst, text) != 0) {
 		snprintf(err, errlen, "text is not valid UTF-8");
 		return -1;
 	}
@@ -368,14 +368,14 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 	}
 	/* One PUB per connected peer, one shared msg_id (PROTOCOL.md §2).  The
 	 * list is walked from a saved next: a full queue closes its conn. */
-	struct conn *c = node_conns(r->node), *next;
+	struct session *c = *r->core->sessions, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (!c->primary || c->state != CONN_ESTABLISHED)
+		if (!c->primary || c->state != SESSION_ESTABLISHED)
 			continue;
 		if (target == PUB_NS && strcmp(c->peer->ns, ns) != 0)
 			continue;
-		if (conn_write(c, &line, CK_PUB, NULL) == 0)
+		if (session_write(c, &line, CK_PUB, NULL) == 0)
 			reached++;
 	}
 	buf_free(&line);
@@ -424,7 +424,7 @@ static bool first_sighting(struct router *r, const char *peer_id, const char *ms
 }
 
 /* The one place a message reaches the user (id: its inbox row, or 0). */
-static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub,
+static void deliver(struct router *r, struct session *c, const struct pmsg *m, bool is_pub,
 		    int64_t id)
 {
 	bool mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0;
@@ -444,15 +444,15 @@ static void deliver(struct router *r, struct conn *c, const struct pmsg *m, bool
 	/* Private text only at DEBUG; INFO says who sent how much. */
 	log_info(MOD, "%s from %s: %zu bytes", is_pub ? "PUB" : "SEND", c->peer_id, strlen(m->payload));
 	log_debug(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
-	node_emit(r->node, &ev);
+	core_emit(r->core, &ev);
 }
 
 /* Written after the commit of the current transaction (or at once if none). */
-static void ack(struct router *r, struct conn *c, const char *msg_id)
+static void ack(struct router *r, struct session *c, const char *msg_id)
 {
 	struct buf line = BUF_INIT;
 
-	if (storage_pending(node_storage(r->node))) {
+	if (storage_pending(r->core->store)) {
 		if (r->nheld == r->held_cap) {
 			r->held_cap = r->held_cap ? r->held_cap * 2 : 64;
 			r->held = xrealloc(r->held, r->held_cap * sizeof *r->held);
@@ -462,7 +462,7 @@ static void ack(struct router *r, struct conn *c, const char *msg_id)
 		return;
 	}
 	pmsg_build_ack(&line, msg_id);
-	conn_write(c, &line, CK_CTL, NULL);
+	session_write(c, &line, CK_CTL, NULL);
 	buf_free(&line);
 }
 
@@ -477,10 +477,10 @@ static void on_commit(void *ctx, bool ok)
 	r->nheld = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct held_ack *h = &r->held[i];
-		if (ok && h->c->state == CONN_ESTABLISHED) {
+		if (ok && h->c->state == SESSION_ESTABLISHED) {
 			buf_reset(&line);
 			pmsg_build_ack(&line, h->msg_id);
-			conn_write(h->c, &line, CK_CTL, NULL);
+			session_write(h->c, &line, CK_CTL, NULL);
 		}
 		free(h->msg_id);
 	}
@@ -488,20 +488,20 @@ static void on_commit(void *ctx, bool ok)
 	/* We run inside the storage's prepare watcher: the connections'
 	 * own flushers would wait for the next wake-up, so flush now. */
 	for (size_t i = 0; i < n; i++) {
-		struct conn *c = r->held[i].c;
-		if (ok && c->state != CONN_CLOSED)
-			conn_flush_now(c);
+		struct session *c = r->held[i].c;
+		if (ok && c->state != SESSION_CLOSED)
+			session_flush_now(c);
 		c->busy--;
-		conn_reap(c);
+		session_reap(c);
 	}
 }
 
 /* true if m is new from c: stored (id set) when there is a database,
  * else by the in-memory filter.  *stored false: no row (no ACK either). */
-static bool fresh_message(struct router *r, struct conn *c, const struct pmsg *m, bool is_pub,
+static bool fresh_message(struct router *r, struct session *c, const struct pmsg *m, bool is_pub,
 			  int64_t *id, bool *stored)
 {
-	struct storage *st = node_storage(r->node);
+	struct storage *st = r->core->store;
 	struct stored_msg sm = {
 		.pub = is_pub, .src = c->peer_id, .dst = m->dst, .msg_id = m->msg_id,
 		.text = m->payload, .at = wall_now(),
@@ -522,7 +522,7 @@ static bool fresh_message(struct router *r, struct conn *c, const struct pmsg *m
 	return first_sighting(r, c->peer_id, m->msg_id);
 }
 
-void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
+void router_on_message(struct router *r, struct session *c, const struct pmsg *m)
 {
 	int64_t id;
 	bool stored;
@@ -539,8 +539,8 @@ void router_on_message(struct router *r, struct conn *c, const struct pmsg *m)
 	} else if (m->type == PM_PUB) {
 		const char *rest = NULL;
 		enum pub_target t = pub_target_parse(m->dst, &rest);
-		bool for_us = t == PUB_ALL || (t == PUB_NS && strcmp(rest, node_ns(r->node)) == 0) ||
-			      (t == PUB_PEER && strcmp(rest, node_id(r->node)) == 0);
+		bool for_us = t == PUB_ALL || (t == PUB_NS && strcmp(rest, r->core->ns) == 0) ||
+			      (t == PUB_PEER && strcmp(rest, r->core->id) == 0);
 		if (!for_us)
 			log_debug(MOD, "%s: PUB for %s, not for us", c->peer_id, m->dst ? m->dst : "?");
 		else if (fresh_message(r, c, m, true, &id, &stored))

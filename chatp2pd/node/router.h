@@ -6,11 +6,14 @@
 #define CHATP2PD_ROUTER_H
 #include <stdbool.h>
 
-#include "node/node.h"
+#include "msg.h"
+#include "msgid.h"
+#include "node/core.h"
+#include "node/session.h"
 
 struct router;
 
-struct router *router_new(struct node *n);
+struct router *router_new(struct node_core *core);
 void router_free(struct router *r);
 
 void router_send(struct router *r, const char *to, const char *text, bool require_ack,
@@ -24,12 +27,12 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 	       char *err, size_t errlen);
 
 /* From the connections. */
-void router_on_ack(struct router *r, struct conn *c, const char *msg_id);
+void router_on_ack(struct router *r, struct session *c, const char *msg_id);
 /* A SEND or PUB arrived on c (the handshake's peer_id is the sender). */
-void router_on_message(struct router *r, struct conn *c, const struct pmsg *m);
+void router_on_message(struct router *r, struct session *c, const struct pmsg *m);
 /* c became the peer's connection: SENDs still awaiting an ACK go again. */
-void router_conn_up(struct router *r, struct conn *c);
+void router_conn_up(struct router *r, struct session *c);
 /* c's output queue drained to low water: SENDs not yet resent on it go. */
-void router_conn_drained(struct router *r, struct conn *c);
+void router_conn_drained(struct router *r, struct session *c);
 
 #endif

@@ -2,45 +2,21 @@
 
 #include <string.h>
 
-#include "net/conn.h"
-#include "node/node.h"
+#include "node/event.h"
 #include "node/peer_table.h"
 
 const double ack_rtt_bounds[ACK_RTT_NBUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
 };
 
-enum pmsg_type stats_line_type(const char *line, size_t len)
+void stats_traffic(struct node_stats *s, struct peer *p, enum pmsg_type t, size_t bytes, bool out)
 {
-	static const char pre[] = "{\"type\":\"";
-	const char *p, *q;
-
-	if (len < sizeof pre || memcmp(line, pre, sizeof pre - 1) != 0)
-		return PM_UNKNOWN;
-	p = line + sizeof pre - 1;
-	q = memchr(p, '"', len - (size_t)(p - line));
-	if (q == NULL)
-		return PM_UNKNOWN;
-	for (int t = 1; t < PM__COUNT; t++) {
-		const char *name = pmsg_type_name((enum pmsg_type)t);
-		if (strlen(name) == (size_t)(q - p) && memcmp(name, p, (size_t)(q - p)) == 0)
-			return (enum pmsg_type)t;
-	}
-	return PM_UNKNOWN;
-}
-
-void node_conn_traffic(struct node *n, struct conn *c, enum pmsg_type t, size_t bytes, bool out)
-{
-	struct node_stats *s = node_stats(n);
-	struct peer *p = c->peer;
 	int d = out ? 1 : 0;
 
 	if ((unsigned)t >= PM__COUNT)
 		t = PM_UNKNOWN;
 	s->msgs[d][t]++;
 	s->bytes[d][t] += bytes;
-	if (p == NULL && c->peer_id[0])
-		p = peer_find(node_peer_table(n), c->peer_id);
 	if (p == NULL)
 		return;
 	if (out) {
@@ -54,14 +30,14 @@ void node_conn_traffic(struct node *n, struct conn *c, enum pmsg_type t, size_t 
 	}
 }
 
-void stats_on_event(struct node *n, const struct node_event *ev)
+void stats_on_event(void *ctx, const struct node_event *ev)
 {
-	struct node_stats *s = node_stats(n);
+	struct node_stats *s = ctx;
 	struct peer *p;
 
 	if (ev->type != EV_ACK && ev->type != EV_ACK_TIMEOUT)
 		return;
-	p = ev->peer_id ? peer_find(node_peer_table(n), ev->peer_id) : NULL;
+	p = ev->peer_id ? peer_find(s->peers, ev->peer_id) : NULL;
 	if (ev->type == EV_ACK_TIMEOUT) {
 		s->ack_timeouts++;
 		if (p)

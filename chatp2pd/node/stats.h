@@ -1,8 +1,9 @@
 /* The node's counters for metrics, per-peer traffic and the reachability
  * hint of "status": messages and bytes by type and direction, the ACK RTT
  * histogram, connections established by direction.  Counted at a few
- * points: a line parsed or queued (conn.c), an event emitted (node_emit),
- * a connection established (node.c). */
+ * points: a line parsed or queued (a session's traffic callback, in
+ * node.c), an event (stats subscribes to the node's events), a connection
+ * established (node.c). */
 #ifndef CHATP2PD_STATS_H
 #define CHATP2PD_STATS_H
 #include <stdbool.h>
@@ -11,9 +12,9 @@
 
 #include "msg.h"
 
-struct node;
-struct conn;
 struct node_event;
+struct peer;
+struct peer_table;
 
 /* Upper bounds of the ACK RTT histogram, in seconds (+Inf implied). */
 #define ACK_RTT_NBUCKETS 12
@@ -31,16 +32,14 @@ struct node_stats {
 	double registered_since;         /* monotonic, 0 while not registered */
 	char rdv_error[256];             /* the last rendezvous error seen ... */
 	double rdv_error_at;             /* ... and when (wall clock), 0 none */
+	struct peer_table *peers;        /* whose per-peer counters events update */
 };
 
-struct node_stats *node_stats(struct node *n);
-
-/* A line received (out false) or queued for sending (out true) on c: its
- * type (PM_UNKNOWN when not one of ours) and size in bytes. */
-void node_conn_traffic(struct node *n, struct conn *c, enum pmsg_type t, size_t bytes, bool out);
-/* The type of a line we built ({"type":"SEND",…}). */
-enum pmsg_type stats_line_type(const char *line, size_t len);
-/* ACKs, late ACKs and ACK timeouts, from the node's events. */
-void stats_on_event(struct node *n, const struct node_event *ev);
+/* A line received (out false) or queued for sending (out true) with peer p
+ * (NULL: not in the table): its type (PM_UNKNOWN when not one of ours) and
+ * size in bytes. */
+void stats_traffic(struct node_stats *s, struct peer *p, enum pmsg_type t, size_t bytes, bool out);
+/* ACKs, late ACKs and ACK timeouts: a node event subscriber (ctx: the stats). */
+void stats_on_event(void *ctx, const struct node_event *ev);
 
 #endif

@@ -38,7 +38,7 @@ static void test_find_and_grow(void **state)
 static void test_cap_forgets_only_met_peers(void **state)
 {
 	struct peer_table t;
-	struct conn *fake_conn = (struct conn *)&t; /* any non-NULL pointer */
+	struct session *fake_conn = (struct session *)&t; /* any non-NULL pointer */
 
 	(void)state;
 	peer_table_init(&t, 4);
