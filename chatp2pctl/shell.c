@@ -6,7 +6,14 @@
  * waiting for its ACK never holds up typing.  Output that arrives while a
  * line is being typed is printed above it: erase prompt and line, print,
  * let libedit redraw both.  When standard input is not a terminal the same
- * commands are read line by line, without libedit (scripts, tests). */
+ * commands are read line by line, without libedit (scripts, tests).
+ *
+ * The commands are those of the table (cmd_table.c, through
+ * command_table): each runs here as /command with the same options and
+ * output as on the command line.  A few have an asynchronous variant here
+ * (the scmds below: /pub, /peers, … answered through callbacks, so they
+ * never hold up typing) and a few are the shell's own (/msg, /query,
+ * /quit). */
 #include <errno.h>
 #include <histedit.h>
 #include <langinfo.h>
@@ -22,7 +29,10 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "commands.h"
+#include "shell.h"
+
+#include "cmd_help.h"
+#include "cmdline.h"
 #include "ctlproto.h"
 #include "fmt.h"
 #include "framer.h"
@@ -52,6 +62,7 @@ struct shell {
 	bool away;              /* the daemon went away: trying to reconnect */
 	bool interactive;       /* on a terminal (el may already be gone at the end) */
 	double next_try;        /* ctl_now() of the next attempt while away */
+	sigset_t orig_mask;     /* the signal mask outside ppoll */
 };
 
 /* "alice@CIC> ", or "alice@CIC [bob@CIC]> " during a /query. */
@@ -611,24 +622,158 @@ static const struct scmd scmds[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
+static void run_table_command(struct shell *sh, const char *line);
+
+/* A table command's help line, "/name usage" and what it does. */
+static void help_line(FILE *f, const char *name, const char *args, const char *help)
+{
+	char head[128];
+
+	snprintf(head, sizeof head, "/%s%s%s", name, args[0] ? " " : "", args);
+	if (strlen(head) > 22)
+		fprintf(f, "  %s\n  %-22s %s\n", head, "", help);
+	else
+		fprintf(f, "  %-22s %s\n", head, help);
+}
+
+/* The shell's own commands, then every command of the table: one list. */
 static void s_help(struct shell *sh, const char *a)
 {
 	char *s = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&s, &len);
 
+	if (rest(a)[0]) {
+		/* /help CMD: that command's own help, as chatp2pctl help CMD. */
+		char line[MAX_WORD + 8];
+		snprintf(line, sizeof line, "help %s", rest(a));
+		if (f)
+			fclose(f);
+		free(s);
+		run_table_command(sh, line);
+		return;
+	}
 	if (f == NULL)
 		return;
 	fputs("commands (the leading / is optional):\n", f);
-	for (const struct scmd *c = scmds; c->name; c++) {
-		char head[64];
-		snprintf(head, sizeof head, "/%s %s", c->name, c->args);
-		fprintf(f, "  %-22s %s\n", head, c->help);
-	}
-	fputs("Tab completes commands and peer ids; Ctrl-D leaves.\n", f);
+	for (const struct scmd *c = scmds; c->name; c++)
+		if (command_find(c->name) == NULL)
+			help_line(f, c->name, c->args, c->help);
+	for (const struct command *c = command_table; c && c->name; c++)
+		if (!(c->flags & CMD_NO_SHELL))
+			help_line(f, c->name, c->usage, c->help);
+	fputs("Options work as on the command line (/peers -o json, /inbox --help).\n"
+	      "Tab completes commands and peer ids; Ctrl-D leaves.\n", f);
 	fclose(f);
 	shell_write(sh, s, len);
 	free(s);
+}
+
+/* The words of a line as a command line's argv: blanks separate them; a
+ * word that starts with ' or " runs to the matching quote (so '#ns' and
+ * "two words" work as in a shell, and "it's" stays one word).  argv[0] is
+ * "chatp2pctl"; the strings live in *store (free it and the array). */
+static char **split_line(const char *line, int *argc, char **store)
+{
+	size_t n = strlen(line);
+	char *out = xmalloc(n + 1), *w = out;
+	char **argv = xcalloc(n / 2 + 3, sizeof *argv);
+	int c = 0;
+
+	argv[c++] = (char *)"chatp2pctl";
+	for (const char *p = line; *p;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		argv[c++] = w;
+		if ((*p == '\'' || *p == '"') && strchr(p + 1, *p)) {
+			const char *q = strchr(p + 1, *p);
+			memcpy(w, p + 1, (size_t)(q - p - 1));
+			w += q - p - 1;
+			p = q + 1;
+		}
+		while (*p && *p != ' ' && *p != '\t')
+			*w++ = *p++;
+		*w++ = '\0';
+	}
+	argv[c] = NULL;
+	*argc = c;
+	*store = out;
+	return argv;
+}
+
+/* A command of the table, run as on the command line: its own options,
+ * output and exit status, over a connection of its own (the shell's stays
+ * free for events).  It has the terminal meanwhile: the line is finished,
+ * and Ctrl-C reaches it (watch ends on it). */
+static void run_table_command(struct shell *sh, const char *line)
+{
+	struct opts o = *sh->o;
+	struct out_style saved = out_style;
+	struct cmdline cl;
+	struct sigaction sa_int, sa_term, sa_hup;
+	char *store;
+	int argc, rc;
+	char **argv = split_line(line, &argc, &store);
+
+	o.in_shell = true;
+	rc = cmdline_parse(&o, argc, argv, &cl);
+	if (rc == EX_OK && cl.socket) {
+		if (strlen(cl.socket) >= sizeof o.socket)
+			rc = usage_error(cl.cmd_name ? cl.cmd_name : "shell", "socket path too long");
+		else
+			snprintf(o.socket, sizeof o.socket, "%s", cl.socket);
+	}
+	if (rc != EX_OK || cl.cmd == NULL) {
+		/* handle_line only sends names of the table here */
+	} else if (cl.help) {
+		char *s = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&s, &len);
+		if (f) {
+			command_usage(cl.cmd, f);
+			fclose(f);
+			shell_write(sh, s, len);
+			free(s);
+		}
+	} else {
+		sigaction(SIGINT, NULL, &sa_int);
+		sigaction(SIGTERM, NULL, &sa_term);
+		sigaction(SIGHUP, NULL, &sa_hup);
+		sigprocmask(SIG_SETMASK, &sh->orig_mask, NULL);
+		rc = cl.cmd->run(&o, cl.nrest, cl.rest);
+		fflush(stdout);
+		sigset_t block = sh->orig_mask;
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGHUP);
+		sigaddset(&block, SIGWINCH);
+		sigaddset(&block, SIGCONT);
+		sigprocmask(SIG_SETMASK, &block, NULL);
+		/* watch set its own; a Ctrl-C that ended it is spent. */
+		sigaction(SIGINT, &sa_int, NULL);
+		sigaction(SIGTERM, &sa_term, NULL);
+		sigaction(SIGHUP, &sa_hup, NULL);
+		got_int = 0;
+	}
+	out_style = saved;
+	if (rc != EX_OK && !sh->interactive && sh->fail_rc == EX_OK)
+		sh->fail_rc = rc;
+	free(cl.rest);
+	free(argv);
+	free(store);
+}
+
+/* An option word after the command's name: the line wants the table's
+ * command (its options), not the shell's variant. */
+static bool has_option(const char *args)
+{
+	for (const char *p = args; *p; p++)
+		if (*p == '-' && (p == args || p[-1] == ' ' || p[-1] == '\t') && p[1] && p[1] != ' ' &&
+		    p[1] != '\t')
+			return true;
+	return false;
 }
 
 static void handle_line(struct shell *sh, const char *line)
@@ -645,16 +790,26 @@ static void handle_line(struct shell *sh, const char *line)
 		return;
 	}
 	const char *n = name[0] == '/' ? name + 1 : name;
+	const struct command *tc = command_find(n);
+	if (tc && (tc->flags & CMD_NO_SHELL))
+		tc = NULL;
 	for (const struct scmd *c = scmds; c->name; c++) {
-		if (strcmp(c->name, n) == 0) {
+		if (strcmp(c->name, n) == 0 && !(tc && has_option(p))) {
 			c->fn(sh, p);
 			return;
 		}
 	}
-	const char *names[64];
+	if (tc) {
+		run_table_command(sh, line[strspn(line, " \t")] == '/' ? line + strspn(line, " \t") + 1 : line);
+		return;
+	}
+	const char *names[96];
 	size_t nn = 0;
-	for (const struct scmd *c = scmds; c->name && nn < 64; c++)
+	for (const struct scmd *c = scmds; c->name && nn < 96; c++)
 		names[nn++] = c->name;
+	for (const struct command *c = command_table; c && c->name && nn < 96; c++)
+		if (!(c->flags & CMD_NO_SHELL))
+			names[nn++] = c->name;
 	const char *near = fmt_closest(n, names, nn);
 	if (near)
 		fail(sh, EX_USAGE, "unknown command '%s'; did you mean /%s? (/help lists them)", name, near);
@@ -700,11 +855,17 @@ static unsigned char complete(EditLine *el, int ch)
 	snprintf(wordbuf, sizeof wordbuf, "%.*s", (int)(wlen < MAX_WORD ? wlen : MAX_WORD - 1), start);
 
 	if (idx == 0) {
-		static char names[32][24];
+		static char names[64][24];
 		int i = 0;
-		for (const struct scmd *c = scmds; c->name && i < 32; c++, i++) {
+		for (const struct scmd *c = scmds; c->name && i < 64; c++, i++) {
 			snprintf(names[i], sizeof names[i], "%s%s", wordbuf[0] == '/' ? "/" : "", c->name);
 			add_match(&m, &n, names[i], wordbuf, wlen);
+		}
+		for (const struct command *c = command_table; c && c->name && i < 64; c++) {
+			if (c->flags & CMD_NO_SHELL)
+				continue;
+			snprintf(names[i], sizeof names[i], "%s%s", wordbuf[0] == '/' ? "/" : "", c->name);
+			add_match(&m, &n, names[i++], wordbuf, wlen);
 		}
 	} else if (idx == 1 && sh) {
 		const char *c = cmd[0] == '/' ? cmd + 1 : cmd;
@@ -970,6 +1131,7 @@ int shell_run(const struct opts *o)
 	sigaddset(&block, SIGWINCH);
 	sigaddset(&block, SIGCONT);
 	sigprocmask(SIG_BLOCK, &block, &orig);
+	sh.orig_mask = orig;
 
 	subscribe_all(&sh);
 	{
@@ -1103,4 +1265,11 @@ int shell_run(const struct opts *o)
 	free(sh.peers);
 	/* Fed by a pipe: a failed command makes the whole run fail. */
 	return rc == EX_OK ? sh.fail_rc : rc;
+}
+
+int shell_cmd(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : shell_run(o);
 }

@@ -1,0 +1,98 @@
+/* Every command, in the order --help lists them.  Adding one touches this
+ * table and one function in the cmd_*.c of its group. */
+#include "cmd_table.h"
+
+#include <stddef.h>
+
+#include "cmd_help.h"
+#include "cmd_inbox.h"
+#include "cmd_msg.h"
+#include "cmd_node.h"
+#include "cmd_peers.h"
+#include "cmd_watch.h"
+#include "shell.h"
+
+const struct command commands[] = {
+	{ .name = "status", .usage = "",
+	  .help = "identity, version, uptime, registration, reachability, counts",
+	  .run = c_status },
+	{ .name = "peers", .usage = "[--discover] ['*'|#ns]",
+	  .help = "the peer table (--discover: ask the rendezvous server first)",
+	  .options = "  -d, --discover      ask the rendezvous server who is registered first\n"
+		     "  '*' | #ns           only the peers of that namespace\n",
+	  .run = c_peers, .shortopts = "d", .example = "chatp2pctl peers -o tsv --no-legend" },
+	{ .name = "conn", .usage = "", .help = "connections: direction, address, since, RTT, traffic",
+	  .run = c_conn },
+	{ .name = "send", .usage = "[--no-ack | --queue [--deadline DUR]] PEER [TEXT...|-]",
+	  .help = "send TEXT (or standard input) to PEER (an id, or a unique name), wait for its ACK",
+	  .options = "  -n, --no-ack        do not ask for an ACK (exit 0 once it is written)\n"
+		     "  -q, --queue         keep it in the outbox until PEER is reachable\n"
+		     "  -d, --deadline DUR  how long it may wait there (90, 90s, 10m, 2h, 1d)\n"
+		     "  PEER                name@namespace, or a name known to one peer\n"
+		     "  TEXT...|-           the words of the message, or standard input\n",
+	  .run = c_send, .shortopts = "nqd:", .example = "chatp2pctl send bob 'are you there?'" },
+	{ .name = "pub", .usage = "'*'|#ns [TEXT...|-]",
+	  .help = "publish to every connected peer or a namespace",
+	  .options = "  '*' | #ns           every connected peer, or those of one namespace\n"
+		     "  TEXT...|-           the words of the message, or standard input\n",
+	  .run = c_pub, .example = "chatp2pctl pub '#CIC' 'lunch?'" },
+	{ .name = "rtt", .usage = "", .help = "round-trip times per peer: last, avg, min, max",
+	  .run = c_rtt },
+	{ .name = "reconnect", .usage = "[PEER]", .help = "dial now: PEER, or every peer not connected",
+	  .run = c_reconnect },
+	{ .name = "log", .usage = "[LEVEL]", .help = "show or set the log level (DEBUG, INFO, WARNING, ERROR)",
+	  .run = c_log, .example = "chatp2pctl log DEBUG" },
+	{ .name = "discover", .usage = "", .help = "ask the rendezvous server who is registered",
+	  .run = c_discover },
+	{ .name = "register", .usage = "", .help = "register at the rendezvous server now",
+	  .run = c_register },
+	{ .name = "unregister", .usage = "", .help = "unregister from the rendezvous server",
+	  .run = c_unregister },
+	{ .name = "watch", .usage = "[--since SEQ] [--replay N] [--log-level LEVEL] [CLASS...]",
+	  .help = "stream events until interrupted; CLASS: message ack peer registration log all",
+	  .options = "  -s, --since SEQ     replay the events after sequence number SEQ first\n"
+		     "  -r, --replay N      replay the last N events first\n"
+		     "  -l, --log-level LVL log lines from LVL up (with CLASS log)\n"
+		     "  CLASS...            message ack peer registration log all\n",
+	  .run = c_watch, .shortopts = "s:l:r:", .example = "chatp2pctl watch --json message | jq ." },
+	{ .name = "reload", .usage = "", .help = "re-read the configuration file (as SIGHUP does)",
+	  .run = c_reload },
+	{ .name = "shutdown", .usage = "[--wait]",
+	  .help = "stop the node gracefully (--wait: until it has stopped)",
+	  .options = "  -w, --wait          return when the daemon has stopped\n",
+	  .run = c_shutdown, .shortopts = "w" },
+	{ .name = "shell", .usage = "", .help = "interactive chat shell", .run = shell_cmd,
+	  .flags = CMD_NO_SHELL },
+	{ .name = "call", .usage = "METHOD [JSON-PARAMS]", .help = "call any control method, print its result",
+	  .run = c_call, .example = "chatp2pctl call peers '{\"filter\":\"#CIC\"}'" },
+	{ .name = "wait-ready", .usage = "[--timeout SEC]",
+	  .help = "wait until the daemon answers and is registered",
+	  .options = "  -t, --timeout SEC   give up after SEC seconds\n",
+	  .run = c_wait_ready, .example = "chatp2pctl wait-ready -t 10 && chatp2pctl peers" },
+	{ .name = "version", .usage = "", .help = "the daemon's version and control protocol",
+	  .run = c_version },
+	{ .name = "help", .usage = "[COMMAND]", .help = "this help, or one command's", .run = c_help },
+	{ .name = "ping", .usage = "PEER [-c N] [-i SECS]",
+	  .help = "PING PEER over its connection N times (default 3), print each RTT",
+	  .options = "  -c, --count N       how many PINGs (default 3)\n"
+		     "  -i, --interval SECS between them (default 1)\n",
+	  .run = c_ping, .shortopts = "c:i:", .example = "chatp2pctl ping bob -c 1" },
+	{ .name = "methods", .usage = "", .help = "the daemon's control methods, one line each",
+	  .run = c_methods },
+	{ .name = "metrics", .usage = "", .help = "counters and gauges in the OpenMetrics text format",
+	  .run = c_metrics },
+	{ .name = "inbox", .usage = "[--unread] [--from PEER] [--since TIME|ID] [--limit N]",
+	  .help = "stored messages (the newest N, default 100; * marks unread)",
+	  .options = "  -u, --unread        only those not marked read\n"
+		     "  -f, --from PEER     only those from PEER\n"
+		     "  -s, --since TIME|ID after an inbox id, or since a time\n"
+		     "  -n, --limit N       the newest N (1..10000, default 100)\n",
+	  .run = c_inbox, .shortopts = "uf:s:n:", .example = "chatp2pctl inbox --unread" },
+	{ .name = "read", .usage = "ID|--all", .help = "mark a stored message, or all, read",
+	  .run = c_read },
+	{ .name = "outbox", .usage = "[--cancel MSG_ID]",
+	  .help = "queued messages waiting for their peer; cancel one",
+	  .options = "  -c, --cancel MSG_ID drop that queued message\n",
+	  .run = c_outbox, .shortopts = "c:" },
+	{ .name = NULL },
+};

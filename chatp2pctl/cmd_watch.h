@@ -1,0 +1,8 @@
+/* watch: the node's events as they happen, as lines or NDJSON. */
+#ifndef CHATP2PCTL_CMD_WATCH_H
+#define CHATP2PCTL_CMD_WATCH_H
+#include "cmd.h"
+
+int c_watch(const struct opts *o, int argc, char **argv);
+
+#endif
