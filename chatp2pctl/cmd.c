@@ -115,7 +115,7 @@ jval params_send_id(const char *to, const char *text, bool require_ack, const ch
 	return params_end(g, ok);
 }
 
-jval params_send_queued(const char *to, const char *text, double deadline)
+jval params_send_queued(const char *to, const char *text, double deadline, const char *msg_id)
 {
 	yajl_gen g = jg_new();
 	bool ok;
@@ -124,6 +124,8 @@ jval params_send_queued(const char *to, const char *text, double deadline)
 	ok = kstr(g, "to", to);
 	ok = kstr(g, "text", text) && ok;
 	JG_KBOOL(g, "queue", true);
+	if (msg_id)
+		JG_KSTR(g, "msg_id", msg_id);
 	if (deadline > 0) {
 		jg_str(g, "deadline");
 		jg_double(g, deadline, 3);
@@ -236,15 +238,47 @@ int simple(const struct opts *o, const char *method, jval params,
 /* getopt_long over a command's own argv: options anywhere, as the global
  * ones; "--" ends them, so text starting with '-' goes after it.  Returns
  * the option, -1 at the end, '?' after reporting a usage error. */
+const char *option_suggest(const char *typed, const struct option *longopts)
+{
+	/* The global long options (cmdline.c's table), valid after any command. */
+	static const char *const globals[] = { "socket", "json", "timeout", "output", "no-legend",
+					       "sort", "time", "color", "version", "help" };
+	static char out[64];
+	const char *cands[64];
+	size_t n = 0;
+	const char *name = typed, *eq;
+	char word[64];
+
+	while (*name == '-')
+		name++;
+	eq = strchr(name, '=');
+	snprintf(word, sizeof word, "%.*s", eq ? (int)(eq - name) : (int)strlen(name), name);
+	for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
+		cands[n++] = globals[i];
+	for (const struct option *lo = longopts; lo && lo->name && n < 64; lo++)
+		cands[n++] = lo->name;
+	const char *near = word[0] ? fmt_closest(word, cands, n) : NULL;
+	if (near == NULL)
+		return NULL;
+	snprintf(out, sizeof out, "--%s", near);
+	return out;
+}
+
 int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
 {
 	int ch;
 
 	opterr = 0;
 	ch = getopt_long(argc, argv, shortopts, longopts, NULL);
-	if (ch == '?' || ch == ':')
-		usage_error(argv[0], "bad option '%s' (text that starts with '-' goes after --)",
-			    argv[optind - 1]);
+	if (ch == '?' || ch == ':') {
+		const char *bad = argv[optind - 1];
+		const char *near = strncmp(bad, "--", 2) == 0 ? option_suggest(bad, longopts) : NULL;
+		if (near)
+			usage_error(argv[0], "bad option '%s'; did you mean '%s'?", bad, near);
+		else
+			usage_error(argv[0], "bad option '%s' (text that starts with '-' goes after --)",
+				    bad);
+	}
 	return ch == ':' ? '?' : ch;
 }
 

@@ -19,6 +19,7 @@ struct opts {
 	char socket[108];   /* sun_path */
 	bool json;          /* -o json (--json) */
 	double timeout;     /* seconds, 0: no limit */
+	bool timeout_set;   /* -t given (recv: else no limit) */
 	bool time_set;      /* --time given (watch: else local time) */
 	bool in_shell;      /* run from the shell's line, not the command line */
 };
@@ -66,7 +67,8 @@ double parse_duration(const char *s);
 /* ---- request parameters ----------------------------------------------------- */
 /* Each returns a parsed object for ctl_request (json_free it), or NULL
  * when text is not valid UTF-8. */
-jval params_send_queued(const char *to, const char *text, double deadline);
+/* msg_id: ours (the daemon uses it), or NULL. */
+jval params_send_queued(const char *to, const char *text, double deadline, const char *msg_id);
 jval params_send(const char *to, const char *text, bool require_ack);
 /* The same with our own msg_id (the daemon uses it): a client that stops
  * waiting can still name the message. */
@@ -94,6 +96,9 @@ void print_error_json(jval error);
 /* getopt_long over a command's own argv; '?' after reporting a usage error. */
 int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 void reset_getopt(void);
+/* "--json" for a mistyped "--jsno": the closest global or longopts name
+ * (static storage), or NULL. */
+const char *option_suggest(const char *typed, const struct option *longopts);
 /* TEXT… joined by spaces, or standard input; NULL after reporting. */
 char *text_arg(const char *cmd, int argc, char **argv);
 /* "--" dropped once, for commands without options; the new argc. */

@@ -13,49 +13,206 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "ctlproto.h"
 #include "fmt.h"
 #include "output.h"
 
-static void out_inbox(FILE *f, jval r)
+/* A time option (--since, --until): as fmt_parse_when reads it, or a
+ * usage error that shows the forms. */
+static bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out)
+{
+	if (fmt_parse_when(val, time(NULL), out))
+		return true;
+	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
+		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
+	return false;
+}
+
+/* The time a message was stored, as the tables show times: journalctl's
+ * local "May 01 12:00:00", or --time relative / iso (local). */
+static const char *msg_time(const struct opts *o, const char *at, char *buf, size_t len)
+{
+	time_t t = fmt_parse_iso(at);
+
+	if (t == (time_t)-1)
+		snprintf(buf, len, "-");
+	else if (o->time_set)
+		fmt_age(at, buf, len);
+	else
+		fmt_local_short(t, buf, len);
+	return buf;
+}
+
+static void inbox_row(const struct opts *o, struct table *t, jval m)
+{
+	char id[24], when[64];
+	const char *type = jstr_or(m, "type", "message");
+	long long n = jint_or(m, "id", 0);
+
+	if (n > 0)
+		snprintf(id, sizeof id, "%lld", n);
+	else
+		snprintf(id, sizeof id, "-");
+	const char *row[] = { id, json_bool(json_get(m, "read")) == 1 ? "" : "*",
+			      msg_time(o, jstr_or(m, "at", NULL), when, sizeof when),
+			      jstr_or(m, "from", "?"), strcmp(type, "pub") == 0 ? jstr_or(m, "to", "*") : "me",
+			      jstr_or(m, "text", "") };
+	table_row(t, row);
+}
+
+static const char *const inbox_hdr[] = { ">ID", "NEW", "TIME", "FROM", "TO", "TEXT" };
+
+/* until: drop the messages after it (0: none); the rest as a table. */
+static bool out_inbox(const struct opts *o, jval r, time_t until)
 {
 	jval list = json_get(r, "messages");
+	struct table *t = table_new(6, inbox_hdr);
 
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval m = json_arr_at(list, i);
-		int rd = json_bool(json_get(m, "read"));
-		const char *type = jstr_or(m, "type", "message");
-		fprintf(f, "%6lld%c %s ", jint_or(m, "id", 0), rd == 1 ? ' ' : '*',
-			jstr_or(m, "at", "?"));
-		if (strcmp(type, "pub") == 0)
-			fprintf(f, "[%s -> %s] ", jstr_or(m, "from", "?"), jstr_or(m, "to", "?"));
-		else
-			fprintf(f, "[%s] ", jstr_or(m, "from", "?"));
-		print_text(f, jstr_or(m, "text", ""));
-		fputc('\n', f);
+		if (until && fmt_parse_iso(jstr_or(m, "at", NULL)) > until)
+			continue;
+		inbox_row(o, t, m);
 	}
+	bool ok = table_print_or(t, stdout, "no messages");
+	table_free(t);
+	if (!ok || out_style.tsv || out_style.no_legend)
+		return ok;
 	if (json_bool(json_get(r, "more")) == 1)
-		fprintf(f, "(more: --since %lld for the next ones)\n",
-			json_arr_len(list) ? jint_or(json_arr_at(list, json_arr_len(list) - 1), "id", 0) : 0);
-	fprintf(f, "%lld unread\n", jint_or(r, "unread", 0));
+		printf("(more: --since %lld for the next ones)\n",
+		       json_arr_len(list) ? jint_or(json_arr_at(list, json_arr_len(list) - 1), "id", 0) : 0);
+	printf("%lld unread\n", jint_or(r, "unread", 0));
+	return true;
+}
+
+/* The result with the messages after until left out, as one document. */
+static void out_inbox_json(jval r, time_t until)
+{
+	jval list = json_get(r, "messages");
+	yajl_gen g = jg_new();
+	struct buf b = BUF_INIT;
+	long long n = 0;
+
+	jg_map(g);
+	jg_str(g, "messages");
+	jg_arr(g);
+	for (size_t i = 0; i < json_arr_len(list); i++) {
+		jval m = json_arr_at(list, i);
+		if (until && fmt_parse_iso(jstr_or(m, "at", NULL)) > until)
+			continue;
+		jg_value(g, m);
+		n++;
+	}
+	jg_end_arr(g);
+	JG_KINT(g, "count", n);
+	JG_KBOOL(g, "more", json_bool(json_get(r, "more")) == 1);
+	JG_KINT(g, "unread", jint_or(r, "unread", 0));
+	jg_end_map(g);
+	if (jg_finish(g, &b) == 0)
+		fwrite(b.data, 1, strlen(b.data), stdout), fputc('\n', stdout);
+	buf_free(&b);
+	jg_free(g);
+}
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_follow_stop(int sig)
+{
+	follow_stop = sig;
+}
+
+struct follow {
+	const struct opts *o;
+	const char *from;
+	bool failed;
+};
+
+static void on_follow_note(void *ctx, jval note)
+{
+	struct follow *fl = ctx;
+	jval p = json_get(note, "params");
+	const char *type = json_get_str(p, "type");
+
+	if (type == NULL || (strcmp(type, "message") != 0 && strcmp(type, "pub") != 0))
+		return;
+	if (fl->from && strcmp(jstr_or(p, "from", ""), fl->from) != 0)
+		return;
+	if (fl->o->json) {
+		print_json(stdout, p, false);
+	} else {
+		/* One row at a time: cells as the table's, tab- or space-separated. */
+		struct out_style saved = out_style;
+		struct table *t = table_new(6, inbox_hdr);
+		inbox_row(fl->o, t, p);
+		out_style.no_legend = true;
+		out_style.sort = NULL;
+		table_print(t, stdout);
+		table_free(t);
+		out_style = saved;
+	}
+	if (fflush(stdout) != 0) {
+		fl->failed = true;
+		follow_stop = 1;
+	}
+}
+
+/* inbox -f: the new messages as they are stored, until interrupted. */
+static int follow(const struct opts *o, struct ctl_client *c, const char *from)
+{
+	static const char subs[] = "{\"events\":[\"message\"]}";
+	struct follow fl = { o, from, false };
+	struct sigaction sa = { .sa_handler = on_follow_stop };
+	char err[64], msg[600];
+	jval reply = NULL;
+	int rc;
+
+	follow_stop = 0;
+	c->on_note = on_follow_note;
+	c->note_ctx = &fl;
+	jval params = json_parse(subs, strlen(subs), err, sizeof err);
+	rc = ctl_call(c, "subscribe", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c->err);
+		return rc;
+	}
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("subscribe: %s", msg);
+		json_free(reply);
+		return rc;
+	}
+	json_free(reply);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	rc = ctl_run(c, NULL, 0, &follow_stop);
+	if (follow_stop || fl.failed)
+		return EX_OK;
+	warnx_("%s", c->err);
+	return c->eof ? EX_UNREACHABLE : rc;
 }
 
 int c_inbox(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "unread", no_argument, NULL, 'u' },
-		{ "from", required_argument, NULL, 'f' },
+		{ "from", required_argument, NULL, 'F' },
 		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'n' },
+		{ "follow", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool unread = false;
+	bool unread = false, follow_on = false;
 	const char *from = NULL, *since = NULL;
+	time_t since_t = 0, until = 0;
 	long long limit = 0;
-	int ch;
+	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "uf:s:n:", lo)) != -1) {
+	while ((ch = cmd_getopt(argc, argv, "ufs:n:", lo)) != -1) {
 		char *end;
 		switch (ch) {
 		case '?':
@@ -63,13 +220,26 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		case 'u':
 			unread = true;
 			break;
-		case 'f':
-			if (!peer_id_ok(optarg))
-				return usage_error(argv[0], "'%s' is not a peer id (name@namespace)", optarg);
+		case 'F':
+			if (optarg[0] == '\0' || strpbrk(optarg, " \t\r\n") ||
+			    (strchr(optarg, '@') && !peer_id_ok(optarg)))
+				return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name",
+						   optarg);
 			from = optarg;
 			break;
 		case 's':
 			since = optarg;
+			/* An id is all digits; anything else is a time. */
+			if (!(since[0] && since[strspn(since, "0123456789")] == '\0') &&
+			    !when_arg(argv[0], "--since", since, &since_t))
+				return EX_USAGE;
+			break;
+		case 'U':
+			if (!when_arg(argv[0], "--until", optarg, &until))
+				return EX_USAGE;
+			break;
+		case 'f':
+			follow_on = true;
 			break;
 		case 'n':
 			errno = 0;
@@ -81,55 +251,197 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	if (follow_on && until)
+		return usage_error(argv[0], "--follow waits for new messages: it cannot go with --until");
+
+	struct ctl_client c;
+	char peer[300], msg[600];
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	/* A name as everywhere else ("alice"), resolved against the peers. */
+	if (from && (rc = resolve_peer(&c, o->timeout, argv[0], from, peer, sizeof peer)) != EX_OK) {
+		ctl_close(&c);
+		return rc;
+	}
 	yajl_gen g = jg_new();
 	bool ok = true;
 	jg_map(g);
 	if (unread)
 		JG_KBOOL(g, "unread", true);
 	if (from)
-		ok = kstr(g, "from", from);
-	if (since) {
-		/* An id is all digits; anything else is a time for the daemon to parse. */
-		if (since[strspn(since, "0123456789")] == '\0' && since[0])
-			JG_KINT(g, "since", strtoll(since, NULL, 10));
-		else
-			ok = kstr(g, "since", since) && ok;
+		ok = kstr(g, "from", peer);
+	if (since && since_t == 0) {
+		JG_KINT(g, "since", strtoll(since, NULL, 10));
+	} else if (since) {
+		char iso[40];
+		JG_KSTR(g, "since", fmt_utc_iso(since_t, iso, sizeof iso));
 	}
 	if (limit)
 		JG_KINT(g, "limit", limit);
-	jval params = params_end(g, ok);
-	if (params == NULL)
+	jval params = params_end(g, ok), reply = NULL;
+	if (params == NULL) {
+		ctl_close(&c);
 		return usage_error(argv[0], "an argument is not valid UTF-8");
-	return simple(o, "inbox", params, out_inbox);
+	}
+	rc = ctl_call(&c, "inbox", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("inbox: %s", msg);
+	} else {
+		if (o->json)
+			out_inbox_json(ctl_result(reply), until);
+		else if (!out_inbox(o, ctl_result(reply), until))
+			rc = EX_USAGE;
+		fflush(stdout);
+		if (rc == EX_OK && follow_on)
+			rc = follow(o, &c, from ? peer : NULL);
+	}
+	json_free(reply);
+	ctl_close(&c);
+	return rc;
 }
 
-static void out_read(FILE *f, jval r)
+/* Is inbox id stored at all (read or not)? */
+static bool inbox_has(struct ctl_client *c, double timeout, long long id)
 {
-	fprintf(f, "marked %lld read, %lld unread\n", jint_or(r, "marked", 0), jint_or(r, "unread", 0));
+	char params_s[96], err[64];
+	jval reply = NULL;
+	bool found = false;
+
+	snprintf(params_s, sizeof params_s, "{\"since\":%lld,\"limit\":10000}", id - 1);
+	jval params = json_parse(params_s, strlen(params_s), err, sizeof err);
+	if (ctl_call(c, "inbox", params, timeout, &reply) == EX_OK) {
+		jval list = json_get(ctl_result(reply), "messages");
+		for (size_t i = 0; i < json_arr_len(list) && !found; i++)
+			found = jint_or(json_arr_at(list, i), "id", 0) == id;
+	}
+	json_free(params);
+	json_free(reply);
+	return found;
+}
+
+static int read_one(struct ctl_client *c, const struct opts *o, const char *key, long long id,
+		    jval *last)
+{
+	char params_s[64], err[64], msg[600];
+	jval reply = NULL;
+	int rc;
+
+	if (id > 0)
+		snprintf(params_s, sizeof params_s, "{\"%s\":%lld}", key, id);
+	else
+		snprintf(params_s, sizeof params_s, "{\"all\":true}");
+	jval params = json_parse(params_s, strlen(params_s), err, sizeof err);
+	rc = ctl_call(c, "read", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c->err);
+		return rc;
+	}
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("read: %s", msg);
+		json_free(reply);
+		return rc;
+	}
+	if (id > 0 && jint_or(ctl_result(reply), "marked", 0) == 0 &&
+	    !inbox_has(c, o->timeout, id)) {
+		/* Not there at all (marking a read one again is fine). */
+		warnx_("read: no message %lld in the inbox", id);
+		json_free(reply);
+		return EX_DAEMON;
+	}
+	json_free(*last);
+	*last = reply;
+	return EX_OK;
 }
 
 int c_read(const struct opts *o, int argc, char **argv)
 {
-	yajl_gen g;
-	char *end;
-	long long id;
+	static const struct option lo[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "from", required_argument, NULL, 'F' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool all = false;
+	const char *from = NULL;
+	int ch, rc;
 
-	if (argc != 2)
-		return usage_error(argv[0], argc < 2 ? "missing ID or --all" : "one ID or --all");
-	g = jg_new();
-	jg_map(g);
-	if (strcmp(argv[1], "--all") == 0 || strcmp(argv[1], "-a") == 0) {
-		JG_KBOOL(g, "all", true);
-	} else {
-		errno = 0;
-		id = strtoll(argv[1], &end, 10);
-		if (errno || *end || end == argv[1] || id < 1) {
-			jg_free(g);
-			return usage_error(argv[0], "'%s' is not an inbox id", argv[1]);
-		}
-		JG_KINT(g, "id", id);
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "a", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		if (ch == 'a')
+			all = true;
+		else
+			from = optarg;
 	}
-	return simple(o, "read", params_end(g, true), out_read);
+	if (optind >= argc && !all && !from)
+		return usage_error(argv[0], "missing ID, --all or --from PEER");
+	if ((all || from) && optind < argc)
+		return usage_error(argv[0], "IDs, --all and --from go alone");
+	if (all && from)
+		return usage_error(argv[0], "--all or --from, not both");
+	for (int i = optind; i < argc; i++) {
+		char *end;
+		errno = 0;
+		long long id = strtoll(argv[i], &end, 10);
+		if (errno || *end || end == argv[i] || id < 1)
+			return usage_error(argv[0], "'%s' is not an inbox id", argv[i]);
+	}
+
+	struct ctl_client c;
+	jval last = NULL;
+	long long marked = 0, unread_now = 0;
+	char peer[300];
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if (all) {
+		rc = read_one(&c, o, "id", 0, &last);
+		marked = jint_or(ctl_result(last), "marked", 0);
+	} else if (from) {
+		/* Every unread message from PEER, by id. */
+		if ((rc = resolve_peer(&c, o->timeout, argv[0], from, peer, sizeof peer)) == EX_OK) {
+			yajl_gen g = jg_new();
+			jval reply = NULL, params;
+			char msg[600];
+			jg_map(g);
+			JG_KBOOL(g, "unread", true);
+			kstr(g, "from", peer);
+			JG_KINT(g, "limit", 10000);
+			params = params_end(g, true);
+			rc = ctl_call(&c, "inbox", params, o->timeout, &reply);
+			json_free(params);
+			if (rc != EX_OK)
+				warnx_("%s", c.err);
+			else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK)
+				warnx_("read: %s", msg);
+			jval list = json_get(ctl_result(reply), "messages");
+			for (size_t i = 0; rc == EX_OK && i < json_arr_len(list); i++) {
+				rc = read_one(&c, o, "id", jint_or(json_arr_at(list, i), "id", 0), &last);
+				marked += jint_or(ctl_result(last), "marked", 0);
+			}
+			unread_now = jint_or(ctl_result(reply), "unread", 0);
+			json_free(reply);
+		}
+	} else {
+		for (int i = optind; rc == EX_OK && i < argc; i++) {
+			rc = read_one(&c, o, "id", strtoll(argv[i], NULL, 10), &last);
+			marked += jint_or(ctl_result(last), "marked", 0);
+		}
+	}
+	ctl_close(&c);
+	if (last)
+		unread_now = jint_or(ctl_result(last), "unread", 0);
+	if (rc == EX_OK) {
+		if (o->json)
+			printf("{\"marked\":%lld,\"unread\":%lld}\n", marked, unread_now);
+		else
+			printf("marked %lld read, %lld unread\n", marked, unread_now);
+	}
+	json_free(last);
+	return rc;
 }
 
 static void out_outbox(FILE *f, jval r)
@@ -150,10 +462,7 @@ static void out_outbox(FILE *f, jval r)
 					json_bool(json_get(q, "in_flight")) == 1 ? "in flight" : "waiting" };
 		table_row(t, cells);
 	}
-	if (table_rows(t))
-		table_print(t, f);
-	else
-		fprintf(f, "outbox empty\n");
+	table_print_or(t, f, "outbox empty");
 	table_free(t);
 }
 

@@ -19,6 +19,34 @@
 #include "msgid.h"
 #include "output.h"
 
+/* The daemon refused a text too long for the wire ("message too long: N
+ * bytes on the wire, the limit is M"): our mistake, not the daemon's (exit
+ * 3), and how much text would fit, for send and pub alike. */
+static bool too_long(jval reply, size_t textlen, const char *cmd)
+{
+	const char *m = json_get_str(json_get(reply, "error"), "message");
+	unsigned long long wire;
+	long long max;
+
+	if (m == NULL || (m = strstr(m, "too long: ")) == NULL ||
+	    sscanf(m, "too long: %llu bytes on the wire, the limit is %lld", &wire, &max) != 2)
+		return false;
+	long long overhead = (long long)wire - (long long)textlen;
+	long long fit = max - (overhead > 0 ? overhead : 0);
+	usage_error(cmd, "the text is too long: %zu bytes, %llu on the wire where the limit is "
+		    "%lld (network.max_msg_size); at most about %lld bytes of text fit", textlen, wire,
+		    max, fit > 0 ? fit : 0);
+	return true;
+}
+
+/* A next step for an error that has one. */
+static const char *next_step(const char *reason)
+{
+	if (reason && strcmp(reason, "not_connected") == 0)
+		return "; send --queue keeps it in the outbox until the peer is back";
+	return "";
+}
+
 int c_send(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -56,6 +84,7 @@ int c_send(const struct opts *o, int argc, char **argv)
 	char *text = text_arg(argv[0], argc - optind - 1, argv + optind + 1);
 	if (text == NULL)
 		return EX_USAGE;
+	size_t textlen = strlen(text);
 
 	struct ctl_client c;
 	char to[300], msg_id[MSGID_LEN], msg[600];
@@ -71,7 +100,7 @@ int c_send(const struct opts *o, int argc, char **argv)
 	}
 	/* Our own msg_id: if we stop waiting first, we can still name it. */
 	msgid_new(msg_id);
-	jval params = queue ? params_send_queued(to, text, deadline) : params_send_id(to, text, ack, msg_id);
+	jval params = queue ? params_send_queued(to, text, deadline, msg_id) : params_send_id(to, text, ack, msg_id);
 	free(text);
 	if (params == NULL) {
 		ctl_close(&c);
@@ -103,10 +132,14 @@ int c_send(const struct opts *o, int argc, char **argv)
 		    unknown_peer_hint(&c, o->timeout, to, hint, sizeof hint)) {
 			warnx_("%s: %s", argv[0], hint);
 			rc = EX_USAGE;
+		} else if (too_long(reply, textlen, argv[0])) {
+			rc = EX_USAGE;
 		} else {
-			warnx_("%s: %s%s%s", to, msg, hint[0] ? "; " : "", hint);
+			warnx_("%s: %s%s%s%s", to, msg, hint[0] ? "; " : "", hint, next_step(reason));
 		}
-		if (o->json)
+		/* Only an outcome still open (an ACK may come late) is worth a
+		 * document on stdout: the script keeps the msg_id. */
+		if (o->json && reason && strcmp(reason, "ack_timeout") == 0)
 			print_error_json(json_get(reply, "error"));
 		json_free(reply);
 		ctl_close(&c);
@@ -149,20 +182,44 @@ int c_pub(const struct opts *o, int argc, char **argv)
 	argc = strip_dashdash(argc, argv);
 	if (argc < 2)
 		return usage_error(argv[0], "missing '*' or '#namespace'");
-	if (!target_ok(argv[1]))
+	if (!target_ok(argv[1])) {
+		/* An unquoted * reaches us as the file names it matched. */
+		if (access(argv[1], F_OK) == 0 && argv[1][0] != '#')
+			return usage_error(argv[0], "'%s' is a file here: did the shell expand an unquoted "
+					   "*? Quote it: pub '*' TEXT", argv[1]);
+		if (argv[1][0] != '#' && !strpbrk(argv[1], "@ \t*"))
+			return usage_error(argv[0], "target must be '*' or '#namespace', not '%s': did "
+					   "you mean '#%s'?", argv[1], argv[1]);
 		return usage_error(argv[0], "target must be '*' or '#namespace', not '%s'", argv[1]);
+	}
 	const char *target = argv[1];
 	char *text = text_arg(argv[0], argc - 2, argv + 2);
 	if (text == NULL)
 		return EX_USAGE;
-	jval params = params_pub(target, text), reply;
+	size_t textlen = strlen(text);
+	jval params = params_pub(target, text), reply = NULL;
 	free(text);
 	if (params == NULL)
 		return usage_error(argv[0], "the text is not valid UTF-8");
-	int rc = one_call(o, "pub", "pub", params, &reply);
+	struct ctl_client c;
+	char msg[600];
+	int rc = open_or_report(&c, o);
+	if (rc == EX_OK) {
+		if ((rc = ctl_call(&c, "pub", params, o->timeout, &reply)) != EX_OK)
+			warnx_("%s", c.err);
+		ctl_close(&c);
+	}
 	json_free(params);
 	if (rc != EX_OK)
 		return rc;
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		if (too_long(reply, textlen, argv[0]))
+			rc = EX_USAGE;
+		else
+			warnx_("pub: %s", msg);
+		json_free(reply);
+		return rc;
+	}
 	jval r = ctl_result(reply);
 	long long n = 0;
 	json_int(json_get(r, "reached"), &n);
@@ -181,8 +238,6 @@ int c_pub(const struct opts *o, int argc, char **argv)
 	}
 	return EX_OK;
 }
-
-
 
 /* PING over the live connection, as often as asked: each RTT, then the
  * summary.  0 when at least one PONG came back, 4 when none did. */

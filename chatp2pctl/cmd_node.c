@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "ctlproto.h"
 #include "fmt.h"
 #include "output.h"
@@ -161,10 +162,51 @@ int c_call(const struct opts *o, int argc, char **argv)
 			return usage_error(argv[0], "JSON-PARAMS must be an object ({\"key\": value})");
 		}
 	}
-	rc = one_call(o, argv[1], argv[1], params, &reply);
-	json_free(params);
-	if (rc != EX_OK)
+	struct ctl_client c;
+	char msg[600];
+	reply = NULL;
+	if ((rc = open_or_report(&c, o)) != EX_OK) {
+		json_free(params);
 		return rc;
+	}
+	rc = ctl_call(&c, argv[1], params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+		ctl_close(&c);
+		return rc;
+	}
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		long long code = 0;
+		jval mr = NULL;
+		json_int(json_get(json_get(reply, "error"), "code"), &code);
+		/* An unknown method: the valid ones, the closest first. */
+		if (code == CTL_E_NO_METHOD && ctl_call(&c, "methods", NULL, o->timeout, &mr) == EX_OK) {
+			jval list = json_get(ctl_result(mr), "methods");
+			const char *names[128];
+			size_t n = 0;
+			struct buf all = BUF_INIT;
+			for (size_t i = 0; i < json_arr_len(list) && n < 128; i++) {
+				const char *name = json_get_str(json_arr_at(list, i), "name");
+				if (name) {
+					names[n++] = name;
+					buf_printf(&all, "%s%s", all.len ? ", " : "", name);
+				}
+			}
+			const char *near = fmt_closest(argv[1], names, n);
+			buf_cstr(&all);
+			warnx_("%s: %s%s%s%s; the methods are: %s", argv[1], msg, near ? "; did you mean '" : "",
+			       near ? near : "", near ? "'?" : "", all.data);
+			buf_free(&all);
+		} else {
+			warnx_("%s: %s", argv[1], msg);
+		}
+		json_free(mr);
+		json_free(reply);
+		ctl_close(&c);
+		return rc;
+	}
+	ctl_close(&c);
 	print_json(stdout, ctl_result(reply), !o->json);
 	json_free(reply);
 	return EX_OK;

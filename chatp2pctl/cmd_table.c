@@ -48,13 +48,28 @@ const struct command commands[] = {
 	  .run = c_register },
 	{ .name = "unregister", .usage = "", .help = "unregister from the rendezvous server",
 	  .run = c_unregister },
-	{ .name = "watch", .usage = "[--since SEQ] [--replay N] [--log-level LEVEL] [CLASS...]",
+	{ .name = "watch",
+	  .usage = "[--since TIME] [--until TIME] [--after-seq SEQ] [--replay N] [--count N] "
+		   "[--log-level LEVEL] [CLASS...]",
 	  .help = "stream events until interrupted; CLASS: message ack peer registration log all",
-	  .options = "  -s, --since SEQ     replay the events after sequence number SEQ first\n"
-		     "  -r, --replay N      replay the last N events first\n"
+	  .options = "  --since TIME        the held events from TIME on first (10m, 2h, today,\n"
+		     "                      yesterday, 2026-05-01 12:00; no zone: local time)\n"
+		     "  --until TIME        stop at TIME (or show the held events up to it)\n"
+		     "  --after-seq SEQ     replay the held events after sequence number SEQ\n"
+		     "                      (--since SEQ, a number alone, still means this)\n"
+		     "  -r, --replay N      replay the last N stored inbox messages first\n"
+		     "  -n, --count N       exit after N events\n"
 		     "  -l, --log-level LVL log lines from LVL up (with CLASS log)\n"
 		     "  CLASS...            message ack peer registration log all\n",
-	  .run = c_watch, .shortopts = "s:l:r:", .example = "chatp2pctl watch --json message | jq ." },
+	  .run = c_watch, .shortopts = "l:r:n:",
+	  .example = "chatp2pctl watch --json --count 1 message | jq -r .text" },
+	{ .name = "recv", .usage = "[--from PEER] [-n COUNT] [-t SECONDS]",
+	  .help = "wait for the next message(s), print them, exit (4: none within -t)",
+	  .options = "  -f, --from PEER     only messages from PEER (an id, or a unique name)\n"
+		     "  -n, --count COUNT   how many to wait for (default 1)\n"
+		     "  -t SECONDS          give up after SECONDS, exit 4 (default: wait on)\n",
+	  .run = c_recv, .shortopts = "f:n:",
+	  .example = "chatp2pctl send bob 'ping?' && chatp2pctl recv --from bob -t 60" },
 	{ .name = "reload", .usage = "", .help = "re-read the configuration file (as SIGHUP does)",
 	  .run = c_reload },
 	{ .name = "shutdown", .usage = "[--wait]",
@@ -81,15 +96,22 @@ const struct command commands[] = {
 	  .run = c_methods },
 	{ .name = "metrics", .usage = "", .help = "counters and gauges in the OpenMetrics text format",
 	  .run = c_metrics },
-	{ .name = "inbox", .usage = "[--unread] [--from PEER] [--since TIME|ID] [--limit N]",
+	{ .name = "inbox",
+	  .usage = "[--unread] [--from PEER] [--since TIME|ID] [--until TIME] [--limit N] [-f]",
 	  .help = "stored messages (the newest N, default 100; * marks unread)",
 	  .options = "  -u, --unread        only those not marked read\n"
-		     "  -f, --from PEER     only those from PEER\n"
-		     "  -s, --since TIME|ID after an inbox id, or since a time\n"
-		     "  -n, --limit N       the newest N (1..10000, default 100)\n",
-	  .run = c_inbox, .shortopts = "uf:s:n:", .example = "chatp2pctl inbox --unread" },
-	{ .name = "read", .usage = "ID|--all", .help = "mark a stored message, or all, read",
-	  .run = c_read },
+		     "  --from PEER         only those from PEER (an id, or a unique name)\n"
+		     "  --since TIME|ID     after an inbox id, or from a time on (10m, 2h, today,\n"
+		     "                      yesterday, 2026-05-01 12:00; no zone: local time)\n"
+		     "  --until TIME        up to a time\n"
+		     "  -n, --limit N       the newest N (1..10000, default 100)\n"
+		     "  -f, --follow        then print new messages as they come, until interrupted\n",
+	  .run = c_inbox, .shortopts = "ufn:", .example = "chatp2pctl inbox --unread --since today" },
+	{ .name = "read", .usage = "ID...|--all|--from PEER", .help = "mark stored messages read",
+	  .options = "  ID...               these inbox ids (exit 1 if one is not stored)\n"
+		     "  -a, --all           every message\n"
+		     "  --from PEER         every unread message from PEER\n",
+	  .run = c_read, .shortopts = "a", .example = "chatp2pctl read --from bob" },
 	{ .name = "outbox", .usage = "[--cancel MSG_ID]",
 	  .help = "queued messages waiting for their peer; cancel one",
 	  .options = "  -c, --cancel MSG_ID drop that queued message\n",

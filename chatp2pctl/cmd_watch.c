@@ -1,23 +1,20 @@
-/* watch: the node's events as they happen, as lines or NDJSON. */
+/* The node's events as they happen: watch (every class, as lines or
+ * NDJSON, until interrupted or --count) and recv (the next message(s),
+ * for scripts that wait for an answer). */
 #include "cmd_watch.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ctlproto.h"
 #include "fmt.h"
 #include "output.h"
-
-/* ---- watch ---------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;
 
@@ -29,7 +26,14 @@ static void on_stop(int sig)
 struct watch {
 	bool json;
 	bool time_set;       /* --time: relative or ISO; else journalctl's local time */
+	bool stamp;          /* human lines start with the time (watch; not recv) */
 	bool out_failed;
+	bool messages_only;  /* recv: message and pub events only */
+	const char *from;    /* recv --from: only from this peer id */
+	time_t since, until; /* shown only within (0: no bound) */
+	long long count;     /* stop after this many shown (0: never) */
+	long long shown;
+	bool past_until;     /* an event after --until came: done */
 };
 
 /* Every human line starts with the event's time, in the local zone (like
@@ -58,26 +62,51 @@ static void on_watch_note(void *ctx, jval note)
 {
 	struct watch *w = ctx;
 	const char *m = json_get_str(note, "method");
+	jval p = json_get(note, "params");
 
-	if (m == NULL || (strcmp(m, "event") != 0 && strcmp(m, "lagged") != 0))
+	if (m == NULL || (strcmp(m, "event") != 0 && strcmp(m, "lagged") != 0) || w->past_until ||
+	    (w->count > 0 && w->shown >= w->count))
 		return;
+	if (w->messages_only) {
+		const char *type = json_get_str(p, "type");
+		if (strcmp(m, "event") != 0 || type == NULL ||
+		    (strcmp(type, "message") != 0 && strcmp(type, "pub") != 0))
+			return;
+		if (w->from && strcmp(w->from, json_get_str(p, "from") ? json_get_str(p, "from") : "") != 0)
+			return;
+	}
+	if ((w->since || w->until) && strcmp(m, "event") == 0) {
+		time_t t = fmt_parse_iso(json_get_str(p, "at"));
+		if (t != (time_t)-1 && w->since && t < w->since)
+			return;
+		if (t != (time_t)-1 && w->until && t > w->until) {
+			w->past_until = true;
+			stop_flag = 1;
+			return;
+		}
+	}
 	if (w->json) {
 		out_event_json(stdout, note);
 	} else {
-		watch_stamp(w, note);
+		if (w->stamp)
+			watch_stamp(w, note);
 		out_event(stdout, note);
 	}
+	w->shown++;
 	/* Each event is a line someone is waiting for (| jq, | grep). */
 	if (fflush(stdout) != 0) {
 		w->out_failed = true; /* the reader is gone: so is our purpose */
 		stop_flag = 1;
 	}
+	if (w->count > 0 && w->shown >= w->count)
+		stop_flag = 1;
 }
 
-/* ctl_run for watch, which also ends when its reader goes away: standard
- * output is polled for POLLHUP/POLLERR (a pipe whose reader closed), so
- * "watch | head -1" ends at once, not at the next event. */
-static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop)
+/* The event loop of watch and recv, which also ends when its reader goes
+ * away: standard output is polled for POLLHUP/POLLERR (a pipe whose reader
+ * closed), so "watch | head -1" ends at once, not at the next event.
+ * deadline: ctl_now() to give up at (0: never); EX_TIMEOUT then. */
+static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop, double deadline)
 {
 	sigset_t block, orig;
 	int rc = EX_OK;
@@ -92,7 +121,18 @@ static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop)
 			{ c->fd, ctl_poll_events(c), 0 },
 			{ STDOUT_FILENO, 0, 0 }, /* no events asked: HUP and ERR come anyway */
 		};
-		int n = ppoll(pfd, 2, NULL, &orig);
+		struct timespec ts, *tsp = NULL;
+		if (deadline > 0) {
+			double left = deadline - ctl_now();
+			if (left <= 0) {
+				rc = EX_TIMEOUT;
+				break;
+			}
+			ts.tv_sec = (time_t)left;
+			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+			tsp = &ts;
+		}
+		int n = ppoll(pfd, 2, tsp, &orig);
 		if (n < 0 && errno != EINTR) {
 			rc = EX_UNREACHABLE;
 			break;
@@ -110,40 +150,123 @@ static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop)
 	return c->status != EX_OK ? c->status : rc;
 }
 
+/* Subscribe with params (taken), then show events until done.  EX_OK when
+ * stopped (a signal, --count, --until, the reader gone), EX_TIMEOUT at the
+ * deadline, else the connection's failure. */
+static int stream(const struct opts *o, struct ctl_client *c, struct watch *w, jval params,
+		  double deadline)
+{
+	jval reply = NULL;
+	char msg[600];
+	int rc;
+
+	c->on_note = on_watch_note;
+	c->note_ctx = w;
+	rc = ctl_call(c, "subscribe", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c->err);
+		return rc;
+	}
+	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("subscribe: %s", msg);
+		json_free(reply);
+		return rc;
+	}
+	json_free(reply);
+
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* Events already queued behind the answer are dispatched first. */
+	rc = watch_run(c, &stop_flag, deadline);
+	if (w->out_failed || stop_flag)
+		return EX_OK;
+	if (rc == EX_TIMEOUT)
+		return rc;
+	/* The daemon went away (stopped): nothing left to watch. */
+	warnx_("%s", c->err);
+	return c->eof ? EX_UNREACHABLE : rc;
+}
+
+static bool when_opt(const char *cmd, const char *opt, const char *val, time_t *out)
+{
+	if (fmt_parse_when(val, time(NULL), out))
+		return true;
+	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
+		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
+	return false;
+}
+
 int c_watch(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "since", required_argument, NULL, 's' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "until", required_argument, NULL, 'U' },
+		{ "after-seq", required_argument, NULL, 'A' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "replay", required_argument, NULL, 'r' },
+		{ "count", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *level = NULL;
 	long long since = -1, replay = 0;
+	struct watch w = { .json = o->json, .time_set = o->time_set, .stamp = true };
 	int ch, rc;
 
 	reset_getopt();
-	while ((ch = cmd_getopt(argc, argv, "s:l:r:", lo)) != -1) {
+	stop_flag = 0; /* the shell may run watch again */
+	while ((ch = cmd_getopt(argc, argv, "l:r:n:", lo)) != -1) {
 		char *end;
 		if (ch == '?')
 			return EX_USAGE;
-		if (ch == 'r') {
-			errno = 0;
+		errno = 0;
+		switch (ch) {
+		case 'r':
 			replay = strtoll(optarg, &end, 10);
 			if (errno || *end || end == optarg || replay < 0 || replay > 10000)
 				return usage_error(argv[0], "--replay needs a count (0..10000), not '%s'",
 						   optarg);
-		} else if (ch == 'l') {
+			break;
+		case 'n':
+			w.count = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || w.count < 1)
+				return usage_error(argv[0], "--count needs a number of events, not '%s'", optarg);
+			break;
+		case 'l':
 			if (!level_ok(optarg))
 				return usage_error(argv[0], "bad log level '%s'", optarg);
 			level = optarg;
-		} else {
-			errno = 0;
+			break;
+		case 'S':
+			/* A number alone: a sequence number, as before --after-seq. */
+			if (optarg[0] && optarg[strspn(optarg, "0123456789")] == '\0') {
+				since = strtoll(optarg, &end, 10);
+				if (errno || since < 0)
+					return usage_error(argv[0], "--since: '%s' is out of range", optarg);
+			} else if (!when_opt(argv[0], "--since", optarg, &w.since)) {
+				return EX_USAGE;
+			}
+			break;
+		case 'U':
+			if (!when_opt(argv[0], "--until", optarg, &w.until))
+				return EX_USAGE;
+			break;
+		default: /* 'A' */
 			since = strtoll(optarg, &end, 10);
 			if (errno || *end || end == optarg || since < 0)
-				return usage_error(argv[0], "--since needs a sequence number, not '%s'", optarg);
+				return usage_error(argv[0], "--after-seq needs a sequence number, not '%s'",
+						   optarg);
+			break;
 		}
 	}
+	/* A time: every event still held, those before it left out. */
+	if (w.since && since < 0)
+		since = 0;
+	if (w.until && w.until <= time(NULL) && since < 0 && replay == 0)
+		since = 0; /* --until in the past alone: the held events up to it */
 	yajl_gen g = jg_new();
 	jg_map(g);
 	if (optind < argc) {
@@ -165,47 +288,79 @@ int c_watch(const struct opts *o, int argc, char **argv)
 		JG_KINT(g, "replay", replay);
 	if (level)
 		JG_KSTR(g, "log_level", level);
-	jval params = params_end(g, true), reply;
+	jval params = params_end(g, true);
 
 	struct ctl_client c;
-	struct watch w = { o->json, o->time_set, false };
 	if ((rc = open_or_report(&c, o)) != EX_OK) {
 		json_free(params);
 		return rc;
 	}
-	c.on_note = on_watch_note;
-	c.note_ctx = &w;
-	rc = ctl_call(&c, "subscribe", params, o->timeout, &reply);
-	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c.err);
-		ctl_close(&c);
-		return rc;
-	}
-	char msg[600];
-	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("subscribe: %s", msg);
-		json_free(reply);
-		ctl_close(&c);
-		return rc;
-	}
-	json_free(reply);
-
-	struct sigaction sa = { .sa_handler = on_stop };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	/* Events already queued behind the answer are dispatched first. */
-	rc = watch_run(&c, &stop_flag);
-	if (w.out_failed || stop_flag) {
-		rc = EX_OK;
-	} else if (rc != EX_OK) {
-		/* The daemon went away (stopped): nothing left to watch. */
-		warnx_("%s", c.err);
-		rc = c.eof ? EX_UNREACHABLE : rc;
-	}
+	double deadline = 0;
+	if (w.until > time(NULL))
+		deadline = ctl_now() + difftime(w.until, time(NULL));
+	rc = stream(o, &c, &w, params, deadline);
+	if (rc == EX_TIMEOUT && w.until)
+		rc = EX_OK; /* --until reached: done, not late */
 	ctl_close(&c);
 	return rc;
 }
 
+int c_recv(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "count", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct watch w = { .json = o->json, .messages_only = true, .count = 1 };
+	const char *from = NULL;
+	char peer[300];
+	int ch, rc;
+
+	reset_getopt();
+	stop_flag = 0;
+	while ((ch = cmd_getopt(argc, argv, "f:n:", lo)) != -1) {
+		char *end;
+		if (ch == '?')
+			return EX_USAGE;
+		if (ch == 'f') {
+			from = optarg;
+			continue;
+		}
+		errno = 0;
+		w.count = strtoll(optarg, &end, 10);
+		if (errno || *end || end == optarg || w.count < 1 || w.count > 1000000)
+			return usage_error(argv[0], "-n needs a count of at least 1, not '%s'", optarg);
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	if (from && (from[0] == '\0' || strpbrk(from, " \t\r\n") ||
+		     (strchr(from, '@') && !peer_id_ok(from))))
+		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", from);
+
+	struct ctl_client c;
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if (from && (rc = resolve_peer(&c, o->timeout, argv[0], from, peer, sizeof peer)) != EX_OK) {
+		ctl_close(&c);
+		return rc;
+	}
+	w.from = from ? peer : NULL;
+	static const char subs[] = "{\"events\":[\"message\"]}";
+	char err[64];
+	/* -t bounds the wait for the message itself; without it, no limit. */
+	double deadline = o->timeout_set && o->timeout > 0 ? ctl_now() + o->timeout : 0;
+	rc = stream(o, &c, &w, json_parse(subs, strlen(subs), err, sizeof err), deadline);
+	ctl_close(&c);
+	if (rc == EX_TIMEOUT) {
+		if (w.shown > 0)
+			warnx_("recv: %lld of %lld messages within %g s (-t)", w.shown, w.count, o->timeout);
+		else
+			warnx_("recv: no message%s%s within %g s (-t)", from ? " from " : "",
+			       from ? peer : "", o->timeout);
+		return EX_TIMEOUT;
+	}
+	if (rc == EX_OK && w.shown < w.count && !w.out_failed)
+		return EX_TIMEOUT; /* interrupted before the messages came */
+	return rc;
+}

@@ -86,7 +86,11 @@ int cmdline_parse(struct opts *o, int argc, char **argv, struct cmdline *cl)
 		}
 		if ((g = match_global(a, cl->cmd, &val)) < 0) {
 			if (cl->cmd_name == NULL) {
-				warnx_("bad option '%s' (chatp2pctl --help)", a);
+				const char *near = strncmp(a, "--", 2) == 0 ? option_suggest(a, NULL) : NULL;
+				if (near)
+					warnx_("bad option '%s'; did you mean '%s'? (chatp2pctl --help)", a, near);
+				else
+					warnx_("bad option '%s' (chatp2pctl --help)", a);
 				return EX_USAGE;
 			}
 			cl->rest[cl->nrest++] = argv[i];
@@ -109,6 +113,7 @@ int cmdline_parse(struct opts *o, int argc, char **argv, struct cmdline *cl)
 			break;
 		case G_TIMEOUT:
 			o->timeout = strtod(val, &end);
+			o->timeout_set = true;
 			if (*end || end == val || !(o->timeout >= 0) || !isfinite(o->timeout)) {
 				warnx_("--timeout needs a number of seconds, not '%s'", val);
 				return EX_USAGE;

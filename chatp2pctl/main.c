@@ -15,6 +15,7 @@
 #include "cmdline.h"
 #include "ctlproto.h"
 #include "fmt.h"
+#include "output.h"
 #include "shell.h"
 #include "version.h"
 
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
 	}
 	rc = cl.cmd->run(&o, cl.nrest, cl.rest);
 	free(cl.rest);
+	if (out_style.failed && rc == EX_OK)
+		rc = EX_USAGE; /* a printer refused an option (--sort) */
 	if (fflush(stdout) != 0 && errno != EPIPE && rc == EX_OK) {
 		warnx_("cannot write the output: %s", strerror(errno));
 		rc = EX_DAEMON;

@@ -104,6 +104,7 @@ static void pad(FILE *f, size_t n)
 struct sort_ctx {
 	const struct table *t;
 	size_t col;
+	bool desc;     /* --sort -COL */
 };
 static struct sort_ctx sorting;
 
@@ -122,23 +123,108 @@ static int row_cmp(const void *pa, const void *pb)
 	size_t ra = *(const size_t *)pa, rb = *(const size_t *)pb, n = sorting.t->ncols;
 	int c = cell_cmp(sorting.t->cells[ra * n + sorting.col], sorting.t->cells[rb * n + sorting.col]);
 
+	if (sorting.desc)
+		c = -c;
 	if (c == 0)
 		c = strcmp(sorting.t->cells[ra * n], sorting.t->cells[rb * n]);
 	return c != 0 ? c : (ra > rb) - (ra < rb);
 }
 
+/* A header as --sort names it: without the right-alignment mark, its unit
+ * in parentheses, case, and with '-' or '_' for a blank ("rtt", "avg",
+ * "last-seen" for "RTT(avg ms)", "AVG(ms)", "LAST SEEN"). */
+static bool column_is(const char *header, const char *name)
+{
+	size_t hl = strcspn(header, "(");
+
+	while (hl > 0 && header[hl - 1] == ' ')
+		hl--;
+	if (strcasecmp(header, name) == 0)
+		return true;
+	if (strlen(name) != hl)
+		return false;
+	for (size_t i = 0; i < hl; i++) {
+		char h = header[i], n = name[i];
+		if (h == ' ' && (n == '-' || n == '_' || n == ' '))
+			continue;
+		if ((h | 0x20) != (n | 0x20))
+			return false;
+	}
+	return true;
+}
+
+static void column_name(const char *header, char *buf, size_t len)
+{
+	size_t hl = strcspn(header, "("), n = 0;
+
+	while (hl > 0 && header[hl - 1] == ' ')
+		hl--;
+	for (size_t i = 0; i < hl && n + 1 < len; i++)
+		buf[n++] = header[i] == ' ' ? '-' : (char)((header[i] >= 'A' && header[i] <= 'Z') ? header[i] | 0x20 : header[i]);
+	buf[n] = '\0';
+}
+
+/* The column --sort names (a leading '-': descending), or -1 after saying
+ * which ones there are (a usage error: out_style.failed). */
+static long sort_column(const struct table *t, bool *desc)
+{
+	const char *name = out_style.sort;
+
+	*desc = false;
+	if (name == NULL)
+		return 0;
+	if (name[0] == '-') {
+		*desc = true;
+		name++;
+	}
+	for (size_t c = 0; c < t->ncols; c++)
+		if (column_is(t->cells[c], name))
+			return (long)c;
+	const char *cands[32];
+	char names[32][32];
+	size_t n = 0;
+	for (size_t c = 0; c < t->ncols && c < 32; c++) {
+		column_name(t->cells[c], names[c], sizeof names[c]);
+		cands[n++] = names[c];
+	}
+	const char *near = fmt_closest(name, cands, n);
+	fflush(stdout);
+	fprintf(stderr, "chatp2pctl: --sort: no column '%s'%s%s%s; the columns are:", name,
+		near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+	for (size_t c = 0; c < n; c++)
+		fprintf(stderr, " %s", names[c]);
+	fputc('\n', stderr);
+	out_style.failed = true;
+	return -1;
+}
+
+bool table_print_or(const struct table *t, FILE *f, const char *none)
+{
+	bool desc;
+
+	if (table_rows(t) > 0) {
+		table_print(t, f);
+	} else if (sort_column(t, &desc) >= 0 && !out_style.tsv && !out_style.no_legend) {
+		/* Prose only for a person: a script's empty result is no lines. */
+		fprintf(f, "%s\n", none);
+	}
+	return !out_style.failed;
+}
+
 void table_print(const struct table *t, FILE *f)
 {
 	size_t *w = xcalloc(t->ncols, sizeof *w), *order = xcalloc(t->nrows + 1, sizeof *order);
-	size_t col = 0;
+	bool desc;
+	long col = sort_column(t, &desc);
 
-	if (out_style.sort)
-		for (size_t c = 0; c < t->ncols; c++)
-			if (strcasecmp(t->cells[c], out_style.sort) == 0)
-				col = c;
+	if (col < 0) {
+		free(order);
+		free(w);
+		return;
+	}
 	for (size_t r = 0; r < t->nrows; r++)
 		order[r] = r + 1;
-	sorting = (struct sort_ctx){ t, col };
+	sorting = (struct sort_ctx){ t, (size_t)col, desc };
 	qsort(order, t->nrows, sizeof *order, row_cmp);
 
 	for (size_t r = 0; r <= t->nrows; r++)
@@ -384,10 +470,7 @@ void out_peers(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no peers\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no peers");
 	table_free(t);
 }
 
@@ -418,10 +501,7 @@ void out_conn(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no connections\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no connections");
 	table_free(t);
 }
 
@@ -444,10 +524,7 @@ void out_rtt(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no RTT samples yet\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no RTT samples yet");
 	table_free(t);
 }
 
@@ -568,6 +645,17 @@ void out_event(FILE *f, jval note)
 		fputs("* no ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));
 		fprintf(f, " for %s\n", jstr_or(p, "msg_id", "?"));
+	} else if (strcmp(type, "expired") == 0) {
+		/* A queued send given up (its deadline, or storage.max_attempts). */
+		fputs("* gave up on ", f);
+		print_text(f, jstr_or(p, "msg_id", "?"));
+		fputs(" to ", f);
+		print_text(f, jstr_or(p, "peer_id", "?"));
+		if (json_get_str(p, "reason")) {
+			fputs(": ", f);
+			print_text(f, json_get_str(p, "reason"));
+		}
+		fputc('\n', f);
 	} else if (strcmp(type, "peer_connected") == 0) {
 		peer_line(f, p, json_bool(json_get(p, "reconnected")) == 1 ? "reconnected" : "connected");
 	} else if (strcmp(type, "peer_disconnected") == 0) {

@@ -19,6 +19,7 @@ struct out_style {
 	bool no_legend;       /* no header row */
 	const char *sort;     /* column to sort rows by (header name); NULL: the first */
 	enum time_style time; /* tables: "3m ago" or local ISO-8601 */
+	bool failed;          /* a printer refused (--sort COL unknown): exit 3 */
 };
 extern struct out_style out_style;
 
@@ -31,7 +32,13 @@ struct table *table_new(size_t ncols, const char *const *headers);
 /* One row of ncols cells (copied; NULL prints as "-"). */
 void table_row(struct table *t, const char *const *cells);
 size_t table_rows(const struct table *t);
+/* Sorted by out_style.sort ("COL" or "-COL", descending; a header without
+ * its unit, any case); an unknown column prints nothing but says which
+ * there are on stderr and sets out_style.failed. */
 void table_print(const struct table *t, FILE *f);
+/* The same, or the line none when there are no rows (nothing at all with
+ * -o tsv or --no-legend: a script's empty result).  false: failed. */
+bool table_print_or(const struct table *t, FILE *f, const char *none);
 void table_free(struct table *t);
 
 /* ---- values -------------------------------------------------------------- */

@@ -63,6 +63,8 @@ struct shell {
 	bool interactive;       /* on a terminal (el may already be gone at the end) */
 	double next_try;        /* ctl_now() of the next attempt while away */
 	sigset_t orig_mask;     /* the signal mask outside ppoll */
+	int warming;            /* answers still due (peers, version) before a
+				 * line is read: "/msg bob" needs the peer list */
 };
 
 /* "alice@CIC> ", or "alice@CIC [bob@CIC]> " during a /query. */
@@ -232,8 +234,15 @@ static void out_unread(FILE *f, jval r)
 		(long long)json_arr_len(list) < unread ? " (the newest)" : "");
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval m = json_arr_at(list, i);
-		const char *from = json_get_str(m, "from"), *at = json_get_str(m, "at");
-		fprintf(f, "  %s [%s] ", at ? at : "?", from ? from : "?");
+		const char *from = json_get_str(m, "from");
+		long long id = 0;
+		char when[40] = "?";
+		time_t t = fmt_parse_iso(json_get_str(m, "at"));
+		if (t != (time_t)-1)
+			fmt_local_short(t, when, sizeof when);
+		/* The id, for /read ID. */
+		json_int(json_get(m, "id"), &id);
+		fprintf(f, "  %4lld  %s [%s] ", id, when, from ? from : "?");
 		print_text(f, json_get_str(m, "text") ? json_get_str(m, "text") : "");
 		fputc('\n', f);
 	}
@@ -245,6 +254,8 @@ static void on_reply(void *ctx, jval reply)
 	struct shell *sh = rq->sh;
 	char msg[600];
 
+	if ((rq->kind == R_QUIET_PEERS || rq->kind == R_SELF) && sh->warming > 0)
+		sh->warming--;
 	if (reply == NULL) {
 		if (rq->kind == R_SEND)
 			fail(sh, EX_UNREACHABLE, "%s: connection to the daemon lost, outcome unknown",
@@ -324,6 +335,8 @@ static void request(struct shell *sh, enum reply_kind kind, const char *what, co
 	rq->print = print;
 	snprintf(rq->what, sizeof rq->what, "%s", what);
 	if (ctl_request(&sh->c, method, params, on_reply, rq) < 0) {
+		if ((kind == R_QUIET_PEERS || kind == R_SELF) && sh->warming > 0)
+			sh->warming--;
 		fail(sh, EX_UNREACHABLE, "%s: not connected to the daemon%s", what,
 		     sh->away ? " (waiting for it to come back)" : "");
 		free(rq);
@@ -416,9 +429,22 @@ static bool resolve(struct shell *sh, const char *typed, char *out, size_t len)
 	buf_cstr(&cands);
 	if (n > 1)
 		fail(sh, EX_USAGE, "'%s' is ambiguous: %s", typed, cands.data);
-	else if (n == 0)
-		fail(sh, EX_TIMEOUT, "unknown peer '%s' (a name needs its @namespace until the "
-		     "peer is known)", typed);
+	else if (n == 0) {
+		/* The closest known ones, by name or whole id. */
+		struct buf near = BUF_INIT;
+		size_t found = 0, lim = tlen / 3 < 1 ? 1 : tlen / 3 > 3 ? 3 : tlen / 3;
+		for (size_t i = 0; i < sh->npeers && found < 3; i++) {
+			const char *id = sh->peers[i], *at = strchr(id, '@');
+			char pname[MAX_WORD];
+			snprintf(pname, sizeof pname, "%.*s", at ? (int)(at - id) : (int)strlen(id), id);
+			if (fmt_distance(typed, pname, lim) <= lim || fmt_distance(typed, id, lim) <= lim)
+				buf_printf(&near, "%s%s", found++ ? ", " : "; did you mean ", id);
+		}
+		buf_cstr(&near);
+		fail(sh, EX_TIMEOUT, "unknown peer '%s'%s%s", typed, near.data,
+		     found ? "?" : " (a name needs its @namespace until the peer is known)");
+		buf_free(&near);
+	}
 	buf_free(&cands);
 	return n == 1;
 }
@@ -757,6 +783,8 @@ static void run_table_command(struct shell *sh, const char *line)
 		sigaction(SIGHUP, &sa_hup, NULL);
 		got_int = 0;
 	}
+	if (out_style.failed && rc == EX_OK)
+		rc = EX_USAGE;
 	out_style = saved;
 	if (rc != EX_OK && !sh->interactive && sh->fail_rc == EX_OK)
 		sh->fail_rc = rc;
@@ -1083,6 +1111,7 @@ static void subscribe_all(struct shell *sh)
 
 	request(sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
 		NULL);
+	sh->warming = 2;
 	request(sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
 	request(sh, R_SELF, "version", "version", NULL, NULL);
 }
@@ -1205,6 +1234,7 @@ int shell_run(const struct opts *o)
 				sh.c.note_ctx = &sh;
 				subscribe_all(&sh);
 				say(&sh, "reconnected to the daemon at %s", o->socket);
+				continue; /* pfd was set up for no connection */
 			} else {
 				ctl_close(&sh.c);
 				sh.next_try = ctl_now() + RETRY_EVERY;
@@ -1237,7 +1267,8 @@ int shell_run(const struct opts *o)
 				tsp = &ts;
 			}
 		}
-		int nfds = sh.quit || sh.in_eof ? 1 : 2;
+		/* Lines wait for the peer list (short names resolve against it). */
+		int nfds = sh.quit || sh.in_eof || (sh.warming > 0 && !sh.away) ? 1 : 2;
 		if (sh.away)
 			pfd[0].fd = -1; /* nothing to watch there: poll ignores it */
 		if (ppoll(pfd, (nfds_t)nfds, tsp, &orig) < 0) {

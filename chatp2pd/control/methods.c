@@ -462,7 +462,7 @@ static void m_send(struct ctl_req *req, jval params)
 	/* The request is the callback's context: if its controller leaves
 	 * first, send_done still runs, drops the answer and frees it. */
 	if (queue)
-		node_queue(ctl_node(req), to, text, deadline, send_done, req, NULL);
+		node_queue(ctl_node(req), to, text, deadline, send_done, req, id);
 	else
 		node_send(ctl_node(req), to, text, ack, send_done, req, id);
 }
