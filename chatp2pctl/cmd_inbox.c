@@ -110,7 +110,7 @@ static void out_inbox_json(jval r, time_t until)
 	JG_KINT(g, "unread", jint_or(r, "unread", 0));
 	jg_end_map(g);
 	if (jg_finish(g, &b) == 0)
-		fwrite(b.data, 1, strlen(b.data), stdout), fputc('\n', stdout);
+		fwrite(b.data, 1, b.len, stdout); /* with its newline */
 	buf_free(&b);
 	jg_free(g);
 }

@@ -1,0 +1,264 @@
+"""chatp2pctl, round two (issue 19): the reported bugs, each a test that
+failed on 905dabf, and the new commands (recv, watch --count, inbox as a
+table, read ID…, --sort -COL, did-you-mean).  Real daemons on loopback;
+alice, bob and mute (a FakePeer that never ACKs) as in test_ctl."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from nodes import Node  # noqa: E402
+from test_ctl import (EXIT_DAEMON, EXIT_OK, EXIT_PERM, EXIT_TIMEOUT, EXIT_USAGE,  # noqa: E402
+                      SLOW_DISCOVER, AliceBobMute, CtlAsserts, ctl, ctl_argv, describe,
+                      start_watch)
+
+
+def src(*path):
+    return os.path.join(os.environ.get("CHATP2P_SRC", os.path.join(os.path.dirname(__file__), "..", "..")),
+                        *path)
+
+
+class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # ghost@CIC: registered at a port where nothing listens, known to
+        # alice after a discover: a peer that is never connected.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        r = harness.rdv_request(cls.rdv.port, {"type": "REGISTER", "namespace": "CIC",
+                                               "name": "ghost", "port": port, "ttl": 600})
+        assert r["status"] == "OK", r
+        cp = ctl(cls.alice, "peers", "--discover")
+        assert "ghost@CIC" in cp.out, describe(cp)
+
+    def bob_says(self, text):
+        r = self.bob.call("send", {"to": "alice@CIC", "text": text})
+        self.assertEqual(r["status"], "acked")
+
+    # ---- bugs ---------------------------------------------------------------------
+
+    def test_bug01_10_empty_results_are_no_lines_for_scripts(self):
+        rdv = harness.start_rendezvous()
+        lonely = Node("lonely", rdv, namespace="NOBODYELSE", sets=SLOW_DISCOVER)
+        self.addCleanup(rdv.check_clean_exit)
+        try:
+            for args in (("peers", "-o", "tsv", "--no-legend"), ("peers", "-o", "tsv"),
+                         ("peers", "--no-legend"), ("outbox", "-o", "tsv"), ("conn", "--no-legend"),
+                         ("rtt", "-o", "tsv"), ("inbox", "-o", "tsv"), ("inbox", "--no-legend")):
+                cp = self.ok(lonely, *args)
+                self.assertEqual(cp.out, "", describe(cp))
+            # For a person the prose stays.
+            self.assertEqual(self.ok(lonely, "peers").out, "no peers\n")
+        finally:
+            lonely.stop(self)
+
+    def test_bug02_piped_shell_knows_short_names_at_once(self):
+        for i in range(6):
+            cp = self.ok(self.alice, "shell", input="/msg bob try %d\n" % i)
+            self.assertIn("delivered to bob@CIC", cp.out)
+
+    def test_bug03_queued_send_names_its_outbox_entry(self):
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "--json", "-t", "1", "send", "--queue", "ghost",
+                        "x")
+        msg_id = json.loads(cp.out)["data"]["msg_id"]
+        queued = self.json_ok(self.alice, "outbox")["queued"]
+        self.assertIn(msg_id, [q["msg_id"] for q in queued])
+        cp = self.ok(self.alice, "outbox", "--cancel", msg_id)
+        self.assertIn("cancelled " + msg_id, cp.out)
+
+    def test_bug04_watch_shows_expiry_in_words(self):
+        w = start_watch(self.alice, "ack")
+        try:
+            self.fails(self.alice, EXIT_TIMEOUT, "send", "--queue", "--deadline", "1", "ghost",
+                       "never")
+            w.wait_stdout(r"gave up on \S+ to ghost@CIC", 10)
+        finally:
+            w.stop()
+        self.assertNotIn("{", "".join(w.stdout_lines()))
+
+    def test_bug05_09_sort(self):
+        cp = self.fails(self.alice, EXIT_USAGE, "peers", "--sort", "bogus")
+        self.assertIn("peer", cp.err)
+        self.assertIn("rtt", cp.err)
+        self.assertEqual(cp.out, "")
+        # Unit-less names, any case; -COL descends.
+        up = self.ok(self.alice, "peers", "-o", "tsv", "--no-legend", "--sort", "peer").out.split("\n")
+        down = self.ok(self.alice, "peers", "-o", "tsv", "--no-legend", "--sort", "-peer").out.split("\n")
+        first = lambda lines: [l.split("\t")[0] for l in lines if l]  # noqa: E731
+        self.assertEqual(first(up), list(reversed(first(down))))
+        self.ok(self.alice, "rtt", "--sort", "-avg")
+        self.ok(self.alice, "peers", "--sort", "rtt")
+
+    def test_bug06_07_08_inbox_like_the_tables(self):
+        self.bob_says("for the inbox")
+        cp = self.ok(self.alice, "inbox", "-o", "tsv", "--no-legend", "--from", "bob")
+        rows = [l.split("\t") for l in cp.out.splitlines()]
+        self.assertTrue(rows and all(len(r) == 6 for r in rows), describe(cp))
+        self.assertEqual(rows[-1][3], "bob@CIC")
+        self.assertEqual(rows[-1][5], "for the inbox")
+        self.assertNotIn("unread", cp.out)
+        # Local time by default (TZ nine hours east of UTC), --time iso too.
+        env = {"TZ": "JST-9"}
+        cp = self.ok(self.alice, "inbox", "--time", "iso", "--from", "bob@CIC", env=env)
+        self.assertRegex(cp.out, r"\+0900")
+        # A zone-less --since is local time: a minute ago in JST finds it.
+        t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 9 * 3600 - 60))
+        cp = self.ok(self.alice, "inbox", "--since", t, "-o", "tsv", env=env)
+        self.assertIn("for the inbox", cp.out)
+        cp = self.ok(self.alice, "inbox", "--since", "10m", "-o", "tsv")
+        self.assertIn("for the inbox", cp.out)
+        cp = self.fails(self.alice, EXIT_USAGE, "inbox", "--since", "10 parsecs")
+        self.assertNotIn("inbox: inbox", cp.err)
+        self.assertIn("--since", cp.err)
+
+    def test_bug09_dash_s_is_the_socket_everywhere(self):
+        self.bob_says("replay me")
+        argv = ctl_argv(None, "watch", "--replay", "1", "-s", self.alice.sock_path)
+        w = harness.start(argv, name="watch")
+        try:
+            w.wait_stdout(r"\[bob@CIC\]", 10)
+        finally:
+            w.stop()
+
+    def test_bug11_root_group_socket_advice(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop to nobody")
+        d = tempfile.mkdtemp(prefix="chatp2p-perm-")
+        os.chmod(d, 0o755)
+        node = Node("permr", self.rdv, sets=SLOW_DISCOVER + ["control.mode=0660"], start=False)
+        node.sock_path = os.path.join(d, "permr.sock")
+        node.start()
+        try:
+            os.chown(node.sock_path, 0, 0)
+
+            def as_nobody():
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            copy = os.path.join(d, "chatp2pctl")
+            shutil.copy2(harness.binary("CHATP2PCTL"), copy)
+            cp = ctl(node, "status", preexec_fn=as_nobody, binary=copy)
+            self.assertExit(cp, EXIT_PERM)
+            self.assertNotIn("usermod -aG root", cp.err)
+            self.assertIn("root", cp.err)
+        finally:
+            node.stop(self)
+            shutil.rmtree(d)
+
+    def test_bug12_man_pages(self):
+        with open(src("docs", "chatp2pctl.1")) as f:
+            man = f.read()
+        self.assertTrue(re.search(r"(?m)^\.BR send .*\\-\\-queue", man), "send synopsis without --queue")
+        self.assertFalse(re.search(r"\(aqcancelled\(aq\)\.\n\.BR ping|\"cancelled\"\)\.\n\.BR ping", man),
+                         "ping glued onto outbox")
+        self.assertEqual(man.count("expiry, public address"), 1, "the status paragraph twice")
+        with open(src("docs", "chatp2pd.8")) as f:
+            d8 = f.read()
+        self.assertNotIn("is absolute); for the node role only", d8, "stray fragment in FILES")
+
+    def test_bug13_overlong_text_is_a_usage_error_that_says_what_fits(self):
+        big = "x" * 40000
+        for args in (("send", "bob", big), ("pub", "*", big)):
+            cp = self.fails(self.alice, EXIT_USAGE, *args)
+            self.assertRegex(cp.err, r"at most about \d+ bytes of text fit")
+
+    def test_bug15_pub_target_hints(self):
+        d = tempfile.mkdtemp(prefix="chatp2p-glob-")
+        try:
+            open(os.path.join(d, "notes.txt"), "w").close()
+            # What "pub * hi" becomes in a directory holding notes.txt.
+            cp = self.fails(self.alice, EXIT_USAGE, "pub", "notes.txt", "hi", cwd=d)
+            self.assertIn("'*'", cp.err)
+            self.assertIn("expand", cp.err)
+        finally:
+            shutil.rmtree(d)
+        cp = self.fails(self.alice, EXIT_USAGE, "pub", "CIC", "hi")
+        self.assertIn("'#CIC'", cp.err)
+
+    def test_bug16_errors_give_the_next_step(self):
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "send", "ghost", "anyone?")
+        self.assertIn("not_connected", cp.err)
+        self.assertIn("--queue", cp.err)
+        cp = self.fails(os.path.join(harness.tmpdir(), "nothing-here.sock"), 2, "status")
+        self.assertIn("chatp2pd --name", cp.err)
+
+    def test_bug18_read_of_no_such_id_fails(self):
+        cp = self.fails(self.alice, EXIT_DAEMON, "read", "999999")
+        self.assertIn("no message 999999", cp.err)
+
+    def test_bug19_json_send_error_not_on_stdout(self):
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "--json", "send", "nobody@CIC", "x")
+        self.assertEqual(cp.out, "")
+
+    # ---- new: recv, watch --count ---------------------------------------------------
+
+    def test_recv_waits_for_the_next_message(self):
+        p = harness.start(ctl_argv(self.alice, "--json", "recv", "--from", "bob", "-t", "20"),
+                          name="recv")
+        try:
+            # Subscribed once a first message would be shown: send until it is.
+            harness.wait_for(lambda: (self.bob_says("answer") or True) and
+                             any("answer" in l for l in p.stdout_lines()), 10, interval=0.3,
+                             what="recv printing the message")
+            self.assertEqual(p.wait(10), 0)
+        finally:
+            if p.alive():
+                p.stop()
+        lines = [l for l in p.stdout_lines() if l.strip()]
+        self.assertEqual(len(lines), 1)
+        self.assertEqual(json.loads(lines[0])["from"], "bob@CIC")
+        t0 = time.monotonic()
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "recv", "-t", "1")
+        self.assertIn("no message", cp.err)
+        self.assertLess(time.monotonic() - t0, 8)
+        self.fails(self.alice, EXIT_USAGE, "recv", "-n", "0")
+
+    def test_watch_count_exits(self):
+        for i in range(2):
+            self.bob_says("counted %d" % i)
+        cp = self.ok(self.alice, "--json", "watch", "--replay", "2", "--count", "2", "message")
+        self.assertEqual(len(cp.out.splitlines()), 2)
+        self.assertEqual(json.loads(cp.out.splitlines()[-1])["text"], "counted 1")
+
+    def test_read_ids_and_from(self):
+        self.bob_says("mark me")
+        last = self.json_ok(self.alice, "inbox", "--from", "bob")["messages"][-1]["id"]
+        r = self.json_ok(self.alice, "read", str(last))
+        self.assertEqual(r["marked"], 1)
+        self.bob_says("mark me too")
+        self.ok(self.alice, "read", "--from", "bob")
+        self.assertEqual(self.json_ok(self.alice, "inbox", "--unread", "--from", "bob")["count"], 0)
+
+    def test_did_you_mean(self):
+        cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
+        self.assertIn("--json", cp.err)
+        cp = self.fails(self.alice, EXIT_USAGE, "watch", "--cuont", "1")
+        self.assertIn("--count", cp.err)
+        cp = self.fails(self.alice, EXIT_DAEMON, "call", "pears")
+        self.assertIn("'peers'", cp.err)
+        cp = self.fails(self.alice, EXIT_TIMEOUT, "inbox", "--from", "bbo")
+        self.assertIn("bob@CIC", cp.err)
+
+    def test_shell_runs_every_command(self):
+        cp = self.ok(self.alice, "shell", input="/version\n/inbox -o tsv --no-legend\n/help send\n")
+        self.assertIn("chatp2pctl ", cp.out)
+        self.assertIn("usage: chatp2pctl [options] send", cp.out)
+        cp = self.ok(self.alice, "shell", input="/help\n")
+        for name in ("ping", "read", "outbox", "recv", "inbox", "msg", "query"):
+            self.assertRegex(cp.out, r"(?m)^  /%s\b" % name)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
