@@ -271,7 +271,10 @@ int c_wait_ready(const struct opts *o, int argc, char **argv)
 				ctl_close(&c);
 				return EX_OK;
 			}
-			snprintf(last, sizeof last, "rendezvous registration is %s", state ? state : "?");
+			const char *rerr = json_get_str(json_get(r, "rendezvous"), "last_error");
+			/* Why it is not registered, when the daemon knows. */
+			snprintf(last, sizeof last, "rendezvous registration is %s%s%s", state ? state : "?",
+				 rerr ? "; last error: " : "", rerr ? rerr : "");
 			json_free(reply);
 			sleep_s(0.1);
 		}

@@ -138,7 +138,8 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
 	close(fd);
 	if (rc == 0) {
-		snprintf(err, errlen, "%s: another chatp2pd is listening there", path);
+		snprintf(err, errlen, "%s: another chatp2pd is listening there (stop it, or give this "
+			 "one a socket of its own: --control PATH)", path);
 		return -1;
 	}
 	log_info(MOD, "removing stale socket %s", path);

@@ -194,6 +194,47 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         cp = self.fails(os.path.join(harness.tmpdir(), "nothing-here.sock"), 2, "status")
         self.assertIn("chatp2pd --name", cp.err)
 
+    def test_bug14_daemon_checks_name_and_config(self):
+        d = harness.run([harness.binary("CHATP2PD"), "--name", "bad name!", "--port", "0",
+                         "--control", os.path.join(harness.tmpdir(), "bad.sock")], timeout=10)
+        self.assertNotEqual(d.returncode, 0)
+        self.assertIn("node.name", d.stderr.decode())
+        cfg = os.path.join(harness.tmpdir(), "typo.json")
+        with open(cfg, "w") as f:
+            f.write('{\n  "rendezvous": {\n    "prot": 9000\n  }\n}\n')
+        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg, "--name", "typo"], timeout=10)
+        self.assertNotEqual(d.returncode, 0)
+        self.assertIn("did you mean rendezvous.port?", d.stderr.decode())
+        with open(cfg, "w") as f:
+            f.write('{\n  "node": {\n    "name": alice\n  }\n}\n')
+        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg], timeout=10)
+        self.assertNotEqual(d.returncode, 0)
+        self.assertIn("line 3, column 13", d.stderr.decode())
+
+    def test_bug16_second_daemon_and_wait_ready(self):
+        d = harness.run([harness.binary("CHATP2PD"), "--name", "second", "--port", "0",
+                         "--listen", "127.0.0.1", "--control", self.alice.sock_path], timeout=10)
+        self.assertNotEqual(d.returncode, 0)
+        self.assertIn("--control", d.stderr.decode())
+        # A rendezvous server that is not there: wait-ready says what went wrong.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+
+        class NoRdv:
+            pass
+        nordv = NoRdv()
+        nordv.port = port
+        node = Node("unready", nordv, sets=SLOW_DISCOVER)
+        try:
+            harness.wait_for(lambda: node.call("status")["rendezvous"].get("last_error"), 10,
+                             what="a rendezvous error")
+            cp = self.fails(node, EXIT_TIMEOUT, "wait-ready", "--timeout", "1")
+            self.assertIn("last error", cp.err)
+        finally:
+            node.stop(self)
+
     def test_bug18_read_of_no_such_id_fails(self):
         cp = self.fails(self.alice, EXIT_DAEMON, "read", "999999")
         self.assertIn("no message 999999", cp.err)
