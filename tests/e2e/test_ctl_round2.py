@@ -195,25 +195,29 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.assertIn("chatp2pd --name", cp.err)
 
     def test_bug14_daemon_checks_name_and_config(self):
-        d = harness.run([harness.binary("CHATP2PD"), "--name", "bad name!", "--port", "0",
-                         "--control", os.path.join(harness.tmpdir(), "bad.sock")], timeout=10)
+        # Loopback only, whatever the binary does with what it accepts.
+        local = ["--rendezvous", "127.0.0.1:%d" % self.rdv.port, "--listen", "127.0.0.1",
+                 "--port", "0", "--control", os.path.join(harness.tmpdir(), "checks.sock"),
+                 "--set", "rendezvous.discover_interval=60"]
+        d = harness.run([harness.binary("CHATP2PD"), "--name", "bad name!"] + local, timeout=10)
         self.assertNotEqual(d.returncode, 0)
         self.assertIn("node.name", d.stderr.decode())
         cfg = os.path.join(harness.tmpdir(), "typo.json")
         with open(cfg, "w") as f:
             f.write('{\n  "rendezvous": {\n    "prot": 9000\n  }\n}\n')
-        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg, "--name", "typo"], timeout=10)
+        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg, "--name", "typo"] + local, timeout=10)
         self.assertNotEqual(d.returncode, 0)
         self.assertIn("did you mean rendezvous.port?", d.stderr.decode())
         with open(cfg, "w") as f:
             f.write('{\n  "node": {\n    "name": alice\n  }\n}\n')
-        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg], timeout=10)
+        d = harness.run([harness.binary("CHATP2PD"), "-c", cfg] + local, timeout=10)
         self.assertNotEqual(d.returncode, 0)
         self.assertIn("line 3, column 13", d.stderr.decode())
 
     def test_bug16_second_daemon_and_wait_ready(self):
         d = harness.run([harness.binary("CHATP2PD"), "--name", "second", "--port", "0",
-                         "--listen", "127.0.0.1", "--control", self.alice.sock_path], timeout=10)
+                         "--listen", "127.0.0.1", "--control", self.alice.sock_path,
+                         "--rendezvous", "127.0.0.1:%d" % self.rdv.port], timeout=10)
         self.assertNotEqual(d.returncode, 0)
         self.assertIn("--control", d.stderr.decode())
         # A rendezvous server that is not there: wait-ready says what went wrong.
