@@ -446,7 +446,7 @@ int c_read(const struct opts *o, int argc, char **argv)
 
 static void out_outbox(FILE *f, jval r)
 {
-	static const char *const hdr[] = { "MSG_ID", "TO", ">AGE(s)", "DEADLINE", ">ATTEMPTS", "STATE" };
+	static const char *const hdr[] = { "MSG_ID", "TO", ">AGE", "DEADLINE", ">ATTEMPTS", "STATE" };
 	jval list = json_get(r, "queued");
 	struct table *t = table_new(6, hdr);
 
@@ -454,11 +454,24 @@ static void out_outbox(FILE *f, jval r)
 		fprintf(f, "cancelled %s\n", json_get_str(r, "cancelled"));
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval q = json_arr_at(list, i);
-		char age[32], att[32];
-		fmt_num(q, "age_s", 0, age, sizeof age);
+		char age[32], att[32], dl[64];
+		double a = -1;
+		json_num(json_get(q, "age_s"), &a);
+		/* Durations as everywhere ("3s", "4m26s"); the deadline as the
+		 * tables show times, "in 59m" (--time iso: local time). */
+		fmt_duration(a >= 0 ? floor(a) : a, age, sizeof age);
+		time_t d = fmt_parse_iso(json_get_str(q, "deadline"));
+		if (d == (time_t)-1) {
+			snprintf(dl, sizeof dl, "-");
+		} else if (out_style.time == TIME_ISO) {
+			fmt_local_iso(d, dl, sizeof dl);
+		} else {
+			char dd[32];
+			double left = difftime(d, time(NULL));
+			snprintf(dl, sizeof dl, "in %s", fmt_duration(left > 0 ? floor(left) : 0, dd, sizeof dd));
+		}
 		snprintf(att, sizeof att, "%lld", jint_or(q, "attempts", 0));
-		const char *cells[] = { jstr_or(q, "msg_id", "?"), jstr_or(q, "to", "?"), age,
-					jstr_or(q, "deadline", "?"), att,
+		const char *cells[] = { jstr_or(q, "msg_id", "?"), jstr_or(q, "to", "?"), age, dl, att,
 					json_bool(json_get(q, "in_flight")) == 1 ? "in flight" : "waiting" };
 		table_row(t, cells);
 	}

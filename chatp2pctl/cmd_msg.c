@@ -159,8 +159,10 @@ int c_send(const struct opts *o, int argc, char **argv)
 		print_json(stdout, r, false);
 	} else {
 		char ms[32];
+		double v = -1;
+		json_num(json_get(r, "rtt_ms"), &v);
 		if (ack)
-			printf("delivered to %s (%s ms)\n", to, fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
+			printf("delivered to %s (%s)\n", to, fmt_ms(v, ms, sizeof ms));
 		else
 			printf("sent to %s (no ACK asked for)\n", to);
 	}
@@ -321,7 +323,8 @@ int c_ping(const struct opts *o, int argc, char **argv)
 		mx = answered == 1 || ms > mx ? ms : mx;
 		buf_printf(&rtts, "%s%.3f", answered > 1 ? "," : "", ms);
 		if (!o->json) {
-			printf("pong from %s: %.2f ms\n", peer, ms);
+			char t[32];
+			printf("pong from %s: %s\n", peer, fmt_ms(ms, t, sizeof t));
 			fflush(stdout);
 		}
 	}
@@ -334,8 +337,14 @@ int c_ping(const struct opts *o, int argc, char **argv)
 			printf(",\"min\":%.3f,\"avg\":%.3f,\"max\":%.3f", mn, sum / answered, mx);
 		printf("}\n");
 	} else if (answered) {
-		printf("%s: %d sent, %d answered; rtt min/avg/max %.2f/%.2f/%.2f ms\n", peer, sent,
-		       answered, mn, sum / answered, mx);
+		char t1[32], t2[32], t3[32];
+		if (mx < 1000) /* one unit for the three, as ping(8) */
+			printf("%s: %d sent, %d answered; rtt min/avg/max %.2f/%.2f/%.2f ms\n", peer,
+			       sent, answered, mn, sum / answered, mx);
+		else
+			printf("%s: %d sent, %d answered; rtt min/avg/max %s/%s/%s\n", peer, sent,
+			       answered, fmt_ms(mn, t1, sizeof t1), fmt_ms(sum / answered, t2, sizeof t2),
+			       fmt_ms(mx, t3, sizeof t3));
 	}
 	buf_free(&rtts);
 	if (answered)

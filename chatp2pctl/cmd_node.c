@@ -303,10 +303,58 @@ static void out_metrics(FILE *f, jval r)
 	fputs(text ? text : "", f);
 }
 
+/* The daemon's Prometheus text as OpenMetrics 1.0: a counter family is
+ * named without its _total (its samples keep it), and "# EOF" ends it. */
+static void out_openmetrics(FILE *f, jval r)
+{
+	const char *text = json_get_str(r, "text");
+	struct buf counters = BUF_INIT; /* " name_total " for every counter family */
+
+	if (text == NULL)
+		text = "";
+	buf_puts(&counters, " ");
+	for (const char *l = text; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+		char name[128], type[32];
+		if (sscanf(l, "# TYPE %127s %31s", name, type) == 2 && strcmp(type, "counter") == 0)
+			buf_printf(&counters, "%s ", name);
+	}
+	buf_cstr(&counters);
+	for (const char *l = text; *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		char name[128], key[132];
+		if ((strncmp(l, "# HELP ", 7) == 0 || strncmp(l, "# TYPE ", 7) == 0) &&
+		    sscanf(l + 7, "%127s", name) == 1 && strlen(name) > 6 &&
+		    strcmp(name + strlen(name) - 6, "_total") == 0 &&
+		    (snprintf(key, sizeof key, " %s ", name), strstr(counters.data, key))) {
+			fprintf(f, "%.7s%.*s%.*s\n", l, (int)(strlen(name) - 6), name,
+				(int)(len - 7 - strlen(name)), l + 7 + strlen(name));
+		} else if (len > 0) {
+			fprintf(f, "%.*s\n", (int)len, l);
+		}
+		l += len + (nl ? 1 : 0);
+	}
+	fputs("# EOF\n", f);
+	buf_free(&counters);
+}
+
 int c_metrics(const struct opts *o, int argc, char **argv)
 {
-	int rc = no_args(argc, argv);
+	static const struct option lo[] = {
+		{ "openmetrics", no_argument, NULL, 'O' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool om = false;
+	int ch;
 
-	return rc != EX_OK ? rc : simple(o, "metrics", NULL, out_metrics);
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "", lo)) != -1) {
+		if (ch == '?')
+			return EX_USAGE;
+		om = true;
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	return simple(o, "metrics", NULL, om ? out_openmetrics : out_metrics);
 }
 

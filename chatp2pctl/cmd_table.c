@@ -94,8 +94,11 @@ const struct command commands[] = {
 	  .run = c_ping, .shortopts = "c:i:", .example = "chatp2pctl ping bob -c 1" },
 	{ .name = "methods", .usage = "", .help = "the daemon's control methods, one line each",
 	  .run = c_methods },
-	{ .name = "metrics", .usage = "", .help = "counters and gauges in the OpenMetrics text format",
-	  .run = c_metrics },
+	{ .name = "metrics", .usage = "[--openmetrics]",
+	  .help = "counters and gauges in the Prometheus text format (--openmetrics: OpenMetrics 1.0)",
+	  .options = "  --openmetrics       OpenMetrics 1.0 text: counter families without _total,\n"
+		     "                      ending in # EOF\n",
+	  .run = c_metrics, .example = "chatp2pctl metrics > /var/lib/node_exporter/chatp2p.prom" },
 	{ .name = "inbox",
 	  .usage = "[--unread] [--from PEER] [--since TIME|ID] [--until TIME] [--limit N] [-f]",
 	  .help = "stored messages (the newest N, default 100; * marks unread)",

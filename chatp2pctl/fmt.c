@@ -298,3 +298,18 @@ const char *fmt_utc_iso(time_t t, char *buf, size_t len)
 		snprintf(buf, len, "-");
 	return buf;
 }
+
+const char *fmt_ms(double ms, char *buf, size_t len)
+{
+	char d[32];
+
+	if (!(ms >= 0) || !isfinite(ms))
+		snprintf(buf, len, "-");
+	else if (ms < 1000)
+		snprintf(buf, len, "%.2f ms", ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%.2f s", ms / 1000);
+	else
+		snprintf(buf, len, "%s", fmt_duration(ms / 1000, d, sizeof d));
+	return buf;
+}

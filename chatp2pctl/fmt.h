@@ -18,6 +18,9 @@ void fmt_utf8_ctype(void);
  * not finite: "-". */
 const char *fmt_duration(double secs, char *buf, size_t len);
 
+/* A round-trip time for a person: "0.41 ms", "22.68 s", "2m5s". */
+const char *fmt_ms(double ms, char *buf, size_t len);
+
 /* Display width of UTF-8 text in terminal columns (wcwidth per code point;
  * an unprintable or undecodable one counts 1). */
 size_t fmt_width(const char *s);

@@ -1,5 +1,6 @@
 #include "output.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -374,8 +375,9 @@ void out_status(FILE *f, jval r)
 		fmt_local_iso(started, when, sizeof when);
 	else
 		snprintf(when, sizeof when, "?");
+	/* Whole seconds: "up 8s", not "up 8.9s". */
 	kv(f, "started:", "%s (up %s)", when,
-	   fmt_duration(json_num(json_get(r, "uptime_s"), &v) ? v : -1, up, sizeof up));
+	   fmt_duration(json_num(json_get(r, "uptime_s"), &v) ? floor(v) : -1, up, sizeof up));
 	kv(f, "listen:", "%s:%lld", jstr_or(listen, "address", "?"), jint_or(listen, "port", 0));
 	if (strcmp(state, "registered") == 0)
 		snprintf(extra, sizeof extra, " (ttl %s, expires in %s, public ip %s)",
@@ -639,7 +641,9 @@ void out_event(FILE *f, jval note)
 		bool late = json_bool(json_get(p, "late")) == 1;
 		fputs(late ? "* late ack from " : "* ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));
-		fprintf(f, " (%s ms) for %s%s\n", fmt_num(p, "rtt_ms", 2, ms, sizeof ms),
+		double v = -1;
+		json_num(json_get(p, "rtt_ms"), &v);
+		fprintf(f, " (%s) for %s%s\n", fmt_ms(v, ms, sizeof ms),
 			jstr_or(p, "msg_id", "?"), late ? ": delivered after all" : "");
 	} else if (strcmp(type, "ack_timeout") == 0) {
 		fputs("* no ack from ", f);

@@ -284,8 +284,11 @@ static void on_reply(void *ctx, jval reply)
 			const char *status = json_get_str(r, "status");
 			char ms[32];
 			if (status && strcmp(status, "acked") == 0)
-				say(sh, "✓ delivered to %s (%s ms)", rq->what,
-				    fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
+			{
+				double v = -1;
+				json_num(json_get(r, "rtt_ms"), &v);
+				say(sh, "✓ delivered to %s (%s)", rq->what, fmt_ms(v, ms, sizeof ms));
+			}
 			else
 				say(sh, "✓ sent to %s (no ACK asked for)", rq->what);
 			break;

@@ -239,6 +239,37 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         finally:
             node.stop(self)
 
+    def test_bug17_openmetrics(self):
+        prom = self.ok(self.alice, "metrics").out
+        om = self.ok(self.alice, "metrics", "--openmetrics").out
+        self.assertTrue(om.endswith("# EOF\n"), om[-200:])
+        self.assertNotIn("# EOF", prom)
+        counters = re.findall(r"(?m)^# TYPE (\S+) counter$", om)
+        self.assertTrue(counters)
+        for name in counters:
+            # The family has no _total; every sample of it has.
+            self.assertFalse(name.endswith("_total"), name)
+            samples = re.findall(r"(?m)^(%s\w*)[{ ]" % re.escape(name), om)
+            self.assertTrue(samples and all(x == name + "_total" for x in samples), (name, samples))
+        try:
+            from prometheus_client.openmetrics.parser import text_string_to_metric_families
+        except ImportError:
+            return
+        list(text_string_to_metric_families(om))
+        cp = self.ok(self.alice, "metrics", "--help")
+        self.assertIn("Prometheus", cp.out)
+
+    def test_bug20_durations(self):
+        cp = self.ok(self.alice, "status")
+        self.assertRegex(cp.out, r"(?m)^started:\s+\S+ \(up \d+[dhms](\d+[hms])?\)$")
+        self.fails(self.alice, EXIT_TIMEOUT, "-t", "1", "send", "--queue", "--deadline", "1h",
+                   "ghost", "later")
+        cp = self.ok(self.alice, "outbox")
+        self.assertRegex(cp.out, r"(?m)^MSG_ID\s+TO\s+AGE\s+DEADLINE")
+        self.assertRegex(cp.out, r"(?m)ghost@CIC\s+\d+[smh]\S*\s+in \d+[smh]")
+        for q in self.json_ok(self.alice, "outbox")["queued"]:
+            self.ok(self.alice, "outbox", "--cancel", q["msg_id"])
+
     def test_bug18_read_of_no_such_id_fails(self):
         cp = self.fails(self.alice, EXIT_DAEMON, "read", "999999")
         self.assertIn("no message 999999", cp.err)
