@@ -33,7 +33,7 @@ void warnx_(const char *fmt, ...)
 	va_list ap;
 
 	fflush(stdout);
-	fputs("chatp2pctl: ", stderr);
+	fprintf(stderr, "%schatp2pctl:%s ", err_color(C_ERR), err_color(C_OFF));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -168,7 +168,7 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	fflush(stdout);
-	fprintf(stderr, "chatp2pctl: %s: ", cmd);
+	fprintf(stderr, "%schatp2pctl:%s %s: ", err_color(C_ERR), err_color(C_OFF), cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

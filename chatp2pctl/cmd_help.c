@@ -19,8 +19,16 @@ void command_usage(const struct command *c, FILE *f)
 {
 	fprintf(f, "usage: chatp2pctl [options] %s%s%s\n  %s\n", c->name, c->usage[0] ? " " : "",
 		c->usage, c->help);
-	fprintf(f, "options anywhere on the line: -s PATH, -j/-o json|tsv|table, -t SEC, "
-		   "--no-legend, --sort COL, --time relative|iso, -h; -- ends them\n");
+	if (c->options)
+		fprintf(f, "\n%s", c->options);
+	fprintf(f, "\noptions anywhere on the line: -s PATH, -j/-o json|tsv|table, -t SEC, "
+		   "--no-legend, --sort [-]COL, --time relative|iso, --color auto|always|never, -h; "
+		   "-- ends them\n");
+	if (c->example)
+		fprintf(f, "\nexample:\n  %s\n", c->example);
+	fprintf(f, "\nexit status: 0 done, 1 the daemon refused, 2 daemon unreachable, 3 usage, "
+		   "4 timeout or not delivered, 5 permission denied, 6 protocol error "
+		   "(chatp2pctl(1), EXIT STATUS)\n");
 }
 
 int c_help(const struct opts *o, int argc, char **argv)

@@ -15,7 +15,7 @@
 const struct command commands[] = {
 	{ .name = "status", .usage = "",
 	  .help = "identity, version, uptime, registration, reachability, counts",
-	  .run = c_status },
+	  .run = c_status, .example = "chatp2pctl --json status | jq .rendezvous" },
 	{ .name = "peers", .usage = "[--discover] ['*'|#ns]",
 	  .help = "the peer table (--discover: ask the rendezvous server first)",
 	  .options = "  -d, --discover      ask the rendezvous server who is registered first\n"
@@ -39,8 +39,11 @@ const struct command commands[] = {
 	{ .name = "rtt", .usage = "", .help = "round-trip times per peer: last, avg, min, max",
 	  .run = c_rtt },
 	{ .name = "reconnect", .usage = "[PEER]", .help = "dial now: PEER, or every peer not connected",
-	  .run = c_reconnect },
+	  .options = "  PEER                an id, or a unique name; none: every peer not connected\n"
+		     "                      (exit 0: the dial started; its outcome is a peer event)\n",
+	  .run = c_reconnect, .example = "chatp2pctl reconnect bob && chatp2pctl watch --count 1 peer" },
 	{ .name = "log", .usage = "[LEVEL]", .help = "show or set the log level (DEBUG, INFO, WARNING, ERROR)",
+	  .options = "  LEVEL               DEBUG, INFO, WARNING or ERROR; none: print it\n",
 	  .run = c_log, .example = "chatp2pctl log DEBUG" },
 	{ .name = "discover", .usage = "", .help = "ask the rendezvous server who is registered",
 	  .run = c_discover },
@@ -79,6 +82,8 @@ const struct command commands[] = {
 	{ .name = "shell", .usage = "", .help = "interactive chat shell", .run = shell_cmd,
 	  .flags = CMD_NO_SHELL },
 	{ .name = "call", .usage = "METHOD [JSON-PARAMS]", .help = "call any control method, print its result",
+	  .options = "  METHOD              a control method (chatp2pctl methods lists them)\n"
+		     "  JSON-PARAMS         its parameters, one JSON object\n",
 	  .run = c_call, .example = "chatp2pctl call peers '{\"filter\":\"#CIC\"}'" },
 	{ .name = "wait-ready", .usage = "[--timeout SEC]",
 	  .help = "wait until the daemon answers and is registered",
@@ -86,10 +91,13 @@ const struct command commands[] = {
 	  .run = c_wait_ready, .example = "chatp2pctl wait-ready -t 10 && chatp2pctl peers" },
 	{ .name = "version", .usage = "", .help = "the daemon's version and control protocol",
 	  .run = c_version },
-	{ .name = "help", .usage = "[COMMAND]", .help = "this help, or one command's", .run = c_help },
+	{ .name = "help", .usage = "[COMMAND]", .help = "this help, or one command's",
+	  .options = "  COMMAND             its usage, options, an example and the exit codes\n",
+	  .run = c_help, .example = "chatp2pctl help send" },
 	{ .name = "ping", .usage = "PEER [-c N] [-i SECS]",
 	  .help = "PING PEER over its connection N times (default 3), print each RTT",
-	  .options = "  -c, --count N       how many PINGs (default 3)\n"
+	  .options = "  PEER                an id, or a unique name; it must be connected\n"
+		     "  -c, --count N       how many PINGs (default 3)\n"
 		     "  -i, --interval SECS between them (default 1)\n",
 	  .run = c_ping, .shortopts = "c:i:", .example = "chatp2pctl ping bob -c 1" },
 	{ .name = "methods", .usage = "", .help = "the daemon's control methods, one line each",

@@ -11,7 +11,7 @@
 
 /* The global options.  After the command's name they are still global,
  * except a short letter the command uses itself (watch -s is --since). */
-enum gopt_id { G_SOCKET, G_JSON, G_TIMEOUT, G_OUTPUT, G_NO_LEGEND, G_SORT, G_TIME, G_VERSION, G_HELP };
+enum gopt_id { G_SOCKET, G_JSON, G_TIMEOUT, G_OUTPUT, G_NO_LEGEND, G_SORT, G_TIME, G_COLOR, G_VERSION, G_HELP };
 static const struct gopt {
 	const char *lng;
 	char shrt;
@@ -24,6 +24,7 @@ static const struct gopt {
 	[G_NO_LEGEND] = { "no-legend", 0, false },
 	[G_SORT] = { "sort", 0, true },
 	[G_TIME] = { "time", 0, true },
+	[G_COLOR] = { "color", 0, true },
 	[G_VERSION] = { "version", 'V', false },
 	[G_HELP] = { "help", 'h', false },
 };
@@ -150,6 +151,18 @@ int cmdline_parse(struct opts *o, int argc, char **argv, struct cmdline *cl)
 			}
 			o->time_set = true;
 			break;
+		case G_COLOR:
+			if (strcmp(val, "auto") == 0) {
+				out_style.color_mode = COLOR_AUTO;
+			} else if (strcmp(val, "always") == 0) {
+				out_style.color_mode = COLOR_ALWAYS;
+			} else if (strcmp(val, "never") == 0) {
+				out_style.color_mode = COLOR_NEVER;
+			} else {
+				warnx_("--color takes auto, always or never, not '%s'", val);
+				return EX_USAGE;
+			}
+			break;
 		case G_VERSION:
 			cl->version = true; /* at once, as before: what follows is not read */
 			return EX_OK;
@@ -159,5 +172,6 @@ int cmdline_parse(struct opts *o, int argc, char **argv, struct cmdline *cl)
 		}
 	}
 
+	out_color_resolve();
 	return EX_OK;
 }

@@ -7,12 +7,54 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "fmt.h"
 #include "xmalloc.h"
 
 struct out_style out_style;
+
+/* ---- colour ------------------------------------------------------------------ */
+
+static const char *const escapes[] = {
+	[C_OFF] = "\033[0m", [C_OK] = "\033[32m", [C_ERR] = "\033[31m",
+	[C_WARN] = "\033[33m", [C_DIM] = "\033[2m", [C_BOLD] = "\033[1m",
+};
+
+void out_color_resolve(void)
+{
+	const char *no = getenv("NO_COLOR");
+	bool auto_ok = !(no && *no);
+
+	out_style.color = out_style.color_mode == COLOR_ALWAYS ||
+			  (out_style.color_mode == COLOR_AUTO && auto_ok && isatty(STDOUT_FILENO));
+	out_style.err_color = out_style.color_mode == COLOR_ALWAYS ||
+			      (out_style.color_mode == COLOR_AUTO && auto_ok && isatty(STDERR_FILENO));
+}
+
+const char *color(enum color c)
+{
+	return out_style.color ? escapes[c] : "";
+}
+
+const char *err_color(enum color c)
+{
+	return out_style.err_color ? escapes[c] : "";
+}
+
+/* A peer state's colour in tables: connected green, lost yellow, never
+ * seen dim. */
+static enum color state_color(const char *s)
+{
+	if (strcmp(s, "ACTIVE") == 0)
+		return C_OK;
+	if (strncmp(s, "STALE", 5) == 0)
+		return C_WARN;
+	if (strcmp(s, "UNKNOWN") == 0)
+		return C_DIM;
+	return C_OFF;
+}
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -249,7 +291,12 @@ void table_print(const struct table *t, FILE *f)
 			}
 			if (t->right[c])
 				pad(f, gap);
-			fputs(s, f);
+			enum color sc = i > 0 && out_style.color && strcmp(t->cells[c], "STATE") == 0
+					? state_color(s) : C_OFF;
+			if (sc != C_OFF)
+				fprintf(f, "%s%s%s", color(sc), s, color(C_OFF));
+			else
+				fputs(s, f);
 			if (!t->right[c] && !last)
 				pad(f, gap);
 			if (!last)

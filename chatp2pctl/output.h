@@ -14,14 +14,28 @@
 /* How tables and times are printed (chatp2pctl's -o, --no-legend, --sort,
  * --time); set once by main, read by every printer. */
 enum time_style { TIME_RELATIVE, TIME_ISO };
+enum color_mode { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER };
 struct out_style {
 	bool tsv;             /* -o tsv: cells separated by tabs, no padding */
 	bool no_legend;       /* no header row */
 	const char *sort;     /* column to sort rows by (header name); NULL: the first */
 	enum time_style time; /* tables: "3m ago" or local ISO-8601 */
 	bool failed;          /* a printer refused (--sort COL unknown): exit 3 */
+	enum color_mode color_mode; /* --color */
+	bool color;           /* colour on standard output (resolved) */
+	bool err_color;       /* colour on standard error (resolved) */
 };
 extern struct out_style out_style;
+
+/* ---- colour ------------------------------------------------------------ */
+
+/* --color auto: only a terminal, and not when NO_COLOR is set (no-color.org);
+ * always / never as said.  Sets out_style.color and err_color. */
+void out_color_resolve(void);
+enum color { C_OFF, C_OK, C_ERR, C_WARN, C_DIM, C_BOLD };
+/* The escape for c on standard output (err: standard error), or "". */
+const char *color(enum color c);
+const char *err_color(enum color c);
 
 /* ---- tables ------------------------------------------------------------ */
 

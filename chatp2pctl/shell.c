@@ -163,7 +163,7 @@ static void fail(struct shell *sh, int rc, const char *fmt, ...)
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	if (sh->interactive) {
-		say(sh, "✗ %s", line);
+		say(sh, "%s✗%s %s", color(C_ERR), color(C_OFF), line);
 		return;
 	}
 	if (sh->fail_rc == EX_OK)
@@ -287,10 +287,11 @@ static void on_reply(void *ctx, jval reply)
 			{
 				double v = -1;
 				json_num(json_get(r, "rtt_ms"), &v);
-				say(sh, "✓ delivered to %s (%s)", rq->what, fmt_ms(v, ms, sizeof ms));
+				say(sh, "%s✓%s delivered to %s (%s)", color(C_OK), color(C_OFF), rq->what,
+				    fmt_ms(v, ms, sizeof ms));
 			}
 			else
-				say(sh, "✓ sent to %s (no ACK asked for)", rq->what);
+				say(sh, "%s✓%s sent to %s (no ACK asked for)", color(C_OK), color(C_OFF), rq->what);
 			break;
 		}
 		case R_PUB: {
@@ -301,7 +302,8 @@ static void on_reply(void *ctx, jval reply)
 			else if (n == 0)
 				fail(sh, EX_TIMEOUT, "nobody received it: no connected peer in %s", rq->what);
 			else
-				say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
+				say(sh, "%s✓%s published to %lld peer%s", color(C_OK), color(C_OFF), n,
+				    n == 1 ? "" : "s");
 			break;
 		}
 		case R_SHUTDOWN:

@@ -26,6 +26,37 @@ def src(*path):
                         *path)
 
 
+def run_on_pty(argv, env=None, timeout=10.0):
+    """argv with standard output and error on a pseudo-terminal: (exit
+    status, what it wrote)."""
+    import select
+    import subprocess
+    master, slave = os.openpty()
+    full = dict(os.environ)
+    full.update(env or {})
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=full)
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    d = os.read(master, 65536)
+                except OSError:
+                    break
+                if not d:
+                    break
+                out += d
+            elif p.poll() is not None:
+                break
+        return p.wait(timeout), out.decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+
+
 class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
 
     @classmethod
@@ -316,6 +347,32 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.bob_says("mark me too")
         self.ok(self.alice, "read", "--from", "bob")
         self.assertEqual(self.json_ok(self.alice, "inbox", "--unread", "--from", "bob")["count"], 0)
+
+    def test_colour(self):
+        argv = ctl_argv(self.alice, "peers")
+        rc, out = run_on_pty(argv)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("\x1b[32mACTIVE", out)
+        rc, out = run_on_pty(argv, env={"NO_COLOR": "1"})
+        self.assertNotIn("\x1b[", out)
+        rc, out = run_on_pty(argv + ["--color=never"])
+        self.assertNotIn("\x1b[", out)
+        # Not a terminal: none, unless asked.
+        self.assertNotIn("\x1b[", self.ok(self.alice, "peers").out)
+        self.assertIn("\x1b[32mACTIVE", self.ok(self.alice, "peers", "--color", "always").out)
+        # Errors on a terminal: the prefix in red.
+        rc, out = run_on_pty(ctl_argv(os.path.join(harness.tmpdir(), "none.sock"), "status"))
+        self.assertEqual(rc, 2)
+        self.assertIn("\x1b[31mchatp2pctl:", out)
+        self.fails(self.alice, EXIT_USAGE, "peers", "--color", "sometimes")
+
+    def test_help_for_one_command(self):
+        for args in (("help", "send"), ("send", "--help")):
+            out = self.ok(self.alice, *args).out
+            self.assertIn("--queue", out)
+            self.assertIn("--deadline", out)
+            self.assertIn("example:", out)
+            self.assertIn("exit status:", out)
 
     def test_did_you_mean(self):
         cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
