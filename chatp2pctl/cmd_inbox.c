@@ -124,7 +124,12 @@ static void on_follow_stop(int sig)
 
 struct follow {
 	const struct opts *o;
-	const char *from;
+	const char *from;      /* messages from this peer only (NULL: any) */
+	const char *target;    /* PUBs to this "*" or "#ns" only (NULL: any) */
+	/* A row of the table the command printed, for one event. */
+	void (*row)(const struct opts *o, struct table *t, jval m);
+	size_t ncols;
+	const char *const *hdr;
 	bool failed;
 };
 
@@ -138,13 +143,16 @@ static void on_follow_note(void *ctx, jval note)
 		return;
 	if (fl->from && strcmp(jstr_or(p, "from", ""), fl->from) != 0)
 		return;
+	if (fl->target && (strcmp(type, "pub") != 0 || strcmp(jstr_or(p, "to", ""), fl->target) != 0))
+		return;
 	if (fl->o->json) {
 		print_json(stdout, p, false);
 	} else {
 		/* One row at a time: cells as the table's, tab- or space-separated. */
 		struct out_style saved = out_style;
-		struct table *t = table_new(6, inbox_hdr);
-		inbox_row(fl->o, t, p);
+		struct table *t = table_new(fl->ncols, fl->hdr);
+		table_keep_order(t);
+		fl->row(fl->o, t, p);
 		out_style.no_legend = true;
 		out_style.sort = NULL;
 		table_print(t, stdout);
@@ -157,11 +165,12 @@ static void on_follow_note(void *ctx, jval note)
 	}
 }
 
-/* inbox -f: the new messages as they are stored, until interrupted. */
-static int follow(const struct opts *o, struct ctl_client *c, const char *from)
+/* inbox -f, history -f: the new messages as they are stored, until
+ * interrupted. */
+static int follow(struct ctl_client *c, struct follow fl)
 {
 	static const char subs[] = "{\"events\":[\"message\"]}";
-	struct follow fl = { o, from, false };
+	const struct opts *o = fl.o;
 	struct sigaction sa = { .sa_handler = on_follow_stop };
 	char err[64], msg[600];
 	jval reply = NULL;
@@ -296,7 +305,8 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 			rc = EX_USAGE;
 		fflush(stdout);
 		if (rc == EX_OK && follow_on)
-			rc = follow(o, &c, from ? peer : NULL);
+			rc = follow(&c, (struct follow){ .o = o, .from = from ? peer : NULL,
+							 .row = inbox_row, .ncols = 6, .hdr = inbox_hdr });
 	}
 	json_free(reply);
 	ctl_close(&c);
@@ -441,6 +451,155 @@ int c_read(const struct opts *o, int argc, char **argv)
 			printf("marked %lld read, %lld unread\n", marked, unread_now);
 	}
 	json_free(last);
+	return rc;
+}
+
+/* ---- history ---------------------------------------------------------------------- */
+
+static const char *const history_hdr[] = { "TIME", "FROM", "TO", "TEXT", "STATUS" };
+
+/* One line of a conversation: a received message (a history entry or a
+ * message event) or one we sent, with its outcome. */
+static void history_row(const struct opts *o, struct table *t, jval m)
+{
+	char when[64], status[48] = "";
+	bool out = strcmp(jstr_or(m, "dir", "in"), "out") == 0;
+	const char *outcome = jstr_or(m, "outcome", "");
+
+	if (out && strcmp(outcome, "acked") == 0)
+		snprintf(status, sizeof status, "✓ acked");
+	else if (out && strcmp(outcome, "sent") == 0 && json_get(m, "reached"))
+		snprintf(status, sizeof status, "sent to %lld", jint_or(m, "reached", 0));
+	else if (out && (strcmp(outcome, "pending") == 0 || strcmp(outcome, "sent") == 0))
+		snprintf(status, sizeof status, "%s", outcome);
+	else if (out)
+		snprintf(status, sizeof status, "✗ %s", outcome);
+	else if (json_bool(json_get(m, "read")) == 0)
+		snprintf(status, sizeof status, "new");
+	const char *row[] = { msg_time(o, jstr_or(m, "at", NULL), when, sizeof when),
+			      jstr_or(m, "from", "?"), jstr_or(m, "to", "?"), jstr_or(m, "text", ""),
+			      status };
+	table_row(t, row);
+}
+
+int c_history(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "lines", required_argument, NULL, 'n' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "until", required_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long long limit = 20;
+	bool follow_on = false;
+	time_t since = 0, until = 0;
+	int ch, rc;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "n:f", lo)) != -1) {
+		char *end;
+		switch (ch) {
+		case '?':
+			return EX_USAGE;
+		case 'f':
+			follow_on = true;
+			break;
+		case 'S':
+			if (!when_arg(argv[0], "--since", optarg, &since))
+				return EX_USAGE;
+			break;
+		case 'U':
+			if (!when_arg(argv[0], "--until", optarg, &until))
+				return EX_USAGE;
+			break;
+		default:
+			errno = 0;
+			limit = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || limit < 1 || limit > 10000)
+				return usage_error(argv[0], "-n needs a count (1..10000), not '%s'", optarg);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(argv[0], "missing PEER ('*' or #namespace for PUBs)");
+	if (argc - optind > 1)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+	const char *typed = argv[optind];
+	bool target = target_ok(typed);
+	if (!target && !peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+		return usage_error(argv[0], "'%s' is not a peer id, a name, '*' or #namespace", typed);
+	/* With --since, ask for more than -n: the time filter is applied here. */
+	long long ask = since || until ? 10000 : limit;
+
+	struct ctl_client c;
+	char peer[300], msg[600];
+	jval reply = NULL;
+	if ((rc = open_or_report(&c, o)) != EX_OK)
+		return rc;
+	if (target)
+		snprintf(peer, sizeof peer, "%s", typed);
+	else if ((rc = resolve_peer(&c, o->timeout, argv[0], typed, peer, sizeof peer)) != EX_OK) {
+		ctl_close(&c);
+		return rc;
+	}
+	yajl_gen g = jg_new();
+	jg_map(g);
+	bool ok = kstr(g, "peer", peer);
+	JG_KINT(g, "limit", ask);
+	jval params = params_end(g, ok);
+	rc = ctl_call(&c, "history", params, o->timeout, &reply);
+	json_free(params);
+	if (rc != EX_OK) {
+		warnx_("%s", c.err);
+	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("history: %s", msg);
+	} else {
+		jval list = json_get(ctl_result(reply), "messages");
+		size_t n = json_arr_len(list), shown = 0;
+		/* The newest -n of those within the times, oldest first. */
+		size_t *keep = calloc(n + 1, sizeof *keep);
+		for (size_t i = 0; keep && i < n; i++) {
+			time_t t = fmt_parse_iso(jstr_or(json_arr_at(list, i), "at", NULL));
+			if ((since && t < since) || (until && t > until))
+				continue;
+			keep[shown++] = i;
+		}
+		size_t first = shown > (size_t)limit ? shown - (size_t)limit : 0;
+		if (o->json) {
+			yajl_gen jg = jg_new();
+			struct buf b = BUF_INIT;
+			jg_map(jg);
+			JG_KSTR(jg, "peer", peer);
+			jg_str(jg, "messages");
+			jg_arr(jg);
+			for (size_t i = first; i < shown; i++)
+				jg_value(jg, json_arr_at(list, keep[i]));
+			jg_end_arr(jg);
+			JG_KINT(jg, "count", (long long)(shown - first));
+			jg_end_map(jg);
+			if (jg_finish(jg, &b) == 0)
+				fwrite(b.data, 1, b.len, stdout);
+			buf_free(&b);
+			jg_free(jg);
+		} else {
+			struct table *t = table_new(5, history_hdr);
+			for (size_t i = first; i < shown; i++)
+				history_row(o, t, json_arr_at(list, keep[i]));
+			/* In time order, as a conversation reads. */
+			table_keep_order(t);
+			if (!table_print_or(t, stdout, "no messages yet"))
+				rc = EX_USAGE;
+			table_free(t);
+		}
+		free(keep);
+		fflush(stdout);
+		if (rc == EX_OK && follow_on)
+			rc = follow(&c, (struct follow){ .o = o, .from = target ? NULL : peer,
+							 .target = target ? peer : NULL, .row = history_row,
+							 .ncols = 5, .hdr = history_hdr });
+	}
+	json_free(reply);
+	ctl_close(&c);
 	return rc;
 }
 

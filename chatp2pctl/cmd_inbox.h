@@ -5,6 +5,7 @@
 
 int c_inbox(const struct opts *o, int argc, char **argv);
 int c_read(const struct opts *o, int argc, char **argv);
+int c_history(const struct opts *o, int argc, char **argv);
 int c_outbox(const struct opts *o, int argc, char **argv);
 
 #endif

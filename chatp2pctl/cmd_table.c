@@ -123,6 +123,13 @@ const struct command commands[] = {
 		     "  -a, --all           every message\n"
 		     "  --from PEER         every unread message from PEER\n",
 	  .run = c_read, .shortopts = "a", .example = "chatp2pctl read --from bob" },
+	{ .name = "history", .usage = "PEER|'*'|#ns [-n N] [--since TIME] [--until TIME] [-f]",
+	  .help = "the conversation with PEER both ways, oldest first (PUBs: '*' or #ns)",
+	  .options = "  PEER                an id, or a unique name; '*' or #ns: the PUBs to it\n"
+		     "  -n, --lines N       the newest N (default 20)\n"
+		     "  --since, --until TIME  within these times (10m, today, 2026-05-01 12:00)\n"
+		     "  -f, --follow        then print new messages from PEER as they come\n",
+	  .run = c_history, .shortopts = "n:f", .example = "chatp2pctl history bob -n 50" },
 	{ .name = "outbox", .usage = "[--cancel MSG_ID]",
 	  .help = "queued messages waiting for their peer; cancel one",
 	  .options = "  -c, --cancel MSG_ID drop that queued message\n",

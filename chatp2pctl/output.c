@@ -62,7 +62,13 @@ struct table {
 	size_t ncols, nrows, cap;
 	char **cells;    /* (nrows + 1) * ncols: the header row first */
 	bool *right;
+	bool keep_order; /* rows as added unless --sort (a conversation) */
 };
+
+void table_keep_order(struct table *t)
+{
+	t->keep_order = true;
+}
 
 struct table *table_new(size_t ncols, const char *const *headers)
 {
@@ -268,7 +274,8 @@ void table_print(const struct table *t, FILE *f)
 	for (size_t r = 0; r < t->nrows; r++)
 		order[r] = r + 1;
 	sorting = (struct sort_ctx){ t, (size_t)col, desc };
-	qsort(order, t->nrows, sizeof *order, row_cmp);
+	if (!(t->keep_order && out_style.sort == NULL))
+		qsort(order, t->nrows, sizeof *order, row_cmp);
 
 	for (size_t r = 0; r <= t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {

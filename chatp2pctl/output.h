@@ -46,6 +46,8 @@ struct table *table_new(size_t ncols, const char *const *headers);
 /* One row of ncols cells (copied; NULL prints as "-"). */
 void table_row(struct table *t, const char *const *cells);
 size_t table_rows(const struct table *t);
+/* Print the rows in the order added, unless --sort says otherwise. */
+void table_keep_order(struct table *t);
 /* Sorted by out_style.sort ("COL" or "-COL", descending; a header without
  * its unit, any case); an unknown column prints nothing but says which
  * there are on stderr and sets out_style.failed. */

@@ -1,4 +1,5 @@
 #include "control/control.h"
+#include "control/conversation.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -766,6 +767,8 @@ static void kstr_opt(yajl_gen g, const char *k, const char *v)
 static void on_node_event(void *ctx, const struct node_event *ev)
 {
 	struct control *c = ctx;
+
+	conversation_on_event(c->node, ev);
 	yajl_gen g = event_begin(c, node_event_name(ev->type));
 	const char *me = node_id(c->node);
 

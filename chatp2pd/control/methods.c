@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/conversation.h"
 #include "log.h"
+#include "msgid.h"
 #include "node/outbox.h"
 #include "store/storage.h"
 #include "control/metrics.h"
@@ -415,6 +417,7 @@ static void send_done(void *ctx, enum send_result r, const char *msg_id, double 
 	struct ctl_req *req = ctx;
 	yajl_gen g;
 
+	conversation_outcome(ctl_node(req), msg_id, send_result_name(r));
 	if (r == SEND_ACKED || r == SEND_SENT) {
 		g = ctl_result_begin(req);
 		jg_map(g);
@@ -459,6 +462,10 @@ static void m_send(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "\"%s\" is not a peer_id (name@namespace)", to);
 		return;
 	}
+	/* Our id from the start: the history records it before the outcome. */
+	if (id[0] == '\0')
+		msgid_new(id);
+	conversation_sent(ctl_node(req), id, to, text);
 	/* The request is the callback's context: if its controller leaves
 	 * first, send_done still runs, drops the answer and frees it. */
 	if (queue)
@@ -484,6 +491,7 @@ static void m_pub(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "%s", err);
 		return;
 	}
+	conversation_pub(ctl_node(req), id, to, text, reached);
 	yajl_gen g = ctl_result_begin(req);
 	jg_map(g);
 	JG_KSTR(g, "msg_id", id);
@@ -1036,6 +1044,7 @@ const struct ctl_method ctl_methods[] = {
 	{ "inbox", m_inbox },
 	{ "read", m_read },
 	{ "outbox", m_outbox },
+	{ "history", m_history },
 	{ "ping", m_ping },
 	{ "methods", m_methods },
 	{ "metrics", m_metrics },

@@ -100,4 +100,22 @@ int storage_outbox_remove(struct storage *st, const char *msg_id);
 typedef void (*storage_out_fn)(void *ctx, const struct stored_out *o);
 int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx);
 
+/* ---- for the other files of store/ (history.c) ----------------------------------
+ * Their statements live on this connection, in its batched transaction, and
+ * are finalized with it (a database set aside and started again forgets
+ * them: prepare again, creating the table first if it is missing). */
+
+#define STORAGE_EXT_MAX 16
+struct sqlite3_stmt;
+/* sql's statement (the string's address is its key: pass a constant),
+ * prepared at the first call, reset before it is returned.  NULL if it
+ * does not prepare (a missing table: create it and ask again). */
+struct sqlite3_stmt *storage_stmt(struct storage *st, const char *sql);
+/* Join the batched transaction (opening one): 0, or -1. */
+int storage_write_begin(struct storage *st);
+/* A write of the transaction failed: it is rolled back at the commit. */
+void storage_write_failed(struct storage *st);
+/* Run sql (schema: CREATE TABLE IF NOT EXISTS ...): 0, or -1 (logged). */
+int storage_exec(struct storage *st, const char *sql);
+
 #endif

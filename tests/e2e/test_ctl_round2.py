@@ -374,6 +374,33 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
             self.assertIn("example:", out)
             self.assertIn("exit status:", out)
 
+    def test_history_both_ways_with_outcomes(self):
+        self.ok(self.alice, "send", "bob", "how are you?")
+        self.bob_says("fine, thanks")
+        self.fails(self.alice, EXIT_TIMEOUT, "send", "mute", "hello mute")
+        self.fails(self.alice, EXIT_TIMEOUT, "send", "--queue", "--deadline", "1", "ghost", "boo")
+        self.ok(self.alice, "pub", "*", "hello all")
+        h = self.json_ok(self.alice, "history", "bob", "-n", "2")["messages"]
+        self.assertEqual([(m["dir"], m["text"]) for m in h],
+                         [("out", "how are you?"), ("in", "fine, thanks")])
+        self.assertEqual(h[0]["outcome"], "acked")
+        self.assertEqual(h[0]["from"], "alice@CIC")
+        outcome = lambda peer, text: [m for m in self.json_ok(self.alice, "history", peer)["messages"]  # noqa: E731
+                                      if m["text"] == text][-1]["outcome"]
+        self.assertEqual(outcome("mute@CIC", "hello mute"), "ack_timeout")
+        self.assertEqual(outcome("ghost@CIC", "boo"), "expired")
+        pubs = self.json_ok(self.alice, "history", "*")["messages"]
+        self.assertIn("hello all", [m["text"] for m in pubs if m["dir"] == "out"])
+        # For a person: a table in time order, outcomes as marks.
+        cp = self.ok(self.alice, "history", "bob", "-n", "2")
+        lines = cp.out.splitlines()
+        self.assertRegex(lines[0], r"^TIME\s+FROM\s+TO\s+TEXT\s+STATUS")
+        self.assertRegex(lines[1], r"alice@CIC\s+bob@CIC\s+how are you\?\s+✓ acked$")
+        self.assertRegex(lines[2], r"bob@CIC\s+alice@CIC\s+fine, thanks")
+        cp = self.ok(self.alice, "history", "mute", "-o", "tsv", "--no-legend")
+        self.assertIn("\t✗ ack_timeout", cp.out)
+        self.fails(self.alice, EXIT_USAGE, "history")
+
     def test_did_you_mean(self):
         cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
         self.assertIn("--json", cp.err)
