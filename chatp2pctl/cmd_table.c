@@ -53,7 +53,7 @@ const struct command commands[] = {
 	  .run = c_unregister },
 	{ .name = "watch",
 	  .usage = "[--since TIME] [--until TIME] [--after-seq SEQ] [--replay N] [--count N] "
-		   "[--log-level LEVEL] [CLASS...]",
+		   "[--exec CMD] [--log-level LEVEL] [CLASS...]",
 	  .help = "stream events until interrupted; CLASS: message ack peer registration log all",
 	  .options = "  --since TIME        the held events from TIME on first (10m, 2h, today,\n"
 		     "                      yesterday, 2026-05-01 12:00; no zone: local time)\n"
@@ -62,6 +62,9 @@ const struct command commands[] = {
 		     "                      (--since SEQ, a number alone, still means this)\n"
 		     "  -r, --replay N      replay the last N stored inbox messages first\n"
 		     "  -n, --count N       exit after N events\n"
+		     "  --exec CMD          run CMD (a program and its arguments, no shell) for\n"
+		     "                      each message instead of printing it; CHATP2P_FROM,\n"
+		     "                      _TO, _TYPE, _TEXT, _MSG_ID, _IDENTITY in its environment\n"
 		     "  -l, --log-level LVL log lines from LVL up (with CLASS log)\n"
 		     "  CLASS...            message ack peer registration log all\n",
 	  .run = c_watch, .shortopts = "l:r:n:",

@@ -4,6 +4,9 @@
 #include "cmd_watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,8 +36,90 @@ struct watch {
 	time_t since, until; /* shown only within (0: no bound) */
 	long long count;     /* stop after this many shown (0: never) */
 	long long shown;
+	char identity[300];  /* our peer id (--exec) */
 	bool past_until;     /* an event after --until came: done */
+	const char *exec;    /* --exec: a program and its arguments, per message */
+	int running;         /* --exec children not yet reaped */
 };
+
+extern char **environ;
+
+#define EXEC_MAX_RUNNING 4
+#define EXEC_ARGV_MAX 32
+
+/* Reap finished --exec children; block for one while there are max. */
+static void exec_reap(struct watch *w, int max)
+{
+	int st;
+	pid_t pid;
+
+	while (w->running > 0 &&
+	       (pid = waitpid(-1, &st, w->running >= max ? 0 : WNOHANG)) != 0) {
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			w->running = 0;
+			break;
+		}
+		w->running--;
+		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			warnx_("--exec: process %ld %s %d", (long)pid,
+			       WIFEXITED(st) ? "exited with status" : "killed by signal",
+			       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
+}
+
+/* watch --exec: the program for a message, as hooks.on_message runs on the
+ * daemon's side: no shell, the message in CHATP2P_* variables, at most
+ * EXEC_MAX_RUNNING at once. */
+static void exec_for(struct watch *w, jval p)
+{
+	char line[1024], *argv[EXEC_ARGV_MAX + 1], *save = NULL;
+	int argc = 0;
+
+	exec_reap(w, EXEC_MAX_RUNNING);
+	snprintf(line, sizeof line, "%s", w->exec);
+	for (char *t = strtok_r(line, " \t", &save); t && argc < EXEC_ARGV_MAX; t = strtok_r(NULL, " \t", &save))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	if (argc == 0)
+		return;
+	static const char *const keys[][2] = {
+		{ "CHATP2P_FROM", "from" }, { "CHATP2P_TO", "to" }, { "CHATP2P_TYPE", "type" },
+		{ "CHATP2P_TEXT", "text" }, { "CHATP2P_MSG_ID", "msg_id" },
+	};
+	size_t nenv = 0;
+	while (environ[nenv])
+		nenv++;
+	char **envp = calloc(nenv + 8, sizeof *envp), *own[6] = { NULL };
+	if (envp == NULL)
+		return;
+	size_t e = 0;
+	for (size_t i = 0; i < nenv; i++)
+		if (strncmp(environ[i], "CHATP2P_", 8) != 0 || strncmp(environ[i], "CHATP2P_SOCKET=", 15) == 0)
+			envp[e++] = environ[i];
+	for (size_t k = 0; k < 5; k++) {
+		const char *v = json_get_str(p, keys[k][1]);
+		if (v && asprintf(&own[k], "%s=%s", keys[k][0], v) >= 0)
+			envp[e++] = own[k];
+	}
+	/* Our identity: the daemon's, as the hook gets it. */
+	if (w->identity[0] && asprintf(&own[5], "CHATP2P_IDENTITY=%s", w->identity) >= 0)
+		envp[e++] = own[5];
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	for (int k = 0; k < 6; k++)
+		free(own[k]);
+	free(envp);
+	if (rc != 0)
+		warnx_("--exec: cannot run %s: %s", argv[0], strerror(rc));
+	else
+		w->running++;
+}
 
 /* Every human line starts with the event's time, in the local zone (like
  * journalctl): a replay (--since) shows when things happened. */
@@ -85,7 +170,13 @@ static void on_watch_note(void *ctx, jval note)
 			return;
 		}
 	}
-	if (w->json) {
+	if (w->exec) {
+		/* Messages run the program; nothing printed for them. */
+		const char *type = json_get_str(p, "type");
+		if (strcmp(m, "event") == 0 && type &&
+		    (strcmp(type, "message") == 0 || strcmp(type, "pub") == 0))
+			exec_for(w, p);
+	} else if (w->json) {
 		out_event_json(stdout, note);
 	} else {
 		if (w->stamp)
@@ -209,6 +300,7 @@ int c_watch(const struct opts *o, int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "replay", required_argument, NULL, 'r' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "exec", required_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *level = NULL;
@@ -254,6 +346,11 @@ int c_watch(const struct opts *o, int argc, char **argv)
 			if (!when_opt(argv[0], "--until", optarg, &w.until))
 				return EX_USAGE;
 			break;
+		case 'x':
+			if (optarg[strspn(optarg, " \t")] == '\0')
+				return usage_error(argv[0], "--exec needs a program");
+			w.exec = optarg;
+			break;
 		default: /* 'A' */
 			since = strtoll(optarg, &end, 10);
 			if (errno || *end || end == optarg || since < 0)
@@ -295,6 +392,13 @@ int c_watch(const struct opts *o, int argc, char **argv)
 		json_free(params);
 		return rc;
 	}
+	if (w.exec) {
+		jval vr = NULL;
+		if (ctl_call(&c, "version", NULL, o->timeout, &vr) == EX_OK &&
+		    json_get_str(ctl_result(vr), "node"))
+			snprintf(w.identity, sizeof w.identity, "%s", json_get_str(ctl_result(vr), "node"));
+		json_free(vr);
+	}
 	double deadline = 0;
 	if (w.until > time(NULL))
 		deadline = ctl_now() + difftime(w.until, time(NULL));
@@ -302,6 +406,7 @@ int c_watch(const struct opts *o, int argc, char **argv)
 	if (rc == EX_TIMEOUT && w.until)
 		rc = EX_OK; /* --until reached: done, not late */
 	ctl_close(&c);
+	exec_reap(&w, 1); /* the programs still running finish first */
 	return rc;
 }
 

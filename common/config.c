@@ -193,6 +193,12 @@ static const struct cfg_key keys[] = {
 	    "times a queued message is sent (one per connection) before it is reported expired"),
 	K("storage", "queue_deadline", CFG_DOUBLE, storage.queue_deadline, 1, 30 * DAY, "3600",
 	    "seconds a queued message waits for delivery when send gives no deadline"),
+	K("hooks", "on_message", CFG_STRING, hooks.on_message, 0, 0, "",
+	    "program run for each stored message, with its arguments, split on blanks (no shell); CHATP2P_FROM, _TO, _TYPE, _TEXT, _MSG_ID and _IDENTITY in its environment (\"\": none)"),
+	K("hooks", "timeout", CFG_DOUBLE, hooks.timeout, 0.1, 3600, "10",
+	    "seconds a hook may run before it is killed"),
+	K("hooks", "max_running", CFG_INT, hooks.max_running, 1, 64, "4",
+	    "hooks running at once; more wait (up to 256, then dropped and logged)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -1,5 +1,6 @@
 #include "control/control.h"
 #include "control/conversation.h"
+#include "control/hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -641,6 +642,7 @@ void control_free(struct control *c)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
 	node_set_event_hook(c->node, NULL, NULL);
+	hooks_stop();
 	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
 	 * node is freed next and drops its callbacks unseen (node.h). */
 	while (c->reqs)
@@ -769,6 +771,7 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 	struct control *c = ctx;
 
 	conversation_on_event(c->node, ev);
+	hooks_on_event(c->node, ev);
 	yajl_gen g = event_begin(c, node_event_name(ev->type));
 	const char *me = node_id(c->node);
 

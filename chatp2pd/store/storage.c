@@ -897,9 +897,3 @@ int storage_exec(struct storage *st, const char *sql)
 	}
 	return 0;
 }
-
-void storage_write_failed(struct storage *st)
-{
-	if (st)
-		st->failed = true;
-}

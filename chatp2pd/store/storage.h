@@ -113,8 +113,6 @@ struct sqlite3_stmt;
 struct sqlite3_stmt *storage_stmt(struct storage *st, const char *sql);
 /* Join the batched transaction (opening one): 0, or -1. */
 int storage_write_begin(struct storage *st);
-/* A write of the transaction failed: it is rolled back at the commit. */
-void storage_write_failed(struct storage *st);
 /* Run sql (schema: CREATE TABLE IF NOT EXISTS ...): 0, or -1 (logged). */
 int storage_exec(struct storage *st, const char *sql);
 

@@ -401,6 +401,22 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.assertIn("\t✗ ack_timeout", cp.out)
         self.fails(self.alice, EXIT_USAGE, "history")
 
+    def test_watch_exec_runs_a_program_per_message(self):
+        d = tempfile.mkdtemp(prefix="chatp2p-exec-")
+        self.addCleanup(shutil.rmtree, d)
+        out = os.path.join(d, "out")
+        prog = os.path.join(d, "note.sh")
+        with open(prog, "w") as f:
+            f.write('#!/bin/sh\nprintf "%s|%s|%s|%s\\n" "$CHATP2P_FROM" "$CHATP2P_TYPE" "$CHATP2P_TEXT" '
+                    '"$CHATP2P_IDENTITY" >> "$1"\n')
+        os.chmod(prog, 0o755)
+        self.bob_says("exec me")
+        cp = self.ok(self.alice, "watch", "--replay", "1", "--count", "1", "--exec", "%s %s" % (prog, out),
+                     "message")
+        self.assertEqual(cp.out, "")
+        with open(out) as f:
+            self.assertEqual(f.read(), "bob@CIC|message|exec me|alice@CIC\n")
+
     def test_did_you_mean(self):
         cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
         self.assertIn("--json", cp.err)
@@ -418,6 +434,69 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         cp = self.ok(self.alice, "shell", input="/help\n")
         for name in ("ping", "read", "outbox", "recv", "inbox", "msg", "query"):
             self.assertRegex(cp.out, r"(?m)^  /%s\b" % name)
+
+
+class Hooks(unittest.TestCase, CtlAsserts):
+    """hooks.on_message: a program per stored message, no shell, bounded in
+    time and number; watch --exec on the client side."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rdv = harness.start_rendezvous("rate_limit=100000")
+        cls.dir = tempfile.mkdtemp(prefix="chatp2p-hooks-")
+        cls.out = os.path.join(cls.dir, "out")
+        hook = os.path.join(cls.dir, "hook.sh")
+        with open(hook, "w") as f:
+            f.write('#!/bin/sh\n'
+                    'case "$CHATP2P_TEXT" in slow*) sleep 30;; esac\n'
+                    'printf "%s|%s|%s|%s|%s|%s|%s\\n" "$1" "$CHATP2P_FROM" "$CHATP2P_TO" "$CHATP2P_TYPE" '
+                    '"$CHATP2P_TEXT" "$CHATP2P_MSG_ID" "$CHATP2P_IDENTITY" >> "$2"\n')
+        os.chmod(hook, 0o755)
+        cls.alice = Node("alice", cls.rdv, sets=SLOW_DISCOVER + [
+            "hooks.on_message=%s first-arg %s" % (hook, cls.out), "hooks.timeout=1",
+            "hooks.max_running=1"])
+        cp = ctl(cls.alice, "wait-ready", "--timeout", "15")
+        assert cp.returncode == 0, describe(cp)
+        cls.bob = Node("bob", cls.rdv, sets=SLOW_DISCOVER)
+        cls.alice.wait_active("bob@CIC")
+        cls.bob.wait_active("alice@CIC")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bob.stop()
+        cls.alice.stop()
+        cls.rdv.check_clean_exit()
+        shutil.rmtree(cls.dir)
+
+    def lines(self):
+        try:
+            with open(self.out) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def test_hook_runs_per_message_with_its_environment(self):
+        r = self.bob.call("send", {"to": "alice@CIC", "text": "hook me; $(not a shell)"})
+        harness.wait_for(lambda: any("hook me" in l for l in self.lines()), 10, what="the hook's line")
+        line = [l for l in self.lines() if "hook me" in l][-1].split("|")
+        self.assertEqual(line, ["first-arg", "bob@CIC", "alice@CIC", "message", "hook me; $(not a shell)",
+                                r["msg_id"], "alice@CIC"])
+        self.bob.call("pub", {"to": "*", "text": "hook pub"})
+        harness.wait_for(lambda: any("|pub|hook pub|" in l for l in self.lines()), 10, what="pub hook")
+        self.assertTrue(any(l.split("|")[2] == "*" for l in self.lines() if "hook pub" in l))
+
+    def test_slow_hook_is_killed_and_the_loop_never_waits(self):
+        t0 = time.monotonic()
+        self.bob.call("send", {"to": "alice@CIC", "text": "slow one"})
+        self.bob.call("send", {"to": "alice@CIC", "text": "after the slow one"})
+        # The node answers at once while the hook sleeps.
+        self.assertEqual(self.alice.call("status")["peer_id"], "alice@CIC")
+        self.assertLess(time.monotonic() - t0, 2)
+        # One at a time (max_running 1): the second runs once the first is killed (timeout 1 s).
+        harness.wait_for(lambda: any("after the slow one" in l for l in self.lines()), 10,
+                         what="the next hook after the slow one was killed")
+        self.assertFalse(any("|slow one|" in l for l in self.lines()))
+        harness.wait_for(lambda: "killed" in self.alice.proc.stderr_text(), 5, what="the kill logged")
 
 
 if __name__ == "__main__":
