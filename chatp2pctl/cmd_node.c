@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -358,3 +359,138 @@ int c_metrics(const struct opts *o, int argc, char **argv)
 	return simple(o, "metrics", NULL, om ? out_openmetrics : out_metrics);
 }
 
+
+/* ---- logs ---------------------------------------------------------------------- */
+
+static volatile sig_atomic_t logs_stop;
+
+static void on_logs_stop(int sig)
+{
+	logs_stop = sig;
+}
+
+/* The last n lines of path, then (follow) what is appended, as tail -F:
+ * a file rotated or truncated away is opened again. */
+static int tail_file(const char *path, long n, bool follow)
+{
+	FILE *f = fopen(path, "re");
+	char buf[65536];
+	long long pos;
+
+	if (f == NULL) {
+		warnx_("logs: cannot open %s: %s", path, strerror(errno));
+		return EX_DAEMON;
+	}
+	/* The last n lines: within the last 4 MiB at most. */
+	fseeko(f, 0, SEEK_END);
+	long long size = ftello(f), from = size > 4 << 20 ? size - (4 << 20) : 0;
+	struct buf all = BUF_INIT;
+	fseeko(f, from, SEEK_SET);
+	size_t got;
+	while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+		buf_append(&all, buf, got);
+	/* Back from the end (its newline aside) to the n-th newline. */
+	size_t start = all.len, seen = 0;
+	if (n > 0) {
+		start = all.len > 0 && all.data[all.len - 1] == '\n' ? all.len - 1 : all.len;
+		while (start > 0 && !(all.data[start - 1] == '\n' && ++seen == (size_t)n))
+			start--;
+	}
+	fwrite(all.data + start, 1, all.len - start, stdout);
+	buf_free(&all);
+	fflush(stdout);
+	pos = ftello(f);
+	if (follow) {
+		struct sigaction sa = { .sa_handler = on_logs_stop };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		logs_stop = 0;
+		while (!logs_stop) {
+			struct stat st;
+			clearerr(f);
+			while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+				fwrite(buf, 1, got, stdout);
+				pos += (long long)got;
+			}
+			if (fflush(stdout) != 0)
+				break;
+			/* Rotated (a new file at path) or truncated: start it over. */
+			struct stat cur;
+			if (stat(path, &st) == 0 && fstat(fileno(f), &cur) == 0 &&
+			    (cur.st_ino != st.st_ino || st.st_size < pos)) {
+				FILE *g = fopen(path, "re");
+				if (g) {
+					fclose(f);
+					f = g;
+					pos = 0;
+					continue;
+				}
+			}
+			sleep_s(0.25);
+		}
+	}
+	fclose(f);
+	return EX_OK;
+}
+
+int c_logs(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "lines", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool follow = false;
+	long n = 50;
+	int ch, rc;
+	jval reply;
+
+	reset_getopt();
+	while ((ch = cmd_getopt(argc, argv, "fn:", lo)) != -1) {
+		char *end;
+		if (ch == '?')
+			return EX_USAGE;
+		if (ch == 'f') {
+			follow = true;
+			continue;
+		}
+		n = strtol(optarg, &end, 10);
+		if (*end || end == optarg || n < 0 || n > 1000000)
+			return usage_error(argv[0], "-n needs a number of lines, not '%s'", optarg);
+	}
+	if (optind < argc)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+	if ((rc = one_call(o, "logs", "status", NULL, &reply)) != EX_OK)
+		return rc;
+	jval r = ctl_result(reply), log = json_get(r, "log");
+	long long pid = 0;
+	json_int(json_get(r, "pid"), &pid);
+	const char *file = json_get_str(log, "file");
+	char path[4096] = "";
+	if (file)
+		snprintf(path, sizeof path, "%s", file);
+	bool journal = json_bool(json_get(log, "journal")) == 1;
+	json_free(reply);
+	if (journal) {
+		/* Under systemd: the journal has it all, with the unit's metadata. */
+		char pidm[48], lines[32];
+		snprintf(pidm, sizeof pidm, "_PID=%lld", pid);
+		snprintf(lines, sizeof lines, "--lines=%ld", n);
+		char *jargv[] = { "journalctl", "--no-pager", lines, pidm, follow ? "--follow" : NULL, NULL };
+		fflush(stdout);
+		execvp("journalctl", jargv);
+		warnx_("logs: cannot run journalctl: %s", strerror(errno));
+		if (!path[0])
+			return EX_DAEMON;
+	}
+	if (path[0])
+		return tail_file(path, n, follow);
+	if (log == NULL) {
+		warnx_("logs: the daemon does not say where it logs (an older chatp2pd)");
+		return EX_DAEMON;
+	}
+	warnx_("logs: the node logs to its standard error only (logging.log_to_file is false and "
+	       "it is not under systemd): see where that goes");
+	return EX_DAEMON;
+}

@@ -12,5 +12,6 @@ int c_call(const struct opts *o, int argc, char **argv);
 int c_wait_ready(const struct opts *o, int argc, char **argv);
 int c_methods(const struct opts *o, int argc, char **argv);
 int c_metrics(const struct opts *o, int argc, char **argv);
+int c_logs(const struct opts *o, int argc, char **argv);
 
 #endif

@@ -92,6 +92,11 @@ const struct command commands[] = {
 	  .help = "wait until the daemon answers and is registered",
 	  .options = "  -t, --timeout SEC   give up after SEC seconds\n",
 	  .run = c_wait_ready, .example = "chatp2pctl wait-ready -t 10 && chatp2pctl peers" },
+	{ .name = "logs", .usage = "[-f] [-n N]", .help = "the node's own log: from the journal under "
+	  "systemd, else from its file",
+	  .options = "  -f, --follow        then what is added, until interrupted\n"
+		     "  -n, --lines N       the last N lines (default 50)\n",
+	  .run = c_logs, .shortopts = "fn:", .example = "chatp2pctl logs -f" },
 	{ .name = "version", .usage = "", .help = "the daemon's version and control protocol",
 	  .run = c_version },
 	{ .name = "help", .usage = "[COMMAND]", .help = "this help, or one command's",

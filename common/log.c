@@ -93,6 +93,11 @@ enum log_level log_get_level(void)
 	return L.level;
 }
 
+const char *log_file_path(void)
+{
+	return L.file != NULL ? L.path : NULL;
+}
+
 int log_set_file(const char *path)
 {
 	FILE *f = NULL;

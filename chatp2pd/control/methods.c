@@ -215,6 +215,14 @@ static void m_status(struct ctl_req *req, jval params)
 	jg_end_map(g);
 	JG_KINT(g, "connections", nconns);
 	JG_KSTR(g, "log_level", log_level_name(log_get_level()));
+	/* Where the node's log goes, for "chatp2pctl logs". */
+	jg_str(g, "log");
+	jg_map(g);
+	jg_str(g, "file");
+	if (log_file_path() == NULL || jg_str(g, log_file_path()) != 0)
+		jg_null(g);
+	JG_KBOOL(g, "journal", log_to_journal());
+	jg_end_map(g);
 	gen_guard(g, node_guard(n));
 	JG_KINT(g, "unread", storage_unread(node_storage(n)));
 	jg_str(g, "storage");

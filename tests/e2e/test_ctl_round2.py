@@ -417,6 +417,35 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         with open(out) as f:
             self.assertEqual(f.read(), "bob@CIC|message|exec me|alice@CIC\n")
 
+    def test_logs_from_the_nodes_own_file(self):
+        # Two nodes started in one directory (the harness's), logging to a file.
+        sets = SLOW_DISCOVER + ["logging.log_to_file=true"]
+        carol = Node("carol", self.rdv, sets=sets)
+        self.addCleanup(carol.stop, self)
+        dave = Node("dave", self.rdv, sets=sets)
+        self.addCleanup(dave.stop, self)
+        st = self.json_ok(carol, "status")
+        path = st["log"]["file"]
+        self.assertTrue(path.endswith("/chatp2p-carol@CIC.log"), path)
+        self.assertNotEqual(path, self.json_ok(dave, "status")["log"]["file"])
+        self.assertFalse(st["log"]["journal"])
+        self.assertIsNone(self.json_ok(self.alice, "status")["log"]["file"])
+        cp = self.ok(carol, "logs", "-n", "1000")
+        self.assertIn("carol@CIC listening for peers", cp.out)
+        self.assertEqual(len(self.ok(carol, "logs", "-n", "3").out.splitlines()), 3)
+        # -f: what is logged after it started.
+        p = harness.start(ctl_argv(carol, "logs", "-f", "-n", "0"), name="logs")
+        try:
+            # Each log.set logs a line ("log level X -> X") until one shows.
+            harness.wait_for(lambda: (self.ok(carol, "log", "DEBUG") and False) or
+                             "log level" in "".join(p.stdout_lines()), 10, interval=0.3,
+                             what="a new line in logs -f")
+        finally:
+            p.stop()
+        # No file and no journal: said so, exit 1.
+        cp = self.fails(self.alice, EXIT_DAEMON, "logs")
+        self.assertIn("standard error", cp.err)
+
     def test_did_you_mean(self):
         cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
         self.assertIn("--json", cp.err)
