@@ -229,7 +229,7 @@ static long sort_column(const struct table *t, bool *desc)
 	for (size_t c = 0; c < t->ncols; c++)
 		if (column_is(t->cells[c], name))
 			return (long)c;
-	const char *cands[32];
+	const char *cands[32] = { NULL };
 	char names[32][32];
 	size_t n = 0;
 	for (size_t c = 0; c < t->ncols && c < 32; c++) {
