@@ -203,6 +203,51 @@ static int follow(struct ctl_client *c, struct follow fl)
 	return c->eof ? EX_UNREACHABLE : rc;
 }
 
+/* inbox --delete ID...: those messages gone from the inbox (exit 1 if one
+ * was not there). */
+static int inbox_delete(const struct opts *o, int n, char **ids, const char *cmd)
+{
+	yajl_gen g;
+	jval reply;
+	int rc;
+
+	if (n == 0)
+		return usage_error(cmd, "--delete needs the inbox ids (inbox lists them)");
+	g = jg_new();
+	jg_map(g);
+	jg_str(g, "ids");
+	jg_arr(g);
+	for (int i = 0; i < n; i++) {
+		char *end;
+		errno = 0;
+		long long id = strtoll(ids[i], &end, 10);
+		if (errno || *end || end == ids[i] || id < 1) {
+			jg_free(g);
+			return usage_error(cmd, "'%s' is not an inbox id", ids[i]);
+		}
+		jg_int(g, id);
+	}
+	jg_end_arr(g);
+	jval params = params_end(g, true);
+	rc = one_call(o, "inbox", "delete", params, &reply);
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	jval r = ctl_result(reply), missing = json_get(r, "missing");
+	if (o->json)
+		print_json(stdout, r, false);
+	else
+		printf("deleted %lld, %lld unread\n", jint_or(r, "deleted", 0), jint_or(r, "unread", 0));
+	for (size_t i = 0; i < json_arr_len(missing); i++) {
+		long long id = 0;
+		json_int(json_arr_at(missing, i), &id);
+		warnx_("inbox: no message %lld to delete", id);
+		rc = EX_DAEMON;
+	}
+	json_free(reply);
+	return rc;
+}
+
 int c_inbox(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -212,9 +257,10 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		{ "until", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' },
+		{ "delete", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool unread = false, follow_on = false;
+	bool unread = false, follow_on = false, del = false;
 	const char *from = NULL, *since = NULL;
 	time_t since_t = 0, until = 0;
 	long long limit = 0;
@@ -250,6 +296,9 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		case 'f':
 			follow_on = true;
 			break;
+		case 'D':
+			del = true;
+			break;
 		case 'n':
 			errno = 0;
 			limit = strtoll(optarg, &end, 10);
@@ -258,6 +307,8 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 			break;
 		}
 	}
+	if (del)
+		return inbox_delete(o, argc - optind, argv + optind, argv[0]);
 	if (optind < argc)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if (follow_on && until)

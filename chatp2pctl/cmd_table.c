@@ -116,7 +116,7 @@ const struct command commands[] = {
 		     "                      ending in # EOF\n",
 	  .run = c_metrics, .example = "chatp2pctl metrics > /var/lib/node_exporter/chatp2p.prom" },
 	{ .name = "inbox",
-	  .usage = "[--unread] [--from PEER] [--since TIME|ID] [--until TIME] [--limit N] [-f]",
+	  .usage = "[--unread] [--from PEER] [--since TIME|ID] [--until TIME] [--limit N] [-f] | --delete ID...",
 	  .help = "stored messages (the newest N, default 100; * marks unread)",
 	  .options = "  -u, --unread        only those not marked read\n"
 		     "  --from PEER         only those from PEER (an id, or a unique name)\n"
@@ -124,7 +124,8 @@ const struct command commands[] = {
 		     "                      yesterday, 2026-05-01 12:00; no zone: local time)\n"
 		     "  --until TIME        up to a time\n"
 		     "  -n, --limit N       the newest N (1..10000, default 100)\n"
-		     "  -f, --follow        then print new messages as they come, until interrupted\n",
+		     "  -f, --follow        then print new messages as they come, until interrupted\n"
+		     "  --delete ID...      delete these messages (exit 1 if one is not there)\n",
 	  .run = c_inbox, .shortopts = "ufn:", .example = "chatp2pctl inbox --unread --since today" },
 	{ .name = "read", .usage = "ID...|--all|--from PEER", .help = "mark stored messages read",
 	  .options = "  ID...               these inbox ids (exit 1 if one is not stored)\n"

@@ -216,3 +216,45 @@ void m_history(struct ctl_req *req, jval params)
 	}
 	free(c.v);
 }
+
+/* ---- delete ---------------------------------------------------------------------- */
+
+void m_delete(struct ctl_req *req, jval params)
+{
+	struct storage *st = node_storage(ctl_node(req));
+	jval ids = json_get(params, "ids");
+	long long id;
+	size_t n = json_arr_len(ids);
+	bool bad = !YAJL_IS_ARRAY(ids) || n == 0 || n > HISTORY_MAX;
+
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = !json_int(json_arr_at(ids, i), &id) || id < 1;
+	if (bad) {
+		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "delete needs \"ids\": a list of inbox ids "
+			  "(1..%d of them)", HISTORY_MAX);
+		return;
+	}
+	if (st == NULL) {
+		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
+			  "database could not be opened (see the log)");
+		return;
+	}
+	yajl_gen g = ctl_result_begin(req);
+	long long deleted = 0;
+	jg_map(g);
+	jg_str(g, "missing");
+	jg_arr(g);
+	for (size_t i = 0; i < n; i++) {
+		json_int(json_arr_at(ids, i), &id);
+		long r = storage_inbox_delete(st, id);
+		if (r > 0)
+			deleted += r;
+		else
+			jg_int(g, id); /* not there (or the database refused: logged) */
+	}
+	jg_end_arr(g);
+	JG_KINT(g, "deleted", deleted);
+	JG_KINT(g, "unread", storage_unread(st));
+	jg_end_map(g);
+	ctl_result_end(req);
+}

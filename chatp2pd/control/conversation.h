@@ -1,6 +1,7 @@
 /* A conversation in both directions: the "history" control method (what
  * we received, from the inbox, and what we sent, from store/history.c, in
- * time order) and the recording of what controllers send. */
+ * time order), the recording of what controllers send, and "delete" of
+ * stored messages. */
 #ifndef CHATP2PD_CONVERSATION_H
 #define CHATP2PD_CONVERSATION_H
 #include <stdbool.h>
@@ -10,6 +11,9 @@
 
 /* The "history" method: params {"peer": PEER_ID|"*"|"#ns", "limit": N}. */
 void m_history(struct ctl_req *req, jval params);
+/* The "delete" method: params {"ids": [inbox ids]}; result {"deleted": N,
+ * "missing": [ids not there], "unread": U}. */
+void m_delete(struct ctl_req *req, jval params);
 
 /* A SEND we are about to make (outcome pending), and its outcome.  For a
  * PUB, at once with the number of peers reached. */

@@ -33,6 +33,7 @@ static const struct {
 	{ "read", "mark a stored message (id) or all read" },
 	{ "outbox", "queued messages waiting for their peer; cancel one" },
 	{ "history", "a conversation both ways: messages from and to a peer (or PUBs to * or #ns), oldest first" },
+	{ "delete", "delete stored inbox messages by id" },
 };
 
 const char *ctl_method_help(const char *name)

@@ -1053,6 +1053,7 @@ const struct ctl_method ctl_methods[] = {
 	{ "read", m_read },
 	{ "outbox", m_outbox },
 	{ "history", m_history },
+	{ "delete", m_delete },
 	{ "ping", m_ping },
 	{ "methods", m_methods },
 	{ "metrics", m_metrics },

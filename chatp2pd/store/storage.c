@@ -775,6 +775,23 @@ long storage_inbox_mark_read(struct storage *st, int64_t id)
 	return n;
 }
 
+long storage_inbox_delete(struct storage *st, int64_t id)
+{
+	static const char sql[] = "DELETE FROM inbox WHERE id = ?";
+	sqlite3_stmt *s;
+	long n;
+
+	if (st == NULL || begin(st) != 0 || (s = storage_stmt(st, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (!write_step(st, s, "delete"))
+		return -1;
+	n = sqlite3_changes(st->db);
+	if (n > 0)
+		recount(st); /* the counters: one row, read or not, of some size */
+	return n;
+}
+
 long storage_unread(const struct storage *st)
 {
 	return st ? st->unread : 0;

@@ -81,6 +81,8 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 			void *ctx);
 /* Mark one message (id > 0) or all (id 0) read.  Returns how many changed, -1 on error. */
 long storage_inbox_mark_read(struct storage *st, int64_t id);
+/* Delete one message (its id).  1, 0 if there is none, -1 on error. */
+long storage_inbox_delete(struct storage *st, int64_t id);
 long storage_unread(const struct storage *st);
 long storage_inbox_count(const struct storage *st);
 

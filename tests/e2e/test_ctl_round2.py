@@ -446,6 +446,19 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         cp = self.fails(self.alice, EXIT_DAEMON, "logs")
         self.assertIn("standard error", cp.err)
 
+    def test_inbox_delete(self):
+        self.bob_says("delete me")
+        m = [x for x in self.json_ok(self.alice, "inbox", "--from", "bob")["messages"]
+             if x["text"] == "delete me"][-1]
+        cp = self.ok(self.alice, "inbox", "--delete", str(m["id"]))
+        self.assertRegex(cp.out, r"^deleted 1, \d+ unread\n$")
+        ids = [x["id"] for x in self.json_ok(self.alice, "inbox", "--limit", "10000")["messages"]]
+        self.assertNotIn(m["id"], ids)
+        cp = self.fails(self.alice, EXIT_DAEMON, "inbox", "--delete", str(m["id"]))
+        self.assertIn("no message %d" % m["id"], cp.err)
+        self.fails(self.alice, EXIT_USAGE, "inbox", "--delete")
+        self.fails(self.alice, EXIT_USAGE, "inbox", "--delete", "x")
+
     def test_did_you_mean(self):
         cp = self.fails(self.alice, EXIT_USAGE, "peers", "--jsno")
         self.assertIn("--json", cp.err)
