@@ -402,6 +402,10 @@ int c_watch(const struct opts *o, int argc, char **argv)
 	double deadline = 0;
 	if (w.until > time(NULL))
 		deadline = ctl_now() + difftime(w.until, time(NULL));
+	else if (w.until)
+		/* Already past: the held events, which follow the subscribe
+		 * answer at once, then done (a second is ample for them). */
+		deadline = ctl_now() + 1.0;
 	rc = stream(o, &c, &w, params, deadline);
 	if (rc == EX_TIMEOUT && w.until)
 		rc = EX_OK; /* --until reached: done, not late */

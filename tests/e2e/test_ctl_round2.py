@@ -339,6 +339,20 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.assertEqual(len(cp.out.splitlines()), 2)
         self.assertEqual(json.loads(cp.out.splitlines()[-1])["text"], "counted 1")
 
+    def test_watch_since_until_times(self):
+        self.bob_says("in the window")
+        t0 = time.monotonic()
+        cp = self.ok(self.alice, "watch", "--since", "10m", "--until", "now", "message")
+        self.assertLess(time.monotonic() - t0, 8)
+        self.assertIn("[bob@CIC] in the window", cp.out)
+        cp = self.ok(self.alice, "--json", "watch", "--since", "10m", "--count", "1", "message")
+        self.assertEqual(len(cp.out.splitlines()), 1)
+        # A future --since shows nothing held; --until ends it.
+        until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 2))
+        cp = self.ok(self.alice, "watch", "--since", "now", "--until", until, "message")
+        self.assertNotIn("in the window", cp.out)
+        self.fails(self.alice, EXIT_USAGE, "watch", "--since", "whenever")
+
     def test_read_ids_and_from(self):
         self.bob_says("mark me")
         last = self.json_ok(self.alice, "inbox", "--from", "bob")["messages"][-1]["id"]
