@@ -210,6 +210,10 @@ static void apply_logging(const struct config *cfg)
 	 * otherwise write one chatp2p.log together.  Absolute, so that
 	 * "chatp2pctl logs" finds it (status says where). */
 	char name[2 * CFG_STR_MAX + 16], path[4096 + sizeof name], cwd[4096];
+	if (cfg->node.name[0]) {
+		snprintf(name, sizeof name, "%s@%s", cfg->node.name, cfg->node.namespace_);
+		log_set_ident(name);
+	}
 	if (cfg->node.name[0] && strcmp(cfg->logging.file, "chatp2p.log") == 0)
 		snprintf(name, sizeof name, "chatp2p-%s@%s.log", cfg->node.name, cfg->node.namespace_);
 	else

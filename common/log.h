@@ -11,6 +11,9 @@
 enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARNING, LOGL_ERROR };
 
 void log_init(const char *progname);
+/* Whose lines these are ("alice@CIC"), written on each line of the file
+ * and of stderr (not the journal's: it has the unit); NULL or "": none. */
+void log_set_ident(const char *ident);
 void log_close(void);
 void log_set_level(enum log_level l);
 enum log_level log_get_level(void);

@@ -446,6 +446,8 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.assertIsNone(self.json_ok(self.alice, "status")["log"]["file"])
         cp = self.ok(carol, "logs", "-n", "1000")
         self.assertIn("carol@CIC listening for peers", cp.out)
+        # Every line says whose it is.
+        self.assertTrue(all(" carol@CIC " in l for l in cp.out.splitlines()), cp.out[:500])
         self.assertEqual(len(self.ok(carol, "logs", "-n", "3").out.splitlines()), 3)
         # -f: what is logged after it started.
         p = harness.start(ctl_argv(carol, "logs", "-f", "-n", "0"), name="logs")
