@@ -93,7 +93,7 @@ static const struct cfg_key keys[] = {
 	K("logging", "log_to_file", CFG_BOOL, logging.log_to_file, 0, 0, "true",
 	    "also append log lines to logging.file"),
 	K("logging", "file", CFG_STRING, logging.file, 0, 0, "chatp2p.log",
-	    "log file path"),
+	    "log file path; the default name is per node: chatp2p-NAME@NS.log"),
 	K("logging", "max_size", CFG_INT, logging.max_size, 0, 2147483647, "10485760",
 	    "bytes after which the log file is renamed to FILE.1 (replacing the previous one) and a new one started (0: never)"),
 	K("logging", "rate_limit", CFG_INT, logging.rate_limit, 0, 1000000, "20",
