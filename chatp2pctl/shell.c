@@ -1043,8 +1043,15 @@ static void on_key(struct shell *sh)
 	const char *line = el_gets(sh->el, &n);
 
 	if (line == NULL) {
-		if (n < 0 && errno != EINTR && errno != EAGAIN)
+		if (n == 0) {
+			/* End of input: libedit's own ^D on an empty line (it says so
+			 * this way after a redraw), as the '\004' below. */
+			fputs("\r\n", stdout);
+			term_new_line(sh);
+			sh->quit = true;
+		} else if (errno != EINTR && errno != EAGAIN) {
 			sh->quit = true; /* the terminal went away */
+		}
 		return;
 	}
 	if (n == 1 && line[0] == '\004') {
