@@ -1,17 +1,8 @@
 /* Help: the list of commands, one command's usage. */
 #include "cmd_help.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "output.h"
 

@@ -1,16 +1,11 @@
 /* Messages out: send (and wait for the ACK), pub, ping. */
 #include "cmd_msg.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"

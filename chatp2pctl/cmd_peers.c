@@ -1,16 +1,9 @@
 /* Peers and the rendezvous server: the peer table, connections, RTTs, reconnect, discover, register, unregister. */
 #include "cmd_peers.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctlproto.h"
