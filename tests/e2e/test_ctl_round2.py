@@ -96,7 +96,8 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
             lonely.stop(self)
 
     def test_bug02_piped_shell_knows_short_names_at_once(self):
-        for i in range(6):
+        # It failed about 1 run in 3: 15 runs all pass by chance 0.2% of the time.
+        for i in range(15):
             cp = self.ok(self.alice, "shell", input="/msg bob try %d\n" % i)
             self.assertIn("delivered to bob@CIC", cp.out)
 
