@@ -70,6 +70,12 @@ static int perm_denied(struct ctl_client *c, const char *path)
 	if (gr == NULL)
 		return fail(c, EX_PERM, "%s: permission denied (access is for group %u: ask to be "
 			    "added to it)", path, (unsigned)st.st_gid);
+	/* Adding a user to root's group is no advice: root, or a group of
+	 * the daemon's own (the systemd units run it as chatp2p). */
+	if (st.st_gid == 0)
+		return fail(c, EX_PERM, "%s: permission denied; only group 'root' may connect: run "
+			    "chatp2pctl as root (sudo), or run chatp2pd as a user with a group of its own "
+			    "(systemd/chatp2pd.service: User=chatp2p; its members may connect)", path);
 	return fail(c, EX_PERM, "%s: permission denied; members of group '%s' may connect "
 		    "(sudo usermod -aG %s $USER, then log in again)", path, gr->gr_name, gr->gr_name);
 }
@@ -104,7 +110,8 @@ int ctl_open(struct ctl_client *c, const char *path, double timeout_s)
 		if (e == EAGAIN || e == EINPROGRESS)
 			return fail(c, EX_TIMEOUT, "%s: the daemon does not accept connections", path);
 		if (e == ENOENT || e == ECONNREFUSED)
-			return fail(c, EX_UNREACHABLE, "cannot reach chatp2pd at %s: %s (is it running?)",
+			return fail(c, EX_UNREACHABLE, "cannot reach chatp2pd at %s: %s (is it running? "
+				    "start it with 'chatp2pd --name NAME' or 'systemctl start chatp2pd')",
 				    path, strerror(e));
 		return fail(c, EX_UNREACHABLE, "cannot reach chatp2pd at %s: %s", path, strerror(e));
 	}

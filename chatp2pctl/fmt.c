@@ -191,3 +191,125 @@ const char *fmt_closest(const char *word, const char *const *cands, size_t n)
 	}
 	return found;
 }
+
+/* "10m", "2h", "today", "yesterday", "now", or an ISO date/time with or
+ * without a zone (none: local time), as journalctl --since reads them. */
+bool fmt_parse_when(const char *s, time_t now, time_t *out)
+{
+	struct tm tm;
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, used = 0;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	if (strcmp(s, "now") == 0) {
+		*out = now;
+		return true;
+	}
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		if (localtime_r(&now, &tm) == NULL)
+			return false;
+		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+		if (s[0] == 'y')
+			tm.tm_mday -= 1;
+		tm.tm_isdst = -1;
+		*out = mktime(&tm);
+		return *out != (time_t)-1;
+	}
+	/* A duration ago: digits, an optional fraction, one unit. */
+	{
+		char *end;
+		double v = strtod(s, &end);
+		double unit = 0;
+		if (end != s && isdigit((unsigned char)s[0]) && v >= 0 && isfinite(v) && end[0] &&
+		    end[1] == '\0') {
+			switch (end[0]) {
+			case 's': unit = 1; break;
+			case 'm': unit = 60; break;
+			case 'h': unit = 3600; break;
+			case 'd': unit = 86400; break;
+			case 'w': unit = 7 * 86400; break;
+			}
+			if (unit > 0) {
+				*out = now - (time_t)(v * unit);
+				return true;
+			}
+			return false;
+		}
+	}
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+		return false;
+	const char *p = s + used;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		n = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2)
+			return false;
+		p += 1 + n;
+		if (*p == ':') {
+			n = 0;
+			if (sscanf(p + 1, "%2d%n", &sec, &n) != 1)
+				return false;
+			p += 1 + n;
+			if (*p == '.' || *p == ',') /* fractions dropped */
+				for (p++; isdigit((unsigned char)*p); p++)
+					;
+		}
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return false;
+	if (*p == '\0') {
+		/* No zone: the local time, as a person at this machine means it. */
+		tm = (struct tm){ .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+				  .tm_min = mi, .tm_sec = sec, .tm_isdst = -1 };
+		*out = mktime(&tm);
+		return *out != (time_t)-1;
+	}
+	long off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om = 0, k = 0;
+		int sign = *p == '-' ? -1 : 1;
+		if (sscanf(p + 1, "%2d%n", &oh, &k) != 1 || k != 2)
+			return false;
+		p += 1 + k;
+		if (*p == ':')
+			p++;
+		if (isdigit((unsigned char)*p)) {
+			if (sscanf(p, "%2d%n", &om, &k) != 1 || k != 2)
+				return false;
+			p += k;
+		}
+		off = sign * (oh * 3600L + om * 60L);
+	} else {
+		return false;
+	}
+	if (*p != '\0')
+		return false;
+	*out = (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec) -
+	       (time_t)off;
+	return true;
+}
+
+const char *fmt_utc_iso(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+const char *fmt_ms(double ms, char *buf, size_t len)
+{
+	char d[32];
+
+	if (!(ms >= 0) || !isfinite(ms))
+		snprintf(buf, len, "-");
+	else if (ms < 1000)
+		snprintf(buf, len, "%.2f ms", ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%.2f s", ms / 1000);
+	else
+		snprintf(buf, len, "%s", fmt_duration(ms / 1000, d, sizeof d));
+	return buf;
+}

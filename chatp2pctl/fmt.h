@@ -18,6 +18,9 @@ void fmt_utf8_ctype(void);
  * not finite: "-". */
 const char *fmt_duration(double secs, char *buf, size_t len);
 
+/* A round-trip time for a person: "0.41 ms", "22.68 s", "2m5s". */
+const char *fmt_ms(double ms, char *buf, size_t len);
+
 /* Display width of UTF-8 text in terminal columns (wcwidth per code point;
  * an unprintable or undecodable one counts 1). */
 size_t fmt_width(const char *s);
@@ -25,6 +28,13 @@ size_t fmt_width(const char *s);
 /* An ISO-8601 UTC time ("2026-05-01T10:00:00.123Z") as seconds since the
  * epoch; -1 if it does not parse. */
 time_t fmt_parse_iso(const char *iso);
+/* When a person names a time, relative to now: "10m", "2h", "1d", "2w"
+ * (ago), "now", "today", "yesterday" (local midnight), or ISO 8601
+ * ("2026-05-01", "2026-05-01 12:00", "…T12:00:00Z", "…+02:00"); without a
+ * zone it is local time.  false if it does not parse. */
+bool fmt_parse_when(const char *s, time_t now, time_t *out);
+/* t as UTC ISO 8601, "2026-05-01T10:00:00Z" (what the daemon reads). */
+const char *fmt_utc_iso(time_t t, char *buf, size_t len);
 /* t in the local zone: "2026-05-01T12:00:00+0200". */
 const char *fmt_local_iso(time_t t, char *buf, size_t len);
 /* t in the local zone as journalctl starts its lines: "May 01 12:00:00". */

@@ -1,11 +1,13 @@
 #include "output.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "fmt.h"
@@ -13,13 +15,60 @@
 
 struct out_style out_style;
 
+/* ---- colour ------------------------------------------------------------------ */
+
+static const char *const escapes[] = {
+	[C_OFF] = "\033[0m", [C_OK] = "\033[32m", [C_ERR] = "\033[31m",
+	[C_WARN] = "\033[33m", [C_DIM] = "\033[2m", [C_BOLD] = "\033[1m",
+};
+
+void out_color_resolve(void)
+{
+	const char *no = getenv("NO_COLOR");
+	bool auto_ok = !(no && *no);
+
+	out_style.color = out_style.color_mode == COLOR_ALWAYS ||
+			  (out_style.color_mode == COLOR_AUTO && auto_ok && isatty(STDOUT_FILENO));
+	out_style.err_color = out_style.color_mode == COLOR_ALWAYS ||
+			      (out_style.color_mode == COLOR_AUTO && auto_ok && isatty(STDERR_FILENO));
+}
+
+const char *color(enum color c)
+{
+	return out_style.color ? escapes[c] : "";
+}
+
+const char *err_color(enum color c)
+{
+	return out_style.err_color ? escapes[c] : "";
+}
+
+/* A peer state's colour in tables: connected green, lost yellow, never
+ * seen dim. */
+static enum color state_color(const char *s)
+{
+	if (strcmp(s, "ACTIVE") == 0)
+		return C_OK;
+	if (strncmp(s, "STALE", 5) == 0)
+		return C_WARN;
+	if (strcmp(s, "UNKNOWN") == 0)
+		return C_DIM;
+	return C_OFF;
+}
+
 /* ---- tables ---------------------------------------------------------------- */
 
 struct table {
 	size_t ncols, nrows, cap;
 	char **cells;    /* (nrows + 1) * ncols: the header row first */
 	bool *right;
+	bool keep_order; /* rows as added unless --sort (a conversation) */
 };
+
+void table_keep_order(struct table *t)
+{
+	t->keep_order = true;
+}
 
 struct table *table_new(size_t ncols, const char *const *headers)
 {
@@ -104,6 +153,7 @@ static void pad(FILE *f, size_t n)
 struct sort_ctx {
 	const struct table *t;
 	size_t col;
+	bool desc;     /* --sort -COL */
 };
 static struct sort_ctx sorting;
 
@@ -122,24 +172,110 @@ static int row_cmp(const void *pa, const void *pb)
 	size_t ra = *(const size_t *)pa, rb = *(const size_t *)pb, n = sorting.t->ncols;
 	int c = cell_cmp(sorting.t->cells[ra * n + sorting.col], sorting.t->cells[rb * n + sorting.col]);
 
+	if (sorting.desc)
+		c = -c;
 	if (c == 0)
 		c = strcmp(sorting.t->cells[ra * n], sorting.t->cells[rb * n]);
 	return c != 0 ? c : (ra > rb) - (ra < rb);
 }
 
+/* A header as --sort names it: without the right-alignment mark, its unit
+ * in parentheses, case, and with '-' or '_' for a blank ("rtt", "avg",
+ * "last-seen" for "RTT(avg ms)", "AVG(ms)", "LAST SEEN"). */
+static bool column_is(const char *header, const char *name)
+{
+	size_t hl = strcspn(header, "(");
+
+	while (hl > 0 && header[hl - 1] == ' ')
+		hl--;
+	if (strcasecmp(header, name) == 0)
+		return true;
+	if (strlen(name) != hl)
+		return false;
+	for (size_t i = 0; i < hl; i++) {
+		char h = header[i], n = name[i];
+		if (h == ' ' && (n == '-' || n == '_' || n == ' '))
+			continue;
+		if ((h | 0x20) != (n | 0x20))
+			return false;
+	}
+	return true;
+}
+
+static void column_name(const char *header, char *buf, size_t len)
+{
+	size_t hl = strcspn(header, "("), n = 0;
+
+	while (hl > 0 && header[hl - 1] == ' ')
+		hl--;
+	for (size_t i = 0; i < hl && n + 1 < len; i++)
+		buf[n++] = header[i] == ' ' ? '-' : (char)((header[i] >= 'A' && header[i] <= 'Z') ? header[i] | 0x20 : header[i]);
+	buf[n] = '\0';
+}
+
+/* The column --sort names (a leading '-': descending), or -1 after saying
+ * which ones there are (a usage error: out_style.failed). */
+static long sort_column(const struct table *t, bool *desc)
+{
+	const char *name = out_style.sort;
+
+	*desc = false;
+	if (name == NULL)
+		return 0;
+	if (name[0] == '-') {
+		*desc = true;
+		name++;
+	}
+	for (size_t c = 0; c < t->ncols; c++)
+		if (column_is(t->cells[c], name))
+			return (long)c;
+	const char *cands[32] = { NULL };
+	char names[32][32];
+	size_t n = 0;
+	for (size_t c = 0; c < t->ncols && c < 32; c++) {
+		column_name(t->cells[c], names[c], sizeof names[c]);
+		cands[n++] = names[c];
+	}
+	const char *near = fmt_closest(name, cands, n);
+	fflush(stdout);
+	fprintf(stderr, "chatp2pctl: --sort: no column '%s'%s%s%s; the columns are:", name,
+		near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+	for (size_t c = 0; c < n; c++)
+		fprintf(stderr, " %s", names[c]);
+	fputc('\n', stderr);
+	out_style.failed = true;
+	return -1;
+}
+
+bool table_print_or(const struct table *t, FILE *f, const char *none)
+{
+	bool desc;
+
+	if (table_rows(t) > 0) {
+		table_print(t, f);
+	} else if (sort_column(t, &desc) >= 0 && !out_style.tsv && !out_style.no_legend) {
+		/* Prose only for a person: a script's empty result is no lines. */
+		fprintf(f, "%s\n", none);
+	}
+	return !out_style.failed;
+}
+
 void table_print(const struct table *t, FILE *f)
 {
 	size_t *w = xcalloc(t->ncols, sizeof *w), *order = xcalloc(t->nrows + 1, sizeof *order);
-	size_t col = 0;
+	bool desc;
+	long col = sort_column(t, &desc);
 
-	if (out_style.sort)
-		for (size_t c = 0; c < t->ncols; c++)
-			if (strcasecmp(t->cells[c], out_style.sort) == 0)
-				col = c;
+	if (col < 0) {
+		free(order);
+		free(w);
+		return;
+	}
 	for (size_t r = 0; r < t->nrows; r++)
 		order[r] = r + 1;
-	sorting = (struct sort_ctx){ t, col };
-	qsort(order, t->nrows, sizeof *order, row_cmp);
+	sorting = (struct sort_ctx){ t, (size_t)col, desc };
+	if (!(t->keep_order && out_style.sort == NULL))
+		qsort(order, t->nrows, sizeof *order, row_cmp);
 
 	for (size_t r = 0; r <= t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
@@ -162,7 +298,12 @@ void table_print(const struct table *t, FILE *f)
 			}
 			if (t->right[c])
 				pad(f, gap);
-			fputs(s, f);
+			enum color sc = i > 0 && out_style.color && strcmp(t->cells[c], "STATE") == 0
+					? state_color(s) : C_OFF;
+			if (sc != C_OFF)
+				fprintf(f, "%s%s%s", color(sc), s, color(C_OFF));
+			else
+				fputs(s, f);
 			if (!t->right[c] && !last)
 				pad(f, gap);
 			if (!last)
@@ -288,8 +429,9 @@ void out_status(FILE *f, jval r)
 		fmt_local_iso(started, when, sizeof when);
 	else
 		snprintf(when, sizeof when, "?");
+	/* Whole seconds: "up 8s", not "up 8.9s". */
 	kv(f, "started:", "%s (up %s)", when,
-	   fmt_duration(json_num(json_get(r, "uptime_s"), &v) ? v : -1, up, sizeof up));
+	   fmt_duration(json_num(json_get(r, "uptime_s"), &v) ? floor(v) : -1, up, sizeof up));
 	kv(f, "listen:", "%s:%lld", jstr_or(listen, "address", "?"), jint_or(listen, "port", 0));
 	if (strcmp(state, "registered") == 0)
 		snprintf(extra, sizeof extra, " (ttl %s, expires in %s, public ip %s)",
@@ -384,10 +526,7 @@ void out_peers(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no peers\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no peers");
 	table_free(t);
 }
 
@@ -418,10 +557,7 @@ void out_conn(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no connections\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no connections");
 	table_free(t);
 }
 
@@ -444,10 +580,7 @@ void out_rtt(FILE *f, jval r)
 		};
 		table_row(t, row);
 	}
-	if (table_rows(t) == 0)
-		fputs("no RTT samples yet\n", f);
-	else
-		table_print(t, f);
+	table_print_or(t, f, "no RTT samples yet");
 	table_free(t);
 }
 
@@ -562,12 +695,25 @@ void out_event(FILE *f, jval note)
 		bool late = json_bool(json_get(p, "late")) == 1;
 		fputs(late ? "* late ack from " : "* ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));
-		fprintf(f, " (%s ms) for %s%s\n", fmt_num(p, "rtt_ms", 2, ms, sizeof ms),
+		double v = -1;
+		json_num(json_get(p, "rtt_ms"), &v);
+		fprintf(f, " (%s) for %s%s\n", fmt_ms(v, ms, sizeof ms),
 			jstr_or(p, "msg_id", "?"), late ? ": delivered after all" : "");
 	} else if (strcmp(type, "ack_timeout") == 0) {
 		fputs("* no ack from ", f);
 		print_text(f, jstr_or(p, "peer_id", "?"));
 		fprintf(f, " for %s\n", jstr_or(p, "msg_id", "?"));
+	} else if (strcmp(type, "expired") == 0) {
+		/* A queued send given up (its deadline, or storage.max_attempts). */
+		fputs("* gave up on ", f);
+		print_text(f, jstr_or(p, "msg_id", "?"));
+		fputs(" to ", f);
+		print_text(f, jstr_or(p, "peer_id", "?"));
+		if (json_get_str(p, "reason")) {
+			fputs(": ", f);
+			print_text(f, json_get_str(p, "reason"));
+		}
+		fputc('\n', f);
 	} else if (strcmp(type, "peer_connected") == 0) {
 		peer_line(f, p, json_bool(json_get(p, "reconnected")) == 1 ? "reconnected" : "connected");
 	} else if (strcmp(type, "peer_disconnected") == 0) {

@@ -14,13 +14,28 @@
 /* How tables and times are printed (chatp2pctl's -o, --no-legend, --sort,
  * --time); set once by main, read by every printer. */
 enum time_style { TIME_RELATIVE, TIME_ISO };
+enum color_mode { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER };
 struct out_style {
 	bool tsv;             /* -o tsv: cells separated by tabs, no padding */
 	bool no_legend;       /* no header row */
 	const char *sort;     /* column to sort rows by (header name); NULL: the first */
 	enum time_style time; /* tables: "3m ago" or local ISO-8601 */
+	bool failed;          /* a printer refused (--sort COL unknown): exit 3 */
+	enum color_mode color_mode; /* --color */
+	bool color;           /* colour on standard output (resolved) */
+	bool err_color;       /* colour on standard error (resolved) */
 };
 extern struct out_style out_style;
+
+/* ---- colour ------------------------------------------------------------ */
+
+/* --color auto: only a terminal, and not when NO_COLOR is set (no-color.org);
+ * always / never as said.  Sets out_style.color and err_color. */
+void out_color_resolve(void);
+enum color { C_OFF, C_OK, C_ERR, C_WARN, C_DIM, C_BOLD };
+/* The escape for c on standard output (err: standard error), or "". */
+const char *color(enum color c);
+const char *err_color(enum color c);
 
 /* ---- tables ------------------------------------------------------------ */
 
@@ -31,7 +46,15 @@ struct table *table_new(size_t ncols, const char *const *headers);
 /* One row of ncols cells (copied; NULL prints as "-"). */
 void table_row(struct table *t, const char *const *cells);
 size_t table_rows(const struct table *t);
+/* Print the rows in the order added, unless --sort says otherwise. */
+void table_keep_order(struct table *t);
+/* Sorted by out_style.sort ("COL" or "-COL", descending; a header without
+ * its unit, any case); an unknown column prints nothing but says which
+ * there are on stderr and sets out_style.failed. */
 void table_print(const struct table *t, FILE *f);
+/* The same, or the line none when there are no rows (nothing at all with
+ * -o tsv or --no-legend: a script's empty result).  false: failed. */
+bool table_print_or(const struct table *t, FILE *f, const char *none);
 void table_free(struct table *t);
 
 /* ---- values -------------------------------------------------------------- */

@@ -6,7 +6,14 @@
  * waiting for its ACK never holds up typing.  Output that arrives while a
  * line is being typed is printed above it: erase prompt and line, print,
  * let libedit redraw both.  When standard input is not a terminal the same
- * commands are read line by line, without libedit (scripts, tests). */
+ * commands are read line by line, without libedit (scripts, tests).
+ *
+ * The commands are those of the table (cmd_table.c, through
+ * command_table): each runs here as /command with the same options and
+ * output as on the command line.  A few have an asynchronous variant here
+ * (the scmds below: /pub, /peers, … answered through callbacks, so they
+ * never hold up typing) and a few are the shell's own (/msg, /query,
+ * /quit). */
 #include <errno.h>
 #include <histedit.h>
 #include <langinfo.h>
@@ -22,7 +29,10 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "commands.h"
+#include "shell.h"
+
+#include "cmd_help.h"
+#include "cmdline.h"
 #include "ctlproto.h"
 #include "fmt.h"
 #include "framer.h"
@@ -52,6 +62,9 @@ struct shell {
 	bool away;              /* the daemon went away: trying to reconnect */
 	bool interactive;       /* on a terminal (el may already be gone at the end) */
 	double next_try;        /* ctl_now() of the next attempt while away */
+	sigset_t orig_mask;     /* the signal mask outside ppoll */
+	int warming;            /* answers still due (peers, version) before a
+				 * line is read: "/msg bob" needs the peer list */
 };
 
 /* "alice@CIC> ", or "alice@CIC [bob@CIC]> " during a /query. */
@@ -150,7 +163,7 @@ static void fail(struct shell *sh, int rc, const char *fmt, ...)
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	if (sh->interactive) {
-		say(sh, "✗ %s", line);
+		say(sh, "%s✗%s %s", color(C_ERR), color(C_OFF), line);
 		return;
 	}
 	if (sh->fail_rc == EX_OK)
@@ -221,8 +234,15 @@ static void out_unread(FILE *f, jval r)
 		(long long)json_arr_len(list) < unread ? " (the newest)" : "");
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval m = json_arr_at(list, i);
-		const char *from = json_get_str(m, "from"), *at = json_get_str(m, "at");
-		fprintf(f, "  %s [%s] ", at ? at : "?", from ? from : "?");
+		const char *from = json_get_str(m, "from");
+		long long id = 0;
+		char when[40] = "?";
+		time_t t = fmt_parse_iso(json_get_str(m, "at"));
+		if (t != (time_t)-1)
+			fmt_local_short(t, when, sizeof when);
+		/* The id, for /read ID. */
+		json_int(json_get(m, "id"), &id);
+		fprintf(f, "  %4lld  %s [%s] ", id, when, from ? from : "?");
 		print_text(f, json_get_str(m, "text") ? json_get_str(m, "text") : "");
 		fputc('\n', f);
 	}
@@ -234,6 +254,8 @@ static void on_reply(void *ctx, jval reply)
 	struct shell *sh = rq->sh;
 	char msg[600];
 
+	if ((rq->kind == R_QUIET_PEERS || rq->kind == R_SELF) && sh->warming > 0)
+		sh->warming--;
 	if (reply == NULL) {
 		if (rq->kind == R_SEND)
 			fail(sh, EX_UNREACHABLE, "%s: connection to the daemon lost, outcome unknown",
@@ -262,10 +284,14 @@ static void on_reply(void *ctx, jval reply)
 			const char *status = json_get_str(r, "status");
 			char ms[32];
 			if (status && strcmp(status, "acked") == 0)
-				say(sh, "✓ delivered to %s (%s ms)", rq->what,
-				    fmt_num(r, "rtt_ms", 2, ms, sizeof ms));
+			{
+				double v = -1;
+				json_num(json_get(r, "rtt_ms"), &v);
+				say(sh, "%s✓%s delivered to %s (%s)", color(C_OK), color(C_OFF), rq->what,
+				    fmt_ms(v, ms, sizeof ms));
+			}
 			else
-				say(sh, "✓ sent to %s (no ACK asked for)", rq->what);
+				say(sh, "%s✓%s sent to %s (no ACK asked for)", color(C_OK), color(C_OFF), rq->what);
 			break;
 		}
 		case R_PUB: {
@@ -276,7 +302,8 @@ static void on_reply(void *ctx, jval reply)
 			else if (n == 0)
 				fail(sh, EX_TIMEOUT, "nobody received it: no connected peer in %s", rq->what);
 			else
-				say(sh, "✓ published to %lld peer%s", n, n == 1 ? "" : "s");
+				say(sh, "%s✓%s published to %lld peer%s", color(C_OK), color(C_OFF), n,
+				    n == 1 ? "" : "s");
 			break;
 		}
 		case R_SHUTDOWN:
@@ -313,6 +340,8 @@ static void request(struct shell *sh, enum reply_kind kind, const char *what, co
 	rq->print = print;
 	snprintf(rq->what, sizeof rq->what, "%s", what);
 	if (ctl_request(&sh->c, method, params, on_reply, rq) < 0) {
+		if ((kind == R_QUIET_PEERS || kind == R_SELF) && sh->warming > 0)
+			sh->warming--;
 		fail(sh, EX_UNREACHABLE, "%s: not connected to the daemon%s", what,
 		     sh->away ? " (waiting for it to come back)" : "");
 		free(rq);
@@ -405,9 +434,22 @@ static bool resolve(struct shell *sh, const char *typed, char *out, size_t len)
 	buf_cstr(&cands);
 	if (n > 1)
 		fail(sh, EX_USAGE, "'%s' is ambiguous: %s", typed, cands.data);
-	else if (n == 0)
-		fail(sh, EX_TIMEOUT, "unknown peer '%s' (a name needs its @namespace until the "
-		     "peer is known)", typed);
+	else if (n == 0) {
+		/* The closest known ones, by name or whole id. */
+		struct buf near = BUF_INIT;
+		size_t found = 0, lim = tlen / 3 < 1 ? 1 : tlen / 3 > 3 ? 3 : tlen / 3;
+		for (size_t i = 0; i < sh->npeers && found < 3; i++) {
+			const char *id = sh->peers[i], *at = strchr(id, '@');
+			char pname[MAX_WORD];
+			snprintf(pname, sizeof pname, "%.*s", at ? (int)(at - id) : (int)strlen(id), id);
+			if (fmt_distance(typed, pname, lim) <= lim || fmt_distance(typed, id, lim) <= lim)
+				buf_printf(&near, "%s%s", found++ ? ", " : "; did you mean ", id);
+		}
+		buf_cstr(&near);
+		fail(sh, EX_TIMEOUT, "unknown peer '%s'%s%s", typed, near.data,
+		     found ? "?" : " (a name needs its @namespace until the peer is known)");
+		buf_free(&near);
+	}
 	buf_free(&cands);
 	return n == 1;
 }
@@ -611,24 +653,160 @@ static const struct scmd scmds[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
+static void run_table_command(struct shell *sh, const char *line);
+
+/* A table command's help line, "/name usage" and what it does. */
+static void help_line(FILE *f, const char *name, const char *args, const char *help)
+{
+	char head[128];
+
+	snprintf(head, sizeof head, "/%s%s%s", name, args[0] ? " " : "", args);
+	if (strlen(head) > 22)
+		fprintf(f, "  %s\n  %-22s %s\n", head, "", help);
+	else
+		fprintf(f, "  %-22s %s\n", head, help);
+}
+
+/* The shell's own commands, then every command of the table: one list. */
 static void s_help(struct shell *sh, const char *a)
 {
 	char *s = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&s, &len);
 
+	if (rest(a)[0]) {
+		/* /help CMD: that command's own help, as chatp2pctl help CMD. */
+		char line[MAX_WORD + 8];
+		snprintf(line, sizeof line, "help %s", rest(a));
+		if (f)
+			fclose(f);
+		free(s);
+		run_table_command(sh, line);
+		return;
+	}
 	if (f == NULL)
 		return;
 	fputs("commands (the leading / is optional):\n", f);
-	for (const struct scmd *c = scmds; c->name; c++) {
-		char head[64];
-		snprintf(head, sizeof head, "/%s %s", c->name, c->args);
-		fprintf(f, "  %-22s %s\n", head, c->help);
-	}
-	fputs("Tab completes commands and peer ids; Ctrl-D leaves.\n", f);
+	for (const struct scmd *c = scmds; c->name; c++)
+		if (command_find(c->name) == NULL)
+			help_line(f, c->name, c->args, c->help);
+	for (const struct command *c = command_table; c && c->name; c++)
+		if (!(c->flags & CMD_NO_SHELL))
+			help_line(f, c->name, c->usage, c->help);
+	fputs("Options work as on the command line (/peers -o json, /inbox --help).\n"
+	      "Tab completes commands and peer ids; Ctrl-D leaves.\n", f);
 	fclose(f);
 	shell_write(sh, s, len);
 	free(s);
+}
+
+/* The words of a line as a command line's argv: blanks separate them; a
+ * word that starts with ' or " runs to the matching quote (so '#ns' and
+ * "two words" work as in a shell, and "it's" stays one word).  argv[0] is
+ * "chatp2pctl"; the strings live in *store (free it and the array). */
+static char **split_line(const char *line, int *argc, char **store)
+{
+	size_t n = strlen(line);
+	char *out = xmalloc(n + 1), *w = out;
+	char **argv = xcalloc(n / 2 + 3, sizeof *argv);
+	int c = 0;
+
+	argv[c++] = (char *)"chatp2pctl";
+	for (const char *p = line; *p;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		argv[c++] = w;
+		if ((*p == '\'' || *p == '"') && strchr(p + 1, *p)) {
+			const char *q = strchr(p + 1, *p);
+			memcpy(w, p + 1, (size_t)(q - p - 1));
+			w += q - p - 1;
+			p = q + 1;
+		}
+		while (*p && *p != ' ' && *p != '\t')
+			*w++ = *p++;
+		*w++ = '\0';
+	}
+	argv[c] = NULL;
+	*argc = c;
+	*store = out;
+	return argv;
+}
+
+/* A command of the table, run as on the command line: its own options,
+ * output and exit status, over a connection of its own (the shell's stays
+ * free for events).  It has the terminal meanwhile: the line is finished,
+ * and Ctrl-C reaches it (watch ends on it). */
+static void run_table_command(struct shell *sh, const char *line)
+{
+	struct opts o = *sh->o;
+	struct out_style saved = out_style;
+	struct cmdline cl;
+	struct sigaction sa_int, sa_term, sa_hup;
+	char *store;
+	int argc, rc;
+	char **argv = split_line(line, &argc, &store);
+
+	o.in_shell = true;
+	rc = cmdline_parse(&o, argc, argv, &cl);
+	if (rc == EX_OK && cl.socket) {
+		if (strlen(cl.socket) >= sizeof o.socket)
+			rc = usage_error(cl.cmd_name ? cl.cmd_name : "shell", "socket path too long");
+		else
+			snprintf(o.socket, sizeof o.socket, "%s", cl.socket);
+	}
+	if (rc != EX_OK || cl.cmd == NULL) {
+		/* handle_line only sends names of the table here */
+	} else if (cl.help) {
+		char *s = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&s, &len);
+		if (f) {
+			command_usage(cl.cmd, f);
+			fclose(f);
+			shell_write(sh, s, len);
+			free(s);
+		}
+	} else {
+		sigaction(SIGINT, NULL, &sa_int);
+		sigaction(SIGTERM, NULL, &sa_term);
+		sigaction(SIGHUP, NULL, &sa_hup);
+		sigprocmask(SIG_SETMASK, &sh->orig_mask, NULL);
+		rc = cl.cmd->run(&o, cl.nrest, cl.rest);
+		fflush(stdout);
+		sigset_t block = sh->orig_mask;
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGHUP);
+		sigaddset(&block, SIGWINCH);
+		sigaddset(&block, SIGCONT);
+		sigprocmask(SIG_SETMASK, &block, NULL);
+		/* watch set its own; a Ctrl-C that ended it is spent. */
+		sigaction(SIGINT, &sa_int, NULL);
+		sigaction(SIGTERM, &sa_term, NULL);
+		sigaction(SIGHUP, &sa_hup, NULL);
+		got_int = 0;
+	}
+	if (out_style.failed && rc == EX_OK)
+		rc = EX_USAGE;
+	out_style = saved;
+	if (rc != EX_OK && !sh->interactive && sh->fail_rc == EX_OK)
+		sh->fail_rc = rc;
+	free(cl.rest);
+	free(argv);
+	free(store);
+}
+
+/* An option word after the command's name: the line wants the table's
+ * command (its options), not the shell's variant. */
+static bool has_option(const char *args)
+{
+	for (const char *p = args; *p; p++)
+		if (*p == '-' && (p == args || p[-1] == ' ' || p[-1] == '\t') && p[1] && p[1] != ' ' &&
+		    p[1] != '\t')
+			return true;
+	return false;
 }
 
 static void handle_line(struct shell *sh, const char *line)
@@ -645,16 +823,26 @@ static void handle_line(struct shell *sh, const char *line)
 		return;
 	}
 	const char *n = name[0] == '/' ? name + 1 : name;
+	const struct command *tc = command_find(n);
+	if (tc && (tc->flags & CMD_NO_SHELL))
+		tc = NULL;
 	for (const struct scmd *c = scmds; c->name; c++) {
-		if (strcmp(c->name, n) == 0) {
+		if (strcmp(c->name, n) == 0 && !(tc && has_option(p))) {
 			c->fn(sh, p);
 			return;
 		}
 	}
-	const char *names[64];
+	if (tc) {
+		run_table_command(sh, line[strspn(line, " \t")] == '/' ? line + strspn(line, " \t") + 1 : line);
+		return;
+	}
+	const char *names[96];
 	size_t nn = 0;
-	for (const struct scmd *c = scmds; c->name && nn < 64; c++)
+	for (const struct scmd *c = scmds; c->name && nn < 96; c++)
 		names[nn++] = c->name;
+	for (const struct command *c = command_table; c && c->name && nn < 96; c++)
+		if (!(c->flags & CMD_NO_SHELL))
+			names[nn++] = c->name;
 	const char *near = fmt_closest(n, names, nn);
 	if (near)
 		fail(sh, EX_USAGE, "unknown command '%s'; did you mean /%s? (/help lists them)", name, near);
@@ -700,11 +888,17 @@ static unsigned char complete(EditLine *el, int ch)
 	snprintf(wordbuf, sizeof wordbuf, "%.*s", (int)(wlen < MAX_WORD ? wlen : MAX_WORD - 1), start);
 
 	if (idx == 0) {
-		static char names[32][24];
+		static char names[64][24];
 		int i = 0;
-		for (const struct scmd *c = scmds; c->name && i < 32; c++, i++) {
+		for (const struct scmd *c = scmds; c->name && i < 64; c++, i++) {
 			snprintf(names[i], sizeof names[i], "%s%s", wordbuf[0] == '/' ? "/" : "", c->name);
 			add_match(&m, &n, names[i], wordbuf, wlen);
+		}
+		for (const struct command *c = command_table; c && c->name && i < 64; c++) {
+			if (c->flags & CMD_NO_SHELL)
+				continue;
+			snprintf(names[i], sizeof names[i], "%s%s", wordbuf[0] == '/' ? "/" : "", c->name);
+			add_match(&m, &n, names[i++], wordbuf, wlen);
 		}
 	} else if (idx == 1 && sh) {
 		const char *c = cmd[0] == '/' ? cmd + 1 : cmd;
@@ -849,8 +1043,15 @@ static void on_key(struct shell *sh)
 	const char *line = el_gets(sh->el, &n);
 
 	if (line == NULL) {
-		if (n < 0 && errno != EINTR && errno != EAGAIN)
+		if (n == 0) {
+			/* End of input: libedit's own ^D on an empty line (it says so
+			 * this way after a redraw), as the '\004' below. */
+			fputs("\r\n", stdout);
+			term_new_line(sh);
+			sh->quit = true;
+		} else if (errno != EINTR && errno != EAGAIN) {
 			sh->quit = true; /* the terminal went away */
+		}
 		return;
 	}
 	if (n == 1 && line[0] == '\004') {
@@ -922,6 +1123,7 @@ static void subscribe_all(struct shell *sh)
 
 	request(sh, R_SUBSCRIBE, "subscribe", "subscribe", json_parse(subs, strlen(subs), err, sizeof err),
 		NULL);
+	sh->warming = 2;
 	request(sh, R_QUIET_PEERS, "peers", "peers", NULL, NULL);
 	request(sh, R_SELF, "version", "version", NULL, NULL);
 }
@@ -970,6 +1172,7 @@ int shell_run(const struct opts *o)
 	sigaddset(&block, SIGWINCH);
 	sigaddset(&block, SIGCONT);
 	sigprocmask(SIG_BLOCK, &block, &orig);
+	sh.orig_mask = orig;
 
 	subscribe_all(&sh);
 	{
@@ -1043,6 +1246,7 @@ int shell_run(const struct opts *o)
 				sh.c.note_ctx = &sh;
 				subscribe_all(&sh);
 				say(&sh, "reconnected to the daemon at %s", o->socket);
+				continue; /* pfd was set up for no connection */
 			} else {
 				ctl_close(&sh.c);
 				sh.next_try = ctl_now() + RETRY_EVERY;
@@ -1075,7 +1279,8 @@ int shell_run(const struct opts *o)
 				tsp = &ts;
 			}
 		}
-		int nfds = sh.quit || sh.in_eof ? 1 : 2;
+		/* Lines wait for the peer list (short names resolve against it). */
+		int nfds = sh.quit || sh.in_eof || (sh.warming > 0 && !sh.away) ? 1 : 2;
 		if (sh.away)
 			pfd[0].fd = -1; /* nothing to watch there: poll ignores it */
 		if (ppoll(pfd, (nfds_t)nfds, tsp, &orig) < 0) {
@@ -1103,4 +1308,11 @@ int shell_run(const struct opts *o)
 	free(sh.peers);
 	/* Fed by a pipe: a failed command makes the whole run fail. */
 	return rc == EX_OK ? sh.fail_rc : rc;
+}
+
+int shell_cmd(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+
+	return rc != EX_OK ? rc : shell_run(o);
 }

@@ -206,11 +206,27 @@ static void apply_logging(const struct config *cfg)
 	if (log_level_parse(cfg->logging.level, &l))
 		log_set_level(l);
 	log_set_limits(cfg->logging.max_size, (unsigned)cfg->logging.rate_limit, 10);
+	/* The default name is per node: nodes started in one directory would
+	 * otherwise write one chatp2p.log together.  Absolute, so that
+	 * "chatp2pctl logs" finds it (status says where). */
+	char name[2 * CFG_STR_MAX + 16], path[4096 + sizeof name], cwd[4096];
+	if (cfg->node.name[0]) {
+		snprintf(name, sizeof name, "%s@%s", cfg->node.name, cfg->node.namespace_);
+		log_set_ident(name);
+	}
+	if (cfg->node.name[0] && strcmp(cfg->logging.file, "chatp2p.log") == 0)
+		snprintf(name, sizeof name, "chatp2p-%s@%s.log", cfg->node.name, cfg->node.namespace_);
+	else
+		snprintf(name, sizeof name, "%s", cfg->logging.file);
+	if (name[0] != '/' && getcwd(cwd, sizeof cwd) != NULL)
+		snprintf(path, sizeof path, "%s/%s", cwd, name);
+	else
+		snprintf(path, sizeof path, "%s", name);
 	if (!cfg->logging.log_to_file || cfg->logging.file[0] == '\0')
 		log_set_file(NULL);
-	else if (log_set_file(cfg->logging.file) != 0)
-		log_warn(MOD, "cannot open log file %s: %s (logging to stderr only)",
-			 cfg->logging.file, strerror(errno));
+	else if (log_set_file(path) != 0)
+		log_warn(MOD, "cannot open log file %s: %s (logging to stderr only)", path,
+			 strerror(errno));
 }
 
 /* ---- socket activation ----------------------------------------------------- */

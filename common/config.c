@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,8 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <yajl/yajl_parse.h>
+
 #include "buf.h"
 #include "json.h"
+#include "peerid.h"
 
 /* A configuration file is a few KB; anything bigger is a mistake. */
 #define CFG_FILE_MAX (1024 * 1024)
@@ -89,7 +93,7 @@ static const struct cfg_key keys[] = {
 	K("logging", "log_to_file", CFG_BOOL, logging.log_to_file, 0, 0, "true",
 	    "also append log lines to logging.file"),
 	K("logging", "file", CFG_STRING, logging.file, 0, 0, "chatp2p.log",
-	    "log file path"),
+	    "log file path; the default name is per node: chatp2p-NAME@NS.log"),
 	K("logging", "max_size", CFG_INT, logging.max_size, 0, 2147483647, "10485760",
 	    "bytes after which the log file is renamed to FILE.1 (replacing the previous one) and a new one started (0: never)"),
 	K("logging", "rate_limit", CFG_INT, logging.rate_limit, 0, 1000000, "20",
@@ -198,6 +202,12 @@ static const struct cfg_key keys[] = {
 	K("storage", "sender_share", CFG_DOUBLE, storage.sender_share, 0.001, 1, "0.25",
 	    "fraction of the inbox bounds one sender may fill; retention removes the oldest "
 	    "messages of senders over their share first"),
+	K("hooks", "on_message", CFG_STRING, hooks.on_message, 0, 0, "",
+	    "program run for each stored message, with its arguments, split on blanks (no shell); CHATP2P_FROM, _TO, _TYPE, _TEXT, _MSG_ID and _IDENTITY in its environment (\"\": none)"),
+	K("hooks", "timeout", CFG_DOUBLE, hooks.timeout, 0.1, 3600, "10",
+	    "seconds a hook may run before it is killed"),
+	K("hooks", "max_running", CFG_INT, hooks.max_running, 1, 64, "4",
+	    "hooks running at once; more wait (up to 256, then dropped and logged)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -226,6 +236,94 @@ static const struct cfg_key *find_key(const char *section, const char *key)
 		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0)
 			return &keys[i];
 	return NULL;
+}
+
+/* Edit distance (insertions, deletions, substitutions, transpositions of
+ * neighbours), ASCII case-insensitive; max + 1 for anything longer than a
+ * key can be. */
+static size_t distance(const char *a, const char *b, size_t max)
+{
+	enum { L = 64 };
+	size_t la = strlen(a), lb = strlen(b), d[L + 1][L + 1];
+
+	if (la > L || lb > L)
+		return max + 1;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = (a[i - 1] | 0x20) == (b[j - 1] | 0x20) ? 0 : 1, v = d[i - 1][j - 1] + cost;
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && (a[i - 1] | 0x20) == (b[j - 2] | 0x20) &&
+			    (a[i - 2] | 0x20) == (b[j - 1] | 0x20) && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[la][lb] > max ? max + 1 : d[la][lb];
+}
+
+/* "; did you mean rendezvous.port?" for a key (section NULL: a section)
+ * that is not ours, into buf ("" when nothing is close). */
+static void suggest_key(const char *section, const char *name, char *buf, size_t len)
+{
+	size_t best = 3, lim = strlen(name) / 3 < 1 ? 1 : strlen(name) / 3 > 3 ? 3 : strlen(name) / 3;
+	const struct cfg_key *near = NULL;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++) {
+		/* A key of this section, or one of the same name elsewhere. */
+		const char *cand = section ? keys[i].key : keys[i].section;
+		size_t d = distance(name, cand, lim);
+		if (section && strcmp(keys[i].section, section) != 0 && strcmp(keys[i].key, name) != 0)
+			continue;
+		if (section && strcmp(keys[i].section, section) != 0)
+			d = 0; /* the right key in the wrong section */
+		if (d <= lim && (near == NULL || d < best)) {
+			near = &keys[i];
+			best = d;
+		}
+	}
+	if (near && section)
+		snprintf(buf, len, "; did you mean %s.%s?", near->section, near->key);
+	else if (near)
+		snprintf(buf, len, "; did you mean %s?", near->section);
+}
+
+/* Where a JSON text stops parsing, as "line L, column C" into buf ("" if
+ * yajl finds nothing wrong: json_parse's own checks refused it). */
+static void json_error_at(const char *text, size_t len, char *buf, size_t buflen)
+{
+	yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+	size_t at = (size_t)-1, line = 1, col = 1;
+
+	buf[0] = '\0';
+	if (h == NULL)
+		return;
+	yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse */
+	if (yajl_parse(h, (const unsigned char *)text, len) == yajl_status_error)
+		at = yajl_get_bytes_consumed(h);
+	else if (yajl_complete_parse(h) == yajl_status_error)
+		at = len;
+	yajl_free(h);
+	if (at == (size_t)-1)
+		return;
+	/* yajl counts the offending byte as consumed: point at it. */
+	if (at > 0 && at < len)
+		at--;
+	for (size_t i = 0; i < at && i < len; i++) {
+		if (text[i] == '\n') {
+			line++;
+			col = 1;
+		} else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+			col++; /* columns count characters, not UTF-8 bytes */
+		}
+	}
+	snprintf(buf, buflen, " (line %zu, column %zu)", line, col);
 }
 
 static bool known_section(const char *section)
@@ -633,7 +731,9 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
 		goto out;
 	}
 	if ((root = json_parse(b.data ? b.data : "", b.len, why, sizeof why)) == NULL) {
-		seterr(err, errlen, "%s: invalid JSON: %s", path, why);
+		char where[64];
+		json_error_at(b.data ? b.data : "", b.len, where, sizeof where);
+		seterr(err, errlen, "%s: invalid JSON: %s%s", path, why, where);
 		goto out;
 	}
 	if (!YAJL_IS_OBJECT(root)) {
@@ -649,11 +749,12 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
 		jval sv = json_obj_val(root, i);
 
 		show_str(sec, false, name, sizeof name);
+		/* An unknown name is refused, not ignored: a typo would otherwise
+		 * leave that setting at its default without anyone noticing. */
 		if (!known_section(sec)) {
-			snprintf(msg, sizeof msg, "%s: unknown section %s (ignored)", path, name);
-			if (warn != NULL)
-				warn(msg);
-			continue;
+			suggest_key(NULL, sec, msg, sizeof msg);
+			seterr(err, errlen, "%s: unknown section %s%s", path, name, msg);
+			goto out;
 		}
 		if (!YAJL_IS_OBJECT(sv)) {
 			show_json(sv, why, sizeof why);
@@ -665,11 +766,9 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
 
 			if (k == NULL) {
 				show_str(json_obj_key(sv, j), false, key, sizeof key);
-				snprintf(msg, sizeof msg, "%s: unknown key %s.%s (ignored)", path, name,
-				    key);
-				if (warn != NULL)
-					warn(msg);
-				continue;
+				suggest_key(sec, json_obj_key(sv, j), msg, sizeof msg);
+				seterr(err, errlen, "%s: unknown key %s.%s%s", path, name, key, msg);
+				goto out;
 			}
 			if (set_json(&tmp, k, json_obj_val(sv, j), why, sizeof why) != 0) {
 				seterr(err, errlen, "%s: %s.%s: %s", path, k->section, k->key, why);
@@ -714,7 +813,7 @@ int config_set(struct config *c, const char *dotted_key, const char *value, char
 
 int config_check(const struct config *c, char *err, size_t errlen)
 {
-	char a[32], b[32];
+	char a[32], b[32], msg[SHOW_MAX];
 
 	if (c->reconnection.backoff_max < c->reconnection.backoff_base) {
 		fmt_num(c->reconnection.backoff_max, a, sizeof a);
@@ -741,6 +840,26 @@ int config_check(const struct config *c, char *err, size_t errlen)
 	if (c->logging.log_to_file && c->logging.file[0] == '\0') {
 		seterr(err, errlen, "logging.file is empty but logging.log_to_file is true");
 		return -1;
+	}
+	/* Our own name and namespace are typed in commands and shells
+	 * (bob@CIC): letters (any script), digits, '-', '_', '.'. */
+	const char *const idparts[2][2] = { { "node.name", c->node.name },
+					    { "node.namespace", c->node.namespace_ } };
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = idparts[i][1];
+		for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+			if (*p < 0x80 && !(isalnum(*p) || *p == '-' || *p == '_' || *p == '.')) {
+				show_str(v, true, msg, sizeof msg);
+				seterr(err, errlen, "%s %s: '%c' is not allowed (letters, digits, '-', '_' "
+				       "and '.' only: it is typed in commands as name@namespace)",
+				       idparts[i][0], msg, *p);
+				return -1;
+			}
+		if (v[0] && !name_valid(v)) {
+			show_str(v, true, msg, sizeof msg);
+			seterr(err, errlen, "%s %s: 1 to 64 characters", idparts[i][0], msg);
+			return -1;
+		}
 	}
 	if (strcmp(c->storage.sync, "normal") != 0 && strcmp(c->storage.sync, "full") != 0 &&
 	    strcmp(c->storage.sync, "off") != 0) {

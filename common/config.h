@@ -108,11 +108,17 @@ struct config {
 		int outbox_max;               /* queued sends held; more: outbox_full */
 		double sender_share;          /* fraction of the inbox bounds one sender may fill */
 	} storage;
+	struct {
+		char on_message[CFG_STR_MAX]; /* program and arguments ("" : none) */
+		double timeout;               /* seconds before a hook is killed */
+		int max_running;              /* hooks at once */
+	} hooks;
 };
 
 void config_defaults(struct config *c);
-/* Load path over c.  A missing file is fine when !must_exist.  Unknown keys
- * are reported through warn (may be NULL) and otherwise ignored. */
+/* Load path over c.  A missing file is fine when !must_exist.  An unknown
+ * key or section is an error naming the closest valid one (warn, may be
+ * NULL, is kept for messages that do not stop the load). */
 int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen,
 		void (*warn)(const char *msg));
 /* Set "section.key" from text (command-line override); same checks. */

@@ -40,7 +40,8 @@ static struct {
 	unsigned burst;         /* lines of one kind per window (0: no limit) */
 	double window;
 	struct kind kinds[KINDS];
-} L = { "chatp2p", LOGL_INFO, NULL, false, NULL, NULL, LOGL_INFO, false, NULL, 0, 0, 0, 10, {{0}} };
+	char ident[160];        /* "alice@CIC": whose lines these are ("" : none) */
+} L = { "chatp2p", LOGL_INFO, NULL, false, NULL, NULL, LOGL_INFO, false, NULL, 0, 0, 0, 10, {{0}}, "" };
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR" };
 /* sd-daemon priorities for the journal prefix */
@@ -67,6 +68,11 @@ void log_init(const char *progname)
 	L.journal = stderr_is_journal();
 }
 
+void log_set_ident(const char *ident)
+{
+	snprintf(L.ident, sizeof L.ident, "%s", ident ? ident : "");
+}
+
 static void flush_dropped(void);
 
 void log_close(void)
@@ -91,6 +97,11 @@ void log_set_level(enum log_level l)
 enum log_level log_get_level(void)
 {
 	return L.level;
+}
+
+const char *log_file_path(void)
+{
+	return L.file != NULL ? L.path : NULL;
 }
 
 int log_set_file(const char *path)
@@ -192,12 +203,15 @@ static void emit(enum log_level l, const char *module, const char *text)
 		fprintf(stderr, "%s%s [%s] %s\n", level_prio[l], level_names[l], module, text);
 	} else {
 		iso8601_now(ts, true);
-		fprintf(stderr, "%s %s %s [%s] %s\n", ts, L.prog, level_names[l], module, text);
+		fprintf(stderr, "%s %s%s%s %s [%s] %s\n", ts, L.prog, L.ident[0] ? " " : "", L.ident,
+			level_names[l], module, text);
 	}
 	if (L.file != NULL) {
 		if (L.journal)
 			iso8601_now(ts, true);
-		int n = fprintf(L.file, "%s %s [%s] %s\n", ts, level_names[l], module, text);
+		/* The node's id on every line: files get copied, merged, shared. */
+		int n = fprintf(L.file, "%s %s%s%s [%s] %s\n", ts, L.ident, L.ident[0] ? " " : "",
+				level_names[l], module, text);
 		L.size += n > 0 ? n : 0;
 		if (L.max_size > 0 && L.size >= L.max_size && L.path != NULL)
 			rotate();

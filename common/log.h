@@ -11,11 +11,16 @@
 enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARNING, LOGL_ERROR };
 
 void log_init(const char *progname);
+/* Whose lines these are ("alice@CIC"), written on each line of the file
+ * and of stderr (not the journal's: it has the unit); NULL or "": none. */
+void log_set_ident(const char *ident);
 void log_close(void);
 void log_set_level(enum log_level l);
 enum log_level log_get_level(void);
 /* Append to path too (NULL: stop).  0 or -1 with errno. */
 int log_set_file(const char *path);
+/* The file being appended to, as given to log_set_file, or NULL. */
+const char *log_file_path(void);
 /* Rotate the file past max_file_bytes (0: never) to FILE.1; at most burst
  * lines of one kind (call site) per window seconds to stderr and the file
  * (0: no limit), the rest summed up in one line.  The hook gets them all. */

@@ -1,4 +1,6 @@
 #include "control/control.h"
+#include "control/conversation.h"
+#include "control/hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,7 +140,8 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
 	close(fd);
 	if (rc == 0) {
-		snprintf(err, errlen, "%s: another chatp2pd is listening there", path);
+		snprintf(err, errlen, "%s: another chatp2pd is listening there (stop it, or give this "
+			 "one a socket of its own: --control PATH)", path);
 		return -1;
 	}
 	log_info(MOD, "removing stale socket %s", path);
@@ -672,6 +675,7 @@ void control_free(struct control *c)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
 	node_unsubscribe(c->node, on_node_event, c);
+	hooks_stop();
 	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
 	 * node is freed next and drops its callbacks unseen (node.h). */
 	while (c->reqs)
@@ -779,6 +783,11 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 {
 	struct control *c = ctx;
 	struct hist_event *e;
+
+	/* History of what we sent (late ACKs) and the message hooks: both
+	 * want every event, whether or not a controller listens. */
+	conversation_on_event(c->node, ev);
+	hooks_on_event(c->node, ev);
 
 	switch (ev->type) {
 	case EV_MESSAGE:

@@ -32,6 +32,8 @@ static const struct {
 	{ "inbox", "stored messages: unread, from, since (id or time), limit" },
 	{ "read", "mark a stored message (id) or all read" },
 	{ "outbox", "queued messages waiting for their peer; cancel one" },
+	{ "history", "a conversation both ways: messages from and to a peer (or PUBs to * or #ns), oldest first" },
+	{ "delete", "delete stored inbox messages by id" },
 };
 
 const char *ctl_method_help(const char *name)

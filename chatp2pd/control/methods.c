@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/conversation.h"
 #include "log.h"
+#include "msgid.h"
 #include "node/outbox.h"
 #include "store/storage.h"
 #include "control/metrics.h"
@@ -218,6 +220,14 @@ static void m_status(struct ctl_req *req, jval params)
 	jg_end_map(g);
 	JG_KINT(g, "connections", nconns);
 	JG_KSTR(g, "log_level", log_level_name(log_get_level()));
+	/* Where the node's log goes, for "chatp2pctl logs". */
+	jg_str(g, "log");
+	jg_map(g);
+	jg_str(g, "file");
+	if (log_file_path() == NULL || jg_str(g, log_file_path()) != 0)
+		jg_null(g);
+	JG_KBOOL(g, "journal", log_to_journal());
+	jg_end_map(g);
 	gen_guard(g, node_guard(n));
 	JG_KINT(g, "unread", storage_unread(node_storage(n)));
 	jg_str(g, "storage");
@@ -431,6 +441,7 @@ static void send_done(void *ctx, enum send_result r, const char *msg_id, double 
 	struct ctl_req *req = ctx;
 	yajl_gen g;
 
+	conversation_outcome(ctl_node(req), msg_id, send_result_name(r));
 	if (r == SEND_ACKED || r == SEND_SENT) {
 		g = ctl_result_begin(req);
 		jg_map(g);
@@ -475,6 +486,10 @@ static void m_send(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "\"%s\" is not a peer_id (name@namespace)", to);
 		return;
 	}
+	/* Our id from the start: the history records it before the outcome. */
+	if (id[0] == '\0')
+		msgid_new(id);
+	conversation_sent(ctl_node(req), id, to, text);
 	/* The request is the callback's context: if its controller leaves
 	 * first, send_done still runs, drops the answer and frees it. */
 	if (queue && outbox_full(node_outbox(ctl_node(req)))) {
@@ -484,7 +499,7 @@ static void m_send(struct ctl_req *req, jval params)
 		return;
 	}
 	if (queue)
-		node_queue(ctl_node(req), to, text, deadline, send_done, req, NULL);
+		node_queue(ctl_node(req), to, text, deadline, send_done, req, id);
 	else
 		node_send(ctl_node(req), to, text, ack, send_done, req, id);
 }
@@ -506,6 +521,7 @@ static void m_pub(struct ctl_req *req, jval params)
 		ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "%s", err);
 		return;
 	}
+	conversation_pub(ctl_node(req), id, to, text, reached);
 	yajl_gen g = ctl_result_begin(req);
 	jg_map(g);
 	JG_KSTR(g, "msg_id", id);
@@ -1059,6 +1075,8 @@ const struct ctl_method ctl_methods[] = {
 	{ "inbox", m_inbox },
 	{ "read", m_read },
 	{ "outbox", m_outbox },
+	{ "history", m_history },
+	{ "delete", m_delete },
 	{ "ping", m_ping },
 	{ "methods", m_methods },
 	{ "metrics", m_metrics },

@@ -96,6 +96,11 @@ static const struct session_cbs session_cbs;
 
 /* ---- accessors ------------------------------------------------------- */
 
+struct ev_loop *node_loop(const struct node *n)
+{
+	return n->loop;
+}
+
 const struct config *node_config(const struct node *n) { return &n->cfg; }
 const char *node_id(const struct node *n) { return n->id; }
 const char *node_ns(const struct node *n) { return n->ns; }

@@ -57,6 +57,7 @@ int node_listen_port(const struct node *n);
 const char *node_listen_addr(const struct node *n);  /* as bound (or passed) */
 double node_started(const struct node *n);      /* wall clock */
 const struct config *node_config(const struct node *n);
+struct ev_loop *node_loop(const struct node *n);
 const struct peer_table *node_peer_table(const struct node *n);
 const struct rdv_status *node_registration(const struct node *n);
 /* What the node refused or dropped to defend itself (status). */
@@ -82,7 +83,8 @@ void node_send(struct node *n, const char *to, const char *text, bool require_ac
  * a connection comes up (a dial is started), again on each new connection
  * after an ACK timeout, up to storage.max_attempts, until deadline_s
  * seconds from now (<= 0: storage.queue_deadline).  The callback runs once:
- * SEND_ACKED, SEND_EXPIRED, SEND_CANCELLED or an error. */
+ * SEND_ACKED, SEND_EXPIRED, SEND_CANCELLED or an error.  msg_id_out as
+ * node_send's: an id it holds is the one used. */
 void node_queue(struct node *n, const char *to, const char *text, double deadline_s,
 		node_send_cb cb, void *ctx, char msg_id_out[MSGID_LEN]);
 struct storage *node_storage(const struct node *n);  /* NULL: none */

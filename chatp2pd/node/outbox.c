@@ -538,7 +538,12 @@ void outbox_queue(struct outbox *ob, const char *to, const char *text, double de
 	struct buf line = BUF_INIT;
 	double now = wall_now();
 
-	msgid_new(id);
+	/* The caller's id when it brings one (as node_send): a client that
+	 * stops waiting can still name the message (outbox --cancel). */
+	if (msg_id_out && msg_id_out[0])
+		memcpy(id, msg_id_out, MSGID_LEN);
+	else
+		msgid_new(id);
 	if (msg_id_out)
 		memcpy(msg_id_out, id, MSGID_LEN);
 	if (p == NULL) {

@@ -165,6 +165,8 @@ struct storage {
 	struct sender *senders[SENDER_BUCKETS];
 	long nsenders;
 	uint64_t evicted;           /* all senders, gone ones included */
+	/* Statements of the other files of store/ (history.c), by their SQL. */
+	struct { const char *sql; sqlite3_stmt *s; } ext[STORAGE_EXT_MAX];
 };
 
 static uint64_t key_hash(const char *src, const char *msg_id)
@@ -449,6 +451,11 @@ static void finalize_all(struct storage *st)
 	for (int i = 0; i < S__COUNT; i++) {
 		sqlite3_finalize(st->stmt[i]);
 		st->stmt[i] = NULL;
+	}
+	for (int i = 0; i < STORAGE_EXT_MAX; i++) {
+		sqlite3_finalize(st->ext[i].s);
+		st->ext[i].s = NULL;
+		st->ext[i].sql = NULL;
 	}
 }
 
@@ -1165,6 +1172,23 @@ long storage_inbox_mark_read(struct storage *st, int64_t id)
 	return n;
 }
 
+long storage_inbox_delete(struct storage *st, int64_t id)
+{
+	static const char sql[] = "DELETE FROM inbox WHERE id = ?";
+	sqlite3_stmt *s;
+	long n;
+
+	if (st == NULL || begin(st) != 0 || (s = storage_stmt(st, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (!write_step(st, s, "delete"))
+		return -1;
+	n = sqlite3_changes(st->db);
+	if (n > 0)
+		recount(st); /* the counters: one row, read or not, of some size */
+	return n;
+}
+
 long storage_unread(const struct storage *st)
 {
 	return st ? st->unread : 0;
@@ -1277,4 +1301,50 @@ int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx)
 	}
 	sqlite3_finalize(s);
 	return n;
+}
+
+/* ---- for the other files of store/ ---------------------------------------------- */
+
+sqlite3_stmt *storage_stmt(struct storage *st, const char *sql)
+{
+	int i;
+
+	if (st == NULL || st->db == NULL)
+		return NULL;
+	for (i = 0; i < STORAGE_EXT_MAX && st->ext[i].sql; i++)
+		if (st->ext[i].sql == sql) {
+			sqlite3_reset(st->ext[i].s);
+			sqlite3_clear_bindings(st->ext[i].s);
+			return st->ext[i].s;
+		}
+	if (i == STORAGE_EXT_MAX) {
+		log_error(MOD, "too many statements (STORAGE_EXT_MAX)");
+		return NULL;
+	}
+	if (sqlite3_prepare_v2(st->db, sql, -1, &st->ext[i].s, NULL) != SQLITE_OK) {
+		log_debug(MOD, "prepare: %s", sqlite3_errmsg(st->db));
+		sqlite3_finalize(st->ext[i].s);
+		st->ext[i].s = NULL;
+		return NULL;
+	}
+	st->ext[i].sql = sql;
+	return st->ext[i].s;
+}
+
+int storage_write_begin(struct storage *st)
+{
+	return st && st->db ? begin(st) : -1;
+}
+
+int storage_exec(struct storage *st, const char *sql)
+{
+	char err[256];
+
+	if (st == NULL || st->db == NULL)
+		return -1;
+	if (exec_sql(st->db, sql, err, sizeof err) != 0) {
+		log_error(MOD, "%s", err);
+		return -1;
+	}
+	return 0;
 }

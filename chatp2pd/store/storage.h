@@ -90,6 +90,8 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 			void *ctx);
 /* Mark one message (id > 0) or all (id 0) read.  Returns how many changed, -1 on error. */
 long storage_inbox_mark_read(struct storage *st, int64_t id);
+/* Delete one message (its id).  1, 0 if there is none, -1 on error. */
+long storage_inbox_delete(struct storage *st, int64_t id);
 long storage_unread(const struct storage *st);
 long storage_inbox_count(const struct storage *st);
 /* Messages retention removed to keep the count and bytes bounds. */
@@ -116,5 +118,21 @@ int storage_outbox_attempt(struct storage *st, int64_t row, int attempts);
 int storage_outbox_remove(struct storage *st, int64_t row);
 typedef void (*storage_out_fn)(void *ctx, const struct stored_out *o);
 int storage_outbox_load(struct storage *st, storage_out_fn fn, void *ctx);
+
+/* ---- for the other files of store/ (history.c) ----------------------------------
+ * Their statements live on this connection, in its batched transaction, and
+ * are finalized with it (a database set aside and started again forgets
+ * them: prepare again, creating the table first if it is missing). */
+
+#define STORAGE_EXT_MAX 16
+struct sqlite3_stmt;
+/* sql's statement (the string's address is its key: pass a constant),
+ * prepared at the first call, reset before it is returned.  NULL if it
+ * does not prepare (a missing table: create it and ask again). */
+struct sqlite3_stmt *storage_stmt(struct storage *st, const char *sql);
+/* Join the batched transaction (opening one): 0, or -1. */
+int storage_write_begin(struct storage *st);
+/* Run sql (schema: CREATE TABLE IF NOT EXISTS ...): 0, or -1 (logged). */
+int storage_exec(struct storage *st, const char *sql);
 
 #endif

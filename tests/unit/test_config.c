@@ -320,25 +320,50 @@ static void test_string_limits(void **state)
 	assert_string_equal(c.node.name, "jos\xc3\xa9");
 }
 
-static void test_unknown_keys_warn(void **state)
+/* An unknown key or section is refused (issue 19): a typo would leave that
+ * setting at its default unnoticed.  The message suggests the closest. */
+static void test_unknown_keys_refused(void **state)
 {
 	struct config c;
 	char err[512] = "", want[512];
 
-	assert_int_equal(load_text(&c, "{\"rendezvous\": {\"foo\": 1, \"port\": 9000},"
-	    " \"bogus\": {\"x\": 2}, \"node\": {\"name\": \"alice\"}}", err, sizeof err), 0);
-	assert_int_equal(c.rendezvous.port, 9000);
-	assert_string_equal(c.node.name, "alice");
-	assert_int_equal(nwarnings, 2);
-	snprintf(want, sizeof want, "%s: unknown key rendezvous.foo (ignored)", path);
-	assert_string_equal(warnings[0], want);
-	snprintf(want, sizeof want, "%s: unknown section bogus (ignored)", path);
-	assert_string_equal(warnings[1], want);
+	assert_int_equal(load_text(&c, "{\"rendezvous\": {\"prot\": 9000}}", err, sizeof err), -1);
+	snprintf(want, sizeof want, "%s: unknown key rendezvous.prot; did you mean rendezvous.port?", path);
+	assert_string_equal(err, want);
+	assert_int_equal(load_text(&c, "{\"rendezvouz\": {\"port\": 9000}}", err, sizeof err), -1);
+	snprintf(want, sizeof want, "%s: unknown section rendezvouz; did you mean rendezvous?", path);
+	assert_string_equal(err, want);
+	/* The right key in the wrong section. */
+	assert_int_equal(load_text(&c, "{\"node\": {\"ack_timeout\": 5}}", err, sizeof err), -1);
+	assert_non_null(strstr(err, "unknown key node.ack_timeout; did you mean network.ack_timeout?"));
+	assert_int_equal(load_text(&c, "{\"bogus\": {\"x\": 2}}", err, sizeof err), -1);
+	snprintf(want, sizeof want, "%s: unknown section bogus", path);
+	assert_string_equal(err, want);
+	assert_int_equal(nwarnings, 0);
+}
 
-	/* No callback: ignored silently. */
+/* Where the JSON breaks: line and column (characters), as editors count. */
+static void test_malformed_says_where(void **state)
+{
+	struct config c;
+	char err[512];
+
+	assert_int_equal(load_text(&c, "{\n  \"node\": {\n    \"name\": alice\n  }\n}\n", err, sizeof err), -1);
+	assert_non_null(strstr(err, "(line 3, column 13)"));
+}
+
+/* Our own name is typed in commands: no blanks or punctuation. */
+static void test_own_name_checked(void **state)
+{
+	struct config c;
+	char err[512];
+
 	config_defaults(&c);
-	assert_int_equal(config_load(&c, path, true, err, sizeof err, NULL), 0);
-	assert_int_equal(c.rendezvous.port, 9000);
+	snprintf(c.node.name, sizeof c.node.name, "bad name!");
+	assert_int_equal(config_check(&c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "node.name"));
+	snprintf(c.node.name, sizeof c.node.name, "jos\xc3\xa9-2_b.c");
+	assert_int_equal(config_check(&c, err, sizeof err), 0);
 }
 
 static void test_partial_and_numbers(void **state)
@@ -570,7 +595,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 5 + 7 + 5 + 19 + 10 + 8);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 5 + 7 + 5 + 19 + 10 + 8 + 3);
 	buf_free(&out);
 }
 
@@ -602,7 +627,9 @@ int main(void)
 		cmocka_unit_test_setup(test_wrong_type, test_setup),
 		cmocka_unit_test_setup(test_out_of_range, test_setup),
 		cmocka_unit_test_setup(test_string_limits, test_setup),
-		cmocka_unit_test_setup(test_unknown_keys_warn, test_setup),
+		cmocka_unit_test_setup(test_unknown_keys_refused, test_setup),
+		cmocka_unit_test_setup(test_malformed_says_where, test_setup),
+		cmocka_unit_test_setup(test_own_name_checked, test_setup),
 		cmocka_unit_test_setup(test_partial_and_numbers, test_setup),
 		cmocka_unit_test_setup(test_mode, test_setup),
 		cmocka_unit_test_setup(test_level, test_setup),

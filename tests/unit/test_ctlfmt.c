@@ -73,6 +73,47 @@ static void test_did_you_mean(void **state)
 	assert_null(fmt_closest("xyzzy", cmds, 5));
 }
 
+static void test_rtt(void **state)
+{
+	char b[32];
+
+	(void)state;
+	assert_string_equal(fmt_ms(0.414, b, sizeof b), "0.41 ms");
+	assert_string_equal(fmt_ms(22675.05, b, sizeof b), "22.68 s");
+	assert_string_equal(fmt_ms(125000, b, sizeof b), "2m5s");
+}
+
+/* --since and --until as people write them (issue 19). */
+static void test_when(void **state)
+{
+	time_t now = 1777636800, t; /* 2026-05-01T12:00:00Z */
+
+	(void)state;
+	setenv("TZ", "JST-9", 1);
+	tzset();
+	assert_true(fmt_parse_when("10m", now, &t));
+	assert_int_equal(t, now - 600);
+	assert_true(fmt_parse_when("2h", now, &t));
+	assert_int_equal(t, now - 7200);
+	assert_true(fmt_parse_when("2026-05-01T12:00:00Z", now, &t));
+	assert_int_equal(t, now);
+	assert_true(fmt_parse_when("2026-05-01T14:00+02:00", now, &t));
+	assert_int_equal(t, now);
+	/* No zone: local time (JST, UTC+9). */
+	assert_true(fmt_parse_when("2026-05-01 21:00", now, &t));
+	assert_int_equal(t, now);
+	assert_true(fmt_parse_when("today", now, &t));
+	assert_int_equal(t, now - 21 * 3600); /* 21:00 JST: midnight was 21 h ago */
+	assert_true(fmt_parse_when("yesterday", now, &t));
+	assert_int_equal(t, now - 45 * 3600);
+	assert_false(fmt_parse_when("10 parsecs", now, &t));
+	assert_false(fmt_parse_when("5x", now, &t));
+	assert_false(fmt_parse_when("2026-13-01", now, &t));
+	assert_false(fmt_parse_when("", now, &t));
+	unsetenv("TZ");
+	tzset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -80,6 +121,8 @@ int main(void)
 		cmocka_unit_test(test_widths),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_did_you_mean),
+		cmocka_unit_test(test_rtt),
+		cmocka_unit_test(test_when),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
