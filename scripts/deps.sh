@@ -5,13 +5,14 @@ set -eu
 
 # systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
 # tests/e2e/test_systemd.py needs (it fails, not skips, without them).
+# libssl-dev: OpenSSL 3, TLS between chatp2p nodes (chatp2pd/net/tls.c, keys.c).
 # libsqlite3-dev: the durable inbox/outbox (chatp2pd/store/storage.c).
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 # clang, libclang-rt-14-dev: the libFuzzer targets scripts/test.sh runs (the
 # fuzzer runtime is only a Recommends of clang, which this script skips).
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
 libcmocka-dev libedit-dev python3 systemd procps clang libclang-rt-14-dev
-libsqlite3-dev"
+libsqlite3-dev libssl-dev"
 
 missing=""
 for p in $PACKAGES; do
