@@ -53,20 +53,6 @@ int keys_fingerprint(EVP_PKEY *key, char out[KEYS_FP_LEN])
 	return 0;
 }
 
-bool keys_fingerprint_valid(const char *s)
-{
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	if (!s || strncmp(s, "SHA256:", 7) != 0)
-		return false;
-	s += 7;
-	if (strlen(s) != 43 || strspn(s, b64) != 43)
-		return false;
-	/* The last character carries 4 bits of the hash and 2 zero bits. */
-	const char *last = strchr(b64, s[42]);
-	return ((last - b64) & 3) == 0;
-}
-
 /* mkdir -p for the state directory, mode 0700 for what we make. */
 static int make_dirs(const char *dir)
 {

@@ -12,8 +12,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-/* "SHA256:" + 43 base64 characters + NUL, with room to spare. */
-#define KEYS_FP_LEN 64
+#include "fingerprint.h"
+
+#define KEYS_FP_LEN FINGERPRINT_LEN
 #define KEYS_FILE "identity.key"
 
 struct keys_identity {
@@ -33,7 +34,5 @@ void keys_free(struct keys_identity *id);
 
 /* The fingerprint of a public (or private) key; -1 if it cannot be encoded. */
 int keys_fingerprint(EVP_PKEY *key, char out[KEYS_FP_LEN]);
-/* Is s a well-formed fingerprint ("SHA256:" + 43 base64 characters)? */
-bool keys_fingerprint_valid(const char *s);
 
 #endif

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "fingerprint.h"
 #include "net/keys.h"
 #include "net/tls.h"
 
@@ -52,18 +53,18 @@ static void test_fingerprint_vector(void **state)
 	char fp[KEYS_FP_LEN];
 	assert_int_equal(keys_fingerprint(k, fp), 0);
 	assert_string_equal(fp, "SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU");
-	assert_true(keys_fingerprint_valid(fp));
+	assert_true(fingerprint_valid(fp));
 	EVP_PKEY_free(k);
 
-	assert_false(keys_fingerprint_valid(NULL));
-	assert_false(keys_fingerprint_valid(""));
-	assert_false(keys_fingerprint_valid("SHA256:"));
-	assert_false(keys_fingerprint_valid("sha256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU"));
-	assert_false(keys_fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU="));
-	assert_false(keys_fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8Xka"));
-	assert_false(keys_fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8Xka!"));
+	assert_false(fingerprint_valid(NULL));
+	assert_false(fingerprint_valid(""));
+	assert_false(fingerprint_valid("SHA256:"));
+	assert_false(fingerprint_valid("sha256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU"));
+	assert_false(fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU="));
+	assert_false(fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8Xka"));
+	assert_false(fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8Xka!"));
 	/* The last character can only carry 4 bits: 'V' (21) has low bits set. */
-	assert_false(keys_fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaV"));
+	assert_false(fingerprint_valid("SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaV"));
 }
 
 static void test_key_made_once_private_and_kept(void **state)
@@ -73,7 +74,7 @@ static void test_key_made_once_private_and_kept(void **state)
 	struct keys_identity id, again;
 	assert_int_equal(keys_load_or_create(dir, "alice@CIC", &id, err, sizeof err), 0);
 	assert_true(id.created);
-	assert_true(keys_fingerprint_valid(id.fingerprint));
+	assert_true(fingerprint_valid(id.fingerprint));
 	snprintf(file, sizeof file, "%s/%s", dir, KEYS_FILE);
 	struct stat st;
 	assert_int_equal(stat(file, &st), 0);
