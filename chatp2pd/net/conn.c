@@ -684,15 +684,20 @@ static void established(struct conn *c, const struct pmsg *m)
 {
 	c->features = m ? m->features : 0;
 	c->pipeline = (c->features & FEAT_PIPELINE) != 0;
-	c->batch = c->pipeline;
-	c->wmode = c->pipeline ? WM_PIPELINE : WM_ONE_PER_WRITE;
+	/* A HELLO is the dialler's own word; a HELLO_OK may be our HELLO's
+	 * features echoed back by a peer that reads one line per recv()
+	 * (PROTOCOL.md §4).  On connections we dialled the write discipline
+	 * is learned by the probe, never taken from the HELLO_OK. */
+	bool believed = c->pipeline && c->dir == CONN_IN;
+	c->batch = believed;
+	c->wmode = believed ? WM_PIPELINE : WM_ONE_PER_WRITE;
 	c->state = CONN_ESTABLISHED;
 	c->since = wall_now();
 	ev_timer_stop(node_loop(c->node), &c->deadline);
 	start_keepalive(c);
 	/* Learn whether this peer reads whole segments before anything else
 	 * is written (it waits behind the probe). */
-	if (!c->pipeline)
+	if (!believed)
 		start_probe(c);
 	if (c->state == CONN_CLOSED)
 		return; /* the probe's write failed */
