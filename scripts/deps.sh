@@ -5,6 +5,7 @@ set -eu
 
 # systemd: systemd-analyze, systemd-socket-activate and systemd-sysusers, which
 # tests/e2e/test_systemd.py needs (it fails, not skips, without them).
+# libssl-dev: OpenSSL 3, TLS between chatp2p nodes (chatp2pd/net/tls.c, keys.c).
 # libsqlite3-dev: the durable inbox/outbox (chatp2pd/store/storage.c).
 # procps: /bin/kill, the units' ExecReload= (systemd-analyze verify checks it).
 # clang, libclang-rt-14-dev: the libFuzzer targets scripts/test.sh runs (the
@@ -14,7 +15,7 @@ set -eu
 # builds the .deb, checks it with lintian and installs it.
 PACKAGES="gcc libc6-dev make cmake pkg-config libev-dev libyajl-dev uuid-dev libsystemd-dev
 libcmocka-dev libedit-dev python3 systemd procps clang libclang-rt-14-dev
-libsqlite3-dev build-essential debhelper lintian"
+libsqlite3-dev libssl-dev build-essential debhelper lintian"
 
 missing=""
 for p in $PACKAGES; do

@@ -470,17 +470,22 @@ static void established(struct session *s, const struct pmsg *m)
 {
 	s->features = m ? m->features : 0;
 	s->pipeline = (s->features & FEAT_PIPELINE) != 0;
-	s->wmode = s->pipeline ? WM_PIPELINE : WM_ONE_PER_WRITE;
+	/* A HELLO is the dialler's own word; a HELLO_OK may be our HELLO's
+	 * features echoed back by a peer that reads one line per recv()
+	 * (PROTOCOL.md §4).  On sessions we dialled the write discipline is
+	 * learned by the probe, never taken from the HELLO_OK. */
+	bool believed = s->pipeline && s->dir == CONN_IN;
+	s->wmode = believed ? WM_PIPELINE : WM_ONE_PER_WRITE;
 	s->state = SESSION_ESTABLISHED;
 	s->since = wall_now();
 	conn_disarm_deadline(s->conn);
-	conn_start(s->conn, s->pipeline);
+	conn_start(s->conn, believed);
 	if (s->state == SESSION_CLOSED)
 		return;
 	start_keepalive(s);
 	/* Learn whether this peer reads whole segments before anything else
 	 * is written (it waits behind the probe). */
-	if (!s->pipeline)
+	if (!believed)
 		start_probe(s);
 	if (s->state == SESSION_CLOSED)
 		return; /* the probe's write failed */

@@ -114,7 +114,9 @@ class WriteDiscipline(NodesAndFakes, unittest.TestCase):
         a.wait_active(whole.peer_id, oneline.peer_id, piped.peer_id)
         self.assertEqual(self.wait_mode(a, whole.peer_id), ["learned"])
         self.assertEqual(self.wait_mode(a, oneline.peer_id), ["one-per-write"])
-        self.assertEqual(self.wait_mode(a, piped.peer_id), ["pipeline"])
+        # Dialled by the node, piped's "pipeline" comes in a HELLO_OK, which
+        # may be an echo (PROTOCOL.md §4): it is probed, and learned.
+        self.assertEqual(self.wait_mode(a, piped.peer_id), ["learned"])
         # Each got the two PINGs in one write; only one PONG came from oneline.
         for f in (whole, oneline):
             with f.cond:
@@ -137,10 +139,14 @@ class WriteDiscipline(NodesAndFakes, unittest.TestCase):
         b = self.node("bob", self.rdv, sets=GAP + ["rendezvous.discover_interval=3600"])
         w2 = self.fake("whole2", listen=False)
         o2 = self.fake("oneline2", first_line_only=True, listen=False)
+        p2 = self.fake("piped2", features=("ack", "metrics", "pipeline"), listen=False)
         w2.dial(b.port)
         o2.dial(b.port)
+        p2.dial(b.port)
         self.assertEqual(self.wait_mode(b, w2.peer_id), ["learned"])
         self.assertEqual(self.wait_mode(b, o2.peer_id), ["one-per-write"])
+        # A HELLO is the dialler's own word: believed at once.
+        self.assertEqual(self.wait_mode(b, p2.peer_id), ["pipeline"])
 
         # chatp2pctl shows it: a WRITE column in the table, write_mode in JSON.
         out = harness.run([harness.binary("CHATP2PCTL"), "--socket", a.sock_path, "conn"])
@@ -151,14 +157,14 @@ class WriteDiscipline(NodesAndFakes, unittest.TestCase):
         rows = {ln.split()[0]: ln.split()[-1] for ln in lines[1:] if ln.strip()}
         self.assertEqual(rows.get(whole.peer_id), "learned", text)
         self.assertEqual(rows.get(oneline.peer_id), "one-per-write", text)
-        self.assertEqual(rows.get(piped.peer_id), "pipeline", text)
+        self.assertEqual(rows.get(piped.peer_id), "learned", text)
         out = harness.run([harness.binary("CHATP2PCTL"), "--socket", a.sock_path, "--json",
                            "conn"])
         text = out.stdout.decode() if isinstance(out.stdout, bytes) else out.stdout
         got = {c["peer_id"]: c.get("write_mode") for c in json.loads(text)["connections"]}
         self.assertEqual(got[whole.peer_id], "learned")
         self.assertEqual(got[oneline.peer_id], "one-per-write")
-        for f in (whole, oneline, piped, w2, o2):
+        for f in (whole, oneline, piped, w2, o2, p2):
             self.assertEqual(f.problems, [], f.peer_id)
         self.assertEqual(a.state_of(oneline.peer_id), "ACTIVE")
         a.stop(self)
