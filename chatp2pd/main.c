@@ -22,6 +22,8 @@
 
 #include "config.h"
 #include "control/control.h"
+#include "control/conversation.h"
+#include "control/hooks.h"
 #include "ctlproto.h"
 #include "net/guard.h"
 #include "log.h"
@@ -431,6 +433,10 @@ static int run_node(struct daemon *d, const struct config *cfg)
 		node_free(n);
 		return 1;
 	}
+	/* Every event, whether or not a controller listens: the record of
+	 * what we sent (a late ACK settles it) and the message hooks. */
+	node_subscribe(n, conversation_subscriber, n);
+	node_subscribe(n, hooks_subscriber, n);
 	d->node = n;
 	d->nt = notify_new(d->loop, notify_node_status, n);
 	/* The line tests and scripts wait for to learn the port. */
@@ -444,6 +450,9 @@ static int run_node(struct daemon *d, const struct config *cfg)
 	ev_run(d->loop, 0);
 	notify_stopping(d->nt);
 	d->node = NULL;
+	node_unsubscribe(n, hooks_subscriber, n);
+	node_unsubscribe(n, conversation_subscriber, n);
+	hooks_stop();
 	control_free(ctl);
 	node_free(n);
 	notify_free(d->nt);

@@ -1,6 +1,4 @@
 #include "control/control.h"
-#include "control/conversation.h"
-#include "control/hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -675,7 +673,6 @@ void control_free(struct control *c)
 		return;
 	log_set_hook(NULL, NULL, LOGL_ERROR);
 	node_unsubscribe(c->node, on_node_event, c);
-	hooks_stop();
 	/* Requests still waiting (an ACK, the rendezvous) are answered now: the
 	 * node is freed next and drops its callbacks unseen (node.h). */
 	while (c->reqs)
@@ -783,11 +780,6 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 {
 	struct control *c = ctx;
 	struct hist_event *e;
-
-	/* History of what we sent (late ACKs) and the message hooks: both
-	 * want every event, whether or not a controller listens. */
-	conversation_on_event(c->node, ev);
-	hooks_on_event(c->node, ev);
 
 	switch (ev->type) {
 	case EV_MESSAGE:

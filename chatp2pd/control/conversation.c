@@ -258,3 +258,8 @@ void m_delete(struct ctl_req *req, jval params)
 	jg_end_map(g);
 	ctl_result_end(req);
 }
+
+void conversation_subscriber(void *ctx, const struct node_event *ev)
+{
+	conversation_on_event(ctx, ev);
+}

@@ -23,5 +23,7 @@ void conversation_pub(struct node *n, const char *msg_id, const char *to, const 
 		      long reached);
 /* A node event: a late ACK changes a recorded ack_timeout to acked. */
 void conversation_on_event(struct node *n, const struct node_event *ev);
+/* The same as a node_subscribe() subscriber (ctx: the node). */
+void conversation_subscriber(void *ctx, const struct node_event *ev);
 
 #endif

@@ -273,3 +273,8 @@ struct hooks_stats hooks_stats(void)
 	s.waiting = (unsigned long)H.nwaiting;
 	return s;
 }
+
+void hooks_subscriber(void *ctx, const struct node_event *ev)
+{
+	hooks_on_event(ctx, ev);
+}

@@ -8,6 +8,8 @@
 
 /* A node event: a message or PUB the node stored starts the hook. */
 void hooks_on_event(struct node *n, const struct node_event *ev);
+/* The same as a node_subscribe() subscriber (ctx: the node). */
+void hooks_subscriber(void *ctx, const struct node_event *ev);
 /* Hooks still running are killed, those waiting dropped (shutdown). */
 void hooks_stop(void);
 /* Hooks started, ended, killed and dropped so far (for tests, status). */
