@@ -269,6 +269,9 @@ def render(res, meta, profiles, durable=()):
              "limit measured in the same run by `chatp2p-loadgen --responder`, a peer that ACKs by "
              "string search without a JSON parser) and the **node CPU per message** (utime+stime from "
              "`/proc/PID/stat`, 10 ms ticks: short runs are coarse) are the figures to compare.\n")
+    L.append("Before → after comparisons of a change (both builds measured in one session, runs "
+             "alternated) are kept by hand in [benchmarks-history.md](benchmarks-history.md), which "
+             "this script does not touch.\n")
     L.append("| | |\n|---|---|")
     for k, v in meta:
         L.append("| %s | %s |" % (k, v))
