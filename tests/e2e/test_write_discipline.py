@@ -94,9 +94,15 @@ class WriteDiscipline(NodesAndFakes, unittest.TestCase):
             if multi and is_probe(multi[0]):
                 multi = multi[1:]
             self.assertEqual(multi, [], "recv()s that held several messages")
-        self.assertLess(dt, 10 * rtt * n,
-                        "200 SENDs took %.3f s, 10 x the peer's round trip x 200 is %.3f s"
-                        % (dt, 10 * rtt * n))
+        # One round trip per SEND, with a wide margin: the fake's round trip
+        # is measured apart, and on loopback it can be 70 us in a quiet
+        # moment while a busy machine stretches the burst.  A fifth of the
+        # gap per SEND still fails the discipline this replaced (25 ms after
+        # every write: 5 s for 200, and ack timeouts).
+        bound = max(10 * rtt * n, n * 0.025 / 5)
+        self.assertLess(dt, bound,
+                        "200 SENDs took %.3f s, more than max(10 x the peer's round trip, a fifth "
+                        "of the gap) x 200 = %.3f s" % (dt, bound))
         self.assertEqual(oneline.problems, [])
         self.assertEqual(self.wait_mode(a, oneline.peer_id), ["one-per-write"])
         a.stop(self)
