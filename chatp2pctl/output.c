@@ -589,7 +589,7 @@ void out_peers(FILE *f, jval r)
 void out_conn(FILE *f, jval r)
 {
 	static const char *const hdr[] = { "PEER", "DIR", "STATE", "ADDRESS", "SINCE", ">RTT(ms)",
-					   ">RX", ">TX", ">QUEUED", "WRITE", "IDENTITY" };
+					   ">RX", ">TX", ">QUEUED", "IDENTITY", "WRITE" };
 	jval list = json_get(r, "connections");
 	struct table *t = table_new(11, hdr);
 
@@ -611,7 +611,7 @@ void out_conn(FILE *f, jval r)
 			peer, strcmp(jstr_or(c, "direction", ""), "outbound") == 0 ? "out" : "in", state,
 			jstr_or(c, "address", "-"), fmt_age(json_get_str(c, "since"), since, sizeof since),
 			fmt_num(c, "rtt_ms", 2, rtt, sizeof rtt), rx, tx, q,
-			jstr_or(c, "write_mode", "-"), ident,
+			ident, jstr_or(c, "write_mode", "-"),
 		};
 		table_row(t, row);
 	}

@@ -108,7 +108,8 @@ class ConventionsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
         lines = cp.out.splitlines()
         self.assertEqual(lines[0].split("\t")[:3], ["PEER", "STATE", "ADDRESS"])
         rows = [l.split("\t") for l in lines[1:]]
-        self.assertTrue(all(len(r) == 9 for r in rows), cp.out)
+        # 10: IDENTITY (issue 17, PROTOCOL.md §5.3) joined the 9 columns.
+        self.assertTrue(all(len(r) == 10 for r in rows), cp.out)
         ids = [r[0] for r in rows]
         self.assertEqual(ids, sorted(ids))  # sorted by peer id
         cp = self.ok(self.a, "peers", "--no-legend")
