@@ -449,8 +449,8 @@ static void deliver(struct router *r, struct session *c, const struct pmsg *m, b
 	if (dst_mismatch)
 		log_warn(MOD, "%s: SEND addressed to %s, not to us; kept, flagged", c->peer_id, m->dst);
 	/* Private text only at DEBUG; INFO says who sent how much. */
-	log_info(MOD, "%s from %s (%s): %zu bytes", is_pub ? "PUB" : "SEND", c->peer_id,
-		 session_identity_name(c->identity), strlen(m->payload));
+	log_info(MOD, "%s from %s: %zu bytes (%s)", is_pub ? "PUB" : "SEND", c->peer_id,
+		 strlen(m->payload), session_identity_name(c->identity));
 	log_debug(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
 	core_emit(r->core, &ev);
 }
