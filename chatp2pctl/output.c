@@ -753,8 +753,6 @@ void out_event(FILE *f, jval note)
 			print_name(f, jstr_or(p, "to", "?"));
 			fputs(", not us)", f);
 		}
-		if (strcmp(jstr_or(p, "identity", ""), "unbacked") == 0)
-			fputs("  (unbacked: nothing checks the sender's name)", f);
 		fputc('\n', f);
 	} else if (strcmp(type, "ack") == 0) {
 		bool late = json_bool(json_get(p, "late")) == 1;
