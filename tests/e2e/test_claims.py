@@ -79,14 +79,14 @@ class Claims(unittest.TestCase):
         # HELLO and a SEND in one segment: nothing after a refused HELLO is read.
         c.send(encode(imp.hello()) + encode(send_msg(bob.peer_id, zoe.peer_id, evil, "EVIL")))
         imp.wait(lambda: c.eof, 5, what="zoe to refuse the stranger")
+        self.assertEqual([m for m in inbox(zoe) if m["msg_id"] == evil], [],
+                         "the stranger's SEND was stored as bob's")
+        self.assertGreaterEqual(guard(zoe)["impostors"], 1)
         e = ev.wait_event(lambda e: e["type"] == "impostor", 5, what="an impostor event")
         ev.close()
         self.assertEqual(e["peer_id"], bob.peer_id)
         self.assertTrue(e["address"].startswith(ELSEWHERE + ":"), e)
         self.assertTrue(e["reason"], e)
-        self.assertEqual([m for m in inbox(zoe) if m["msg_id"] == evil], [],
-                         "the stranger's SEND was stored as bob's")
-        self.assertGreaterEqual(guard(zoe)["impostors"], 1)
         self.assertEqual(zoe.state_of(bob.peer_id), "ACTIVE")
         self.assertEqual(primary(zoe, bob.peer_id)["identity"], "backed")
         r = bob.call("send", {"to": zoe.peer_id, "text": "the real bob"})
