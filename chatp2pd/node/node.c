@@ -741,6 +741,14 @@ static void impostor(struct node *n, const struct session *c, const char *reason
 	node_emit(n, &ev);
 }
 
+/* c's claim to be p weighed by address: backed or unbacked, never
+ * lowering a key proved over TLS (pinned, verified: §5.2). */
+static void weigh(const struct peer *p, struct session *c)
+{
+	if (c->identity < ID_PINNED)
+		c->identity = claims_weigh(p, c, mono_now());
+}
+
 /* A claim of p on c while p is connected on old (§5.1). */
 enum verdict {
 	V_SAME_IP,  /* the peer's own host: the rules of our kind (below) */
@@ -784,7 +792,7 @@ static bool on_hello(void *ctx, struct session *c, const struct pmsg *m)
 		return false;
 	}
 	if (p && p->conn && p->conn->state == SESSION_ESTABLISHED) {
-		c->identity = claims_weigh(p, c, mono_now());
+		weigh(p, c);
 		if (judge(c, p->conn) == V_REFUSE) {
 			impostor(n, c, "claims a peer connected from another address");
 			return false;
@@ -858,13 +866,17 @@ static bool room_for_met_only(struct node *n, const struct session *c)
 	return true;
 }
 
-/* c, backed, takes p from its unbacked connection, which is closed. */
+/* c, the stronger claim (backed over unbacked, a proved key over either),
+ * takes p from its connection from another ip, which is closed. */
 static void replace_unbacked(struct node *n, struct peer *p, struct session *c)
 {
 	struct session *old = p->conn;
+	char why[160];
 
-	log_info(MOD, "%s: %s (%s) replaces the unbacked claim from %s", p->id, c->addr,
-		 session_identity_name(c->identity), old->addr);
+	log_info(MOD, "%s: %s (%s) replaces the %s claim from %s", p->id, c->addr,
+		 session_identity_name(c->identity), session_identity_name(old->identity), old->addr);
+	snprintf(why, sizeof why, "%s claim; the peer connected from %s (%s)",
+		 session_identity_name(old->identity), c->addr, session_identity_name(c->identity));
 	session_disarm_deadline(c);
 	c->challenger = false;
 	p->conn = c;
@@ -874,8 +886,8 @@ static void replace_unbacked(struct node *n, struct peer *p, struct session *c)
 	claims_remember(p, c, mono_now());
 	old->primary = false;
 	old->peer = NULL;
-	impostor(n, old, "unbacked claim; the peer connected from its listed address");
-	session_close(old, "impostor: unbacked claim, the peer connected from its listed address");
+	impostor(n, old, why);
+	session_close(old, "impostor: a stronger claim of its peer_id connected from another address");
 	conn_up(n, c);
 }
 
@@ -900,7 +912,7 @@ static void reweigh(struct node *n, struct peer *p)
 		if (o == p->conn || o->state != SESSION_ESTABLISHED || o->bye_sent ||
 		    session_closing(o) || strcmp(o->peer_id, p->id) != 0)
 			continue;
-		o->identity = claims_weigh(p, o, now);
+		weigh(p, o);
 		if (o->identity >= ID_BACKED && !claims_same_ip(o, p->conn)) {
 			replace_unbacked(n, p, o);
 			return;
@@ -936,7 +948,7 @@ static void on_established(void *ctx, struct session *c)
 		session_bye(c, "shutdown");
 		return;
 	}
-	c->identity = claims_weigh(p, c, mono_now());
+	weigh(p, c);
 	/* Listed at several ips, reached at one before: until a pinned key
 	 * decides (§5.2), the others get nothing meant for it. */
 	if (claims_elsewhere(p, c, mono_now())) {
