@@ -51,20 +51,29 @@ static void inbox_row(const struct opts *o, struct table *t, jval m)
 		snprintf(id, sizeof id, "%lld", n);
 	else
 		snprintf(id, sizeof id, "-");
+	/* A SEND addressed to someone else (wild peers get fields wrong): kept,
+	 * shown with its dst.  IDENTITY: how the sender's name is known. */
+	char to[200];
+	if (strcmp(type, "pub") == 0)
+		snprintf(to, sizeof to, "%s", jstr_or(m, "to", "*"));
+	else if (json_bool(json_get(m, "dst_mismatch")) == 1)
+		snprintf(to, sizeof to, "%s (not us)", jstr_or(m, "to", "?"));
+	else
+		snprintf(to, sizeof to, "me");
 	const char *row[] = { id, json_bool(json_get(m, "read")) == 1 ? "" : "*",
 			      msg_time(o, jstr_or(m, "at", NULL), when, sizeof when),
-			      jstr_or(m, "from", "?"), strcmp(type, "pub") == 0 ? jstr_or(m, "to", "*") : "me",
-			      jstr_or(m, "text", "") };
+			      jstr_or(m, "from", "?"), to, jstr_or(m, "text", ""),
+			      jstr_or(m, "identity", "-") };
 	table_row(t, row);
 }
 
-static const char *const inbox_hdr[] = { ">ID", "NEW", "TIME", "FROM", "TO", "TEXT" };
+static const char *const inbox_hdr[] = { ">ID", "NEW", "TIME", "FROM", "TO", "TEXT", "IDENTITY" };
 
 /* until: drop the messages after it (0: none); the rest as a table. */
 static bool out_inbox(const struct opts *o, jval r, time_t until)
 {
 	jval list = json_get(r, "messages");
-	struct table *t = table_new(6, inbox_hdr);
+	struct table *t = table_new(7, inbox_hdr);
 
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval m = json_arr_at(list, i);
@@ -354,7 +363,7 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		fflush(stdout);
 		if (rc == EX_OK && follow_on)
 			rc = follow(&c, (struct follow){ .o = o, .from = from ? peer : NULL,
-							 .row = inbox_row, .ncols = 6, .hdr = inbox_hdr });
+							 .row = inbox_row, .ncols = 7, .hdr = inbox_hdr });
 	}
 	json_free(reply);
 	ctl_close(&c);

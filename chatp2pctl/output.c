@@ -90,13 +90,41 @@ struct table *table_new(size_t ncols, const char *const *headers)
  * message or for one of our "* peer …" lines. */
 #define CONTINUATION "    "
 
+/* The code point of the 3-byte UTF-8 sequence at p (0 if it is none). */
+static unsigned cp3(const unsigned char *p)
+{
+	if ((p[0] & 0xf0) != 0xe0 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+		return 0;
+	return ((unsigned)(p[0] & 0x0f) << 12) | ((unsigned)(p[1] & 0x3f) << 6) | (p[2] & 0x3fu);
+}
+
+/* Invisible characters that make one name look like another (PROTOCOL.md
+ * §5.3): bidi embeddings, overrides and isolates, zero-width characters,
+ * word joiner and invisible operators, BOM.  Joiners (U+200C, U+200D) are
+ * spared in message text (names: all), where emoji and scripts need them. */
+static bool invisible(unsigned cp, bool name)
+{
+	if (cp == 0x200c || cp == 0x200d)
+		return name;
+	return (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) ||
+	       cp == 0xfeff || cp == 0x2028 || cp == 0x2029;
+}
+
 /* s with control characters made visible (^X; C1 as \xNN, CSI among
- * them steers terminals too).  Tabs are kept when lines, and newlines,
- * each followed by CONTINUATION. */
-static void visible(struct buf *b, const char *s, bool lines)
+ * them steers terminals too; invisible format characters as \uXXXX).
+ * Tabs are kept when lines, and newlines, each followed by CONTINUATION. */
+static void visible_as(struct buf *b, const char *s, bool lines, bool name)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (lines && *p == '\t') {
+		unsigned cp = *p >= 0xe0 ? cp3(p) : 0;
+		if (cp && invisible(cp, name)) {
+			buf_printf(b, "\\u%04x", cp);
+			p += 2;
+		} else if (*p == 0xc2 && p[1] == 0xad) { /* soft hyphen */
+			buf_printf(b, "\\u00ad");
+			p++;
+		} else if (lines && *p == '\t') {
 			buf_append(b, p, 1);
 		} else if (lines && *p == '\n') {
 			buf_append(b, "\n" CONTINUATION, 1 + sizeof CONTINUATION - 1);
@@ -111,12 +139,17 @@ static void visible(struct buf *b, const char *s, bool lines)
 	}
 }
 
-/* A table cell is one line. */
+static void visible(struct buf *b, const char *s, bool lines)
+{
+	visible_as(b, s, lines, false);
+}
+
+/* A table cell is one line; names and text alike, every invisible shown. */
 static char *cell_dup(const char *s)
 {
 	struct buf b = BUF_INIT;
 
-	visible(&b, s, false);
+	visible_as(&b, s, false, true);
 	buf_cstr(&b);
 	return b.data;
 }
@@ -348,6 +381,16 @@ void print_json(FILE *f, jval v, bool pretty)
 	jg_free(g);
 }
 
+void print_name(FILE *f, const char *s)
+{
+	struct buf b = BUF_INIT;
+
+	visible_as(&b, s, false, true);
+	if (b.len > 0)
+		fwrite(b.data, 1, b.len, f);
+	buf_free(&b);
+}
+
 void print_text(FILE *f, const char *s)
 {
 	struct buf b = BUF_INIT;
@@ -495,12 +538,23 @@ void out_status(FILE *f, jval r)
 		   jstr_or(st, "sync", "?"), jint_or(st, "outbox", 0));
 }
 
+/* How the identity is known (§5.3), "ambiguous" when the name is listed
+ * at several addresses; "-" when there is no connection. */
+static void identity_cell(jval o, char *buf, size_t len)
+{
+	const char *id = json_get_str(o, "identity");
+	bool amb = json_bool(json_get(o, "ambiguous")) == 1;
+
+	snprintf(buf, len, "%s%s", id ? id : "-", amb ? " (ambiguous)" : "");
+}
+
 void out_peers(FILE *f, jval r)
 {
 	static const char *const hdr[] = { "PEER", "STATE", "ADDRESS", "DIR", ">RTT(avg ms)",
-					   "LAST SEEN", ">CONNECTS", ">DISCONNECTS", ">SUCCESS" };
+					   "LAST SEEN", ">CONNECTS", ">DISCONNECTS", ">SUCCESS",
+					   "IDENTITY" };
 	jval list = json_get(r, "peers");
-	struct table *t = table_new(9, hdr);
+	struct table *t = table_new(10, hdr);
 
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval p = json_arr_at(list, i);
@@ -518,11 +572,13 @@ void out_peers(FILE *f, jval r)
 			snprintf(ok, sizeof ok, "%.0f%%", rate);
 		else
 			snprintf(ok, sizeof ok, "-");
+		char ident[48];
+		identity_cell(p, ident, sizeof ident);
 		const char *row[] = {
 			jstr_or(p, "peer_id", "?"), jstr_or(p, "state", "?"), addr,
 			dir ? (strcmp(dir, "outbound") == 0 ? "out" : "in") : "-",
 			fmt_num(json_get(p, "rtt_ms"), "avg", 2, rtt, sizeof rtt),
-			fmt_age(json_get_str(p, "last_seen"), seen, sizeof seen), con, dis, ok,
+			fmt_age(json_get_str(p, "last_seen"), seen, sizeof seen), con, dis, ok, ident,
 		};
 		table_row(t, row);
 	}
@@ -533,9 +589,9 @@ void out_peers(FILE *f, jval r)
 void out_conn(FILE *f, jval r)
 {
 	static const char *const hdr[] = { "PEER", "DIR", "STATE", "ADDRESS", "SINCE", ">RTT(ms)",
-					   ">RX", ">TX", ">QUEUED", "WRITE" };
+					   ">RX", ">TX", ">QUEUED", "IDENTITY", "WRITE" };
 	jval list = json_get(r, "connections");
-	struct table *t = table_new(10, hdr);
+	struct table *t = table_new(11, hdr);
 
 	for (size_t i = 0; i < json_arr_len(list); i++) {
 		jval c = json_arr_at(list, i);
@@ -549,11 +605,13 @@ void out_conn(FILE *f, jval r)
 		snprintf(rx, sizeof rx, "%lld", jint_or(c, "rx_msgs", 0));
 		snprintf(tx, sizeof tx, "%lld", jint_or(c, "tx_msgs", 0));
 		snprintf(q, sizeof q, "%lld", jint_or(c, "queued_bytes", 0));
+		char ident[48];
+		identity_cell(c, ident, sizeof ident);
 		const char *row[] = {
 			peer, strcmp(jstr_or(c, "direction", ""), "outbound") == 0 ? "out" : "in", state,
 			jstr_or(c, "address", "-"), fmt_age(json_get_str(c, "since"), since, sizeof since),
 			fmt_num(c, "rtt_ms", 2, rtt, sizeof rtt), rx, tx, q,
-			jstr_or(c, "write_mode", "-"),
+			ident, jstr_or(c, "write_mode", "-"),
 		};
 		table_row(t, row);
 	}
@@ -644,7 +702,7 @@ static void peer_line(FILE *f, jval p, const char *what)
 	const char *reason = json_get_str(p, "reason");
 
 	fputs("* peer ", f);
-	print_text(f, jstr_or(p, "peer_id", "?"));
+	print_name(f, jstr_or(p, "peer_id", "?"));
 	fprintf(f, " %s", what);
 	if (reason && *reason) {
 		fputs(" (", f);
@@ -681,34 +739,39 @@ void out_event(FILE *f, jval note)
 	}
 	if (strcmp(type, "message") == 0 || strcmp(type, "pub") == 0) {
 		fputc('[', f);
-		print_text(f, jstr_or(p, "from", "?"));
+		print_name(f, jstr_or(p, "from", "?"));
 		if (strcmp(type, "pub") == 0) {
 			fputs(" → ", f);
-			print_text(f, jstr_or(p, "to", "*"));
+			print_name(f, jstr_or(p, "to", "*"));
 		}
 		fputs("] ", f);
 		print_text(f, jstr_or(p, "text", ""));
 		if (json_bool(json_get(p, "src_mismatch")) == 1)
 			fputs("  (sender's src differs from its handshake)", f);
+		if (json_bool(json_get(p, "dst_mismatch")) == 1) {
+			fputs("  (addressed to ", f);
+			print_name(f, jstr_or(p, "to", "?"));
+			fputs(", not us)", f);
+		}
 		fputc('\n', f);
 	} else if (strcmp(type, "ack") == 0) {
 		bool late = json_bool(json_get(p, "late")) == 1;
 		fputs(late ? "* late ack from " : "* ack from ", f);
-		print_text(f, jstr_or(p, "peer_id", "?"));
+		print_name(f, jstr_or(p, "peer_id", "?"));
 		double v = -1;
 		json_num(json_get(p, "rtt_ms"), &v);
 		fprintf(f, " (%s) for %s%s\n", fmt_ms(v, ms, sizeof ms),
 			jstr_or(p, "msg_id", "?"), late ? ": delivered after all" : "");
 	} else if (strcmp(type, "ack_timeout") == 0) {
 		fputs("* no ack from ", f);
-		print_text(f, jstr_or(p, "peer_id", "?"));
+		print_name(f, jstr_or(p, "peer_id", "?"));
 		fprintf(f, " for %s\n", jstr_or(p, "msg_id", "?"));
 	} else if (strcmp(type, "expired") == 0) {
 		/* A queued send given up (its deadline, or storage.max_attempts). */
 		fputs("* gave up on ", f);
 		print_text(f, jstr_or(p, "msg_id", "?"));
 		fputs(" to ", f);
-		print_text(f, jstr_or(p, "peer_id", "?"));
+		print_name(f, jstr_or(p, "peer_id", "?"));
 		if (json_get_str(p, "reason")) {
 			fputs(": ", f);
 			print_text(f, json_get_str(p, "reason"));
@@ -722,6 +785,17 @@ void out_event(FILE *f, jval note)
 		peer_line(f, p, "lost");
 	} else if (strcmp(type, "peer_discovered") == 0) {
 		peer_line(f, p, "discovered");
+	} else if (strcmp(type, "impostor") == 0) {
+		fputs("* impostor: ", f);
+		print_name(f, jstr_or(p, "address", "?"));
+		fputs(" claimed to be ", f);
+		print_name(f, jstr_or(p, "peer_id", "?"));
+		if (json_get_str(p, "reason")) {
+			fputs(" (", f);
+			print_text(f, json_get_str(p, "reason"));
+			fputc(')', f);
+		}
+		fputc('\n', f);
 	} else if (strcmp(type, "registration") == 0) {
 		fprintf(f, "* registration %s", jstr_or(p, "state", "?"));
 		if (json_get_str(p, "error")) {

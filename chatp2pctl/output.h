@@ -63,6 +63,9 @@ void table_free(struct table *t);
 void print_json(FILE *f, jval v, bool pretty);
 /* Text from the network, control characters shown as ^X / \xNN. */
 void print_text(FILE *f, const char *s);
+/* A peer_id or name: as print_text, one line, every invisible character
+ * (bidi controls, zero-width ones) escaped as \uXXXX (PROTOCOL.md §5.3). */
+void print_name(FILE *f, const char *s);
 /* A number member with fixed decimals, or "-" (buf returned). */
 const char *fmt_num(jval obj, const char *key, int decimals, char *buf, size_t len);
 /* An ISO-8601 UTC time as out_style.time says: how long ago ("4m26s ago")

@@ -242,7 +242,9 @@ static void out_unread(FILE *f, jval r)
 			fmt_local_short(t, when, sizeof when);
 		/* The id, for /read ID. */
 		json_int(json_get(m, "id"), &id);
-		fprintf(f, "  %4lld  %s [%s] ", id, when, from ? from : "?");
+		fprintf(f, "  %4lld  %s [", id, when);
+		print_name(f, from ? from : "?");
+		fputs("] ", f);
 		print_text(f, json_get_str(m, "text") ? json_get_str(m, "text") : "");
 		fputc('\n', f);
 	}

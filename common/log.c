@@ -186,12 +186,31 @@ void log_set_hook(log_hook_fn fn, void *ctx, enum log_level min_level)
 	L.hook_level = min_level;
 }
 
-/* Control characters from the network must not forge log lines. */
-static void sanitize(char *s)
+/* Control characters from the network must not forge log lines, nor
+ * invisible ones (bidi controls, zero-width characters: PROTOCOL.md §5.3)
+ * make one peer's name read as another's: those are written \uXXXX.
+ * out holds twice LOG_LINE_MAX (each 3-byte character becomes 6). */
+static void sanitize(const char *in, char *out)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	const unsigned char *s = (const unsigned char *)in;
+
+	for (; *s; s++) {
+		unsigned cp = 0;
+		if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
+			cp = ((unsigned)(s[0] & 0x0f) << 12) | ((unsigned)(s[1] & 0x3f) << 6) |
+			     (s[2] & 0x3fu);
+		if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+		    (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) ||
+		    cp == 0xfeff || cp == 0x2028 || cp == 0x2029) {
+			out += sprintf(out, "\\u%04x", cp);
+			s += 2;
+		} else if (*s < 0x20 || *s == 0x7f) {
+			*out++ = '?';
+		} else {
+			*out++ = (char)*s;
+		}
+	}
+	*out = '\0';
 }
 
 static void emit(enum log_level l, const char *module, const char *text)
@@ -295,7 +314,7 @@ static bool allowed(enum log_level l, const char *module, const char *fmt)
 
 void log_vmsg(enum log_level l, const char *module, const char *fmt, va_list ap)
 {
-	char text[LOG_LINE_MAX];
+	char raw[LOG_LINE_MAX], text[2 * LOG_LINE_MAX];
 	bool to_out = l >= L.level;
 	bool to_hook = L.hook != NULL && l >= L.hook_level && !L.in_hook;
 	int saved = errno;
@@ -304,8 +323,8 @@ void log_vmsg(enum log_level l, const char *module, const char *fmt, va_list ap)
 		to_out = false;
 	if (!to_out && !to_hook)
 		return;
-	vsnprintf(text, sizeof text, fmt, ap);
-	sanitize(text);
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	sanitize(raw, text);
 	if (to_out)
 		emit(l, module, text);
 	if (to_hook) {

@@ -788,6 +788,8 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 		const char *strs[4] = { ev->peer_id, to, ev->text, ev->msg_id };
 		e = event_new(c, ev->type, class_of(ev->type), strs, 4);
 		e->flag = ev->src_mismatch;
+		e->flag2 = ev->dst_mismatch;
+		e->identity = ev->identity;
 		e->num = ev->inbox_id;
 		break;
 	}
@@ -806,10 +808,16 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 		e->num = ev->reg->ttl;
 		break;
 	}
+	case EV_IMPOSTOR: {
+		const char *strs[3] = { ev->peer_id, ev->text, ev->addr };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 3);
+		break;
+	}
 	default: {
 		const char *strs[2] = { ev->peer_id, ev->text };
 		e = event_new(c, ev->type, class_of(ev->type), strs, 2);
 		e->flag = ev->reconnected;
+		e->identity = ev->identity;
 		break;
 	}
 	}
@@ -923,6 +931,13 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
 	kstr_opt(g, "msg_id", m->msg_id);
 	if (m->src_mismatch)
 		JG_KBOOL(g, "src_mismatch", true);
+	if (m->dst_mismatch)
+		JG_KBOOL(g, "dst_mismatch", true);
+	jg_str(g, "identity");
+	if (m->identity)
+		jg_str(g, m->identity);
+	else
+		jg_null(g);
 	JG_KINT(g, "id", m->id);
 	JG_KBOOL(g, "read", m->read);
 	JG_KBOOL(g, "replayed", true);

@@ -60,6 +60,8 @@ struct hist_event *history_add(struct history *h, uint64_t seq, const char *cons
 	e->rtt_ms = 0;
 	e->num = 0;
 	e->flag = false;
+	e->flag2 = false;
+	e->identity = NULL;
 	e->level = LOGL_INFO;
 	return e;
 }
@@ -236,6 +238,10 @@ void history_render(const struct hist_event *e, struct buf *b)
 		put_kstr(b, "msg_id", e->s[3]);
 		if (e->flag)
 			put_kbool(b, "src_mismatch", true);
+		if (e->flag2)
+			put_kbool(b, "dst_mismatch", true);
+		if (e->identity)
+			put_kstr(b, "identity", e->identity);
 		if (e->num > 0)
 			put_kint(b, "id", e->num);
 		break;
@@ -259,11 +265,19 @@ void history_render(const struct hist_event *e, struct buf *b)
 		put_kstr(b, "module", e->s[1]);
 		put_kstr(b, "text", e->s[2]);
 		break;
+	case EV_IMPOSTOR:
+		put_kstr(b, "peer_id", e->s[0]);
+		put_kstr(b, "address", e->s[2]);
+		put_kstr(b, "reason", e->s[1]);
+		break;
 	default:
 		put_kstr(b, "peer_id", e->s[0]);
 		put_kstr(b, "reason", e->s[1]);
-		if (e->kind == EV_PEER_CONNECTED)
+		if (e->kind == EV_PEER_CONNECTED) {
 			put_kbool(b, "reconnected", e->flag);
+			if (e->identity)
+				put_kstr(b, "identity", e->identity);
+		}
 		break;
 	}
 	buf_append(b, "}}\n", 3);

@@ -27,11 +27,14 @@ struct hist_event {
 	 *   ACK, ACK_TIMEOUT: peer_id, msg_id
 	 *   REGISTRATION:    state, error
 	 *   LOG:             level, module, text
+	 *   IMPOSTOR:        peer_id, reason, address
 	 *   others:          peer_id, reason */
 	const char *s[4];
 	double rtt_ms;              /* ACK */
 	long long num;              /* MESSAGE/PUB: inbox id; REGISTRATION: ttl */
 	bool flag;                  /* src_mismatch, late, or reconnected */
+	bool flag2;                 /* MESSAGE: dst_mismatch */
+	const char *identity;       /* MESSAGE/PUB/PEER_CONNECTED: a static name, or NULL */
 	char *buf;                  /* the strings, reused slot to slot */
 	size_t cap;
 };

@@ -11,6 +11,7 @@
 #include "control/conversation.h"
 #include "log.h"
 #include "msgid.h"
+#include "node/claims.h"
 #include "node/outbox.h"
 #include "store/storage.h"
 #include "control/metrics.h"
@@ -292,6 +293,13 @@ static void gen_peer(struct peer *p, void *ctx)
 	}
 	if (p->conn)
 		JG_KSTR(g, "direction", p->conn->dir == CONN_OUT ? "outbound" : "inbound");
+	/* How its connection's claim is known (PROTOCOL.md §5.3); null when none. */
+	jg_str(g, "identity");
+	if (p->conn)
+		jg_str(g, session_identity_name(p->conn->identity));
+	else
+		jg_null(g);
+	JG_KBOOL(g, "ambiguous", claims_ambiguous(p, mono_now()));
 	gen_time(g, "first_seen", p->first_seen);
 	gen_time(g, "last_seen", p->last_seen);
 	JG_KINT(g, "connects", p->connects);
@@ -382,6 +390,10 @@ static void m_conn(struct ctl_req *req, jval params)
 		JG_KSTR(g, "state", session_state_name(c->state));
 		JG_KBOOL(g, "primary", c->primary);
 		JG_KSTR(g, "address", c->addr);
+		if (c->state == SESSION_ESTABLISHED)
+			JG_KSTR(g, "identity", session_identity_name(c->identity));
+		if (p && claims_ambiguous(p, mono_now()))
+			JG_KBOOL(g, "ambiguous", true);
 		gen_time(g, "since", c->since);
 		JG_KBOOL(g, "pipeline", c->pipeline);
 		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
@@ -821,6 +833,14 @@ static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
 	JG_KBOOL(g, "read", m->read);
 	if (m->src_mismatch)
 		JG_KBOOL(g, "src_mismatch", true);
+	if (m->dst_mismatch)
+		JG_KBOOL(g, "dst_mismatch", true);
+	/* Rows stored before identities were kept have none: null. */
+	jg_str(g, "identity");
+	if (m->identity)
+		jg_str(g, m->identity);
+	else
+		jg_null(g);
 	jg_end_map(g);
 }
 

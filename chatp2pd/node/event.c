@@ -15,6 +15,7 @@ const char *node_event_name(enum node_event_type t)
 		[EV_PEER_DISCOVERED] = "peer_discovered",
 		[EV_REGISTRATION] = "registration",
 		[EV_EXPIRED] = "expired",
+		[EV_IMPOSTOR] = "impostor",
 	};
 	return (unsigned)t < EV__COUNT ? names[t] : "?";
 }

@@ -20,6 +20,7 @@ enum node_event_type {
 	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
 	EV_REGISTRATION,     /* the rendezvous registration changed state */
 	EV_EXPIRED,          /* a queued SEND of ours was given up (deadline, attempts) */
+	EV_IMPOSTOR,         /* a claim of a peer_id refused or displaced (PROTOCOL.md §5.1) */
 	EV__COUNT
 };
 
@@ -28,7 +29,7 @@ struct node_event {
 	enum node_event_type type;
 	const char *peer_id;   /* the other side (from, to, or the peer) */
 	const char *to;        /* MESSAGE/PUB: dst as written */
-	const char *text;      /* MESSAGE/PUB payload; DISCONNECTED/STALE reason */
+	const char *text;      /* MESSAGE/PUB payload; DISCONNECTED/STALE/IMPOSTOR reason */
 	const char *msg_id;
 	double rtt_ms;         /* ACK */
 	bool src_mismatch;     /* MESSAGE/PUB: src differs from the handshake */
@@ -36,6 +37,9 @@ struct node_event {
 	bool late;             /* ACK: after its ack_timeout had been reported */
 	const struct rdv_status *reg; /* REGISTRATION */
 	long long inbox_id;    /* MESSAGE/PUB: its inbox row (0: not stored) */
+	bool dst_mismatch;     /* MESSAGE: dst is not our peer_id */
+	const char *identity;  /* MESSAGE/PUB/PEER_CONNECTED: session_identity_name() */
+	const char *addr;      /* IMPOSTOR: where the claim came from ("ip:port") */
 };
 
 typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);

@@ -13,6 +13,7 @@
 #include "net/guard.h"
 #include "net/dial_pacer.h"
 #include "log.h"
+#include "node/claims.h"
 #include "node/core.h"
 #include "node/outbox.h"
 #include "node/ping.h"
@@ -434,15 +435,34 @@ static bool dial_now(struct node *n, struct peer *p)
 	return true;
 }
 
+/* Connected on an unbacked claim while the name is listed: the listed
+ * address is dialled all the same, and the owner, answering, replaces
+ * the claim (§5.1). */
+static bool unbacked_conn(const struct peer *p)
+{
+	return p->conn != NULL && p->conn->identity < ID_BACKED && p->nlisted > 0;
+}
+
 static bool wants_dial(const struct node *n, const struct peer *p)
 {
-	return !n->stopping && p->conn == NULL && p->dialing == NULL && p->ip[0] != '\0';
+	return !n->stopping && (p->conn == NULL || unbacked_conn(p)) && p->dialing == NULL &&
+	       p->ip[0] != '\0';
 }
 
 /* Dials wait their turn (dial_pacer.h): a DISCOVER may list 1,000 peers. */
 static void dial(struct node *n, struct peer *p)
 {
-	if (!wants_dial(n, p) || !dial_pacer_admit(n->pacer, p->id, p->ip, p->port))
+	if (!wants_dial(n, p))
+		return;
+	/* Listed at several ips: the one it was reached at before first. */
+	if (claims_pick(&n->peers, p, mono_now()) &&
+	    strcmp(p->warned_ip, p->ip) != 0) {
+		snprintf(p->warned_ip, sizeof p->warned_ip, "%s", p->ip);
+		log_warn(MOD, "%s is listed at several addresses; trying %s:%d, not where it was "
+			 "reached before (%s)", p->id, p->ip, p->port,
+			 p->known_ip[0] ? p->known_ip : "never");
+	}
+	if (!dial_pacer_admit(n->pacer, p->id, p->ip, p->port))
 		return;
 	dial_now(n, p);
 }
@@ -706,19 +726,49 @@ static bool wins_over(const struct node *n, const struct session *a, const struc
 	return cmp < 0;
 }
 
-/* c comes from the address the rendezvous lists for p (or we dialled it). */
-static bool from_listed(const struct peer *p, const struct session *c)
-{
-	const char *a = c->addr;
-	size_t len = strlen(p->ip);
+#define AMBIGUOUS_REASON "its name is listed at several addresses and this is not the one " \
+			 "it was reached at before"
 
-	if (c->dir == CONN_OUT)
-		return true;
-	if (len == 0)
-		return false;
-	if (a[0] == '[')
-		return strncmp(a + 1, p->ip, len) == 0 && a[1 + len] == ']';
-	return strncmp(a, p->ip, len) == 0 && a[len] == ':';
+/* A claim refused or displaced (§5.1): counted, logged, an event. */
+static void impostor(struct node *n, const struct session *c, const char *reason)
+{
+	struct node_event ev = { .type = EV_IMPOSTOR, .peer_id = c->peer_id, .addr = c->addr,
+				 .text = reason };
+
+	n->guard.impostors++;
+	log_warn(MOD, "impostor: %s claimed to be %s: %s (%lu so far)", c->addr, c->peer_id, reason,
+		 n->guard.impostors);
+	node_emit(n, &ev);
+}
+
+/* c's claim to be p weighed by address: backed or unbacked, never
+ * lowering a key proved over TLS (pinned, verified: §5.2). */
+static void weigh(const struct peer *p, struct session *c)
+{
+	if (c->identity < ID_PINNED)
+		c->identity = claims_weigh(p, c, mono_now());
+}
+
+/* A claim of p on c while p is connected on old (§5.1). */
+enum verdict {
+	V_SAME_IP,  /* the peer's own host: the rules of our kind (below) */
+	V_REPLACE,  /* the owner from its listed address replaces an unbacked claim */
+	V_REFUSE,   /* from elsewhere, no stronger: an impostor */
+	V_CONTEST,  /* two unbacked claims from two ips: kept aside, the
+		     * rendezvous asked, the listed one wins when it is known */
+};
+
+static enum verdict judge(const struct session *c, const struct session *old)
+{
+	if (claims_same_ip(c, old))
+		return V_SAME_IP;
+	if (c->identity > old->identity)
+		return V_REPLACE;
+	if (old->ping_failures > 0 && c->identity >= old->identity)
+		return V_SAME_IP; /* the old one is dying: proven dead, it makes way */
+	if (old->identity < ID_BACKED)
+		return V_CONTEST;
+	return V_REFUSE;
 }
 
 static bool on_hello(void *ctx, struct session *c, const struct pmsg *m)
@@ -734,6 +784,20 @@ static bool on_hello(void *ctx, struct session *c, const struct pmsg *m)
 		return false;
 	}
 	snprintf(c->peer_id, sizeof c->peer_id, "%s", m->peer_id);
+	/* Refused before HELLO_OK, so nothing it wrote with the HELLO (a SEND
+	 * in the same segment) is ever read as the peer's. */
+	struct peer *p = peer_find(&n->peers, c->peer_id);
+	if (p && claims_elsewhere(p, c, mono_now())) {
+		impostor(n, c, AMBIGUOUS_REASON);
+		return false;
+	}
+	if (p && p->conn && p->conn->state == SESSION_ESTABLISHED) {
+		weigh(p, c);
+		if (judge(c, p->conn) == V_REFUSE) {
+			impostor(n, c, "claims a peer connected from another address");
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -763,6 +827,7 @@ static void make_primary(struct node *n, struct peer *p, struct session *c)
 	c->primary = true;
 	c->peer = p;
 	p->conn = c;
+	claims_remember(p, c, mono_now());
 	p->state = PEER_ACTIVE;
 	p->connects++;
 	p->gave_up = false;
@@ -770,8 +835,10 @@ static void make_primary(struct node *n, struct peer *p, struct session *c)
 	p->connected_at = mono_now();
 	peer_seen(&n->peers, p, wall_now());
 	ev_timer_stop(n->loop, &p->retry_timer);
-	log_info(MOD, "%s %s (%s, %s%s)", p->id, again ? "reconnected" : "connected", c->addr,
-		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "");
+	ev.identity = session_identity_name(c->identity);
+	log_info(MOD, "%s %s (%s, %s%s, %s)", p->id, again ? "reconnected" : "connected", c->addr,
+		 c->dir == CONN_OUT ? "outbound" : "inbound", c->pipeline ? ", pipeline" : "",
+		 session_identity_name(c->identity));
 	node_emit(n, &ev);
 	conn_up(n, c);
 }
@@ -797,6 +864,60 @@ static bool room_for_met_only(struct node *n, const struct session *c)
 		return false;
 	n->guard.forgotten++;
 	return true;
+}
+
+/* c, the stronger claim (backed over unbacked, a proved key over either),
+ * takes p from its connection from another ip, which is closed. */
+static void replace_unbacked(struct node *n, struct peer *p, struct session *c)
+{
+	struct session *old = p->conn;
+	char why[160];
+
+	log_info(MOD, "%s: %s (%s) replaces the %s claim from %s", p->id, c->addr,
+		 session_identity_name(c->identity), session_identity_name(old->identity), old->addr);
+	snprintf(why, sizeof why, "%s claim; the peer connected from %s (%s)",
+		 session_identity_name(old->identity), c->addr, session_identity_name(c->identity));
+	session_disarm_deadline(c);
+	c->challenger = false;
+	p->conn = c;
+	p->contested = false;
+	c->primary = true;
+	c->peer = p;
+	claims_remember(p, c, mono_now());
+	old->primary = false;
+	old->peer = NULL;
+	impostor(n, old, why);
+	session_close(old, "impostor: a stronger claim of its peer_id connected from another address");
+	conn_up(n, c);
+}
+
+/* A DISCOVER listed p: its unbacked connection may be backed now, or one
+ * kept aside in a contest is (O(connections), only for contested peers). */
+static void reweigh(struct node *n, struct peer *p)
+{
+	double now = mono_now();
+
+	if (p->conn == NULL || p->conn->identity >= ID_BACKED)
+		return;
+	p->conn->identity = claims_weigh(p, p->conn, now);
+	if (p->conn->identity >= ID_BACKED) {
+		claims_remember(p, p->conn, now);
+		p->contested = false;
+		return;
+	}
+	if (!p->contested)
+		return;
+	p->contested = false;
+	for (struct session *o = n->conns; o; o = o->next) {
+		if (o == p->conn || o->state != SESSION_ESTABLISHED || o->bye_sent ||
+		    session_closing(o) || strcmp(o->peer_id, p->id) != 0)
+			continue;
+		weigh(p, o);
+		if (o->identity >= ID_BACKED && !claims_same_ip(o, p->conn)) {
+			replace_unbacked(n, p, o);
+			return;
+		}
+	}
 }
 
 static void on_established(void *ctx, struct session *c)
@@ -827,6 +948,14 @@ static void on_established(void *ctx, struct session *c)
 		session_bye(c, "shutdown");
 		return;
 	}
+	weigh(p, c);
+	/* Listed at several ips, reached at one before: until a pinned key
+	 * decides (§5.2), the others get nothing meant for it. */
+	if (claims_elsewhere(p, c, mono_now())) {
+		impostor(n, c, AMBIGUOUS_REASON);
+		session_close(c, "impostor: " AMBIGUOUS_REASON);
+		return;
+	}
 	if (p->conn == NULL) {
 		make_primary(n, p, c);
 		return;
@@ -844,15 +973,36 @@ static void on_established(void *ctx, struct session *c)
 	 * silent, it is closed and the newcomer promoted (a crashed peer
 	 * back without a FIN); answering, the newcomer is an impostor. */
 	struct session *old = p->conn;
+	/* From another ip (§5.1): the owner from its listed address replaces
+	 * an unbacked claim, which is closed; any other claim is refused. */
+	switch (judge(c, old)) {
+	case V_REFUSE:
+		impostor(n, c, "claims a peer connected from another address");
+		session_close(c, "impostor: the peer it claims is connected from another address");
+		return;
+	case V_REPLACE:
+		replace_unbacked(n, p, c);
+		return;
+	case V_CONTEST:
+		log_info(MOD, "%s: claimed from %s and %s, neither listed (yet): asking the rendezvous",
+			 p->id, old->addr, c->addr);
+		demote(n, c);
+		p->contested = true;
+		rdv_client_discover(n->rdv, NULL, NULL);
+		return;
+	case V_SAME_IP:
+		break;
+	}
 	bool same = strcmp(dialler(n, c), dialler(n, old)) == 0;
 	bool wins = !same && wins_over(n, c, old);
-	if (old->ping_failures > 0 || (c->pipeline && wins && from_listed(p, c))) {
+	if (old->ping_failures > 0 || (c->pipeline && wins && c->identity >= ID_BACKED)) {
 		log_info(MOD, "%s: two connections; keeping the %sone %s dialled", p->id,
 			 old->ping_failures > 0 ? "newer " : "", dialler(n, c));
 		demote(n, old);
 		p->conn = c;
 		c->primary = true;
 		c->peer = p;
+		claims_remember(p, c, mono_now());
 		conn_up(n, c);
 		return;
 	}
@@ -883,9 +1033,9 @@ static void on_alive(void *ctx, struct session *c)
 		if (o == c || !o->challenger || o->state == SESSION_CLOSED ||
 		    strcmp(o->peer_id, c->peer_id) != 0)
 			continue;
-		n->guard.impostors++;
-		log_warn(MOD, "impostor: %s claimed to be %s, who answers on %s; closed (%lu so far)",
-			 o->addr, c->peer_id, c->addr, n->guard.impostors);
+		char why[160];
+		snprintf(why, sizeof why, "the peer it claims to be answers on %s; closed", c->addr);
+		impostor(n, o, why);
 		session_close(o, "impostor: the peer it claims to be answers on another connection");
 	}
 }
@@ -941,6 +1091,7 @@ static bool promote_other(struct node *n, struct peer *p, struct session *c, con
 		o->primary = true;
 		o->peer = p;
 		p->conn = o;
+		claims_remember(p, o, mono_now());
 		log_info(MOD, "%s: connection %s closed (%s); keeping the other one (%s, %s)", p->id,
 			 c->addr, reason, o->addr, o->dir == CONN_OUT ? "outbound" : "inbound");
 		conn_up(n, o);
@@ -1081,7 +1232,14 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 			       now + (double)e->expires_in >= p->listed_until;
 		/* Connected (it dialled us) and no address yet: keep the listed
 		 * one all the same, for a later reconnect. */
-		if (p->ip[0] == '\0' || (p->conn == NULL && fresher))
+		claims_listed(p, e->ip, e->port,
+			      now + (e->expires_in > 0 ? (double)e->expires_in
+						       : n->cfg.rendezvous.discover_interval * 2));
+		/* Listed at several ips: the one it was reached at before stays
+		 * its address (a registration from elsewhere is no move). */
+		bool elsewhere = p->known_ip[0] && strcmp(e->ip, p->known_ip) != 0 &&
+				 claims_ambiguous(p, now);
+		if (p->ip[0] == '\0' || (p->conn == NULL && fresher && !elsewhere))
 			peer_set_addr(&n->peers, p, e->ip, e->port);
 		if (fresher) {
 			p->listed_until = now + (double)(e->expires_in >= 0 ? e->expires_in : 0);
@@ -1101,7 +1259,9 @@ static void on_rdv_discover(void *ctx, const struct rdv_peer *list, size_t count
 			log_info(MOD, "discovered %s at %s:%d", p->id, p->ip, p->port);
 			node_emit(n, &ev);
 		}
-		if (p->state != PEER_ACTIVE && !p->left && !ev_is_active(&p->retry_timer))
+		reweigh(n, p);
+		if ((p->state != PEER_ACTIVE || unbacked_conn(p)) && !p->left &&
+		    !ev_is_active(&p->retry_timer))
 			dial(n, p);
 	}
 }

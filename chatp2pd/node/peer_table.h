@@ -30,6 +30,15 @@ struct peer_traffic {
 	unsigned long long sends_acked, sends_timed_out, sends_late;
 };
 
+/* One registration of the peer's name at the rendezvous (§5.1): a name
+ * listed at several ips is ambiguous. */
+#define PEER_LISTED_MAX 4
+struct peer_listing {
+	char ip[64];
+	int port;
+	double until;           /* monotonic: its registration's expiry */
+};
+
 struct peer {
 	char id[PEER_ID_MAX + 1];
 	char ns[NAME_MAX_BYTES + 1];
@@ -58,6 +67,13 @@ struct peer {
 	/* Met-only list (no address): least recently seen first. */
 	struct peer *mo_prev, *mo_next;
 	struct peer_traffic traffic;
+	/* Claims (node/claims.c): where the name is listed, and the ip a
+	 * backed connection was last seen from (kept while ambiguous). */
+	struct peer_listing listed[PEER_LISTED_MAX];
+	int nlisted;
+	char known_ip[64];
+	char warned_ip[64];     /* the other address we were last told of */
+	bool contested;         /* unbacked, and claimed from another ip too */
 };
 
 struct peer_table {

@@ -391,9 +391,11 @@ static uint64_t hash64(uint64_t h, const char *s, size_t max)
 
 /* true the first time (peer, msg_id) is seen among the last SEEN_MAX: the
  * duplicate filter, a hash table over a ring (the one place it is decided). */
-static bool first_sighting(struct router *r, const char *peer_id, const char *msg_id)
+static bool first_sighting(struct router *r, const struct session *c, const char *msg_id)
 {
-	uint64_t ph = hash64(14695981039346656037u, peer_id, (size_t)-1);
+	/* Keyed by the claim's strength too, as storage_inbox_add does. */
+	uint64_t ph = hash64(c->identity < ID_BACKED ? 1469598103934665603u : 14695981039346656037u,
+			     c->peer_id, (size_t)-1);
 	uint32_t b = (uint32_t)(hash64(ph, msg_id, SEEN_ID_MAX) % SEEN_MAX);
 	size_t idlen = strnlen(msg_id, SEEN_ID_MAX);
 
@@ -428,6 +430,7 @@ static void deliver(struct router *r, struct session *c, const struct pmsg *m, b
 		    int64_t id)
 {
 	bool mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0;
+	bool dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0;
 	struct node_event ev = {
 		.type = is_pub ? EV_PUB : EV_MESSAGE,
 		.peer_id = c->peer_id,
@@ -436,13 +439,18 @@ static void deliver(struct router *r, struct session *c, const struct pmsg *m, b
 		.msg_id = m->msg_id,
 		.src_mismatch = mismatch,
 		.inbox_id = id,
+		.dst_mismatch = dst_mismatch,
+		.identity = session_identity_name(c->identity),
 	};
 
 	if (mismatch)
 		log_warn(MOD, "%s: message claims src %s; the handshake says %s", c->peer_id, m->src,
 			 c->peer_id);
+	if (dst_mismatch)
+		log_warn(MOD, "%s: SEND addressed to %s, not to us; kept, flagged", c->peer_id, m->dst);
 	/* Private text only at DEBUG; INFO says who sent how much. */
-	log_info(MOD, "%s from %s: %zu bytes", is_pub ? "PUB" : "SEND", c->peer_id, strlen(m->payload));
+	log_info(MOD, "%s from %s: %zu bytes (%s)", is_pub ? "PUB" : "SEND", c->peer_id,
+		 strlen(m->payload), session_identity_name(c->identity));
 	log_debug(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
 	core_emit(r->core, &ev);
 }
@@ -506,20 +514,22 @@ static bool fresh_message(struct router *r, struct session *c, const struct pmsg
 		.pub = is_pub, .src = c->peer_id, .dst = m->dst, .msg_id = m->msg_id,
 		.text = m->payload, .at = wall_now(),
 		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
+		.dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0,
+		.identity = session_identity_name(c->identity),
 	};
 	int rc;
 
 	*id = 0;
 	*stored = st == NULL;
 	if (st == NULL || m->msg_id == NULL || m->payload == NULL)
-		return first_sighting(r, c->peer_id, m->msg_id ? m->msg_id : "");
+		return first_sighting(r, c, m->msg_id ? m->msg_id : "");
 	rc = storage_inbox_add(st, &sm, id);
 	if (rc >= 0) {
 		*stored = true;
 		return rc == 1;
 	}
 	/* Not stored: shown (once) all the same, not ACKed, so the sender retries. */
-	return first_sighting(r, c->peer_id, m->msg_id);
+	return first_sighting(r, c, m->msg_id);
 }
 
 void router_on_message(struct router *r, struct session *c, const struct pmsg *m)

@@ -35,6 +35,17 @@ static const struct conn_cbs conn_cbs = {
 	.closed = on_closed,
 };
 
+const char *session_identity_name(enum session_identity id)
+{
+	switch (id) {
+	case ID_UNBACKED: return "unbacked";
+	case ID_BACKED: return "backed";
+	case ID_PINNED: return "pinned";
+	case ID_VERIFIED: return "verified";
+	}
+	return "?";
+}
+
 const char *session_state_name(enum session_state st)
 {
 	switch (st) {

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "fingerprint.h"
 #include "msg.h"
 #include "msgid.h"
 #include "net/conn.h"
@@ -91,6 +92,10 @@ struct session {
 	double since;               /* wall clock, established */
 	uint64_t rx_msgs;
 	bool peer_closed;           /* ended by the peer's EOF or reset, not by us */
+	/* How the other end's identity is known (PROTOCOL.md §5.3), weakest
+	 * first: node.c sets backed/unbacked, a proved key pinned/verified. */
+	bool secure; char fingerprint[FINGERPRINT_LEN];
+	enum session_identity { ID_UNBACKED, ID_BACKED, ID_PINNED, ID_VERIFIED } identity;
 
 	ev_timer ping_timer;        /* every ping_interval: PING and idle check */
 	ev_timer pong_timer;        /* ping_timeout for the outstanding PING */
@@ -160,5 +165,7 @@ int session_fd(const struct session *s);
 const char *session_state_name(enum session_state st);
 /* "pipeline", "probing", "learned" or "one-per-write". */
 const char *session_wmode_name(enum session_wmode m);
+/* "unbacked", "backed", "pinned" or "verified". */
+const char *session_identity_name(enum session_identity id);
 
 #endif

@@ -67,6 +67,10 @@ static const char *const migrations[] = {
 	"  SELECT msg_id, dst, text, created, deadline, attempts FROM outbox ORDER BY created;"
 	"DROP TABLE outbox;"
 	"ALTER TABLE outbox2 RENAME TO outbox;",
+	/* 2 -> 3 (issue 17): how each sender's identity was known, and a
+	 * SEND whose dst was not us.  Older rows have no identity (NULL). */
+	"ALTER TABLE inbox ADD COLUMN identity TEXT;"
+	"ALTER TABLE inbox ADD COLUMN dst_mismatch INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -82,8 +86,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_INBOX_ADD] = "INSERT INTO inbox(kind, src, dst, msg_id, text, at, src_mismatch) "
-			"VALUES(?, ?, ?, ?, ?, ?, ?)",
+	[S_INBOX_ADD] = "INSERT INTO inbox(kind, src, dst, msg_id, text, at, src_mismatch, "
+			"identity, dst_mismatch) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
 	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
 	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
@@ -169,9 +173,16 @@ struct storage {
 	struct { const char *sql; sqlite3_stmt *s; } ext[STORAGE_EXT_MAX];
 };
 
-static uint64_t key_hash(const char *src, const char *msg_id)
+/* An unbacked claim's messages are keyed apart from the same name's
+ * stronger ones: the claim cannot burn the real sender's msg_ids. */
+static bool weak(const char *identity)
 {
-	uint64_t h = 14695981039346656037ull;
+	return identity != NULL && strcmp(identity, "unbacked") == 0;
+}
+
+static uint64_t key_hash(const char *src, const char *msg_id, bool unbacked)
+{
+	uint64_t h = unbacked ? 1469598103934665603ull : 14695981039346656037ull;
 
 	for (const unsigned char *p = (const unsigned char *)src; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
@@ -221,7 +232,7 @@ static void dedupe_load(struct storage *st)
 	char sql[200];
 
 	dedupe_clear(st->seen);
-	snprintf(sql, sizeof sql, "SELECT src, msg_id FROM (SELECT id, src, msg_id FROM inbox "
+	snprintf(sql, sizeof sql, "SELECT src, msg_id, identity FROM (SELECT id, src, msg_id, identity FROM inbox "
 		 "ORDER BY id DESC LIMIT %u) ORDER BY id", DEDUPE_CAP);
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return;
@@ -229,7 +240,7 @@ static void dedupe_load(struct storage *st)
 		const char *src = (const char *)sqlite3_column_text(s, 0);
 		const char *id = (const char *)sqlite3_column_text(s, 1);
 		if (src && id)
-			dedupe_add(st->seen, key_hash(src, id));
+			dedupe_add(st->seen, key_hash(src, id, weak((const char *)sqlite3_column_text(s, 2))));
 	}
 	sqlite3_finalize(s);
 }
@@ -1061,7 +1072,7 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 
 	if (st == NULL || st->db == NULL)
 		return -1;
-	uint64_t h = key_hash(m->src, m->msg_id);
+	uint64_t h = key_hash(m->src, m->msg_id, weak(m->identity));
 	if (dedupe_has(st->seen, h))
 		return 0;
 	if (begin(st) != 0)
@@ -1074,6 +1085,8 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 	bind_text(s, 5, m->text);
 	sqlite3_bind_double(s, 6, m->at);
 	sqlite3_bind_int(s, 7, m->src_mismatch);
+	bind_text(s, 8, m->identity);
+	sqlite3_bind_int(s, 9, m->dst_mismatch);
 	if (!write_step(st, s, "inbox"))
 		return -1;
 	dedupe_add(st->seen, h);
@@ -1102,7 +1115,8 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 	if (st == NULL || st->db == NULL)
 		return -1;
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
-				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch "
+				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch, identity, "
+				"dst_mismatch "
 				"FROM inbox WHERE id > ?1");
 	if (f->unread_only)
 		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND read = 0");
@@ -1140,6 +1154,8 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 			.at = sqlite3_column_double(s, 6),
 			.read = sqlite3_column_int(s, 7) != 0,
 			.src_mismatch = sqlite3_column_int(s, 8) != 0,
+			.identity = (const char *)sqlite3_column_text(s, 9),
+			.dst_mismatch = sqlite3_column_int(s, 10) != 0,
 		};
 		n++;
 		if (go)

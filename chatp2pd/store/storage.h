@@ -69,9 +69,15 @@ struct stored_msg {
 	double at;             /* wall clock, received */
 	bool read;
 	bool src_mismatch;
+	bool dst_mismatch;     /* a SEND whose dst is not our peer_id */
+	/* How the sender's identity was known (PROTOCOL.md §5.3): "verified",
+	 * "pinned", "backed", "unbacked"; NULL for rows older than schema 3. */
+	const char *identity;
 };
 
-/* Store a received message unless (src, msg_id) is already there.
+/* Store a received message unless (src, msg_id) is already there, from a
+ * sender as strong: an unbacked claim's msg_id never hides a backed
+ * sender's message with that id (PROTOCOL.md §5.1).
  * 1: stored (*id_out set), 0: a duplicate, -1: error (not stored). */
 int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *id_out);
 

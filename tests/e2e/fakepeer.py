@@ -202,8 +202,9 @@ class FakePeer:
 
     def __init__(self, name, ns="CIC", features=("ack", "metrics"), first_line_only=False,
                  ack="full", drop_first_copy=False, auto_pong=True, listen=True,
-                 rcvbuf=None, read_after_handshake=True, bye_ok="full"):
+                 rcvbuf=None, read_after_handshake=True, bye_ok="full", host="127.0.0.1"):
         self.name = name
+        self.host = host        # its "host": listens, dials and registers from here
         self.ns = ns
         self.peer_id = "%s@%s" % (name, ns)
         self.features = list(features) if features is not None else None
@@ -226,7 +227,7 @@ class FakePeer:
             self._lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if rcvbuf:
                 self._lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self._lst.bind(("127.0.0.1", 0))
+            self._lst.bind((host, 0))
             self._lst.listen(64)
             self.port = self._lst.getsockname()[1]
             threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -234,7 +235,8 @@ class FakePeer:
     # -- set-up
     def register(self, rdv, ttl=7200):
         r = harness.rdv_request(rdv.port, {"type": "REGISTER", "namespace": self.ns,
-                                           "name": self.name, "port": self.port, "ttl": ttl})
+                                           "name": self.name, "port": self.port, "ttl": ttl},
+                                source=None if self.host == "127.0.0.1" else self.host)
         assert r["status"] == "OK", r
         return r
 
@@ -270,7 +272,8 @@ class FakePeer:
     def dial(self, port, hello=None, wait=True, timeout=5.0):
         """Connect to a node, send HELLO (or the given raw bytes / dict), and
         by default wait for HELLO_OK."""
-        s = harness.connect(port, timeout=timeout)
+        s = harness.connect(port, timeout=timeout,
+                            source=None if self.host == "127.0.0.1" else self.host)
         c = self.adopt(s, "out")
         c.send(hello if hello is not None else self.hello())
         if wait:

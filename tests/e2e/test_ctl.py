@@ -347,16 +347,16 @@ class CommandsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
     def test_peers(self):
         cp = self.ok(self.a, "peers")
         self.assertRegex(cp.out, r"^PEER\s+STATE\s+ADDRESS\s+DIR\s+RTT\(avg ms\)\s+LAST SEEN\s+"
-                                 r"CONNECTS\s+DISCONNECTS\s+SUCCESS\n")
+                                 r"CONNECTS\s+DISCONNECTS\s+SUCCESS\s+IDENTITY\n")  # IDENTITY: issue 17, §5.3
         # bob dialled alice: alice knows no listening address of bob's.
         # Never dialled by alice: no success rate to show.
         self.assertRegex(cp.out, r"(?m)^bob@CIC\s+ACTIVE\s+-\s+in\s+([\d.]+|-)\s+"
-                                 r"(\d+[smhd] ago|-)\s+\d+\s+\d+\s+-$")
+                                 r"(\d+[smhd] ago|-)\s+\d+\s+\d+\s+-\s+(backed|unbacked)$")
         self.assertRegex(cp.out, r"(?m)^mute@CIC\s+ACTIVE\s")
         # bob found alice at the rendezvous server and dialled her.
         cp = self.ok(self.bob, "peers")
         self.assertRegex(cp.out, r"(?m)^alice@CIC\s+ACTIVE\s+127\.0\.0\.1:%d\s+out\s+([\d.]+|-)\s+"
-                                 r"(\d+[smhd] ago|-)\s+1\s+0\s+100%%$" % self.a.port)
+                                 r"(\d+[smhd] ago|-)\s+1\s+0\s+100%%\s+backed$" % self.a.port)
         # Aligned: every line puts STATE in the same column.
         lines = cp.out.splitlines()
         col = lines[0].index("STATE")
@@ -380,7 +380,7 @@ class CommandsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
     def test_conn(self):
         cp = self.ok(self.a, "conn")
         self.assertRegex(cp.out, r"^PEER\s+DIR\s+STATE\s+ADDRESS\s+SINCE\s+RTT\(ms\)\s+RX\s+TX\s+"
-                                 r"QUEUED\s+WRITE\n")
+                                 r"QUEUED\s+IDENTITY\s+WRITE\n")  # IDENTITY: issue 17, §5.3
         self.assertRegex(cp.out, r"(?m)^bob@CIC\s+(in|out)\s+established\s")
         self.assertRegex(cp.out, r"(?m)^mute@CIC\s+in\s+established\s+127\.0\.0\.1:\d+\s")
         conns = self.json_ok(self.a, "conn")["connections"]

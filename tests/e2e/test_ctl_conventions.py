@@ -108,7 +108,8 @@ class ConventionsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
         lines = cp.out.splitlines()
         self.assertEqual(lines[0].split("\t")[:3], ["PEER", "STATE", "ADDRESS"])
         rows = [l.split("\t") for l in lines[1:]]
-        self.assertTrue(all(len(r) == 9 for r in rows), cp.out)
+        # 10: IDENTITY (issue 17, PROTOCOL.md §5.3) joined the 9 columns.
+        self.assertTrue(all(len(r) == 10 for r in rows), cp.out)
         ids = [r[0] for r in rows]
         self.assertEqual(ids, sorted(ids))  # sorted by peer id
         cp = self.ok(self.a, "peers", "--no-legend")
@@ -336,7 +337,8 @@ class ConventionsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.assertEqual(p["attempts"], 0)
         self.assertIsNone(p["success_rate"])
         row = [l for l in self.ok(self.a, "peers").out.splitlines() if l.startswith("mute@CIC")]
-        self.assertTrue(row[0].rstrip().endswith("-"), row)
+        # SUCCESS is "-" (IDENTITY, issue 17 §5.3, is the last column now).
+        self.assertEqual(row[0].split()[-2], "-", row)
 
     def test_bug9_params_must_be_an_object(self):
         cp = self.fails(self.a, EXIT_USAGE, "call", "status", "[1]")

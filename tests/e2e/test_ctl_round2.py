@@ -137,7 +137,8 @@ class Round2(AliceBobMute, unittest.TestCase, CtlAsserts):
         self.bob_says("for the inbox")
         cp = self.ok(self.alice, "inbox", "-o", "tsv", "--no-legend", "--from", "bob")
         rows = [l.split("\t") for l in cp.out.splitlines()]
-        self.assertTrue(rows and all(len(r) == 6 for r in rows), describe(cp))
+        # 7: IDENTITY (issue 17, PROTOCOL.md §5.3) joined the 6 columns.
+        self.assertTrue(rows and all(len(r) == 7 for r in rows), describe(cp))
         self.assertEqual(rows[-1][3], "bob@CIC")
         self.assertEqual(rows[-1][5], "for the inbox")
         self.assertNotIn("unread", cp.out)

@@ -125,6 +125,44 @@ static void test_group_commit_and_dedupe_across_reopen(void **state)
 	storage_close(st);
 }
 
+static bool keep_identity(void *ctx, const struct stored_msg *m)
+{
+	char *out = ctx;
+
+	strcat(out, m->identity ? m->identity : "null");
+	strcat(out, m->dst_mismatch ? "!" : "");
+	strcat(out, ",");
+	return true;
+}
+
+/* Issue 17 (PROTOCOL.md §5.1): an unbacked claim's msg_id does not hide
+ * the backed sender's message with that id, also after a reopen; each row
+ * keeps its identity and dst_mismatch (schema 3). */
+static void test_dedupe_by_identity_strength(void **state)
+{
+	struct fx *f = *state;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	struct stored_msg evil = { .src = "bob@CIC", .dst = "zoe@CIC", .msg_id = "x1", .text = "EVIL", .at = (double)time(NULL),
+				   .identity = "unbacked", .dst_mismatch = true };
+	struct stored_msg real = { .src = "bob@CIC", .dst = "zoe@CIC", .msg_id = "x1", .text = "REAL", .at = (double)time(NULL),
+				   .identity = "backed" };
+	struct inbox_filter all = { .limit = 10 };
+	char ids[128] = "";
+
+	assert_int_equal(storage_inbox_add(st, &evil, NULL), 1);
+	assert_int_equal(storage_inbox_add(st, &real, NULL), 1);
+	assert_int_equal(storage_inbox_add(st, &real, NULL), 0);
+	assert_int_equal(storage_inbox_add(st, &evil, NULL), 0);
+	storage_flush(st);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_int_equal(storage_inbox_add(st, &real, NULL), 0);
+	assert_int_equal(storage_inbox_add(st, &evil, NULL), 0);
+	assert_int_equal(storage_inbox_list(st, &all, keep_identity, ids), 2);
+	assert_string_equal(ids, "unbacked!,backed,");
+	storage_close(st);
+}
+
 static void test_list_filters_and_read(void **state)
 {
 	struct fx *f = *state;
@@ -398,6 +436,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_and_dedupe_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedupe_by_identity_strength, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_fair_share, setup, teardown),
