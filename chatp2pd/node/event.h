@@ -20,6 +20,10 @@ enum node_event_type {
 	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
 	EV_REGISTRATION,     /* the rendezvous registration changed state */
 	EV_EXPIRED,          /* a queued SEND of ours was given up (deadline, attempts) */
+	EV_IDENTITY_NEW,     /* a peer's key pinned on first use */
+	EV_IDENTITY_CHANGED, /* a peer presented another key than its pin: refused */
+	EV_IMPOSTOR,         /* a claim refused: a pinned peer without TLS, a failed
+			      * handshake, no TLS under security.tls=require */
 	EV__COUNT
 };
 
@@ -36,6 +40,9 @@ struct node_event {
 	bool late;             /* ACK: after its ack_timeout had been reported */
 	const struct rdv_status *reg; /* REGISTRATION */
 	long long inbox_id;    /* MESSAGE/PUB: its inbox row (0: not stored) */
+	const char *address;   /* IDENTITY_*, IMPOSTOR: "ip:port" of the other end */
+	const char *fingerprint; /* IDENTITY_*: the key presented */
+	const char *pinned;    /* IDENTITY_CHANGED, IMPOSTOR: the pinned key */
 };
 
 typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);
@@ -65,6 +72,7 @@ enum send_result {
 	SEND_FAILED,         /* bad input or queue full */
 	SEND_EXPIRED,        /* queued: deadline passed or attempts used up */
 	SEND_CANCELLED,      /* queued: removed by outbox cancel */
+	SEND_IDENTITY_UNPROVEN, /* the peer's key is pinned, its connection did not prove it */
 };
 const char *send_result_name(enum send_result r);
 typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,
