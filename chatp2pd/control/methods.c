@@ -9,6 +9,8 @@
 
 #include "control/control.h"
 #include "control/conversation.h"
+#include "control/trust.h"
+#include "node/identity.h"
 #include "log.h"
 #include "msgid.h"
 #include "node/outbox.h"
@@ -62,6 +64,18 @@ static void gen_time(yajl_gen g, const char *key, double wall)
 	}
 	iso8601_format(at, (time_t)wall, (long)((wall - floor(wall)) * 1000), true);
 	jg_str(g, at);
+}
+
+/* How the other end's identity is known (PROTOCOL.md §5.3). */
+static void gen_security(yajl_gen g, const struct session *c)
+{
+	JG_KBOOL(g, "secure", c->secure);
+	jg_str(g, "fingerprint");
+	if (c->secure && c->fingerprint[0])
+		jg_str(g, c->fingerprint);
+	else
+		jg_null(g);
+	JG_KSTR(g, "identity", session_identity_name(c->identity));
 }
 
 static void gen_ms(yajl_gen g, const char *key, double ms)
@@ -177,6 +191,11 @@ static void m_status(struct ctl_req *req, jval params)
 		nconns += c->state == SESSION_ESTABLISHED;
 	jg_map(g);
 	JG_KSTR(g, "peer_id", node_id(n));
+	jg_str(g, "fingerprint");
+	if (node_identity(n)->fingerprint[0])
+		jg_str(g, node_identity(n)->fingerprint);
+	else
+		jg_null(g);
 	JG_KSTR(g, "name", cfg->node.name);
 	JG_KSTR(g, "namespace", node_ns(n));
 	JG_KSTR(g, "version", CHATP2P_VERSION);
@@ -292,6 +311,8 @@ static void gen_peer(struct peer *p, void *ctx)
 	}
 	if (p->conn)
 		JG_KSTR(g, "direction", p->conn->dir == CONN_OUT ? "outbound" : "inbound");
+	if (p->conn)
+		gen_security(g, p->conn);
 	gen_time(g, "first_seen", p->first_seen);
 	gen_time(g, "last_seen", p->last_seen);
 	JG_KINT(g, "connects", p->connects);
@@ -384,6 +405,7 @@ static void m_conn(struct ctl_req *req, jval params)
 		JG_KSTR(g, "address", c->addr);
 		gen_time(g, "since", c->since);
 		JG_KBOOL(g, "pipeline", c->pipeline);
+		gen_security(g, c);
 		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
 		JG_KINT(g, "tx_msgs", (long long)session_tx_msgs(c));
 		JG_KINT(g, "queued_bytes", (long long)session_queued_bytes(c));
@@ -1080,5 +1102,9 @@ const struct ctl_method ctl_methods[] = {
 	{ "ping", m_ping },
 	{ "methods", m_methods },
 	{ "metrics", m_metrics },
+	{ "trust.list", m_trust_list },
+	{ "trust.verify", m_trust_verify },
+	{ "trust.pin", m_trust_pin },
+	{ "trust.forget", m_trust_forget },
 	{ NULL, NULL },
 };
