@@ -311,8 +311,13 @@ static void gen_peer(struct peer *p, void *ctx)
 	}
 	if (p->conn)
 		JG_KSTR(g, "direction", p->conn->dir == CONN_OUT ? "outbound" : "inbound");
-	if (p->conn)
+	if (p->conn) {
 		gen_security(g, p->conn);
+	} else {
+		JG_KBOOL(g, "secure", false);
+		jg_str(g, "fingerprint");
+		jg_null(g);
+	}
 	gen_time(g, "first_seen", p->first_seen);
 	gen_time(g, "last_seen", p->last_seen);
 	JG_KINT(g, "connects", p->connects);
