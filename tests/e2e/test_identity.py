@@ -358,6 +358,60 @@ class Tls(NodesAndFakes, unittest.TestCase):
         a.stop(self)
         b.stop(self)
 
+    def test_client_hello_in_the_hellos_segment_goes_to_tls(self):
+        # A client that writes HELLO and its ClientHello in one segment: the
+        # bytes after the HELLO line are TLS, not lines (net/conn.c feeds
+        # what the framer holds past the line to the TLS filter).
+        import ssl
+        import subprocess
+        import tempfile
+        a = self.node("alice", self.rdv)
+        tmp = tempfile.mkdtemp(dir=harness.tmpdir())
+        key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", key,
+                        "-out", crt, "-days", "1", "-subj", "/CN=eager@CIC"], check=True,
+                       capture_output=True)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(crt, key)
+        inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, outg)
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = {"type": "HELLO", "peer_id": "eager@CIC", "version": "1.0", "ttl": 1,
+                 "features": ["ack", "metrics", "pipeline", "tls"]}
+        s = harness.connect(a.port)
+        s.sendall((json.dumps(hello) + "\n").encode() + outg.read())
+        buf = b""
+        while b"\n" not in buf:
+            d = s.recv(65536)
+            self.assertTrue(d, "closed before HELLO_OK")
+            buf += d
+        line, rest = buf.split(b"\n", 1)
+        self.assertIn("starttls", json.loads(line)["features"])
+        inc.write(rest)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                s.sendall(outg.read())
+                self.assertLess(time.monotonic(), deadline, "TLS handshake")
+                d = s.recv(65536)
+                self.assertTrue(d, "closed during the TLS handshake")
+                inc.write(d)
+        s.sendall(outg.read())
+        harness.wait_for(lambda: secure_with(a, "eager@CIC"), 10, what="eager's TLS session")
+        self.assertEqual(conn_of(a, "eager@CIC")["fingerprint"],
+                         json.loads(ctl_run(a, "--json", "trust")[1])[0]["fingerprint"])
+        s.close()
+        a.stop(self)
+
 
 if __name__ == "__main__":
     unittest.main()
