@@ -230,6 +230,10 @@ class Tls(NodesAndFakes, unittest.TestCase):
                 if "WARNING" in l and new_fp in l and old_fp in l]
         self.assertTrue(warn, "no WARNING naming both fingerprints")
         self.assertIn("127.0.0.1:", warn[0])
+        rc, out, err = ctl_run(a, "watch", "--since", "10m", "--until", "0s", "peer")
+        self.assertEqual(rc, 0, err)
+        shown = [l for l in out.splitlines() if "KEY CHANGED for bob@CIC" in l]
+        self.assertTrue(shown and new_fp in shown[0] and old_fp in shown[0], out)
         # Still refused a while later, on every attempt.
         ev.wait_event(lambda e: e["type"] == "identity_changed", 20, "identity_changed again")
         self.assertNotEqual(a.state_of(b.peer_id), "ACTIVE")
