@@ -124,7 +124,7 @@ static void count_peer(struct peer *p, void *ctx)
 }
 
 /* What the node refused or dropped to defend itself (issue 13). */
-static void gen_guard(yajl_gen g, const struct node_guard *gd)
+static void gen_guard(yajl_gen g, const struct node_guard *gd, unsigned long identity_refused)
 {
 	jg_str(g, "guard");
 	jg_map(g);
@@ -132,6 +132,9 @@ static void gen_guard(yajl_gen g, const struct node_guard *gd)
 	JG_KINT(g, "per_ip_refused", (long long)gd->per_ip_refused);
 	JG_KINT(g, "pressure_drops", (long long)gd->pressure_drops);
 	JG_KINT(g, "forgotten", (long long)gd->forgotten);
+	/* PROTOCOL.md §5.2: changed keys, pinned peers without TLS, failed
+	 * handshakes of pinned peers, plaintext under security.tls=require. */
+	JG_KINT(g, "identity_refused", (long long)identity_refused);
 	jg_end_map(g);
 }
 
@@ -247,7 +250,7 @@ static void m_status(struct ctl_req *req, jval params)
 		jg_null(g);
 	JG_KBOOL(g, "journal", log_to_journal());
 	jg_end_map(g);
-	gen_guard(g, node_guard(n));
+	gen_guard(g, node_guard(n), node_identity(n)->refused);
 	JG_KINT(g, "unread", storage_unread(node_storage(n)));
 	jg_str(g, "storage");
 	jg_map(g);

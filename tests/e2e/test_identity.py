@@ -237,6 +237,7 @@ class Tls(NodesAndFakes, unittest.TestCase):
         # Still refused a while later, on every attempt.
         ev.wait_event(lambda e: e["type"] == "identity_changed", 20, "identity_changed again")
         self.assertNotEqual(a.state_of(b.peer_id), "ACTIVE")
+        self.assertGreaterEqual(a.call("status")["guard"]["identity_refused"], 2)
         rc, out, err = ctl_run(a, "trust", "forget", b.peer_id)
         self.assertEqual(rc, 0, err)
         e = ev.wait_event(lambda e: e["type"] == "identity_new", 20, "identity_new")
