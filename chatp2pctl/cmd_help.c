@@ -78,8 +78,8 @@ void usage(FILE *f)
 		   "     the connection before answering)\n"
 		   "  3  usage error (bad command, option or argument)\n"
 		   "  4  timeout, or the peer could not be reached: ack_timeout, not_connected,\n"
-		   "     unknown_peer (send, reconnect, ping alike), no PONG, a pub that\n"
-		   "     reached nobody\n"
+		   "     unknown_peer, identity_unproven (send, reconnect, ping alike), no PONG,\n"
+		   "     a pub that reached nobody\n"
 		   "  5  permission denied on the control socket\n"
 		   "  6  protocol error (garbage, a line cut off, an answer that makes no sense)\n");
 }

@@ -39,6 +39,8 @@ static const char *next_step(const char *reason)
 {
 	if (reason && strcmp(reason, "not_connected") == 0)
 		return "; send --queue keeps it in the outbox until the peer is back";
+	if (reason && strcmp(reason, "identity_unproven") == 0)
+		return "; its key is pinned and this connection did not prove it (chatp2pctl trust)";
 	return "";
 }
 

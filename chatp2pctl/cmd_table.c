@@ -9,6 +9,7 @@
 #include "cmd_msg.h"
 #include "cmd_node.h"
 #include "cmd_peers.h"
+#include "cmd_trust.h"
 #include "cmd_watch.h"
 #include "shell.h"
 
@@ -23,6 +24,15 @@ const struct command commands[] = {
 	  .run = c_peers, .shortopts = "d", .example = "chatp2pctl peers -o tsv --no-legend" },
 	{ .name = "conn", .usage = "", .help = "connections: direction, address, since, RTT, traffic",
 	  .run = c_conn },
+	{ .name = "id", .usage = "", .help = "this node's peer_id and key fingerprint (compare it out of band)",
+	  .run = c_id, .example = "chatp2pctl id" },
+	{ .name = "trust", .usage = "[list | verify PEER FP | pin PEER FP | forget PEER]",
+	  .help = "pinned keys of peers: list, mark verified, pin beforehand, forget",
+	  .options = "  list                the pins (default): peer, fingerprint, first/last seen\n"
+		     "  verify PEER FP      mark PEER's pin verified (refused if FP is not the pin)\n"
+		     "  pin PEER FP         pin PEER's key before first contact, or replace its pin\n"
+		     "  forget PEER         forget the pin: the next key is pinned on first use\n",
+	  .run = c_trust, .example = "chatp2pctl trust verify bob@CIC SHA256:..." },
 	{ .name = "send", .usage = "[--no-ack | --queue [--deadline DUR]] PEER [TEXT...|-]",
 	  .help = "send TEXT (or standard input) to PEER (an id, or a unique name), wait for its ACK",
 	  .options = "  -n, --no-ack        do not ask for an ACK (exit 0 once it is written)\n"

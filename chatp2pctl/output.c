@@ -785,15 +785,26 @@ void out_event(FILE *f, jval note)
 		peer_line(f, p, "lost");
 	} else if (strcmp(type, "peer_discovered") == 0) {
 		peer_line(f, p, "discovered");
-	} else if (strcmp(type, "impostor") == 0) {
-		fputs("* impostor: ", f);
-		print_name(f, jstr_or(p, "address", "?"));
-		fputs(" claimed to be ", f);
+	} else if (strcmp(type, "identity_new") == 0 || strcmp(type, "identity_changed") == 0 ||
+		   strcmp(type, "impostor") == 0) {
+		/* PROTOCOL.md §5.2: a key pinned, a key refused, a claim refused. */
+		bool isnew = strcmp(type, "identity_new") == 0;
+		bool changed = strcmp(type, "identity_changed") == 0;
+		fputs(isnew ? "* key of " : changed ? "* KEY CHANGED for " : "* refused claim of ", f);
 		print_name(f, jstr_or(p, "peer_id", "?"));
-		if (json_get_str(p, "reason")) {
-			fputs(" (", f);
-			print_text(f, json_get_str(p, "reason"));
-			fputc(')', f);
+		fputs(" from ", f);
+		print_name(f, jstr_or(p, "address", "?"));
+		if (isnew || changed) {
+			fputs(isnew ? " pinned: " : ": ", f);
+			print_text(f, jstr_or(p, "fingerprint", "?"));
+		} else {
+			fputs(": ", f);
+			print_text(f, jstr_or(p, "reason", "?"));
+		}
+		if (!isnew && json_get_str(p, "pinned")) {
+			fputs(changed ? ", pinned " : " (pinned ", f);
+			print_text(f, json_get_str(p, "pinned"));
+			fputs(changed ? " (refused; chatp2pctl trust)" : ")", f);
 		}
 		fputc('\n', f);
 	} else if (strcmp(type, "registration") == 0) {

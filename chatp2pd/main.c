@@ -26,10 +26,12 @@
 #include "control/hooks.h"
 #include "ctlproto.h"
 #include "net/guard.h"
+#include "net/keys.h"
 #include "log.h"
 #include "node/node.h"
 #include "control/notify.h"
 #include "rendezvous/server/server.h"
+#include "store/storage.h"
 #include "version.h"
 #include "xmalloc.h"
 
@@ -395,6 +397,33 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)reload(w->data, err, sizeof err, note, sizeof note);
 }
 
+/* The identity key in the state directory, made at first start (PROTOCOL.md
+ * §5.2).  A key that cannot be used stops the start, unless TLS is off. */
+static int load_identity(struct node *n, const struct config *cfg)
+{
+	char dir[CFG_STR_MAX + 64], err[512];
+	struct keys_identity keys;
+	bool needed = strcmp(cfg->security.tls, "off") != 0;
+
+	if (storage_dir_resolve(cfg->node.state_dir, node_id(n), dir, sizeof dir, err, sizeof err) ==
+		    0 &&
+	    keys_load_or_create(dir, node_id(n), &keys, err, sizeof err) == 0) {
+		if (keys.created)
+			log_info(MOD, "made a new identity key %s/%s (%s)", dir, KEYS_FILE,
+				 keys.fingerprint);
+		int rc = node_set_identity(n, &keys, dir, err, sizeof err);
+		keys_free(&keys);
+		if (rc == 0)
+			return 0;
+	}
+	if (needed) {
+		fprintf(stderr, "chatp2pd: identity: %s\n", err);
+		return -1;
+	}
+	log_warn(MOD, "identity: %s (security.tls is off: going on without a key)", err);
+	return 0;
+}
+
 static int run_node(struct daemon *d, const struct config *cfg)
 {
 	char err[256];
@@ -415,6 +444,12 @@ static int run_node(struct daemon *d, const struct config *cfg)
 		if (p.control_fd >= 0)
 			close(p.control_fd);
 		return strncmp(err, "node.", 5) == 0 ? 2 : 1;
+	}
+	if (load_identity(n, cfg) != 0) {
+		if (p.control_fd >= 0)
+			close(p.control_fd);
+		node_free(n);
+		return 1;
 	}
 	if (p.control_fd >= 0)
 		snprintf(path, sizeof path, "%s", p.control_path);

@@ -208,6 +208,9 @@ static const struct cfg_key keys[] = {
 	    "seconds a hook may run before it is killed"),
 	K("hooks", "max_running", CFG_INT, hooks.max_running, 1, 64, "4",
 	    "hooks running at once; more wait (up to 256, then dropped and logged)"),
+	K("security", "tls", CFG_STRING, security.tls, 0, 0, "prefer",
+	    "TLS with pinned keys between chatp2p nodes: prefer (wherever both sides offer it), "
+	    "require (refuse every peer that does not) or off"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -864,6 +867,11 @@ int config_check(const struct config *c, char *err, size_t errlen)
 	if (strcmp(c->storage.sync, "normal") != 0 && strcmp(c->storage.sync, "full") != 0 &&
 	    strcmp(c->storage.sync, "off") != 0) {
 		seterr(err, errlen, "storage.sync: \"%s\" is not normal, full or off", c->storage.sync);
+		return -1;
+	}
+	if (strcmp(c->security.tls, "prefer") != 0 && strcmp(c->security.tls, "require") != 0 &&
+	    strcmp(c->security.tls, "off") != 0) {
+		seterr(err, errlen, "security.tls: \"%s\" is not prefer, require or off", c->security.tls);
 		return -1;
 	}
 	return 0;

@@ -113,6 +113,9 @@ struct config {
 		double timeout;               /* seconds before a hook is killed */
 		int max_running;              /* hooks at once */
 	} hooks;
+	struct {
+		char tls[16];                 /* prefer | require | off (PROTOCOL.md §5.2) */
+	} security;
 };
 
 void config_defaults(struct config *c);

@@ -54,6 +54,7 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_cb cb, vo
 	const char *p = data, *end = data + len;
 	int rc;
 
+	f->used = len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -69,8 +70,10 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_cb cb, vo
 			f->len = 0;
 			f->skipping = nl == NULL;
 			p = nl ? nl + 1 : end;
-			if ((rc = cb(ctx, FRAMER_OVERFLOW, NULL, 0)) != 0)
+			if ((rc = cb(ctx, FRAMER_OVERFLOW, NULL, 0)) != 0) {
+				f->used = (size_t)(p - data);
 				return rc;
+			}
 			continue;
 		}
 		if (!nl) {
@@ -89,8 +92,10 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_cb cb, vo
 			rc = emit(f, f->part, n, cb, ctx);
 		}
 		p = nl + 1;
-		if (rc != 0)
+		if (rc != 0) {
+			f->used = (size_t)(p - data);
 			return rc;
+		}
 	}
 	return 0;
 }

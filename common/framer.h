@@ -30,6 +30,8 @@ struct framer {
 	size_t cap;      /* bytes allocated for part: grows with need up to max + 1 */
 	size_t max;      /* line limit */
 	bool skipping;   /* inside an over-long line, waiting for its '\n' */
+	size_t used;     /* bytes of the last feed consumed when a callback stopped
+			  * it (the rest may be for another reader: STARTTLS) */
 };
 
 void framer_init(struct framer *f, size_t max_line);

@@ -33,6 +33,8 @@ static const struct {
 	{ "ack", FEAT_ACK },
 	{ "metrics", FEAT_METRICS },
 	{ "pipeline", FEAT_PIPELINE },
+	{ "tls", FEAT_TLS },
+	{ "starttls", FEAT_STARTTLS },
 };
 
 const char *pmsg_type_name(enum pmsg_type t)

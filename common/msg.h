@@ -31,6 +31,8 @@ enum pmsg_type {
 #define FEAT_ACK      0x1u
 #define FEAT_METRICS  0x2u
 #define FEAT_PIPELINE 0x4u /* "I read every line of a stream" (PROTOCOL.md §4) */
+#define FEAT_TLS      0x8u  /* HELLO: "I offer TLS" (PROTOCOL.md §5.2) */
+#define FEAT_STARTTLS 0x10u /* HELLO_OK only: "offer taken, TLS starts now" */
 #define FEAT_OURS     (FEAT_ACK | FEAT_METRICS | FEAT_PIPELINE)
 
 #define PROTO_VERSION "1.0"

@@ -808,9 +808,13 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 		e->num = ev->reg->ttl;
 		break;
 	}
+	case EV_IDENTITY_NEW:
+	case EV_IDENTITY_CHANGED:
 	case EV_IMPOSTOR: {
-		const char *strs[3] = { ev->peer_id, ev->text, ev->addr };
-		e = event_new(c, ev->type, class_of(ev->type), strs, 3);
+		const char *strs[4] = { ev->peer_id, ev->address,
+					ev->type == EV_IMPOSTOR ? ev->text : ev->fingerprint,
+					ev->pinned };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 4);
 		break;
 	}
 	default: {

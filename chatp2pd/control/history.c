@@ -260,15 +260,19 @@ void history_render(const struct hist_event *e, struct buf *b)
 		put_kstr(b, "error", e->s[1]);
 		put_kint(b, "ttl", e->num);
 		break;
+	case EV_IDENTITY_NEW:
+	case EV_IDENTITY_CHANGED:
+	case EV_IMPOSTOR:
+		put_kstr(b, "peer_id", e->s[0]);
+		put_kstr(b, "address", e->s[1]);
+		put_kstr(b, e->kind == EV_IMPOSTOR ? "reason" : "fingerprint", e->s[2]);
+		if (e->kind != EV_IDENTITY_NEW)
+			put_kstr(b, "pinned", e->s[3]);
+		break;
 	case HIST_LOG:
 		put_kstr(b, "level", e->s[0]);
 		put_kstr(b, "module", e->s[1]);
 		put_kstr(b, "text", e->s[2]);
-		break;
-	case EV_IMPOSTOR:
-		put_kstr(b, "peer_id", e->s[0]);
-		put_kstr(b, "address", e->s[2]);
-		put_kstr(b, "reason", e->s[1]);
 		break;
 	default:
 		put_kstr(b, "peer_id", e->s[0]);

@@ -9,6 +9,8 @@
 
 #include "control/control.h"
 #include "control/conversation.h"
+#include "control/trust.h"
+#include "node/identity.h"
 #include "log.h"
 #include "msgid.h"
 #include "node/claims.h"
@@ -65,6 +67,18 @@ static void gen_time(yajl_gen g, const char *key, double wall)
 	jg_str(g, at);
 }
 
+/* How the other end's identity is known (PROTOCOL.md §5.3). */
+static void gen_security(yajl_gen g, const struct session *c)
+{
+	JG_KBOOL(g, "secure", c->secure);
+	jg_str(g, "fingerprint");
+	if (c->secure && c->fingerprint[0])
+		jg_str(g, c->fingerprint);
+	else
+		jg_null(g);
+	JG_KSTR(g, "identity", session_identity_name(c->identity));
+}
+
 static void gen_ms(yajl_gen g, const char *key, double ms)
 {
 	jg_str(g, key);
@@ -111,7 +125,7 @@ static void count_peer(struct peer *p, void *ctx)
 }
 
 /* What the node refused or dropped to defend itself (issue 13). */
-static void gen_guard(yajl_gen g, const struct node_guard *gd)
+static void gen_guard(yajl_gen g, const struct node_guard *gd, unsigned long identity_refused)
 {
 	jg_str(g, "guard");
 	jg_map(g);
@@ -119,6 +133,9 @@ static void gen_guard(yajl_gen g, const struct node_guard *gd)
 	JG_KINT(g, "per_ip_refused", (long long)gd->per_ip_refused);
 	JG_KINT(g, "pressure_drops", (long long)gd->pressure_drops);
 	JG_KINT(g, "forgotten", (long long)gd->forgotten);
+	/* PROTOCOL.md §5.2: changed keys, pinned peers without TLS, failed
+	 * handshakes of pinned peers, plaintext under security.tls=require. */
+	JG_KINT(g, "identity_refused", (long long)identity_refused);
 	jg_end_map(g);
 }
 
@@ -178,6 +195,11 @@ static void m_status(struct ctl_req *req, jval params)
 		nconns += c->state == SESSION_ESTABLISHED;
 	jg_map(g);
 	JG_KSTR(g, "peer_id", node_id(n));
+	jg_str(g, "fingerprint");
+	if (node_identity(n)->fingerprint[0])
+		jg_str(g, node_identity(n)->fingerprint);
+	else
+		jg_null(g);
 	JG_KSTR(g, "name", cfg->node.name);
 	JG_KSTR(g, "namespace", node_ns(n));
 	JG_KSTR(g, "version", CHATP2P_VERSION);
@@ -229,7 +251,7 @@ static void m_status(struct ctl_req *req, jval params)
 		jg_null(g);
 	JG_KBOOL(g, "journal", log_to_journal());
 	jg_end_map(g);
-	gen_guard(g, node_guard(n));
+	gen_guard(g, node_guard(n), node_identity(n)->refused);
 	JG_KINT(g, "unread", storage_unread(node_storage(n)));
 	jg_str(g, "storage");
 	jg_map(g);
@@ -294,11 +316,15 @@ static void gen_peer(struct peer *p, void *ctx)
 	if (p->conn)
 		JG_KSTR(g, "direction", p->conn->dir == CONN_OUT ? "outbound" : "inbound");
 	/* How its connection's claim is known (PROTOCOL.md §5.3); null when none. */
-	jg_str(g, "identity");
-	if (p->conn)
-		jg_str(g, session_identity_name(p->conn->identity));
-	else
+	if (p->conn) {
+		gen_security(g, p->conn);
+	} else {
+		JG_KBOOL(g, "secure", false);
+		jg_str(g, "fingerprint");
 		jg_null(g);
+		jg_str(g, "identity");
+		jg_null(g);
+	}
 	JG_KBOOL(g, "ambiguous", claims_ambiguous(p, mono_now()));
 	gen_time(g, "first_seen", p->first_seen);
 	gen_time(g, "last_seen", p->last_seen);
@@ -390,12 +416,11 @@ static void m_conn(struct ctl_req *req, jval params)
 		JG_KSTR(g, "state", session_state_name(c->state));
 		JG_KBOOL(g, "primary", c->primary);
 		JG_KSTR(g, "address", c->addr);
-		if (c->state == SESSION_ESTABLISHED)
-			JG_KSTR(g, "identity", session_identity_name(c->identity));
 		if (p && claims_ambiguous(p, mono_now()))
 			JG_KBOOL(g, "ambiguous", true);
 		gen_time(g, "since", c->since);
 		JG_KBOOL(g, "pipeline", c->pipeline);
+		gen_security(g, c);
 		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
 		JG_KINT(g, "tx_msgs", (long long)session_tx_msgs(c));
 		JG_KINT(g, "queued_bytes", (long long)session_queued_bytes(c));
@@ -1100,5 +1125,9 @@ const struct ctl_method ctl_methods[] = {
 	{ "ping", m_ping },
 	{ "methods", m_methods },
 	{ "metrics", m_metrics },
+	{ "trust.list", m_trust_list },
+	{ "trust.verify", m_trust_verify },
+	{ "trust.pin", m_trust_pin },
+	{ "trust.forget", m_trust_forget },
 	{ NULL, NULL },
 };

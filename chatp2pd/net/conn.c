@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net/tls.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -25,6 +26,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_gap(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_resend(struct ev_loop *loop, ev_timer *w, int revents);
 static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_tls_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void pump(struct conn *c);
 static void flush(struct conn *c);
 
@@ -74,8 +76,10 @@ static struct conn *conn_new(struct ev_loop *loop, const struct config *cfg, int
 	ev_init(&c->gap_timer, on_gap);
 	ev_init(&c->resend_timer, on_resend);
 	ev_prepare_init(&c->flusher, on_flusher);
+	ev_init(&c->tls_timer, on_tls_timeout);
+	buf_init(&c->tls_plain);
 	c->rio.data = c->wio.data = c->deadline.data = c->gap_timer.data = c->resend_timer.data =
-		c->flusher.data = c;
+		c->flusher.data = c->tls_timer.data = c;
 	return c;
 }
 
@@ -180,6 +184,15 @@ void conn_close(struct conn *c, const char *reason)
 	ev_timer_stop(loop, &c->gap_timer);
 	ev_timer_stop(loop, &c->resend_timer);
 	ev_prepare_stop(loop, &c->flusher);
+	ev_timer_stop(loop, &c->tls_timer);
+	if (c->secured && !c->peer_closed && !c->tls_failed && c->out.len == 0) {
+		/* A clean end the other side can tell from a cut: one try, no wait. */
+		struct buf bye = BUF_INIT;
+		tls_close_notify(c->tls, &bye);
+		if (bye.len > 0 && send(c->fd, bye.data, bye.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug(MOD, "%s: close_notify not sent: %s", c->name, strerror(errno));
+		buf_free(&bye);
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->busy++;
@@ -194,6 +207,8 @@ void conn_reap(struct conn *c)
 		return;
 	framer_free(&c->fr);
 	buf_free(&c->out);
+	buf_free(&c->tls_plain);
+	tls_free(c->tls);
 	free_list(c->ctl_head);
 	free_list(c->data_head);
 	free(c->inflight);
@@ -202,12 +217,40 @@ void conn_reap(struct conn *c)
 
 /* ---- output ----------------------------------------------------------- */
 
+/* Plaintext lines into the output: as they are, or encrypted once TLS runs
+ * (held until its handshake ends: nothing goes in clear after STARTTLS). */
+static void out_put(struct conn *c, const void *data, size_t len)
+{
+	if (c->tls == NULL) {
+		buf_append(&c->out, data, len);
+	} else if (!c->secured) {
+		buf_append(&c->tls_plain, data, len);
+	} else if (tls_output(c->tls, data, len, &c->out) != 0) {
+		/* Closed at the next flush: callers here cannot be closed under. */
+		c->tls_failed = true;
+		if (!ev_is_active(&c->flusher))
+			ev_prepare_start(c->loop, &c->flusher);
+	}
+}
+
+static void tls_broken(struct conn *c)
+{
+	char why[200];
+
+	snprintf(why, sizeof why, "TLS: %s", tls_error(c->tls));
+	conn_close(c, why);
+}
+
 /* Write what we can now; the rest waits for EV_WRITE.  The write watcher
  * runs only while bytes are stuck (no epoll_ctl per message). */
 static void flush(struct conn *c)
 {
 	struct ev_loop *loop = c->loop;
 
+	if (c->tls_failed) {
+		tls_broken(c);
+		return;
+	}
 	while (c->out.len > 0) {
 		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
 		if (n > 0) {
@@ -294,8 +337,8 @@ static void on_flusher(struct ev_loop *loop, ev_prepare *w, int revents)
 void conn_flush_now(struct conn *c)
 {
 	ev_prepare_stop(c->loop, &c->flusher);
-	if (c->state == CONN_CLOSED || c->out.len == 0 || ev_is_active(&c->wio) ||
-	    c->state == CONN_CONNECTING)
+	if (c->state == CONN_CLOSED || (c->out.len == 0 && !c->tls_failed) ||
+	    ev_is_active(&c->wio) || c->state == CONN_CONNECTING)
 		return;
 	flush(c); /* may close and free c */
 }
@@ -349,7 +392,7 @@ static int write_line(struct conn *c, const struct buf *line, enum conn_kind kin
 	c->tx_msgs++;
 	if (c->batch) {
 		/* Batched: everything written in this loop iteration leaves in one write. */
-		buf_append(&c->out, line->data, line->len);
+		out_put(c, line->data, line->len);
 		schedule_flush(c);
 		return 0;
 	}
@@ -396,7 +439,7 @@ static void pump(struct conn *c)
 	if (m == NULL)
 		return;
 	c->queued -= m->len;
-	buf_append(&c->out, m->line, m->len);
+	out_put(c, m->line, m->len);
 	c->gap = true;
 	snprintf(c->await_id, sizeof c->await_id, "%s", m->answered ? m->msg_id : "");
 	bool first = m->first;
@@ -443,7 +486,7 @@ void conn_go_batched(struct conn *c)
 	ev_timer_stop(c->loop, &c->gap_timer);
 	while ((m = dequeue(&c->ctl_head, &c->ctl_tail)) != NULL ||
 	       (m = dequeue(&c->data_head, &c->data_tail)) != NULL) {
-		buf_append(&c->out, m->line, m->len);
+		out_put(c, m->line, m->len);
 		free(m);
 	}
 	c->queued = 0;
@@ -535,6 +578,10 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- input ------------------------------------------------------------ */
 
+/* framer_feed stopped: closed, or TLS starts after this line. */
+#define FEED_CLOSED 1
+#define FEED_TLS 2
+
 static int on_line(void *ctx, enum framer_event ev, const char *text, size_t len)
 {
 	struct conn *c = ctx;
@@ -543,7 +590,91 @@ static int on_line(void *ctx, enum framer_event ev, const char *text, size_t len
 		c->cbs->overflow(c->ctx, c);
 	else if (len > 0) /* blank lines between messages are tolerated */
 		c->cbs->line(c->ctx, c, text, len);
-	return c->state == CONN_CLOSED;
+	if (c->state == CONN_CLOSED)
+		return FEED_CLOSED;
+	if (c->tls_now) {
+		c->tls_now = false;
+		return FEED_TLS;
+	}
+	return 0;
+}
+
+/* Bytes from the socket through TLS: handshake, then lines.  -1 if c closed. */
+static int tls_feed(struct conn *c, const char *data, size_t len)
+{
+	/* One loop, one reader at a time: a shared scratch buffer keeps idle
+	 * connections from holding decrypted bytes. */
+	static struct buf plain;
+	size_t before = c->out.len;
+	int rc;
+
+	buf_reset(&plain);
+	rc = tls_input(c->tls, data, len, &plain, &c->out);
+	if (c->out.len > before && !ev_is_active(&c->flusher))
+		ev_prepare_start(c->loop, &c->flusher);
+	if (rc < 0) {
+		c->tls_failed = true;
+		tls_broken(c);
+		return -1;
+	}
+	if (!c->secured && tls_handshake_done(c->tls)) {
+		c->secured = true;
+		ev_timer_stop(c->loop, &c->tls_timer);
+		if (c->tls_plain.len > 0) {
+			out_put(c, c->tls_plain.data, c->tls_plain.len);
+			buf_free(&c->tls_plain);
+			buf_init(&c->tls_plain);
+			if (!ev_is_active(&c->flusher))
+				ev_prepare_start(c->loop, &c->flusher);
+		}
+		c->cbs->secured(c->ctx, c, tls_peer_fingerprint(c->tls));
+		if (c->state == CONN_CLOSED)
+			return -1;
+	}
+	if (plain.len > 0 && framer_feed(&c->fr, plain.data, plain.len, on_line, c) != 0)
+		return -1;
+	if (rc == 1) {
+		c->peer_closed = true;
+		conn_close(c, "connection closed by peer (TLS close_notify)");
+		return -1;
+	}
+	return 0;
+}
+
+void conn_start_tls(struct conn *c, struct tls_ctx *ctx, bool server)
+{
+	if (c->tls || c->state == CONN_CLOSED)
+		return;
+	c->tls = tls_new(ctx, server, &c->out);
+	c->tls_now = true;
+	ev_timer_set(&c->tls_timer, c->cfg->limits.handshake_timeout, 0);
+	ev_timer_start(c->loop, &c->tls_timer);
+	if (c->out.len > 0 && !ev_is_active(&c->flusher))
+		ev_prepare_start(c->loop, &c->flusher);
+}
+
+static void on_tls_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	c->tls_failed = true;
+	conn_close(c, "TLS: handshake timeout");
+}
+
+/* One segment: lines, or after STARTTLS (even within it) TLS records. */
+static int feed(struct conn *c, const char *data, size_t n)
+{
+	int rc;
+
+	if (c->tls)
+		return tls_feed(c, data, n);
+	c->tls_now = false;
+	rc = framer_feed(&c->fr, data, n, on_line, c);
+	if (rc == FEED_TLS) {
+		size_t used = c->fr.used;
+		return used < n ? tls_feed(c, data + used, n - used) : 0;
+	}
+	return rc != 0 ? -1 : 0;
 }
 
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
@@ -556,7 +687,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n = recv(c->fd, data, sizeof data, 0);
 		if (n > 0) {
 			c->last_rx = mono_now();
-			if (framer_feed(&c->fr, data, (size_t)n, on_line, c) != 0)
+			if (feed(c, data, (size_t)n) != 0)
 				break;
 			if ((size_t)n < sizeof data)
 				break;
@@ -604,7 +735,7 @@ void conn_start(struct conn *c, bool batch)
 
 void conn_put(struct conn *c, const struct buf *text, bool gap_after)
 {
-	buf_append(&c->out, text->data, text->len);
+	out_put(c, text->data, text->len);
 	c->gap = gap_after;
 }
 
@@ -612,6 +743,8 @@ void conn_close_after_flush(struct conn *c, const char *reason)
 {
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	c->close_after_flush = true;
+	if (c->secured && !c->tls_failed)
+		tls_close_notify(c->tls, &c->out); /* after the last words */
 	flush(c);
 }
 

@@ -21,6 +21,8 @@
 #include "msgid.h"
 
 struct conn;
+struct tls;
+struct tls_ctx;
 
 enum conn_dir { CONN_IN, CONN_OUT };
 
@@ -49,6 +51,9 @@ struct conn_cbs {
 	/* The output queue fell to a quarter of its bound after conn_room()
 	 * said no (flow control for bulk senders); may write to c. */
 	void (*drained)(void *ctx, struct conn *c);
+	/* TLS (conn_start_tls) finished its handshake: the other end holds
+	 * the key of this fingerprint.  Lines read after it are decrypted. */
+	void (*secured)(void *ctx, struct conn *c, const char *fingerprint);
 	/* Closed, by either side: the last callback; c is freed after it. */
 	void (*closed)(void *ctx, struct conn *c, const char *reason);
 };
@@ -102,6 +107,14 @@ struct conn {
 	uint64_t serial;            /* unique per connection */
 	uint64_t bytes_sent;        /* total bytes the socket took */
 	bool drain_armed;           /* conn_room() said no: cbs->drained at low water */
+	/* TLS (PROTOCOL.md §5.2), a filter between the socket and the framer:
+	 * out holds ciphertext, what is read is decrypted before framing. */
+	struct tls *tls;            /* NULL: plaintext */
+	bool tls_now;               /* started by the line being read: the rest of its segment is TLS */
+	bool secured;               /* handshake done (cbs->secured told) */
+	bool tls_failed;            /* closed by a TLS error (handshake, record, timeout) */
+	struct buf tls_plain;       /* written before the handshake ended: never goes in clear */
+	ev_timer tls_timer;         /* limits.handshake_timeout for the TLS handshake */
 };
 
 /* Dial ip:port (closed with "connect timeout" after limits.connect_timeout).
@@ -153,6 +166,13 @@ bool conn_written(const struct conn *c, uint64_t mark);
 /* Write what this loop iteration queued now, not at the next prepare
  * (for callers that run inside a prepare watcher).  May close c. */
 void conn_flush_now(struct conn *c);
+/* From now on the bytes are TLS: what is in the output already (HELLO_OK)
+ * still goes in clear, everything written after is encrypted, everything
+ * read after the current line is decrypted (server: we took the offer;
+ * client: we read the taker's HELLO_OK).  cbs->secured when the handshake
+ * is done; closed with a "TLS: ..." reason if it fails or takes longer
+ * than limits.handshake_timeout. */
+void conn_start_tls(struct conn *c, struct tls_ctx *ctx, bool server);
 /* Close once the output is written (reason: the close's). */
 void conn_close_after_flush(struct conn *c, const char *reason);
 /* cbs->deadline after `after` seconds, unless disarmed or re-armed. */

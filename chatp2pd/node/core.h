@@ -13,6 +13,7 @@
 #include "node/event.h"
 #include "node/peer_table.h"
 
+struct node_identity;
 struct session;
 struct storage;
 
@@ -24,6 +25,7 @@ struct node_core {
 	struct peer_table *peers;
 	struct session **sessions;  /* the node's list of sessions (its head) */
 	struct storage *store;      /* NULL: storage.sync off */
+	struct node_identity *ident; /* key, TLS context, pins (node/identity.h) */
 	struct node_events events;
 	/* Dial peer_id now, resetting its backoff (node_reconnect). */
 	int (*reconnect)(void *owner, const char *peer_id);

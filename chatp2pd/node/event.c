@@ -15,6 +15,8 @@ const char *node_event_name(enum node_event_type t)
 		[EV_PEER_DISCOVERED] = "peer_discovered",
 		[EV_REGISTRATION] = "registration",
 		[EV_EXPIRED] = "expired",
+		[EV_IDENTITY_NEW] = "identity_new",
+		[EV_IDENTITY_CHANGED] = "identity_changed",
 		[EV_IMPOSTOR] = "impostor",
 	};
 	return (unsigned)t < EV__COUNT ? names[t] : "?";
@@ -31,6 +33,7 @@ const char *send_result_name(enum send_result r)
 	case SEND_FAILED: return "failed";
 	case SEND_EXPIRED: return "expired";
 	case SEND_CANCELLED: return "cancelled";
+	case SEND_IDENTITY_UNPROVEN: return "identity_unproven";
 	}
 	return "?";
 }

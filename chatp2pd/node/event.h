@@ -20,7 +20,10 @@ enum node_event_type {
 	EV_PEER_DISCOVERED,  /* a new peer appeared in a DISCOVER */
 	EV_REGISTRATION,     /* the rendezvous registration changed state */
 	EV_EXPIRED,          /* a queued SEND of ours was given up (deadline, attempts) */
-	EV_IMPOSTOR,         /* a claim of a peer_id refused or displaced (PROTOCOL.md §5.1) */
+	EV_IDENTITY_NEW,     /* a peer's key pinned on first use */
+	EV_IDENTITY_CHANGED, /* a peer presented another key than its pin: refused */
+	EV_IMPOSTOR,         /* a claim refused: a pinned peer without TLS, a failed
+			      * handshake, no TLS under security.tls=require */
 	EV__COUNT
 };
 
@@ -39,7 +42,9 @@ struct node_event {
 	long long inbox_id;    /* MESSAGE/PUB: its inbox row (0: not stored) */
 	bool dst_mismatch;     /* MESSAGE: dst is not our peer_id */
 	const char *identity;  /* MESSAGE/PUB/PEER_CONNECTED: session_identity_name() */
-	const char *addr;      /* IMPOSTOR: where the claim came from ("ip:port") */
+	const char *address;   /* IDENTITY_*, IMPOSTOR: "ip:port" of the other end */
+	const char *fingerprint; /* IDENTITY_*: the key presented */
+	const char *pinned;    /* IDENTITY_CHANGED, IMPOSTOR: the pinned key */
 };
 
 typedef void (*node_event_fn)(void *ctx, const struct node_event *ev);
@@ -69,6 +74,7 @@ enum send_result {
 	SEND_FAILED,         /* bad input or queue full */
 	SEND_EXPIRED,        /* queued: deadline passed or attempts used up */
 	SEND_CANCELLED,      /* queued: removed by outbox cancel */
+	SEND_IDENTITY_UNPROVEN, /* the peer's key is pinned, its connection did not prove it */
 };
 const char *send_result_name(enum send_result r);
 typedef void (*node_send_cb)(void *ctx, enum send_result r, const char *msg_id, double rtt_ms,

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "node/claims.h"
 #include "node/core.h"
+#include "node/identity.h"
 #include "node/outbox.h"
 #include "node/ping.h"
 #include "node/router.h"
@@ -75,6 +76,7 @@ struct node {
 	struct dial_pacer *pacer;      /* dials in flight / per second */
 	struct node_stats stats;
 	struct pinger *pinger;
+	struct node_identity ident;    /* key, TLS, pins (node/identity.c) */
 	/* shutdown */
 	bool stopping;
 	bool unregistered;
@@ -258,8 +260,9 @@ static struct node *node_create(struct ev_loop *loop, const struct config *cfg, 
 	n->core = (struct node_core){
 		.loop = loop, .cfg = &n->cfg, .id = n->id, .ns = n->ns, .peers = &n->peers,
 		.sessions = &n->conns, .store = n->store, .reconnect = reconnect_cb, .owner = n,
+		.ident = &n->ident,
 	};
-	n->senv = (struct session_env){ loop, &n->cfg, n->id, &session_cbs, n };
+	n->senv = (struct session_env){ loop, &n->cfg, n->id, &session_cbs, n, NULL };
 	n->router = router_new(&n->core);
 	n->outbox = outbox_new(&n->core, n->router);
 	n->pinger = pinger_new(&n->core);
@@ -291,6 +294,20 @@ struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, in
 			      char *err, size_t errlen)
 {
 	return node_create(loop, cfg, listen_fd, err, errlen);
+}
+
+int node_set_identity(struct node *n, const struct keys_identity *keys, const char *dir,
+		      char *err, size_t errlen)
+{
+	if (identity_open(&n->ident, keys, dir, err, errlen) != 0)
+		return -1;
+	n->senv.tls = n->ident.tls;
+	return 0;
+}
+
+const struct node_identity *node_identity(const struct node *n)
+{
+	return &n->ident;
 }
 
 void node_start(struct node *n)
@@ -333,6 +350,7 @@ void node_free(struct node *n)
 	dial_pacer_free(n->pacer);
 	storage_close(n->store);
 	pinger_free(n->pinger);
+	identity_close(&n->ident);
 	peer_table_free(&n->peers);
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
@@ -732,7 +750,7 @@ static bool wins_over(const struct node *n, const struct session *a, const struc
 /* A claim refused or displaced (§5.1): counted, logged, an event. */
 static void impostor(struct node *n, const struct session *c, const char *reason)
 {
-	struct node_event ev = { .type = EV_IMPOSTOR, .peer_id = c->peer_id, .addr = c->addr,
+	struct node_event ev = { .type = EV_IMPOSTOR, .peer_id = c->peer_id, .address = c->addr,
 				 .text = reason };
 
 	n->guard.impostors++;
@@ -769,6 +787,15 @@ static enum verdict judge(const struct session *c, const struct session *old)
 	if (old->identity < ID_BACKED)
 		return V_CONTEST;
 	return V_REFUSE;
+}
+
+/* Who the other end is (TLS key, pins): node/identity.c decides. */
+static bool on_identity(void *ctx, struct session *c, const char *fingerprint,
+			const char *tls_error)
+{
+	struct node *n = ctx;
+
+	return identity_decide(&n->core, c, fingerprint, tls_error);
 }
 
 static bool on_hello(void *ctx, struct session *c, const struct pmsg *m)
@@ -1179,6 +1206,7 @@ static void on_traffic(void *ctx, struct session *c, enum pmsg_type t, size_t by
 
 static const struct session_cbs session_cbs = {
 	.hello = on_hello,
+	.identity = on_identity,
 	.established = on_established,
 	.message = on_message,
 	.rtt = on_rtt,

@@ -33,6 +33,15 @@ struct node *node_new(struct ev_loop *loop, const struct config *cfg, char *err,
 struct node *node_new_with_fd(struct ev_loop *loop, const struct config *cfg, int listen_fd,
 			      char *err, size_t errlen);
 /* Start registering, discovering and dialling. */
+/* The node's identity key (main.c loads it from the state directory dir
+ * before the loop): TLS with it, and the pins kept in dir/pins.db.  Without
+ * this call the node never offers nor takes TLS.  -1 with a one-line err. */
+struct keys_identity;
+struct node_identity;
+int node_set_identity(struct node *n, const struct keys_identity *keys, const char *dir,
+		      char *err, size_t errlen);
+/* Its fingerprint, pins, refusals (node/identity.h). */
+const struct node_identity *node_identity(const struct node *n);
 void node_start(struct node *n);
 /* Graceful stop: BYE to every peer, wait for BYE_OK (bye_timeout),
  * UNREGISTER (rendezvous_timeout), then done(ctx).  Idempotent. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "node/identity.h"
 #include "node/router.h"
 #include "node/session.h"
 #include "store/storage.h"
@@ -482,7 +483,9 @@ static void pump(struct outbox *ob, struct outq *q)
 	while ((e = q->waiting.head) != NULL) {
 		struct peer *p = peer_find(ob->core->peers, q->to);
 		struct session *c = p ? p->conn : NULL;
-		if (c == NULL || c->state != SESSION_ESTABLISHED)
+		/* A pinned peer's connection that did not prove its key gets
+		 * nothing: the messages wait for one that does. */
+		if (c == NULL || c->state != SESSION_ESTABLISHED || !identity_may_send(ob->core, c))
 			break;
 		/* The line is the text plus its JSON envelope (under 512 bytes). */
 		if (!session_room(c, strlen(e->text) + 512))

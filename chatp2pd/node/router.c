@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "node/identity.h"
 #include "store/storage.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -212,6 +213,14 @@ static void send_impl(struct router *r, const char *to, const char *text, bool r
 			cb(ctx, SEND_NOT_CONNECTED, id, 0, "peer not connected");
 		return;
 	}
+	/* No downgrade (PROTOCOL.md §5.2): a pinned peer's messages go only
+	 * where its key was proved. */
+	if (!identity_may_send(r->core, peer->conn)) {
+		if (cb)
+			cb(ctx, SEND_IDENTITY_UNPROVEN, id, 0,
+			   "the peer's key is pinned and its connection has not proved it");
+		return;
+	}
 	if (pmsg_build_send(&line, id, r->core->id, to, text, require_ack) != 0) {
 		if (cb)
 			cb(ctx, SEND_FAILED, id, 0, "text is not valid UTF-8");
@@ -374,6 +383,8 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 		if (!c->primary || c->state != SESSION_ESTABLISHED)
 			continue;
 		if (target == PUB_NS && strcmp(c->peer->ns, ns) != 0)
+			continue;
+		if (!identity_may_send(r->core, c))
 			continue;
 		if (session_write(c, &line, CK_PUB, NULL) == 0)
 			reached++;

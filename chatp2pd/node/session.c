@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "net/tls.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -23,6 +24,8 @@ static void on_first_written(void *ctx, struct conn *c);
 static void on_deadline(void *ctx, struct conn *c);
 static void on_closed(void *ctx, struct conn *c, const char *reason);
 static void on_drained(void *ctx, struct conn *c);
+static void on_secured(void *ctx, struct conn *c, const char *fingerprint);
+static void established(struct session *s, const struct pmsg *m);
 
 static const struct conn_cbs conn_cbs = {
 	.connected = on_connected,
@@ -32,6 +35,7 @@ static const struct conn_cbs conn_cbs = {
 	.first_written = on_first_written,
 	.deadline = on_deadline,
 	.drained = on_drained,
+	.secured = on_secured,
 	.closed = on_closed,
 };
 
@@ -179,6 +183,13 @@ static void on_closed(void *ctx, struct conn *c, const char *reason)
 	struct ev_loop *loop = s->env->loop;
 
 	s->peer_closed = c->peer_closed;
+	if (s->tls_started && s->fingerprint[0] == '\0' && (c->tls_failed || c->peer_closed)) {
+		/* STARTTLS and no proved key: the node hears of it (a pinned
+		 * peer_id whose handshake fails is refused as an impostor). */
+		s->busy++;
+		s->env->cbs->identity(s->env->ctx, s, NULL, reason);
+		s->busy--;
+	}
 	s->conn = NULL; /* freed by conn.c after this */
 	s->state = SESSION_CLOSED;
 	ev_timer_stop(loop, &s->ping_timer);
@@ -458,6 +469,51 @@ static void on_pong(struct session *s, const struct pmsg *m)
 	}
 }
 
+/* ---- TLS (PROTOCOL.md §5.2) ---------------------------------------------- */
+
+/* security.tls is read when used: a reload applies to the next handshakes. */
+static bool tls_wanted(const struct session *s)
+{
+	return s->env->tls != NULL && strcmp(s->env->cfg->security.tls, "off") != 0;
+}
+
+/* The session goes on in plaintext: may it?  (Not for a pinned peer_id,
+ * nor anyone under security.tls=require: the node decides and logs.) */
+static bool plaintext_allowed(struct session *s)
+{
+	s->identity = ID_UNBACKED;
+	return s->env->cbs->identity(s->env->ctx, s, NULL, NULL);
+}
+
+static void start_tls(struct session *s, bool server)
+{
+	s->tls_started = true;
+	/* The TLS handshake has its own limit (net/conn.c). */
+	conn_disarm_deadline(s->conn);
+	conn_start_tls(s->conn, s->env->tls, server);
+}
+
+/* The handshake proved the other end holds the key of fingerprint. */
+static void on_secured(void *ctx, struct conn *c, const char *fingerprint)
+{
+	struct session *s = ctx;
+
+	snprintf(s->fingerprint, sizeof s->fingerprint, "%s", fingerprint ? fingerprint : "");
+	s->busy++;
+	bool ok = fingerprint && s->env->cbs->identity(s->env->ctx, s, fingerprint, NULL);
+	if (s->state == SESSION_CLOSED) {
+		/* closed by the node */
+	} else if (!ok) {
+		session_close(s, "identity refused: the key does not match the peer_id's pin");
+	} else {
+		s->secure = true;
+		log_debug(MOD, "%s (%s): TLS, key %s", s->peer_id, s->addr, s->fingerprint);
+		established(s, NULL);
+	}
+	s->busy--;
+	session_reap(s);
+}
+
 /* ---- input ------------------------------------------------------------ */
 
 static void on_connected(void *ctx, struct conn *c)
@@ -466,8 +522,10 @@ static void on_connected(void *ctx, struct conn *c)
 	struct buf hello = BUF_INIT;
 
 	s->state = SESSION_HANDSHAKE;
+	s->tls_offered = tls_wanted(s);
 	/* HELLO alone, and nothing else until HELLO_OK (PROTOCOL.md §4). */
-	if (pmsg_build_hello(&hello, false, s->env->self_id, FEAT_OURS) != 0) {
+	if (pmsg_build_hello(&hello, false, s->env->self_id,
+			     FEAT_OURS | (s->tls_offered ? FEAT_TLS : 0)) != 0) {
 		conn_close(c, "cannot build HELLO");
 		return;
 	}
@@ -477,15 +535,18 @@ static void on_connected(void *ctx, struct conn *c)
 	conn_flush_now(c);
 }
 
+/* m: the HELLO or HELLO_OK (NULL: none read, or read before STARTTLS). */
 static void established(struct session *s, const struct pmsg *m)
 {
-	s->features = m ? m->features : 0;
+	if (m)
+		s->features = m->features;
 	s->pipeline = (s->features & FEAT_PIPELINE) != 0;
 	/* A HELLO is the dialler's own word; a HELLO_OK may be our HELLO's
 	 * features echoed back by a peer that reads one line per recv()
 	 * (PROTOCOL.md §4).  On sessions we dialled the write discipline is
-	 * learned by the probe, never taken from the HELLO_OK. */
-	bool believed = s->pipeline && s->dir == CONN_IN;
+	 * learned by the probe, never taken from the HELLO_OK, unless a TLS
+	 * handshake proved a chatp2p node's key (§5.2). */
+	bool believed = s->secure || (s->pipeline && s->dir == CONN_IN);
 	s->wmode = believed ? WM_PIPELINE : WM_ONE_PER_WRITE;
 	s->state = SESSION_ESTABLISHED;
 	s->since = wall_now();
@@ -548,6 +609,21 @@ static void hello(struct session *s, const struct pmsg *m)
 		return;
 	}
 	snprintf(s->conn->name, sizeof s->conn->name, "%.79s", s->peer_id);
+	if ((m->features & FEAT_TLS) && tls_wanted(s)) {
+		/* The offer taken: HELLO_OK alone and in clear, then TLS as
+		 * server; the session is established once the key is proved. */
+		s->features = m->features;
+		pmsg_build_hello(&ok, true, s->env->self_id, FEAT_OURS | FEAT_STARTTLS);
+		conn_put(s->conn, &ok, false);
+		buf_free(&ok);
+		start_tls(s, true);
+		conn_flush_now(s->conn);
+		return;
+	}
+	if (!plaintext_allowed(s) || s->state == SESSION_CLOSED) {
+		session_close(s, "refused without TLS");
+		return;
+	}
 	/* HELLO_OK in a write of its own, and a gap after it: it gets no answer. */
 	pmsg_build_hello(&ok, true, s->env->self_id, FEAT_OURS);
 	conn_put(s->conn, &ok, (m->features & FEAT_PIPELINE) == 0);
@@ -585,19 +661,38 @@ static void handle(struct session *s, const struct pmsg *m)
 	s->bad_lines = 0;
 	if (s->state == SESSION_HANDSHAKE) {
 		if (s->dir == CONN_IN) {
+			if (s->tls_started)
+				return; /* cannot be: lines come after the TLS handshake */
 			hello(s, m);
 			return;
 		}
+		if (s->tls_started)
+			return;
 		if (m->type == PM_HELLO_OK) {
 			if (m->peer_id && strcmp(m->peer_id, s->peer_id) != 0)
 				log_info(MOD, "%s: HELLO_OK says it is %s; keeping the dialled id",
 					 s->peer_id, m->peer_id);
+			/* "starttls" is in no HELLO, so no echo of ours can say it;
+			 * and it counts only as the answer to an offer we made. */
+			if ((m->features & FEAT_STARTTLS) && s->tls_offered) {
+				s->features = m->features;
+				start_tls(s, false);
+				return;
+			}
+			if (!plaintext_allowed(s) || s->state == SESSION_CLOSED) {
+				session_close(s, "refused without TLS");
+				return;
+			}
 			established(s, m);
 			return;
 		}
 		if (m->type == PM_UNKNOWN || m->type == PM_HELLO)
 			return;
 		/* Some peers talk before their HELLO_OK is read: take it as given. */
+		if (!plaintext_allowed(s) || s->state == SESSION_CLOSED) {
+			session_close(s, "refused without TLS");
+			return;
+		}
 		established(s, NULL);
 		if (s->state == SESSION_CLOSED)
 			return;

@@ -21,6 +21,10 @@
 
 struct session;
 struct peer;
+struct tls_ctx;
+
+/* How the other end's identity is known (PROTOCOL.md §5.3). */
+enum session_identity { ID_UNBACKED, ID_BACKED, ID_PINNED, ID_VERIFIED };
 
 /* What a line is, for the write discipline (net/conn.h's write classes). */
 #define CK_CTL CW_URGENT         /* PING PONG ACK BYE BYE_OK: ahead of chat data */
@@ -47,7 +51,13 @@ enum session_wmode {
 struct session_cbs {
 	/* An inbound HELLO: false refuses the connection. */
 	bool (*hello)(void *ctx, struct session *s, const struct pmsg *m);
-	/* Handshake complete (either direction). */
+	/* Who the other end is, decided before the session is established:
+	 * fingerprint is the key a TLS handshake proved, NULL for plaintext;
+	 * tls_error says the TLS handshake failed (the session is closing,
+	 * the answer is not used).  false refuses the connection. */
+	bool (*identity)(void *ctx, struct session *s, const char *fingerprint,
+			 const char *tls_error);
+	/* Handshake complete (either direction; after TLS, if it runs). */
 	void (*established)(void *ctx, struct session *s);
 	/* Any message after the handshake but PING, PONG, BYE, BYE_OK. */
 	void (*message)(void *ctx, struct session *s, const struct pmsg *m);
@@ -74,6 +84,7 @@ struct session_env {
 	const char *self_id;        /* our peer_id, for HELLO and BYE */
 	const struct session_cbs *cbs;
 	void *ctx;
+	struct tls_ctx *tls;        /* our identity's; NULL: TLS never offered nor taken */
 };
 
 struct session {
@@ -94,8 +105,12 @@ struct session {
 	bool peer_closed;           /* ended by the peer's EOF or reset, not by us */
 	/* How the other end's identity is known (PROTOCOL.md §5.3), weakest
 	 * first: node.c sets backed/unbacked, a proved key pinned/verified. */
-	bool secure; char fingerprint[FINGERPRINT_LEN];
-	enum session_identity { ID_UNBACKED, ID_BACKED, ID_PINNED, ID_VERIFIED } identity;
+	/* PROTOCOL.md §5.2 */
+	bool tls_offered;           /* our HELLO said "tls" */
+	bool tls_started;           /* STARTTLS: the bytes after the handshake lines are TLS */
+	bool secure;                /* TLS with a key the node accepted (identity cb) */
+	char fingerprint[FINGERPRINT_LEN]; /* the key TLS proved, "" if none */
+	enum session_identity identity;
 
 	ev_timer ping_timer;        /* every ping_interval: PING and idle check */
 	ev_timer pong_timer;        /* ping_timeout for the outstanding PING */
@@ -163,9 +178,9 @@ double session_last_rx(const struct session *s);
 bool session_closing(const struct session *s);
 int session_fd(const struct session *s);
 const char *session_state_name(enum session_state st);
-/* "pipeline", "probing", "learned" or "one-per-write". */
-const char *session_wmode_name(enum session_wmode m);
 /* "unbacked", "backed", "pinned" or "verified". */
 const char *session_identity_name(enum session_identity id);
+/* "pipeline", "probing", "learned" or "one-per-write". */
+const char *session_wmode_name(enum session_wmode m);
 
 #endif

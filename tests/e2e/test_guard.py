@@ -37,8 +37,12 @@ class Impostor(unittest.TestCase):
         # witness sorts before zoe: both ends keep the connection witness
         # dialled, so the impostor (inbound, "dialled by witness") looks
         # exactly like the real one coming back.
-        self.zoe = Node("zoe", self.rdv)
-        self.witness = Node("witness", self.rdv)
+        # Plaintext between them (security.tls=off): these are the defences
+        # of PROTOCOL.md §5.1 that work without keys.  With TLS, witness's
+        # key is pinned and a plaintext claim of it is refused at once
+        # (test_identity.py Tls).
+        self.zoe = Node("zoe", self.rdv, sets=["security.tls=off"])
+        self.witness = Node("witness", self.rdv, sets=["security.tls=off"])
         self.zoe.wait_active(self.witness.peer_id)
         self.witness.wait_active(self.zoe.peer_id)
         harness.wait_for(lambda: len(self.zoe.connections_to(self.witness.peer_id)) == 1, 10,

@@ -353,6 +353,7 @@ class Lifecycle(unittest.TestCase):
         nowhere = type("Nowhere", (), {"port": harness.free_port()})()
         b2 = Node("bob", nowhere, start=False)
         b2.port = b.port
+        b2.state_dir = b.state_dir  # the same node: its identity key survives (§5.2)
         b2.start()
         ev = w.wait_event(lambda e: e["type"] == "peer_connected" and e["peer_id"] == "bob@CIC", 15)
         self.assertLess(time.monotonic() - t0, 10)

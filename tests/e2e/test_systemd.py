@@ -763,7 +763,8 @@ class Reload(unittest.TestCase):
             "network": {"ack_timeout": ack},
             "limits": {"rendezvous_timeout": 2, "bye_timeout": bye},
             "logging": {"level": level, "log_to_file": False},
-            "node": {"name": name, "namespace": "CIC", "listen": "127.0.0.1", "port": 0},
+            "node": {"name": name, "namespace": "CIC", "listen": "127.0.0.1", "port": 0,
+                     "state_dir": self.state},
             "control": {"socket": self.sock},
         }
         tmp = path + ".tmp"
@@ -775,6 +776,9 @@ class Reload(unittest.TestCase):
         self.rdv = harness.start_rendezvous("rate_limit=100000")
         self.sock = os.path.join(harness.tmpdir(), "reload-alice.sock")
         self.cfg = os.path.join(harness.tmpdir(), "reload-alice.json")
+        # A state directory per test: alice's pins of one test's bob (a new
+        # key each time) must not refuse the next test's bob (§5.2).
+        self.state = tempfile.mkdtemp(prefix="reload-alice-", dir=harness.tmpdir())
 
     def tearDown(self):
         self.rdv.check_clean_exit()

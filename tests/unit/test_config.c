@@ -595,7 +595,7 @@ static void test_describe(void **state)
 	size_t lines = 0;
 	for (const char *p = s; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 5 + 7 + 5 + 19 + 10 + 8 + 3);
+	assert_int_equal(lines, 2 + 6 + 3 + 2 + 4 + 3 + 5 + 7 + 5 + 19 + 10 + 8 + 3 + 1);
 	buf_free(&out);
 }
 
