@@ -351,12 +351,12 @@ class CommandsCase(AliceBobMute, unittest.TestCase, CtlAsserts):
         # bob dialled alice: alice knows no listening address of bob's.
         # Never dialled by alice: no success rate to show.
         self.assertRegex(cp.out, r"(?m)^bob@CIC\s+ACTIVE\s+-\s+in\s+([\d.]+|-)\s+"
-                                 r"(\d+[smhd] ago|-)\s+\d+\s+\d+\s+-\s+(backed|unbacked)$")
+                                 r"(\d+[smhd] ago|-)\s+\d+\s+\d+\s+-\s+pinned$")
         self.assertRegex(cp.out, r"(?m)^mute@CIC\s+ACTIVE\s")
         # bob found alice at the rendezvous server and dialled her.
         cp = self.ok(self.bob, "peers")
         self.assertRegex(cp.out, r"(?m)^alice@CIC\s+ACTIVE\s+127\.0\.0\.1:%d\s+out\s+([\d.]+|-)\s+"
-                                 r"(\d+[smhd] ago|-)\s+1\s+0\s+100%%\s+backed$" % self.a.port)
+                                 r"(\d+[smhd] ago|-)\s+1\s+0\s+100%%\s+pinned$" % self.a.port)
         # Aligned: every line puts STATE in the same column.
         lines = cp.out.splitlines()
         col = lines[0].index("STATE")

@@ -309,7 +309,8 @@ class Tls(NodesAndFakes, unittest.TestCase):
         a.wait_active(b.peer_id, carol.peer_id)
         c = conn_of(a, b.peer_id)
         self.assertIs(c["secure"], False)
-        self.assertEqual(c["identity"], "unbacked")
+        # No key: what the address says (PROTOCOL.md §5.1), as for a wild peer.
+        self.assertEqual(c["identity"], "backed")
         self.assertEqual(a.call("send", {"to": b.peer_id, "text": "clear"})["status"], "acked")
         hello = carol.wait_msg(lambda cc, m: m.get("type") == "HELLO" and
                                m.get("peer_id") == a.peer_id, 10, "alice's HELLO")[2]
