@@ -15,7 +15,7 @@
 /* Length of the strict UTF-8 sequence at p (n bytes left), 0 if invalid.
  * yajl checks only the shape of a sequence; overlong forms, surrogates and
  * code points past U+10FFFF would otherwise reach the rest of the node. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+size_t utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned c = p[0], cp, min;
 	size_t need;

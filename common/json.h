@@ -16,6 +16,10 @@ typedef yajl_val jval;
 /* Parse exactly one JSON text of len bytes (no NUL needed; a NUL inside is
  * an error).  NULL on error with a short reason in err. Free with json_free. */
 jval json_parse(const char *text, size_t len, char *err, size_t errlen);
+/* Length of the strict UTF-8 sequence at p (n bytes left), 0 if invalid:
+ * overlong forms, surrogates and code points past U+10FFFF are refused
+ * (yajl checks only a sequence's shape).  1 for ASCII. */
+size_t utf8_seq(const unsigned char *p, size_t n);
 void json_free(jval v);
 
 /* The checks and repairs json_parse() makes before yajl sees the text:

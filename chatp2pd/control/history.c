@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "xmalloc.h"
 
 void history_init(struct history *h, size_t cap)
@@ -70,40 +71,6 @@ struct hist_event *history_add(struct history *h, uint64_t seq, const char *cons
  * Written by hand, straight into the output: the same text as the yajl
  * generator makes (no spaces; ", \, control characters escaped, \u00XX
  * upper-case), at a fraction of its cost per event. */
-
-/* Length of the strict UTF-8 sequence at p (n bytes left), 0 if invalid
- * (overlong forms, surrogates, past U+10FFFF: as common/json.c). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0], cp, min;
-	size_t need;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		need = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need;
-}
 
 /* A JSON string, or null if s is not valid UTF-8 (as jg_str() refuses it). */
 static void put_string(struct buf *b, const char *s)

@@ -1,5 +1,6 @@
 /* The rendezvous registrations database (see registrations.h). */
 #include "store/registrations.h"
+#include "store/sql.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,18 +58,6 @@ struct regdb {
 	void *ctx;
 };
 
-static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
 static void close_db(struct regdb *r)
 {
 	for (int i = 0; i < S__COUNT; i++) {
@@ -95,9 +84,9 @@ static int try_open(struct regdb *r, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(r->db, 100);
 	/* Exclusive before WAL: the WAL index is then kept in heap memory. */
-	if (exec_sql(r->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
-	    exec_sql(r->db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
-	    exec_sql(r->db, "PRAGMA synchronous=NORMAL", err, errlen) != 0)
+	if (sql_exec(r->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    sql_exec(r->db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
+	    sql_exec(r->db, "PRAGMA synchronous=NORMAL", err, errlen) != 0)
 		return sqlite3_errcode(r->db) == SQLITE_BUSY ? -1 : 0;
 	if (sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
 		if (sqlite3_step(s) == SQLITE_ROW)
@@ -113,29 +102,8 @@ static int try_open(struct regdb *r, char *err, size_t errlen)
 			 SCHEMA_VERSION);
 		return -1;
 	}
-	if (sqlite3_prepare_v2(r->db, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(r->db));
+	if (!sql_check_and_migrate(r->db, ver, migrations, SCHEMA_VERSION, err, errlen))
 		return 0;
-	}
-	rc = sqlite3_step(s);
-	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
-	if (res == NULL || strcmp(res, "ok") != 0) {
-		snprintf(err, errlen, "integrity check failed: %s", res ? res : sqlite3_errmsg(r->db));
-		sqlite3_finalize(s);
-		return 0;
-	}
-	sqlite3_finalize(s);
-	for (int i = (int)ver; i < SCHEMA_VERSION; i++) {
-		char sql[64];
-		if (exec_sql(r->db, "BEGIN", err, errlen) != 0 ||
-		    exec_sql(r->db, migrations[i], err, errlen) != 0) {
-			exec_sql(r->db, "ROLLBACK", err + strlen(err), 0);
-			return 0;
-		}
-		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", i + 1);
-		if (exec_sql(r->db, sql, err, errlen) != 0 || exec_sql(r->db, "COMMIT", err, errlen) != 0)
-			return 0;
-	}
 	for (int i = 0; i < S__COUNT; i++)
 		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i],
 				       NULL) != SQLITE_OK) {

@@ -1,4 +1,5 @@
 #include "store/storage.h"
+#include "store/sql.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -418,32 +419,6 @@ int storage_dir_resolve(const char *configured, const char *peer_id, char *out, 
 
 /* ---- opening ----------------------------------------------------------------- */
 
-static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
-static int int_query(sqlite3 *db, const char *sql, long long *out)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : -1;
-}
-
 static double double_query(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *s;
@@ -491,9 +466,9 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	 * shared-memory file mapped from the state directory (a -shm file made
 	 * immutable or truncated under us was a SIGBUS).  Only this process
 	 * opens the database; the lock is held while it runs. */
-	if (exec_sql(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
-	    int_query(st->db, "PRAGMA user_version", &ver) != 0 ||
-	    exec_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
+	if (sql_exec(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    sql_int(st->db, "PRAGMA user_version", &ver) != 0 ||
+	    sql_exec(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
 		int ec = sqlite3_errcode(st->db);
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 		/* Another chatp2pd holds it (EXCLUSIVE): not damaged, not ours. */
@@ -513,45 +488,24 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 			 SCHEMA_VERSION);
 		return -1;
 	}
-	/* A cheap structural check: a truncated or overwritten file fails it. */
-	sqlite3_stmt *qc;
-	if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &qc, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+	/* A cheap structural check (a truncated or overwritten file fails it),
+	 * then the migrations. */
+	if (!sql_check_and_migrate(st->db, ver, migrations, SCHEMA_VERSION, err, errlen))
 		return 0;
-	}
-	rc = sqlite3_step(qc);
-	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(qc, 0) : NULL;
-	if (res == NULL || strcmp(res, "ok") != 0) {
-		snprintf(err, errlen, "integrity check failed: %s",
-			 res ? res : sqlite3_errmsg(st->db));
-		sqlite3_finalize(qc);
-		return 0;
-	}
-	sqlite3_finalize(qc);
-	for (int i = (int)ver; i < SCHEMA_VERSION; i++) {
-		char sql[64];
-		if (exec_sql(st->db, "BEGIN", err, errlen) != 0 ||
-		    exec_sql(st->db, migrations[i], err, errlen) != 0) {
-			exec_sql(st->db, "ROLLBACK", err + strlen(err), 0);
-			return 0;
-		}
-		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", i + 1);
-		if (exec_sql(st->db, sql, err, errlen) != 0 || exec_sql(st->db, "COMMIT", err, errlen) != 0)
-			return 0;
-		log_info(MOD, "%s: schema version %d", st->path, i + 1);
-	}
+	if (ver < SCHEMA_VERSION)
+		log_info(MOD, "%s: schema version %lld -> %d", st->path, ver, SCHEMA_VERSION);
 	for (int i = 0; i < S__COUNT; i++)
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
 				       NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 			return 0;
 		}
-	if (int_query(st->db, "SELECT count(*) FROM inbox", &v) != 0) {
+	if (sql_int(st->db, "SELECT count(*) FROM inbox", &v) != 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 		return 0;
 	}
 	st->count = (long)v;
-	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	dedupe_load(st);
@@ -591,7 +545,7 @@ static void apply_sync(struct storage *st)
 {
 	char err[128];
 
-	exec_sql(st->db, st->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
+	sql_exec(st->db, st->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
 		 sizeof err);
 }
 
@@ -867,9 +821,9 @@ static void recount(struct storage *st)
 {
 	long long v;
 
-	if (int_query(st->db, "SELECT count(*) FROM inbox", &v) == 0)
+	if (sql_int(st->db, "SELECT count(*) FROM inbox", &v) == 0)
 		st->count = (long)v;
-	if (int_query(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	senders_load(st);
@@ -1358,7 +1312,7 @@ int storage_exec(struct storage *st, const char *sql)
 
 	if (st == NULL || st->db == NULL)
 		return -1;
-	if (exec_sql(st->db, sql, err, sizeof err) != 0) {
+	if (sql_exec(st->db, sql, err, sizeof err) != 0) {
 		log_error(MOD, "%s", err);
 		return -1;
 	}
