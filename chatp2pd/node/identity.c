@@ -1,10 +1,7 @@
 #include "node/identity.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "net/tls.h"
@@ -30,24 +27,7 @@ int identity_open(struct node_identity *id, const struct keys_identity *keys, co
 		snprintf(err, errlen, "pins: path too long");
 		goto fail;
 	}
-	/* Trust decisions: readable by the node only, like the key. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		close(fd);
-	if (sqlite3_open_v2(path, &id->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "pins: cannot open %s: %s", path,
-			 id->db ? sqlite3_errmsg(id->db) : "out of memory");
-		goto fail;
-	}
-	/* Pins are written on the loop (first use, last_seen once a minute):
-	 * WAL with synchronous=NORMAL commits without an fsync (a rollback
-	 * journal synced every pin: 2 ms of a new TLS peer's handshake).  A
-	 * pin lost to a power cut is pinned on first use again. */
-	sqlite3_busy_timeout(id->db, 100);
-	sqlite3_exec(id->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-	sqlite3_exec(id->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	id->pins = pins_open(id->db, &skipped, err, errlen);
+	id->pins = pins_open_file(path, &skipped, err, errlen);
 	if (id->pins == NULL)
 		goto fail;
 	if (skipped > 0)
@@ -64,9 +44,6 @@ void identity_close(struct node_identity *id)
 {
 	pins_close(id->pins);
 	id->pins = NULL;
-	if (id->db)
-		sqlite3_close(id->db);
-	id->db = NULL;
 	tls_ctx_free(id->tls);
 	id->tls = NULL;
 }

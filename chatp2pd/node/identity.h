@@ -9,7 +9,6 @@
  * the question here; the router and the outbox ask identity_may_send(). */
 #ifndef CHATP2PD_NODE_IDENTITY_H
 #define CHATP2PD_NODE_IDENTITY_H
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,7 +25,6 @@ struct tls_ctx;
 struct node_identity {
 	struct tls_ctx *tls;               /* NULL: no key, no TLS */
 	struct pins *pins;                 /* NULL: none kept */
-	sqlite3 *db;                       /* dir/pins.db */
 	char fingerprint[FINGERPRINT_LEN]; /* ours; "" without a key */
 	unsigned long refused;             /* connections refused for their identity */
 };

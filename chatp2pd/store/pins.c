@@ -2,12 +2,15 @@
  * row by row into the pins table. */
 #include "store/pins.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "peerid.h"
+#include "store/sql.h"
 #include "xmalloc.h"
 
 /* last_seen is for people ("seen 3 days ago"): a write per connection
@@ -16,6 +19,7 @@
 
 struct pins {
 	sqlite3 *db;         /* NULL: memory only */
+	bool own_db;         /* opened by pins_open_file(): closed with the pins */
 	struct pin *v;       /* sorted by peer_id */
 	size_t n, cap;
 };
@@ -187,7 +191,39 @@ void pins_close(struct pins *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->v[i].peer_id);
 	free(p->v);
+	if (p->own_db)
+		sqlite3_close(p->db);
 	free(p);
+}
+
+struct pins *pins_open_file(const char *path, long *skipped, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	/* Trust decisions: readable by the node only, like the key. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		close(fd);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "pins: cannot open %s: %s", path,
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 100);
+	if (sql_exec(db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
+	    sql_exec(db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
+	    sql_exec(db, "PRAGMA synchronous=NORMAL", err, errlen) != 0) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	struct pins *p = pins_open(db, skipped, err, errlen);
+	if (p == NULL) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	p->own_db = true;
+	return p;
 }
 
 const struct pin *pins_find(const struct pins *p, const char *peer_id)

@@ -46,6 +46,13 @@ struct pins;
 /* Create the table if needed and load it.  *skipped counts rows refused
  * as malformed (or past PINS_MAX).  NULL with err on a database error. */
 struct pins *pins_open(sqlite3 *db, long *skipped, char *err, size_t errlen);
+/* The same on a database file of their own at path (created mode 0600),
+ * which pins_close() closes.  Pins are written on the loop (first use,
+ * last_seen once a minute): WAL with synchronous=NORMAL commits without an
+ * fsync, and locking_mode=EXCLUSIVE keeps the WAL index in our memory, not
+ * in a shared -shm file (see store/storage.c).  A pin lost to a power cut
+ * is pinned on first use again. */
+struct pins *pins_open_file(const char *path, long *skipped, char *err, size_t errlen);
 void pins_close(struct pins *p);
 
 const struct pin *pins_find(const struct pins *p, const char *peer_id);

@@ -707,6 +707,12 @@ class SocketActivation(unittest.TestCase):
                  "--rendezvous", "127.0.0.1:%d" % self.rdv.port] + list(extra)
         for s in FAST:
             argv += ["--set", s]
+        # systemd-socket-activate passes no environment (no XDG_STATE_HOME):
+        # a state directory of this test's own, never the user's, so keys
+        # and pins from another run cannot meet this one.
+        SocketActivation._seq = getattr(SocketActivation, "_seq", 0) + 1
+        state = os.path.join(harness.tmpdir(), "act-state-%s-%d" % (name, SocketActivation._seq))
+        argv += ["--set", "node.state_dir=" + state]
         return harness.start(argv, name=name, cwd=harness.tmpdir())
 
     def test_control_socket_passed_in(self):

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/pins.h"
@@ -145,12 +146,36 @@ static void test_memory_only(void **state)
 	pins_close(p);
 }
 
+/* A file of their own: created private, kept across a reopen, no shared
+ * -shm file beside it (the WAL index stays in the process). */
+static void test_own_file(void **state)
+{
+	long skipped;
+	char err[200], shm[80];
+	struct pins *p = pins_open_file(dbpath, &skipped, err, sizeof err);
+	assert_non_null(p);
+	assert_int_equal(pins_add(p, "bob@CIC", FP_A, false, 7), PINS_OK);
+	struct stat st;
+	assert_int_equal(stat(dbpath, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(shm, sizeof shm, "%s-shm", dbpath);
+	assert_int_not_equal(access(shm, F_OK), 0);
+	pins_close(p);
+	p = pins_open_file(dbpath, &skipped, err, sizeof err);
+	assert_non_null(p);
+	assert_string_equal(pins_find(p, "bob@CIC")->fingerprint, FP_A);
+	pins_close(p);
+	snprintf(shm, sizeof shm, "%s-wal", dbpath);
+	unlink(shm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pin_verify_forget_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_rows_skipped, setup, teardown),
 		cmocka_unit_test(test_memory_only),
+		cmocka_unit_test_setup_teardown(test_own_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
