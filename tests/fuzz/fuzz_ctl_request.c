@@ -109,8 +109,13 @@ static char sock_dir[64];
 /* No socket files left in /tmp by each run. */
 static void cleanup(void)
 {
+	char cmd[sizeof sock_dir + 16];
+
 	unlink(sock_path);
-	rmdir(sock_dir);
+	/* The node's database, inside the run's own directory. */
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", sock_dir);
+	if (system(cmd) != 0)
+		rmdir(sock_dir);
 }
 
 static void setup(void)
@@ -137,6 +142,8 @@ static void setup(void)
 	set("logging.level", "ERROR");
 	set("logging.log_to_file", "false");
 	set("control.socket", sock_path);
+	/* The inbox in the run's directory, never the user's ~/.local/state. */
+	set("node.state_dir", sock_dir);
 	node = node_new(loop, &cfg, err, sizeof err);
 	if (node == NULL)
 		die(err);
