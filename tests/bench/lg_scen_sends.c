@@ -13,6 +13,7 @@
 struct tp_result {
 	double per_s, p50, p99, max, cpu;
 	int ready;
+	int secured;     /* of them over TLS */
 };
 
 static bool no_inflight(void *arg)
@@ -21,9 +22,9 @@ static bool no_inflight(void *arg)
 }
 
 static struct tp_result run_sends(const char *host, int port, pid_t pid, int conns, int window,
-				  bool pipeline, bool batch, double duration, const char *prefix)
+				  bool pipeline, bool batch, double duration, const char *prefix, bool tls)
 {
-	struct lgrun r = { .loop = lg_loop, .window = window, .batch = batch,
+	struct lgrun r = { .loop = lg_loop, .window = window, .batch = batch, .tls = tls,
 			   .payload = (size_t)opt.payload, .dst = opt.node_id[0] ? opt.node_id : "bench@BENCH" };
 	struct tp_result res = { .per_s = NAN };
 	struct lgpeer **ps = lgp_dial_many(&r, host, port, conns, prefix, pipeline, 64, 20);
@@ -31,6 +32,9 @@ static struct tp_result run_sends(const char *host, int port, pid_t pid, int con
 	uint64_t a1;
 
 	res.ready = r.ready;
+	res.secured = r.secured;
+	if (tls && r.secured < r.ready)
+		lg_warn("%s: only %d of %d connections speak TLS", prefix, r.secured, r.ready);
 	if (r.ready < conns) {
 		lg_warn("%s: only %d of %d connections to %s:%d completed the handshake", prefix, r.ready,
 			conns, host, port);
@@ -75,35 +79,48 @@ static bool better(const struct tp_result *a, const struct tp_result *b, bool by
  * same machine; the best run of each is kept (a shared machine only ever
  * makes figures worse). */
 static void run_pair(bool ref, bool node, int conns, int window, bool pipeline, bool batch,
-		     bool by_rtt, const char *tag, struct tp_result *rr, struct tp_result *nr)
+		     bool by_rtt, const char *tag, struct tp_result *rr, struct tp_result *nr,
+		     struct tp_result *tr)
 {
 	char prefix[128];
 
 	*rr = *nr = (struct tp_result){ .per_s = NAN, .p50 = NAN, .p99 = NAN, .max = NAN, .cpu = NAN };
+	if (tr)
+		*tr = *nr;
 	for (int k = 0; k < opt.repeat; k++) {
 		struct tp_result x;
 		if (ref) {
 			snprintf(prefix, sizeof prefix, "lgr%d-%s-%d", (int)getpid(), tag, k);
 			x = run_sends(lg_ref_host, lg_ref_port, lg_ref_child ? lg_ref_child : opt.ref_pid, conns, window,
-				      pipeline, batch, opt.duration, prefix);
+				      pipeline, batch, opt.duration, prefix, false);
 			if (better(&x, rr, by_rtt))
 				*rr = x;
 		}
 		if (node) {
 			snprintf(prefix, sizeof prefix, "lgn%d-%s-%d", (int)getpid(), tag, k);
 			x = run_sends(opt.host, opt.port, opt.pid, conns, window, pipeline, batch,
-				      opt.duration, prefix);
+				      opt.duration, prefix, false);
 			if (better(&x, nr, by_rtt))
 				*nr = x;
+		}
+		if (node && tr) {
+			/* The same load over TLS, right after: same node, same machine. */
+			snprintf(prefix, sizeof prefix, "lgt%d-%s-%d", (int)getpid(), tag, k);
+			x = run_sends(opt.host, opt.port, opt.pid, conns, window, pipeline, batch,
+				      opt.duration, prefix, true);
+			if (better(&x, tr, by_rtt))
+				*tr = x;
 		}
 	}
 }
 
 static void rec_tp(const char *scen, const char *target, const char *mode, int conns, int window,
-		   bool pipeline, bool batch, const struct tp_result *x, const struct tp_result *ref)
+		   bool pipeline, bool batch, const struct tp_result *x, const struct tp_result *ref,
+		   bool tls, const struct tp_result *plain)
 {
 	lg_rec_begin(scen, target);
 	lg_rec_str("mode", mode);
+	lg_rec_bool("tls", tls);
 	lg_rec_num("conns", conns, 0);
 	lg_rec_num("window", window, 0);
 	lg_rec_bool("pipeline", pipeline);
@@ -115,6 +132,10 @@ static void rec_tp(const char *scen, const char *target, const char *mode, int c
 	lg_rec_num("cpu_us_per_ack", x->cpu, 2);
 	if (ref && ref->per_s > 0)
 		lg_rec_num("ratio_to_transport", x->per_s / ref->per_s, 3);
+	if (plain) {
+		lg_rec_num("secured", x->secured, 0);
+		lg_rec_num("ratio_to_plain", plain->per_s > 0 ? x->per_s / plain->per_s : NAN, 3);
+	}
 	lg_rec_end();
 }
 
@@ -131,18 +152,23 @@ void scen_throughput(bool ref)
 	snprintf(modes, sizeof modes, ",%s,", opt.modes);
 	for (int c = 0; c < opt.nconns; c++)
 		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-			struct tp_result rr, nr;
+			struct tp_result rr, nr, tr;
 			int n = opt.conns[c], w = v[i].window ? v[i].window : opt.window;
 			snprintf(prefix, sizeof prefix, ",%s,", v[i].name);
 			if (strstr(modes, prefix) == NULL)
 				continue;
 			snprintf(prefix, sizeof prefix, "t%d-%zu", n, i);
-			run_pair(ref, opt.port != 0, n, w, v[i].pipeline, v[i].batch, false, prefix, &rr, &nr);
+			run_pair(ref, opt.port != 0, n, w, v[i].pipeline, v[i].batch, false, prefix, &rr, &nr,
+				 opt.tls ? &tr : NULL);
 			if (ref)
-				rec_tp("throughput", "responder", v[i].name, n, w, v[i].pipeline, v[i].batch, &rr, NULL);
+				rec_tp("throughput", "responder", v[i].name, n, w, v[i].pipeline, v[i].batch, &rr, NULL,
+				       false, NULL);
 			if (opt.port)
 				rec_tp("throughput", "node", v[i].name, n, w, v[i].pipeline, v[i].batch, &nr,
-				       ref ? &rr : NULL);
+				       ref ? &rr : NULL, false, NULL);
+			if (opt.port && opt.tls)
+				rec_tp("throughput", "node", v[i].name, n, w, v[i].pipeline, v[i].batch, &tr,
+				       ref ? &rr : NULL, true, &nr);
 		}
 }
 
@@ -167,7 +193,7 @@ void scen_rtt(bool ref)
 	for (int pl = 1; pl >= 0; pl--) {
 		struct tp_result rr, nr;
 		snprintf(prefix, sizeof prefix, "r%d", pl);
-		run_pair(ref, opt.port != 0, 1, 1, pl, false, true, prefix, &rr, &nr);
+		run_pair(ref, opt.port != 0, 1, 1, pl, false, true, prefix, &rr, &nr, NULL);
 		if (ref)
 			rec_rtt("responder", pl, &rr, NULL);
 		if (opt.port)
