@@ -125,7 +125,7 @@ struct lgrun {
 	 * "starttls" and serve TLS.  Needs lg_tls_ctx. */
 	bool tls;
 	int secured;         /* TLS handshakes completed */
-	int tls_failed;      /* TLS handshakes or sessions that failed */
+	int tls_failed;      /* TLS handshakes that did not complete */
 	int tls_declined;    /* the other side answered our offer in plaintext */
 };
 

@@ -87,7 +87,7 @@ static void peer_lost(struct lgpeer *p)
 		return;
 	if (p->st != LGP_READY && !p->inbound)
 		p->run->dialling--;
-	if (p->tls && tls_error(p->tls)[0] != '\0') {
+	if (p->tls && !tls_handshake_done(p->tls)) {
 		p->run->tls_failed++;
 		if (lg_verbose)
 			lg_warn("%s: TLS: %s", p->name, tls_error(p->tls));
