@@ -1,6 +1,7 @@
 #!/bin/sh
 # Benchmarks on loopback with an optimised build (no sanitizers), and
-# docs/benchmarks.md rewritten with the figures and issue 10's targets:
+# docs/benchmarks.md rewritten with the figures and the targets of issues 10
+# and 17 (TLS between nodes: a fresh node loaded by `chatp2p-loadgen --tls`):
 #   scripts/bench.sh [--quick] [--no-profile]
 # --quick: a short, small run that prints the targets and leaves the docs
 # alone.  Not part of the test suite: figures depend on the machine (the

@@ -89,7 +89,9 @@ bool lg_wait(struct ev_loop *loop, bool (*done)(void *), void *arg, double timeo
 
 /* ---- lg_peer.c ---------------------------------------------------------- */
 
-enum lgp_state { LGP_CONNECTING, LGP_HELLO, LGP_READY, LGP_CLOSED };
+/* LGP_TLS: HELLO/HELLO_OK said starttls; the TLS handshake is under way
+ * (the peer counts as ready once it is done). */
+enum lgp_state { LGP_CONNECTING, LGP_HELLO, LGP_TLS, LGP_READY, LGP_CLOSED };
 
 struct lgpeer;
 
@@ -118,6 +120,13 @@ struct lgrun {
 	int ready;           /* handshakes done */
 	int closed;          /* connections lost (not by us) */
 	int dialling;        /* connects + handshakes in progress */
+	/* TLS (--tls): dialled peers offer "tls" and start TLS on a HELLO_OK
+	 * with "starttls"; accepted ones answer a "tls" offer with
+	 * "starttls" and serve TLS.  Needs lg_tls_ctx. */
+	bool tls;
+	int secured;         /* TLS handshakes completed */
+	int tls_failed;      /* TLS handshakes that did not complete */
+	int tls_declined;    /* the other side answered our offer in plaintext */
 };
 
 struct lgpeer_opts {
@@ -139,6 +148,18 @@ void lgp_fill(struct lgpeer *p);  /* top up the SEND window now */
 struct lgpeer **lgp_dial_many(struct lgrun *run, const char *host, int port, int n,
 			      const char *prefix, bool pipeline, int parallel, double timeout);
 void lgp_close_all(struct lgpeer **ps, int n);
+
+/* ---- lg_tls.c ----------------------------------------------------------- */
+
+/* The bench peers' identity for --tls: one Ed25519 key, made in a fresh
+ * temporary directory (removed at once: the key stays in memory) or loaded
+ * from dir, shared by every bench peer (they differ only by peer_id; the
+ * node pins each peer_id to this key).  Uses chatp2pd's net/keys.c and
+ * net/tls.c. */
+extern struct tls_ctx *lg_tls_ctx;
+extern char lg_tls_fingerprint[];
+void lg_tls_setup(const char *dir);
+void lg_tls_teardown(void);
 
 /* ---- lg_ctl.c ----------------------------------------------------------- */
 
@@ -208,6 +229,8 @@ struct lgopts {
 	int ns_peers;
 	double ns_timeout;
 	bool json;
+	bool tls;
+	const char *tls_key_dir;
 	/* learned */
 	char node_id[128];
 	char node_ns[80];

@@ -69,6 +69,15 @@ static const char usage[] =
 "  --rdv-conc C           requests at once (1: sequential)\n"
 "  --ns-rdv HOST:PORT     the node's rendezvous server, for `ns`\n"
 "  --ns-peers N           (1000);  --ns-timeout S  (60)\n"
+"  --tls                  bench peers speak TLS as chatp2p nodes do (throughput,\n"
+"                         idle, ns): dialling, they offer \"tls\" and start TLS on a\n"
+"                         HELLO_OK with \"starttls\"; accepting (ns), they answer a\n"
+"                         \"tls\" offer with \"starttls\" and serve TLS.  All share one\n"
+"                         Ed25519 key (made in a temporary directory, then removed).\n"
+"                         throughput then runs each load in plaintext and in TLS\n"
+"                         against the node, interleaved (ratio_to_plain); idle and\n"
+"                         ns give node CPU per TLS connection (server / client side)\n"
+"  --tls-key DIR          load (or make) the bench peers' key in DIR instead\n"
 "  --json                 JSON instead of a table\n"
 "  --verbose              say more on stderr\n"
 "  --help\n"
@@ -193,7 +202,7 @@ int main(int argc, char **argv)
 	enum { O_TARGET = 256, O_CONTROL, O_PID, O_REF, O_REFPID, O_SCEN, O_DUR, O_WIN, O_CONNS,
 	       O_PAYLOAD, O_PUBP, O_PUBR, O_IDLEC, O_IDLES, O_CTLC, O_CTLW, O_RDV, O_RDVPID, O_RDVREGS,
 	       O_RDVDISC, O_RDVCONC, O_NSRDV, O_NSPEERS, O_NSTIME, O_JSON, O_VERBOSE, O_HELP,
-	       O_RESP, O_LISTEN, O_PORT, O_MODES, O_REPEAT };
+	       O_RESP, O_LISTEN, O_PORT, O_MODES, O_REPEAT, O_TLS, O_TLSKEY };
 	static const struct option lo[] = {
 		{ "target", 1, NULL, O_TARGET }, { "control", 1, NULL, O_CONTROL },
 		{ "pid", 1, NULL, O_PID }, { "reference", 1, NULL, O_REF },
@@ -209,6 +218,7 @@ int main(int argc, char **argv)
 		{ "ns-peers", 1, NULL, O_NSPEERS }, { "ns-timeout", 1, NULL, O_NSTIME },
 		{ "json", 0, NULL, O_JSON }, { "verbose", 0, NULL, O_VERBOSE }, { "help", 0, NULL, O_HELP },
 		{ "modes", 1, NULL, O_MODES }, { "repeat", 1, NULL, O_REPEAT }, { "responder", 0, NULL, O_RESP }, { "listen", 1, NULL, O_LISTEN }, { "port", 1, NULL, O_PORT },
+		{ "tls", 0, NULL, O_TLS }, { "tls-key", 1, NULL, O_TLSKEY },
 		{ 0 } };
 	bool responder = false;
 	const char *listen_host = "127.0.0.1";
@@ -269,6 +279,8 @@ int main(int argc, char **argv)
 		case O_NSPEERS: opt.ns_peers = atoi(optarg); break;
 		case O_NSTIME: opt.ns_timeout = atof(optarg); break;
 		case O_JSON: opt.json = true; break;
+		case O_TLS: opt.tls = true; break;
+		case O_TLSKEY: opt.tls_key_dir = optarg; opt.tls = true; break;
 		case O_VERBOSE: lg_verbose = true; break;
 		case O_MODES: opt.modes = optarg; break;
 		case O_REPEAT: opt.repeat = atoi(optarg); break;
@@ -315,6 +327,8 @@ int main(int argc, char **argv)
 	if ((want("throughput") || want("rtt")) && !opt.port && !ref)
 		lg_die("throughput and rtt need --target or --reference");
 
+	if (opt.tls)
+		lg_tls_setup(opt.tls_key_dir);
 	lg_loop = ev_default_loop(EVFLAG_AUTO);
 	learn_node();
 	if (opt.port && opt.pid == 0)
@@ -341,5 +355,7 @@ int main(int argc, char **argv)
 		waitpid(lg_ref_child, NULL, 0);
 	}
 	ev_loop_destroy(lg_loop);
+	if (opt.tls)
+		lg_tls_teardown();
 	return 0;
 }

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "net/tls.h"
+
 #define READ_CHUNK   65536
 #define READS_PER_EV 16          /* fairness between peers */
 #define IN_MAX       (1u << 20)  /* a longer line is an error */
@@ -31,7 +34,10 @@ struct lgpeer {
 	bool closed_by_us;
 	const char *pub_seen;      /* the marker already counted */
 	char name[64];
-	struct lgbuf in, out;
+	struct lgbuf in, out;       /* plaintext lines, both ways */
+	struct tls *tls;            /* once starttls was said */
+	struct buf cout;            /* with TLS: what goes to the socket */
+	struct buf plain;           /* with TLS: decrypted input, scratch */
 	uint32_t id;               /* in our msg_ids */
 	uint64_t seq;
 	int inflight;
@@ -63,7 +69,8 @@ static const char *stamp(void)
 
 static void watch(struct lgpeer *p)
 {
-	int ev = EV_READ | (lgbuf_pending(&p->out) || p->st == LGP_CONNECTING ? EV_WRITE : 0);
+	bool pending = p->tls ? p->cout.len > 0 : lgbuf_pending(&p->out) > 0;
+	int ev = EV_READ | (pending || p->st == LGP_CONNECTING ? EV_WRITE : 0);
 
 	if (p->st == LGP_CLOSED)
 		return;
@@ -80,6 +87,11 @@ static void peer_lost(struct lgpeer *p)
 		return;
 	if (p->st != LGP_READY && !p->inbound)
 		p->run->dialling--;
+	if (p->tls && !tls_handshake_done(p->tls)) {
+		p->run->tls_failed++;
+		if (lg_verbose)
+			lg_warn("%s: TLS: %s", p->name, tls_error(p->tls));
+	}
 	if (p->st == LGP_READY)
 		p->run->ready--;
 	if (!p->closed_by_us)
@@ -92,8 +104,46 @@ static void peer_lost(struct lgpeer *p)
 	p->fd = -1;
 }
 
+/* With TLS, plaintext waits in out until the handshake is done, then is
+ * encrypted into cout; the socket is written from cout. */
+static void flush_tls(struct lgpeer *p)
+{
+	if (tls_handshake_done(p->tls) && lgbuf_pending(&p->out)) {
+		if (tls_output(p->tls, p->out.data + p->out.off, lgbuf_pending(&p->out), &p->cout) != 0) {
+			peer_lost(p);
+			return;
+		}
+		lgbuf_consume(&p->out, lgbuf_pending(&p->out));
+	}
+	size_t off = 0;
+	while (off < p->cout.len) {
+		ssize_t n = send(p->fd, p->cout.data + off, p->cout.len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		peer_lost(p);
+		return;
+	}
+	buf_consume(&p->cout, off);
+	if (p->cout.len + lgbuf_pending(&p->out) > OUT_MAX) {
+		lg_warn("%s: the other side does not read; dropped", p->name);
+		peer_lost(p);
+		return;
+	}
+	watch(p);
+}
+
 static void flush(struct lgpeer *p)
 {
+	if (p->tls) {
+		flush_tls(p);
+		return;
+	}
 	while (lgbuf_pending(&p->out)) {
 		ssize_t n = send(p->fd, p->out.data + p->out.off, lgbuf_pending(&p->out), MSG_NOSIGNAL);
 		if (n > 0) {
@@ -115,12 +165,36 @@ static void flush(struct lgpeer *p)
 	watch(p);
 }
 
-static void hello(struct lgpeer *p, bool ok)
+/* ok: a HELLO_OK; starttls: it takes the other side's "tls" offer. */
+static void hello(struct lgpeer *p, bool ok, bool starttls)
 {
+	const char *tls = ok ? (starttls ? ",\"starttls\"" : "") : (p->run->tls ? ",\"tls\"" : "");
+
 	lgbuf_addf(&p->out,
-		   "{\"type\":\"%s\",\"peer_id\":\"%s\",\"version\":\"1.0\",\"features\":[\"ack\",\"metrics\"%s],\"ttl\":1}\n",
-		   ok ? "HELLO_OK" : "HELLO", p->name, p->pipeline ? ",\"pipeline\"" : "");
+		   "{\"type\":\"%s\",\"peer_id\":\"%s\",\"version\":\"1.0\",\"features\":[\"ack\",\"metrics\"%s%s],\"ttl\":1}\n",
+		   ok ? "HELLO_OK" : "HELLO", p->name, p->pipeline ? ",\"pipeline\"" : "", tls);
 	flush(p);
+}
+
+/* After the HELLO_OK that said starttls: what is still unsent of the
+ * plaintext goes first, in clear; everything after it is TLS. */
+static void start_tls(struct lgpeer *p, bool server)
+{
+	if (lgbuf_pending(&p->out)) {
+		buf_append(&p->cout, p->out.data + p->out.off, lgbuf_pending(&p->out));
+		lgbuf_consume(&p->out, lgbuf_pending(&p->out));
+	}
+	p->tls = tls_new(lg_tls_ctx, server, &p->cout);
+	p->st = LGP_TLS;
+	flush(p);
+}
+
+static void became_ready(struct lgpeer *p)
+{
+	p->st = LGP_READY;
+	if (!p->inbound)
+		p->run->dialling--;
+	p->run->ready++;
 }
 
 static void add_send(struct lgpeer *p)
@@ -227,15 +301,25 @@ static void on_line(struct lgpeer *p, const char *line, size_t len)
 	} else if (IS("PING")) {
 		reply_id(p, "PONG", line, len);
 	} else if (IS("HELLO_OK") && p->st == LGP_HELLO && !p->inbound) {
-		p->st = LGP_READY;
-		r->dialling--;
-		r->ready++;
+		if (r->tls && lg_memmem(line, len, "\"starttls\"")) {
+			start_tls(p, false);
+			return;
+		}
+		if (r->tls)
+			r->tls_declined++;
+		became_ready(p);
 	} else if (IS("HELLO") && p->st == LGP_HELLO && p->inbound) {
-		hello(p, true);
+		bool take = r->tls && lg_memmem(line, len, "\"tls\"") != NULL;
+		hello(p, true, take);
 		if (p->st == LGP_CLOSED)
 			return;
-		p->st = LGP_READY;
-		r->ready++;
+		if (take) {
+			start_tls(p, true);
+			return;
+		}
+		if (r->tls)
+			r->tls_declined++;
+		became_ready(p);
 	} else if (IS("BYE")) {
 		const char *id;
 		int n = lg_field(line, len, "msg_id", &id);
@@ -247,16 +331,54 @@ static void on_line(struct lgpeer *p, const char *line, size_t len)
 #undef IS
 }
 
+/* Ciphertext from the socket: plaintext to in, handshake and alerts to
+ * cout.  -1 when the peer was lost. */
+static int tls_feed(struct lgpeer *p, const char *data, size_t n)
+{
+	bool was_done = tls_handshake_done(p->tls);
+
+	if (tls_input(p->tls, data, n, &p->plain, &p->cout) != 0) {
+		peer_lost(p);
+		return -1;
+	}
+	if (p->plain.len) {
+		lgbuf_add(&p->in, p->plain.data, p->plain.len);
+		buf_reset(&p->plain);
+	}
+	if (!was_done && tls_handshake_done(p->tls) && p->st == LGP_TLS) {
+		p->run->secured++;
+		became_ready(p);
+	}
+	return 0;
+}
+
+/* TLS started in the middle of what was read: the rest is ciphertext. */
+static int tls_switch(struct lgpeer *p, char *rest, size_t n)
+{
+	char *copy = n ? malloc(n) : NULL;
+	int rc;
+
+	if (n && copy == NULL)
+		lg_die("out of memory");
+	if (n)
+		memcpy(copy, rest, n);
+	lgbuf_consume(&p->in, lgbuf_pending(&p->in));
+	rc = n ? tls_feed(p, copy, n) : 0;
+	free(copy);
+	return rc;
+}
+
 static void on_readable(struct lgpeer *p)
 {
 	struct lgrun *r = p->run;
+	static char chunk[READ_CHUNK];
 
 	for (int i = 0; i < READS_PER_EV && p->st != LGP_CLOSED; i++) {
 		char *nl, *start;
 		ssize_t n;
 
 		lgbuf_reserve(&p->in, READ_CHUNK);
-		n = recv(p->fd, p->in.data + p->in.len, READ_CHUNK, 0);
+		n = recv(p->fd, p->tls ? chunk : p->in.data + p->in.len, READ_CHUNK, 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			peer_lost(p);
 			return;
@@ -273,12 +395,23 @@ static void on_readable(struct lgpeer *p)
 			r->sink_lost_bytes += (size_t)n - (nl ? (size_t)(nl - start) + 1 : 0);
 			break;
 		}
-		p->in.len += (size_t)n;
+		if (p->tls) {
+			if (tls_feed(p, chunk, (size_t)n) != 0)
+				return;
+		} else {
+			p->in.len += (size_t)n;
+		}
 		start = p->in.data + p->in.off;
 		while (p->st != LGP_CLOSED &&
 		       (nl = memchr(start, '\n', (size_t)(p->in.data + p->in.len - start))) != NULL) {
+			bool was_tls = p->tls != NULL;
 			on_line(p, start, (size_t)(nl - start));
 			start = nl + 1;
+			if (!was_tls && p->tls) {
+				if (tls_switch(p, start, (size_t)(p->in.data + p->in.len - start)) != 0)
+					return;
+				start = p->in.data + p->in.off;
+			}
 		}
 		if (p->st == LGP_CLOSED)
 			return;
@@ -311,7 +444,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		p->st = LGP_HELLO;
-		hello(p, false); /* alone in its write, as the protocol asks */
+		hello(p, false, false); /* alone in its write, as the protocol asks */
 		return;
 	}
 	if (revents & EV_READ)
@@ -389,6 +522,9 @@ void lgp_close(struct lgpeer *p)
 	peer_lost(p);
 	lgbuf_free(&p->in);
 	lgbuf_free(&p->out);
+	tls_free(p->tls);
+	buf_free(&p->cout);
+	buf_free(&p->plain);
 	free(p->ring_t);
 	free(p->ring_seq);
 	free(p);

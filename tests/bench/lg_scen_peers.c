@@ -100,13 +100,13 @@ void scen_pub(void)
 void scen_idle(int n)
 {
 	int cap = lg_nofile() - 64, theirs = lg_proc_nofile(opt.pid);
-	struct lgrun r = { .loop = lg_loop, .window = 1 };
+	struct lgrun r = { .loop = lg_loop, .window = 1, .tls = opt.tls };
 
 	if (theirs > 0 && theirs - 100 < cap)
 		cap = theirs - 100; /* the node's descriptors: it holds the other ends */
 	char prefix[64];
 	long rss0, rss1;
-	double c0, c1;
+	double c0, c1, cd0, cd1;
 
 	if (n > cap) {
 		lg_warn("idle: %d connections capped to %d by the descriptor limit", n, cap);
@@ -114,8 +114,10 @@ void scen_idle(int n)
 	}
 	rss0 = lg_proc_rss_kb(opt.pid);
 	snprintf(prefix, sizeof prefix, "lgi%d", (int)getpid());
+	cd0 = lg_cpu_of(opt.pid);
 	struct lgpeer **ps = lgp_dial_many(&r, opt.host, opt.port, n, prefix, true, 64, 60);
 	lg_run_for(1.0); /* handshakes' aftermath: probes, first pings */
+	cd1 = lg_cpu_of(opt.pid);
 	rss1 = lg_proc_rss_kb(opt.pid);
 	c0 = lg_cpu_of(opt.pid);
 	double t0 = lg_now();
@@ -129,6 +131,13 @@ void scen_idle(int n)
 	lg_rec_num("kb_per_conn", r.ready > 0 && rss0 > 0 ? (double)(rss1 - rss0) / r.ready : NAN, 2);
 	lg_rec_num("idle_cpu_pct", c0 >= 0 && c1 >= 0 ? (c1 - c0) / (t1 - t0) * 100 : NAN, 2);
 	lg_rec_num("lost", r.closed, 0);
+	/* The node's CPU from the first connect until a second after the last
+	 * handshake, per connection: TCP accept, HELLO, session, and with --tls
+	 * the TLS handshake as server (and the peer's pin). */
+	lg_rec_num("cpu_ms_per_conn", cd0 >= 0 && cd1 >= 0 && r.ready > 0 ? (cd1 - cd0) * 1e3 / r.ready : NAN, 3);
+	lg_rec_bool("tls", opt.tls);
+	if (opt.tls)
+		lg_rec_num("secured", r.secured, 0);
 	lg_rec_end();
 	lgp_close_all(ps, n);
 }

@@ -77,7 +77,7 @@ struct nsctx {
 	int nacc, capacc;
 	bool answered, ok;
 	long discovered;
-	double answer_lat, cpu0, cpu_answer;
+	double answer_lat, cpu0, cpu_answer, cpu_all;
 	double t_all;
 };
 
@@ -131,8 +131,10 @@ static void ns_answer(struct lgctl *c, bool ok, const char *line, size_t len, do
 
 static bool ns_connected(void *arg)
 {
-	if (ns.r.ready >= ns.n && ns.t_all == 0)
+	if (ns.r.ready >= ns.n && ns.t_all == 0) {
 		ns.t_all = lg_now();
+		ns.cpu_all = lg_cpu_of(opt.pid);
+	}
 	return ns.r.ready >= ns.n || (ns.answered && !ns.ok);
 }
 
@@ -153,6 +155,7 @@ void scen_ns(void)
 	memset(&ns, 0, sizeof ns);
 	ns.r.loop = lg_loop;
 	ns.r.window = 1;
+	ns.r.tls = opt.tls;
 	ns.n = n;
 	ns.lis = calloc((size_t)n, sizeof *ns.lis);
 	ns.ports = calloc((size_t)n, sizeof *ns.ports);
@@ -187,6 +190,14 @@ void scen_ns(void)
 	lg_rec_num("all_connected_s", ns.t_all > 0 ? ns.t_all - t0 : NAN, 2);
 	lg_rec_num("waited_s", t1 - t0, 2);
 	lg_rec_num("rss_growth_kb", (double)(lg_proc_rss_kb(opt.pid) - rss0), 0);
+	/* The node's CPU from its discover answer until the last bench peer
+	 * finished its handshake, per peer: dials, HELLOs, and with --tls the
+	 * TLS handshakes as client (and the pins). */
+	lg_rec_num("cpu_ms_per_conn", ns.t_all > 0 && ns.cpu0 >= 0 && ns.r.ready > 0
+		   ? (ns.cpu_all - ns.cpu_answer) * 1e3 / ns.r.ready : NAN, 3);
+	lg_rec_bool("tls", opt.tls);
+	if (opt.tls)
+		lg_rec_num("secured", ns.r.secured, 0);
 	lg_rec_end();
 	lgctl_close(c);
 	lg_rdv_batch(lg_loop, opt.ns_host, opt.ns_port, 1, 1, req_ns_unregister, NULL, &st, 30);

@@ -12,7 +12,9 @@
 
 struct tp_result {
 	double per_s, p50, p99, max, cpu;
+	double own_cpu;  /* ours (the generator's) per ACK, µs */
 	int ready;
+	int secured;     /* of them over TLS */
 };
 
 static bool no_inflight(void *arg)
@@ -21,16 +23,19 @@ static bool no_inflight(void *arg)
 }
 
 static struct tp_result run_sends(const char *host, int port, pid_t pid, int conns, int window,
-				  bool pipeline, bool batch, double duration, const char *prefix)
+				  bool pipeline, bool batch, double duration, const char *prefix, bool tls)
 {
-	struct lgrun r = { .loop = lg_loop, .window = window, .batch = batch,
+	struct lgrun r = { .loop = lg_loop, .window = window, .batch = batch, .tls = tls,
 			   .payload = (size_t)opt.payload, .dst = opt.node_id[0] ? opt.node_id : "bench@BENCH" };
-	struct tp_result res = { .per_s = NAN };
+	struct tp_result res = { .per_s = NAN, .cpu = NAN, .own_cpu = NAN };
 	struct lgpeer **ps = lgp_dial_many(&r, host, port, conns, prefix, pipeline, 64, 20);
-	double c0, c1, t0, t1;
+	double c0, c1, t0, t1, o0, o1;
 	uint64_t a1;
 
 	res.ready = r.ready;
+	res.secured = r.secured;
+	if (tls && r.secured < r.ready)
+		lg_warn("%s: only %d of %d connections speak TLS", prefix, r.secured, r.ready);
 	if (r.ready < conns) {
 		lg_warn("%s: only %d of %d connections to %s:%d completed the handshake", prefix, r.ready,
 			conns, host, port);
@@ -39,6 +44,7 @@ static struct tp_result run_sends(const char *host, int port, pid_t pid, int con
 	}
 	lg_run_for(0.2); /* let the handshake's aftermath (probes, pings) pass */
 	c0 = lg_cpu_of(pid);
+	o0 = lg_cpu_of(getpid());
 	t0 = lg_now();
 	r.sending = true;
 	for (int i = 0; i < conns; i++)
@@ -47,6 +53,7 @@ static struct tp_result run_sends(const char *host, int port, pid_t pid, int con
 	t1 = lg_now();
 	a1 = r.acks;
 	c1 = lg_cpu_of(pid);
+	o1 = lg_cpu_of(getpid());
 	r.sending = false;
 	lg_wait(lg_loop, no_inflight, &r, 3);
 	res.per_s = (double)a1 / (t1 - t0);
@@ -54,6 +61,7 @@ static struct tp_result run_sends(const char *host, int port, pid_t pid, int con
 	res.p99 = lgs_pct(&r.lat, 99) * 1e3;
 	res.max = lgs_max(&r.lat) * 1e3;
 	res.cpu = lg_cpu_us(c0, c1, (double)a1);
+	res.own_cpu = lg_cpu_us(o0, o1, (double)a1);
 	if (r.unmatched)
 		lg_warn("%s: %llu ACKs matched no SEND of ours", prefix, (unsigned long long)r.unmatched);
 out:
@@ -75,35 +83,49 @@ static bool better(const struct tp_result *a, const struct tp_result *b, bool by
  * same machine; the best run of each is kept (a shared machine only ever
  * makes figures worse). */
 static void run_pair(bool ref, bool node, int conns, int window, bool pipeline, bool batch,
-		     bool by_rtt, const char *tag, struct tp_result *rr, struct tp_result *nr)
+		     bool by_rtt, const char *tag, struct tp_result *rr, struct tp_result *nr,
+		     struct tp_result *tr)
 {
 	char prefix[128];
 
-	*rr = *nr = (struct tp_result){ .per_s = NAN, .p50 = NAN, .p99 = NAN, .max = NAN, .cpu = NAN };
+	*rr = *nr = (struct tp_result){ .per_s = NAN, .p50 = NAN, .p99 = NAN, .max = NAN, .cpu = NAN,
+					.own_cpu = NAN };
+	if (tr)
+		*tr = *nr;
 	for (int k = 0; k < opt.repeat; k++) {
 		struct tp_result x;
 		if (ref) {
 			snprintf(prefix, sizeof prefix, "lgr%d-%s-%d", (int)getpid(), tag, k);
 			x = run_sends(lg_ref_host, lg_ref_port, lg_ref_child ? lg_ref_child : opt.ref_pid, conns, window,
-				      pipeline, batch, opt.duration, prefix);
+				      pipeline, batch, opt.duration, prefix, false);
 			if (better(&x, rr, by_rtt))
 				*rr = x;
 		}
 		if (node) {
 			snprintf(prefix, sizeof prefix, "lgn%d-%s-%d", (int)getpid(), tag, k);
 			x = run_sends(opt.host, opt.port, opt.pid, conns, window, pipeline, batch,
-				      opt.duration, prefix);
+				      opt.duration, prefix, false);
 			if (better(&x, nr, by_rtt))
 				*nr = x;
+		}
+		if (node && tr) {
+			/* The same load over TLS, right after: same node, same machine. */
+			snprintf(prefix, sizeof prefix, "lgt%d-%s-%d", (int)getpid(), tag, k);
+			x = run_sends(opt.host, opt.port, opt.pid, conns, window, pipeline, batch,
+				      opt.duration, prefix, true);
+			if (better(&x, tr, by_rtt))
+				*tr = x;
 		}
 	}
 }
 
 static void rec_tp(const char *scen, const char *target, const char *mode, int conns, int window,
-		   bool pipeline, bool batch, const struct tp_result *x, const struct tp_result *ref)
+		   bool pipeline, bool batch, const struct tp_result *x, const struct tp_result *ref,
+		   bool tls, const struct tp_result *plain)
 {
 	lg_rec_begin(scen, target);
 	lg_rec_str("mode", mode);
+	lg_rec_bool("tls", tls);
 	lg_rec_num("conns", conns, 0);
 	lg_rec_num("window", window, 0);
 	lg_rec_bool("pipeline", pipeline);
@@ -115,6 +137,14 @@ static void rec_tp(const char *scen, const char *target, const char *mode, int c
 	lg_rec_num("cpu_us_per_ack", x->cpu, 2);
 	if (ref && ref->per_s > 0)
 		lg_rec_num("ratio_to_transport", x->per_s / ref->per_s, 3);
+	if (plain) {
+		/* With TLS the generator's own cost is no longer negligible: it
+		 * shares the machine, so say what it spent. */
+		lg_rec_num("loadgen_cpu_us_per_ack", x->own_cpu, 2);
+		lg_rec_num("plain_loadgen_cpu_us_per_ack", plain->own_cpu, 2);
+		lg_rec_num("secured", x->secured, 0);
+		lg_rec_num("ratio_to_plain", plain->per_s > 0 ? x->per_s / plain->per_s : NAN, 3);
+	}
 	lg_rec_end();
 }
 
@@ -131,18 +161,23 @@ void scen_throughput(bool ref)
 	snprintf(modes, sizeof modes, ",%s,", opt.modes);
 	for (int c = 0; c < opt.nconns; c++)
 		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-			struct tp_result rr, nr;
+			struct tp_result rr, nr, tr;
 			int n = opt.conns[c], w = v[i].window ? v[i].window : opt.window;
 			snprintf(prefix, sizeof prefix, ",%s,", v[i].name);
 			if (strstr(modes, prefix) == NULL)
 				continue;
 			snprintf(prefix, sizeof prefix, "t%d-%zu", n, i);
-			run_pair(ref, opt.port != 0, n, w, v[i].pipeline, v[i].batch, false, prefix, &rr, &nr);
+			run_pair(ref, opt.port != 0, n, w, v[i].pipeline, v[i].batch, false, prefix, &rr, &nr,
+				 opt.tls ? &tr : NULL);
 			if (ref)
-				rec_tp("throughput", "responder", v[i].name, n, w, v[i].pipeline, v[i].batch, &rr, NULL);
+				rec_tp("throughput", "responder", v[i].name, n, w, v[i].pipeline, v[i].batch, &rr, NULL,
+				       false, NULL);
 			if (opt.port)
 				rec_tp("throughput", "node", v[i].name, n, w, v[i].pipeline, v[i].batch, &nr,
-				       ref ? &rr : NULL);
+				       ref ? &rr : NULL, false, NULL);
+			if (opt.port && opt.tls)
+				rec_tp("throughput", "node", v[i].name, n, w, v[i].pipeline, v[i].batch, &tr,
+				       ref ? &rr : NULL, true, &nr);
 		}
 }
 
@@ -167,7 +202,7 @@ void scen_rtt(bool ref)
 	for (int pl = 1; pl >= 0; pl--) {
 		struct tp_result rr, nr;
 		snprintf(prefix, sizeof prefix, "r%d", pl);
-		run_pair(ref, opt.port != 0, 1, 1, pl, false, true, prefix, &rr, &nr);
+		run_pair(ref, opt.port != 0, 1, 1, pl, false, true, prefix, &rr, &nr, NULL);
 		if (ref)
 			rec_rtt("responder", pl, &rr, NULL);
 		if (opt.port)

@@ -29,14 +29,15 @@ NODE_SETS = ["logging.level=WARNING", "logging.log_to_file=false",
 RDV_SETS = ["rate_limit=1000000"]
 
 
-def start_node(rdv, sync=None):
-    sock = os.path.join(h.tmpdir(), "bench-%s.sock" % (sync or "default"))
+def start_node(rdv, sync=None, tag=None):
+    tag = tag or sync or "default"
+    sock = os.path.join(h.tmpdir(), "bench-%s.sock" % tag)
     args = ["--name", "bench", "--namespace", "BENCH", "--listen", "127.0.0.1", "--port", "0",
             "--rendezvous", "127.0.0.1:%d" % rdv.port, "--control", sock]
     for s in [x for x in NODE_SETS if not (sync and x.startswith("storage.sync="))] + \
             (["storage.sync=" + sync] if sync else []):
         args += ["--set", s]
-    return h.start_daemon(args, name="node-%s" % (sync or "default")), sock
+    return h.start_daemon(args, name="node-%s" % tag), sock
 
 
 SYNC_MODES = ("off", "normal", "full")
@@ -57,6 +58,101 @@ def durable_runs(rdv, quick):
             if r.get("scenario") == "throughput" and r.get("target") == "node":
                 out.append(dict(r, sync=sync))
     return out
+
+
+def tls_runs(rdv, quick):
+    """A fresh node (TLS is on by default: security.tls=prefer) loaded by
+    bench peers that speak TLS (`chatp2p-loadgen --tls`, one Ed25519 key
+    shared by all): 1,000 idle TLS connections (RSS, node CPU per handshake
+    as server), SEND→ACK over one pipelined connection in plaintext and in
+    TLS alternated (ratio_to_plain), then a namespace of TLS-speaking peers
+    the node dials (node CPU per handshake as client)."""
+    node, sock = start_node(rdv, tag="tls")
+    res = loadgen(["--target", "127.0.0.1:%d" % node.port, "--control", sock,
+                   "--pid", str(node.popen.pid), "--ns-rdv", "127.0.0.1:%d" % rdv.port, "--tls",
+                   "--scenarios", "idle,throughput,ns", "--reference", "none",
+                   "--conns", "1", "--modes", "pipeline_batched"] +
+                  (["--duration", "0.5", "--idle-conns", "200", "--idle-seconds", "1",
+                    "--ns-peers", "100", "--ns-timeout", "10"] if quick else
+                   ["--duration", "1", "--repeat", "3", "--idle-conns", "1000", "--idle-seconds", "3",
+                    "--ns-peers", "1000", "--ns-timeout", "60"]))
+    node.check_clean_exit()
+    return res
+
+
+def tls_targets(res):
+    """(target, figure, verdict) rows for issue 17's targets."""
+    rows = []
+    tp = pick(res, "throughput", "node", conns=1, mode="pipeline_batched", tls=True)
+    if tp:
+        r = tp.get("ratio_to_plain")
+        rows.append(("TLS SEND→ACK over one pipelined connection: at least 60% of the same load "
+                     "without TLS (same run)",
+                     "%s ACKs/s with TLS = %s of plaintext (%s µs node CPU per ACK)" %
+                     (num(tp["acks_per_s"]), num(r, "{:.0%}"), num(tp["cpu_us_per_ack"], "{:.1f}")),
+                     verdict(None if r is None else r >= 0.6 and tp.get("secured") == 1)))
+    idle = pick(res, "idle", "node", tls=True)
+    ns = pick(res, "ns", "node", tls=True)
+    for rec, side, who in ((idle, "server", "bench peers dial the node"),
+                           (ns, "client", "the node dials the namespace's bench peers")):
+        if rec:
+            c = rec.get("cpu_ms_per_conn")
+            rows.append(("Node CPU per TLS handshake ≤ 2 ms, as %s (%s)" % (side, who),
+                         "%s ms per TLS connection (%s secured; connect, HELLO, TLS, pin, session)" %
+                         (num(c, "{:.2f}"), rec["secured"]),
+                         verdict(None if c is None else c <= 2 and rec["secured"] >= 1)))
+    if idle:
+        ok = idle["secured"] >= 1000 and idle["rss_after_kb"] <= 65536
+        rows.append(("1 000 idle TLS connections: RSS ≤ 64 MB in total",
+                     "%s TLS connections: %s kB RSS (%s kB each)" %
+                     (idle["secured"], num(idle["rss_after_kb"]), num(idle["kb_per_conn"], "{:.1f}")),
+                     verdict(ok)))
+    if ns:
+        ok = ns["secured"] >= ns["registered"] >= 1000 and ns["all_connected_s"] is not None and \
+            ns["all_connected_s"] <= 60
+        rows.append(("A namespace of 1 000 TLS-speaking peers fully connected within 60 s",
+                     "%s registered, %s connected, %s over TLS%s" %
+                     (ns["registered"], ns["connected"], ns["secured"],
+                      ", all within %.2f s" % ns["all_connected_s"] if ns["all_connected_s"] else ""),
+                     verdict(ok)))
+    return rows
+
+
+def render_tls(res):
+    L = ["## TLS between nodes\n",
+         "A fresh node (`security.tls=prefer`, the default) and bench peers that speak TLS as chatp2p "
+         "nodes do (`chatp2p-loadgen --tls`: chatp2pd's own `net/tls.c`, one Ed25519 key shared by "
+         "all bench peers, each with its own peer_id, so the node pins each one on first use). "
+         "Throughput: the same load in plaintext and in TLS, alternated against this node; `vs "
+         "plaintext` is their ratio; the generator encrypts and decrypts too, on the same cores, so its "
+         "own CPU per ACK is shown. Node CPU per connection (`/proc/PID/stat`): from the first "
+         "connect until a second after the last handshake (idle: bench peers dial the node, it is "
+         "the TLS server), or from the `discover` answer until the last peer's handshake (namespace: "
+         "the node dials, it is the TLS client); it holds TCP, HELLO, the TLS handshake, the pin "
+         "and the session. The plaintext figure for the same work is in the idle and namespace "
+         "rows above (`cpu_ms_per_conn` in bench.json).\n"]
+    L.append(table([r for r in res if r["scenario"] == "throughput"], [
+        ("TLS", lambda r: "yes" if r["tls"] else "no"), ("conns", lambda r: str(r["conns"])),
+        ("window", lambda r: str(r["window"])), ("variant", lambda r: r["mode"]),
+        ("ACKs/s", lambda r: num(r["acks_per_s"])), ("p50 ms", lambda r: num(r["p50_ms"], "{:.3f}")),
+        ("p99 ms", lambda r: num(r["p99_ms"], "{:.3f}")),
+        ("CPU µs/ACK", lambda r: num(r["cpu_us_per_ack"], "{:.2f}")),
+        ("generator CPU µs/ACK", lambda r: num(r.get("loadgen_cpu_us_per_ack"), "{:.2f}")),
+        ("vs plaintext", lambda r: num(r.get("ratio_to_plain"), "{:.0%}"))]))
+    L.append("")
+    rows = [r for r in res if r["scenario"] in ("idle", "ns")]
+    L.append(table(rows, [
+        ("scenario", lambda r: "idle (node = TLS server)" if r["scenario"] == "idle"
+         else "namespace (node = TLS client)"),
+        ("connections", lambda r: str(r.get("conns", r.get("connected")))),
+        ("over TLS", lambda r: str(r.get("secured"))),
+        ("node CPU ms/connection", lambda r: num(r.get("cpu_ms_per_conn"), "{:.2f}")),
+        ("RSS after kB", lambda r: num(r.get("rss_after_kb"))),
+        ("kB/connection", lambda r: num(r.get("kb_per_conn"), "{:.1f}")),
+        ("all connected after s", lambda r: num(r.get("all_connected_s"), "{:.2f}")),
+        ("lost", lambda r: str(r.get("lost", "—")))]))
+    L.append("")
+    return L
 
 
 def render_durable(rows):
@@ -257,7 +353,7 @@ def table(rows, cols):
     return "\n".join(out)
 
 
-def render(res, meta, profiles, durable=()):
+def render(res, meta, profiles, durable=(), tls=()):
     L = []
     L.append("# Benchmarks\n")
     L.append("Written by `scripts/bench.sh` (do not edit by hand: it rewrites this file). It builds an "
@@ -280,6 +376,11 @@ def render(res, meta, profiles, durable=()):
     L.append(table(targets(res), [("target", lambda r: r[0]), ("measured", lambda r: r[1]),
                                   ("", lambda r: r[2])]))
     L.append("")
+    if tls:
+        L.append("## Targets (issue 17: TLS)\n")
+        L.append(table(tls_targets(tls), [("target", lambda r: r[0]), ("measured", lambda r: r[1]),
+                                          ("", lambda r: r[2])]))
+        L.append("")
     L.append("## SEND → ACK throughput\n")
     L.append("Bench peers dial the target, say HELLO (with or without `pipeline`) and keep a window of "
              "SENDs in flight on each connection. `pipeline_batched` refills half a window in one write; "
@@ -375,6 +476,8 @@ def render(res, meta, profiles, durable=()):
             L.append("```")
             L.extend(ln.rstrip() for ln in lines)
             L.append("```\n")
+    if tls:
+        L.extend(render_tls(tls))
     if durable:
         L.extend(render_durable(durable))
     L.append("## Re-running\n")
@@ -424,8 +527,9 @@ def main():
                 "--modes", mode, "--duration", "3" if not args.quick else "0.5"])
             if prof:
                 profiles.append((title, prof))
-    elapsed = time.monotonic() - t0
     node.check_clean_exit()
+    tls = tls_runs(rdv, args.quick)
+    elapsed = time.monotonic() - t0
     rdv.check_clean_exit()
     rdv2.check_clean_exit()
 
@@ -439,8 +543,8 @@ def main():
             ("run time", "%.0f s of load" % elapsed)]
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"meta": dict(meta), "results": res}, f, indent=1)
-    text = render(res, meta, profiles, durable)
+            json.dump({"meta": dict(meta), "results": res, "tls": tls}, f, indent=1)
+    text = render(res, meta, profiles, durable, tls)
     if args.out:
         tmp = tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.out)),
                                           delete=False, suffix=".tmp")
@@ -448,7 +552,7 @@ def main():
             tmp.write(text)
         os.replace(tmp.name, args.out)
         print("wrote %s" % args.out)
-    print("\n".join("%-100s %s %s" % r for r in targets(res)))
+    print("\n".join("%-100s %s %s" % r for r in targets(res) + tls_targets(tls)))
 
 
 if __name__ == "__main__":

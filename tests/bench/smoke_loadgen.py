@@ -88,6 +88,25 @@ class LoadgenSmoke(unittest.TestCase):
         self.assertIn("rtt", out)
         self.assertIn("p50_ms=", out)
 
+    def test_tls(self):
+        """The bench peers speak TLS: dialling (throughput, idle: the node is
+        the TLS server) and accepting (ns: the node dials them, TLS client)."""
+        out, err = loadgen("--target", "127.0.0.1:%d" % self.node.port, "--control", self.sock,
+                           "--ns-rdv", "127.0.0.1:%d" % self.rdv.port, "--tls",
+                           "--scenarios", "throughput,idle,ns", "--reference", "none",
+                           "--duration", "0.3", "--conns", "1", "--modes", "pipeline_batched",
+                           "--window", "8", "--idle-conns", "10", "--idle-seconds", "0.2",
+                           "--ns-peers", "20", "--ns-timeout", "30", "--json")
+        tp = records(out, "throughput", "node")
+        self.assertEqual([r["tls"] for r in tp], [False, True], out)
+        self.assertEqual(tp[1]["secured"], 1, (tp, err))
+        self.assertGreater(tp[1]["acks_per_s"], 0, (tp, err))
+        self.assertGreater(tp[1]["ratio_to_plain"], 0, tp)
+        idle = records(out, "idle", "node")[0]
+        self.assertEqual((idle["conns"], idle["secured"]), (10, 10), (idle, err))
+        ns = records(out, "ns", "node")[0]
+        self.assertEqual((ns["connected"], ns["secured"]), (20, 20), (ns, err))
+
     def test_external_responder(self):
         resp = h.start_daemon(["--responder", "--port", "0"], var="CHATP2P_LOADGEN",
                               name="responder")
