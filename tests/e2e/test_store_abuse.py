@@ -214,7 +214,12 @@ class StoreAbuseTest(unittest.TestCase):
         after = live_rate()
         harness.log("live sends to another peer: %.0f/s of CPU before, %.0f/s with the backlog (%.2f)"
                     % (before, after, after / before))
-        self.assertGreaterEqual(after / before, 0.8)
+        # The claim (>= 0.8 of the rate, 0.93 measured on a Release build) is
+        # a benchmark's (docs/benchmarks-history.md); what this test holds is
+        # that a live send's cost does not grow with the backlog: 905dabf
+        # scanned the outbox on every ACK, 0.007 of the rate with 100,000
+        # queued.  Half is far from both, on a shared machine under ASan.
+        self.assertGreaterEqual(after / before, 0.5)
         ctl.sock.close()
 
     # ---- finding 9: inbox paging --------------------------------------------------
