@@ -33,7 +33,11 @@ def start_node(rdv, sync=None, tag=None):
     tag = tag or sync or "default"
     sock = os.path.join(h.tmpdir(), "bench-%s.sock" % tag)
     args = ["--name", "bench", "--namespace", "BENCH", "--listen", "127.0.0.1", "--port", "0",
-            "--rendezvous", "127.0.0.1:%d" % rdv.port, "--control", sock]
+            "--rendezvous", "127.0.0.1:%d" % rdv.port, "--control", sock,
+            # A state directory per node: each starts with an empty inbox and
+            # its own key, and two nodes never share one (the identity's
+            # pins.db and the inbox are locked by the node that runs).
+            "--state-dir", os.path.join(h.tmpdir(), "state-%s" % tag)]
     for s in [x for x in NODE_SETS if not (sync and x.startswith("storage.sync="))] + \
             (["storage.sync=" + sync] if sync else []):
         args += ["--set", s]
