@@ -785,8 +785,8 @@ static void on_node_event(void *ctx, const struct node_event *ev)
 	case EV_MESSAGE:
 	case EV_PUB: {
 		const char *to = ev->type == EV_MESSAGE && ev->to == NULL ? node_id(c->node) : ev->to;
-		const char *strs[4] = { ev->peer_id, to, ev->text, ev->msg_id };
-		e = event_new(c, ev->type, class_of(ev->type), strs, 4);
+		const char *strs[5] = { ev->peer_id, to, ev->text, ev->msg_id, ev->fingerprint };
+		e = event_new(c, ev->type, class_of(ev->type), strs, 5);
 		e->flag = ev->src_mismatch;
 		e->flag2 = ev->dst_mismatch;
 		e->identity = ev->identity;

@@ -27,7 +27,10 @@ void history_free(struct history *h)
 struct hist_event *history_add(struct history *h, uint64_t seq, const char *const *strs, int n)
 {
 	struct hist_event *e;
-	size_t need = 0, lens[4];
+
+	if (n > (int)(sizeof e->s / sizeof *e->s))
+		n = (int)(sizeof e->s / sizeof *e->s);
+	size_t need = 0, lens[5];
 
 	if (h->len == h->cap) {
 		h->start = (h->start + 1) % h->cap;
@@ -48,7 +51,7 @@ struct hist_event *history_add(struct history *h, uint64_t seq, const char *cons
 		e->buf = xmalloc(e->cap);
 	}
 	char *p = e->buf;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < (int)(sizeof e->s / sizeof *e->s); i++) {
 		if (i >= n || strs[i] == NULL) {
 			e->s[i] = NULL;
 			continue;
@@ -209,6 +212,9 @@ void history_render(const struct hist_event *e, struct buf *b)
 			put_kbool(b, "dst_mismatch", true);
 		if (e->identity)
 			put_kstr(b, "identity", e->identity);
+		/* PROTOCOL.md §5.3: TLS with a proved key, and which key. */
+		put_kbool(b, "secure", e->s[4] != NULL);
+		put_kstr(b, "fingerprint", e->s[4]);
 		if (e->num > 0)
 			put_kint(b, "id", e->num);
 		break;

@@ -23,13 +23,14 @@ struct hist_event {
 	int kind;                   /* enum node_event_type, or HIST_LOG */
 	char at[ISO8601_LEN];
 	/* Per kind (NULL: absent), pointing into buf:
-	 *   MESSAGE, PUB:    from, to, text, msg_id
+	 *   MESSAGE, PUB:    from, to, text, msg_id, fingerprint (the key
+	 *                    its connection proved, or NULL)
 	 *   ACK, ACK_TIMEOUT: peer_id, msg_id
 	 *   REGISTRATION:    state, error
 	 *   LOG:             level, module, text
 	 *   IMPOSTOR:        peer_id, reason, address
 	 *   others:          peer_id, reason */
-	const char *s[4];
+	const char *s[5];
 	double rtt_ms;              /* ACK */
 	long long num;              /* MESSAGE/PUB: inbox id; REGISTRATION: ttl */
 	bool flag;                  /* src_mismatch, late, or reconnected */

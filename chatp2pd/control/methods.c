@@ -866,6 +866,13 @@ static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
 		jg_str(g, m->identity);
 	else
 		jg_null(g);
+	/* PROTOCOL.md §5.3: TLS with a proved key, and which key. */
+	JG_KBOOL(g, "secure", m->fingerprint != NULL);
+	jg_str(g, "fingerprint");
+	if (m->fingerprint)
+		jg_str(g, m->fingerprint);
+	else
+		jg_null(g);
 	jg_end_map(g);
 }
 

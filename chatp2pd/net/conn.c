@@ -769,6 +769,9 @@ void conn_close_after_flush(struct conn *c, const char *reason)
 {
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	c->close_after_flush = true;
+	/* The last words still held for a batched TLS connection are sealed
+	 * first: nothing can be written after close_notify. */
+	seal(c);
 	if (c->secured && !c->tls_failed)
 		tls_close_notify(c->tls, &c->out); /* after the last words */
 	flush(c);

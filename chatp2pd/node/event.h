@@ -43,7 +43,8 @@ struct node_event {
 	bool dst_mismatch;     /* MESSAGE: dst is not our peer_id */
 	const char *identity;  /* MESSAGE/PUB/PEER_CONNECTED: session_identity_name() */
 	const char *address;   /* IDENTITY_*, IMPOSTOR: "ip:port" of the other end */
-	const char *fingerprint; /* IDENTITY_*: the key presented */
+	const char *fingerprint; /* IDENTITY_*: the key presented; MESSAGE/PUB: the key the
+				* sender's connection proved (NULL: not TLS) */
 	const char *pinned;    /* IDENTITY_CHANGED, IMPOSTOR: the pinned key */
 };
 

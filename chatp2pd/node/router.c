@@ -452,6 +452,7 @@ static void deliver(struct router *r, struct session *c, const struct pmsg *m, b
 		.inbox_id = id,
 		.dst_mismatch = dst_mismatch,
 		.identity = session_identity_name(c->identity),
+		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
 	};
 
 	if (mismatch)
@@ -527,6 +528,7 @@ static bool fresh_message(struct router *r, struct session *c, const struct pmsg
 		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
 		.dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0,
 		.identity = session_identity_name(c->identity),
+		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
 	};
 	int rc;
 

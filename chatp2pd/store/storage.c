@@ -72,6 +72,8 @@ static const char *const migrations[] = {
 	 * SEND whose dst was not us.  Older rows have no identity (NULL). */
 	"ALTER TABLE inbox ADD COLUMN identity TEXT;"
 	"ALTER TABLE inbox ADD COLUMN dst_mismatch INTEGER NOT NULL DEFAULT 0;",
+	/* 3 -> 4 (issue 17, §5.3): the key the sender's connection proved. */
+	"ALTER TABLE inbox ADD COLUMN fingerprint TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -88,7 +90,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_INBOX_ADD] = "INSERT INTO inbox(kind, src, dst, msg_id, text, at, src_mismatch, "
-			"identity, dst_mismatch) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			"identity, dst_mismatch, fingerprint) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
 	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
 	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
@@ -1041,6 +1043,7 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 	sqlite3_bind_int(s, 7, m->src_mismatch);
 	bind_text(s, 8, m->identity);
 	sqlite3_bind_int(s, 9, m->dst_mismatch);
+	bind_text(s, 10, m->fingerprint);
 	if (!write_step(st, s, "inbox"))
 		return -1;
 	dedupe_add(st->seen, h);
@@ -1070,7 +1073,7 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 		return -1;
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
 				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch, identity, "
-				"dst_mismatch "
+				"dst_mismatch, fingerprint "
 				"FROM inbox WHERE id > ?1");
 	if (f->unread_only)
 		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND read = 0");
@@ -1110,6 +1113,7 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 			.src_mismatch = sqlite3_column_int(s, 8) != 0,
 			.identity = (const char *)sqlite3_column_text(s, 9),
 			.dst_mismatch = sqlite3_column_int(s, 10) != 0,
+			.fingerprint = (const char *)sqlite3_column_text(s, 11),
 		};
 		n++;
 		if (go)

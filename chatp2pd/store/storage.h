@@ -73,6 +73,8 @@ struct stored_msg {
 	/* How the sender's identity was known (PROTOCOL.md §5.3): "verified",
 	 * "pinned", "backed", "unbacked"; NULL for rows older than schema 3. */
 	const char *identity;
+	/* The key the sender's connection proved (TLS), or NULL. */
+	const char *fingerprint;
 };
 
 /* Store a received message unless (src, msg_id) is already there, from a

@@ -192,6 +192,12 @@ class Tls(NodesAndFakes, unittest.TestCase):
             inbox = [m["text"] for m in b.call("inbox")["messages"]]
             for t in secrets:
                 self.assertIn(t, inbox)
+            # §5.3: every stored message says whether its connection proved a
+            # key, and which; what came in clear says so too.
+            fa = a.call("status")["fingerprint"]
+            for m in b.call("inbox")["messages"]:
+                self.assertEqual((m["secure"], m["fingerprint"], m["identity"]),
+                                 (True, fa, "pinned"), m)
             seen = relay.seen()
             # The handshake lines go in clear, then nothing readable.
             self.assertIn(b'"starttls"', seen)
@@ -312,6 +318,8 @@ class Tls(NodesAndFakes, unittest.TestCase):
         # No key: what the address says (PROTOCOL.md §5.1), as for a wild peer.
         self.assertEqual(c["identity"], "backed")
         self.assertEqual(a.call("send", {"to": b.peer_id, "text": "clear"})["status"], "acked")
+        got = [m for m in b.call("inbox")["messages"] if m["text"] == "clear"]
+        self.assertEqual([(m["secure"], m["fingerprint"]) for m in got], [(False, None)])
         hello = carol.wait_msg(lambda cc, m: m.get("type") == "HELLO" and
                                m.get("peer_id") == a.peer_id, 10, "alice's HELLO")[2]
         self.assertNotIn("tls", hello.get("features", []))

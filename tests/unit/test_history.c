@@ -38,6 +38,9 @@ static void yajl_message(const struct hist_event *e, struct buf *out)
 	}
 	if (e->flag)
 		JG_KBOOL(g, "src_mismatch", true);
+	JG_KBOOL(g, "secure", e->s[4] != NULL);
+	if (e->s[4])
+		JG_KSTR(g, "fingerprint", e->s[4]);
 	if (e->num > 0)
 		JG_KINT(g, "id", e->num);
 	jg_end_map(g);
@@ -83,8 +86,10 @@ static void test_render_like_yajl(void **state)
 	(void)state;
 	history_init(&h, 4);
 	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
-		const char *strs[4] = { "alice@CIC", i % 3 ? "bob@CIC" : NULL, texts[i], "id-1" };
-		struct hist_event *e = history_add(&h, 100 + i, strs, 4);
+		/* Every other one from a TLS connection, with the key it proved. */
+		const char *strs[5] = { "alice@CIC", i % 3 ? "bob@CIC" : NULL, texts[i], "id-1",
+					i % 2 ? "SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU" : NULL };
+		struct hist_event *e = history_add(&h, 100 + i, strs, 5);
 		e->kind = EV_MESSAGE;
 		snprintf(e->at, sizeof e->at, "2026-12-07T00:00:00.123Z");
 		e->flag = i % 2;
