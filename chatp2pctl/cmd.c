@@ -190,27 +190,45 @@ int open_or_report(struct ctl_client *c, const struct opts *o)
 
 /* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
  * failure reported on stderr and its exit status. */
+int client_call(struct ctl_client *c, const struct opts *o, const char *what, const char *method,
+		jval params, jval *reply)
+{
+	char msg[600];
+	int rc;
+
+	*reply = NULL;
+	if ((rc = ctl_call(c, method, params, o->timeout, reply)) != EX_OK) {
+		warnx_("%s", c->err);
+	} else if ((rc = ctl_reply_status(*reply, msg, sizeof msg)) != EX_OK) {
+		warnx_("%s: %s", what, msg);
+	}
+	if (rc != EX_OK) {
+		json_free(*reply);
+		*reply = NULL;
+	}
+	return rc;
+}
+
+bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out)
+{
+	if (fmt_parse_when(val, time(NULL), out))
+		return true;
+	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
+		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
+	return false;
+}
+
 int one_call(const struct opts *o, const char *what, const char *method, jval params,
 		    jval *reply)
 {
 	struct ctl_client c;
-	char msg[600];
 	int rc;
 
 	*reply = NULL;
 	if ((rc = open_or_report(&c, o)) != EX_OK)
 		return rc;
-	rc = ctl_call(&c, method, params, o->timeout, reply);
-	if (rc != EX_OK)
-		warnx_("%s", c.err);
+	rc = client_call(&c, o, what, method, params, reply);
 	ctl_close(&c);
-	if (rc != EX_OK)
-		return rc;
-	if ((rc = ctl_reply_status(*reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("%s: %s", what, msg);
-		json_free(*reply);
-		*reply = NULL;
-	}
 	return rc;
 }
 

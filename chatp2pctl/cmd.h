@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "client.h"
 #include "json.h"
@@ -84,6 +85,14 @@ jval params_end(yajl_gen g, bool ok);
 int open_or_report(struct ctl_client *c, const struct opts *o);
 /* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
  * failure reported on stderr ("WHAT: …") and its exit status. */
+/* One request on an open client: its error, or the daemon's ("what: …"),
+ * is reported; *reply is the answer only when EX_OK (else NULL).  params
+ * stay the caller's. */
+int client_call(struct ctl_client *c, const struct opts *o, const char *what, const char *method,
+		jval params, jval *reply);
+/* A time option (--since, --until): as fmt_parse_when reads it, or a usage
+ * error that shows the forms. */
+bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out);
 int one_call(const struct opts *o, const char *what, const char *method, jval params,
 	     jval *reply);
 /* One request (params taken), its result printed by human or as JSON. */

@@ -15,17 +15,6 @@
 #include "fmt.h"
 #include "output.h"
 
-/* A time option (--since, --until): as fmt_parse_when reads it, or a
- * usage error that shows the forms. */
-static bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out)
-{
-	if (fmt_parse_when(val, time(NULL), out))
-		return true;
-	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
-		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
-	return false;
-}
-
 /* The time a message was stored, as the tables show times: journalctl's
  * local "May 01 12:00:00", or --time relative / iso (local). */
 static const char *msg_time(const struct opts *o, const char *at, char *buf, size_t len)
@@ -178,7 +167,7 @@ static int follow(struct ctl_client *c, struct follow fl)
 	static const char subs[] = "{\"events\":[\"message\"]}";
 	const struct opts *o = fl.o;
 	struct sigaction sa = { .sa_handler = on_follow_stop };
-	char err[64], msg[600];
+	char err[64];
 	jval reply = NULL;
 	int rc;
 
@@ -186,17 +175,10 @@ static int follow(struct ctl_client *c, struct follow fl)
 	c->on_note = on_follow_note;
 	c->note_ctx = &fl;
 	jval params = json_parse(subs, strlen(subs), err, sizeof err);
-	rc = ctl_call(c, "subscribe", params, o->timeout, &reply);
+	rc = client_call(c, o, "subscribe", "subscribe", params, &reply);
 	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c->err);
+	if (rc != EX_OK)
 		return rc;
-	}
-	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("subscribe: %s", msg);
-		json_free(reply);
-		return rc;
-	}
 	json_free(reply);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -321,7 +303,7 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		return usage_error(argv[0], "--follow waits for new messages: it cannot go with --until");
 
 	struct ctl_client c;
-	char peer[300], msg[600];
+	char peer[300];
 	if ((rc = open_or_report(&c, o)) != EX_OK)
 		return rc;
 	/* A name as everywhere else ("alice"), resolved against the peers. */
@@ -349,13 +331,9 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 		ctl_close(&c);
 		return usage_error(argv[0], "an argument is not valid UTF-8");
 	}
-	rc = ctl_call(&c, "inbox", params, o->timeout, &reply);
+	rc = client_call(&c, o, "inbox", "inbox", params, &reply);
 	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c.err);
-	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("inbox: %s", msg);
-	} else {
+	if (rc == EX_OK) {
 		if (o->json)
 			out_inbox_json(ctl_result(reply), until);
 		else if (!out_inbox(o, ctl_result(reply), until))
@@ -392,7 +370,7 @@ static bool inbox_has(struct ctl_client *c, double timeout, long long id)
 static int read_one(struct ctl_client *c, const struct opts *o, const char *key, long long id,
 		    jval *last)
 {
-	char params_s[64], err[64], msg[600];
+	char params_s[64], err[64];
 	jval reply = NULL;
 	int rc;
 
@@ -401,17 +379,10 @@ static int read_one(struct ctl_client *c, const struct opts *o, const char *key,
 	else
 		snprintf(params_s, sizeof params_s, "{\"all\":true}");
 	jval params = json_parse(params_s, strlen(params_s), err, sizeof err);
-	rc = ctl_call(c, "read", params, o->timeout, &reply);
+	rc = client_call(c, o, "read", "read", params, &reply);
 	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c->err);
+	if (rc != EX_OK)
 		return rc;
-	}
-	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("read: %s", msg);
-		json_free(reply);
-		return rc;
-	}
 	if (id > 0 && jint_or(ctl_result(reply), "marked", 0) == 0 &&
 	    !inbox_has(c, o->timeout, id)) {
 		/* Not there at all (marking a read one again is fine). */
@@ -472,18 +443,13 @@ int c_read(const struct opts *o, int argc, char **argv)
 		if ((rc = resolve_peer(&c, o->timeout, argv[0], from, peer, sizeof peer)) == EX_OK) {
 			yajl_gen g = jg_new();
 			jval reply = NULL, params;
-			char msg[600];
 			jg_map(g);
 			JG_KBOOL(g, "unread", true);
 			kstr(g, "from", peer);
 			JG_KINT(g, "limit", 10000);
 			params = params_end(g, true);
-			rc = ctl_call(&c, "inbox", params, o->timeout, &reply);
+			rc = client_call(&c, o, "read", "inbox", params, &reply);
 			json_free(params);
-			if (rc != EX_OK)
-				warnx_("%s", c.err);
-			else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK)
-				warnx_("read: %s", msg);
 			jval list = json_get(ctl_result(reply), "messages");
 			for (size_t i = 0; rc == EX_OK && i < json_arr_len(list); i++) {
 				rc = read_one(&c, o, "id", jint_or(json_arr_at(list, i), "id", 0), &last);
@@ -589,7 +555,7 @@ int c_history(const struct opts *o, int argc, char **argv)
 	long long ask = since || until ? 10000 : limit;
 
 	struct ctl_client c;
-	char peer[300], msg[600];
+	char peer[300];
 	jval reply = NULL;
 	if ((rc = open_or_report(&c, o)) != EX_OK)
 		return rc;
@@ -604,13 +570,9 @@ int c_history(const struct opts *o, int argc, char **argv)
 	bool ok = kstr(g, "peer", peer);
 	JG_KINT(g, "limit", ask);
 	jval params = params_end(g, ok);
-	rc = ctl_call(&c, "history", params, o->timeout, &reply);
+	rc = client_call(&c, o, "history", "history", params, &reply);
 	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c.err);
-	} else if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("history: %s", msg);
-	} else {
+	if (rc == EX_OK) {
 		jval list = json_get(ctl_result(reply), "messages");
 		size_t n = json_arr_len(list), shown = 0;
 		/* The newest -n of those within the times, oldest first. */

@@ -282,15 +282,6 @@ static int stream(const struct opts *o, struct ctl_client *c, struct watch *w, j
 	return c->eof ? EX_UNREACHABLE : rc;
 }
 
-static bool when_opt(const char *cmd, const char *opt, const char *val, time_t *out)
-{
-	if (fmt_parse_when(val, time(NULL), out))
-		return true;
-	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
-		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
-	return false;
-}
-
 int c_watch(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -338,12 +329,12 @@ int c_watch(const struct opts *o, int argc, char **argv)
 				since = strtoll(optarg, &end, 10);
 				if (errno || since < 0)
 					return usage_error(argv[0], "--since: '%s' is out of range", optarg);
-			} else if (!when_opt(argv[0], "--since", optarg, &w.since)) {
+			} else if (!when_arg(argv[0], "--since", optarg, &w.since)) {
 				return EX_USAGE;
 			}
 			break;
 		case 'U':
-			if (!when_opt(argv[0], "--until", optarg, &w.until))
+			if (!when_arg(argv[0], "--until", optarg, &w.until))
 				return EX_USAGE;
 			break;
 		case 'x':

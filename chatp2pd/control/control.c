@@ -898,16 +898,6 @@ void ctl_unsubscribe(struct ctl_req *req, unsigned classes)
 	update_log_hook(req->ctl);
 }
 
-static void kstr_opt(yajl_gen g, const char *k, const char *v)
-{
-	if (v == NULL)
-		return;
-	jg_str(g, k);
-	/* Peers' text was checked as UTF-8 by the parser; be safe anyway. */
-	if (jg_str(g, v) != 0)
-		jg_null(g);
-}
-
 void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
 {
 	struct control *c = req->ctl;
@@ -929,19 +919,7 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
 	JG_KINT(g, "seq", (long long)c->seq);
 	JG_KSTR(g, "type", m->pub ? "pub" : "message");
 	JG_KSTR(g, "at", at);
-	kstr_opt(g, "from", m->src);
-	kstr_opt(g, "to", m->pub ? m->dst : (m->dst ? m->dst : node_id(c->node)));
-	kstr_opt(g, "text", m->text);
-	kstr_opt(g, "msg_id", m->msg_id);
-	if (m->src_mismatch)
-		JG_KBOOL(g, "src_mismatch", true);
-	if (m->dst_mismatch)
-		JG_KBOOL(g, "dst_mismatch", true);
-	jg_str(g, "identity");
-	if (m->identity)
-		jg_str(g, m->identity);
-	else
-		jg_null(g);
+	ctl_gen_stored_fields(g, m, node_id(c->node));
 	JG_KINT(g, "id", m->id);
 	JG_KBOOL(g, "read", m->read);
 	JG_KBOOL(g, "replayed", true);

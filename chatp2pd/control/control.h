@@ -91,6 +91,11 @@ struct stored_msg;
 /* One stored message to the requesting controller alone, as a "message"
  * (or "pub") event marked "replayed" (subscribe "replay"). */
 void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m);
+/* Shared by the methods' JSON: a wall-clock time as ISO 8601 UTC (null if
+ * unset), and a stored message's fields (from, to, text, msg_id, flags,
+ * identity, secure, fingerprint; me: our peer_id, a SEND's default to). */
+void ctl_gen_time(yajl_gen g, const char *key, double wall);
+void ctl_gen_stored_fields(yajl_gen g, const struct stored_msg *m, const char *me);
 void ctl_stop_node(struct ctl_req *req);
 int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen);
 unsigned event_class_parse(const char *name);  /* 0 if unknown */

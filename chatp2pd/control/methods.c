@@ -54,7 +54,7 @@ static void bad_params(struct ctl_req *req, const char *what)
 	ctl_error(req, CTL_E_BAD_PARAMS, "bad_params", "%s", what);
 }
 
-static void gen_time(yajl_gen g, const char *key, double wall)
+void ctl_gen_time(yajl_gen g, const char *key, double wall)
 {
 	char at[ISO8601_LEN];
 
@@ -154,8 +154,8 @@ static void gen_reachability(yajl_gen g, struct node *n)
 	jg_map(g);
 	JG_KINT(g, "inbound", (long long)st->established[0]);
 	JG_KINT(g, "outbound", (long long)st->established[1]);
-	gen_time(g, "last_inbound", st->last_established[0]);
-	gen_time(g, "last_outbound", st->last_established[1]);
+	ctl_gen_time(g, "last_inbound", st->last_established[0]);
+	ctl_gen_time(g, "last_outbound", st->last_established[1]);
 	if (st->registered_since > 0 && now - st->registered_since >= quiet &&
 	    st->established[1] > 0 &&
 	    st->last_established[0] < wall - (now - st->registered_since)) {
@@ -205,7 +205,7 @@ static void m_status(struct ctl_req *req, jval params)
 	JG_KSTR(g, "version", CHATP2P_VERSION);
 	JG_KINT(g, "protocol", CTL_PROTO_VERSION);
 	JG_KINT(g, "pid", getpid());
-	gen_time(g, "started", node_started(n));
+	ctl_gen_time(g, "started", node_started(n));
 	jg_str(g, "uptime_s");
 	jg_double(g, wall_now() - node_started(n), 1);
 	jg_str(g, "listen");
@@ -228,7 +228,7 @@ static void m_status(struct ctl_req *req, jval params)
 	if (reg->last_error[0]) {
 		JG_KSTR(g, "last_error", reg->last_error);
 		if (strcmp(reg->last_error, node_stats(n)->rdv_error) == 0)
-			gen_time(g, "last_error_at", node_stats(n)->rdv_error_at);
+			ctl_gen_time(g, "last_error_at", node_stats(n)->rdv_error_at);
 	}
 	JG_KINT(g, "requests", reg->requests);
 	JG_KINT(g, "reregistered", (long long)reg->reregistered);
@@ -326,8 +326,8 @@ static void gen_peer(struct peer *p, void *ctx)
 		jg_null(g);
 	}
 	JG_KBOOL(g, "ambiguous", claims_ambiguous(p, mono_now()));
-	gen_time(g, "first_seen", p->first_seen);
-	gen_time(g, "last_seen", p->last_seen);
+	ctl_gen_time(g, "first_seen", p->first_seen);
+	ctl_gen_time(g, "last_seen", p->last_seen);
 	JG_KINT(g, "connects", p->connects);
 	JG_KINT(g, "disconnects", p->disconnects);
 	JG_KINT(g, "attempts", p->attempts);
@@ -418,7 +418,7 @@ static void m_conn(struct ctl_req *req, jval params)
 		JG_KSTR(g, "address", c->addr);
 		if (p && claims_ambiguous(p, mono_now()))
 			JG_KBOOL(g, "ambiguous", true);
-		gen_time(g, "since", c->since);
+		ctl_gen_time(g, "since", c->since);
 		JG_KBOOL(g, "pipeline", c->pipeline);
 		gen_security(g, c);
 		JG_KINT(g, "rx_msgs", (long long)c->rx_msgs);
@@ -841,12 +841,8 @@ static void m_reload(struct ctl_req *req, jval params)
 
 /* ---- inbox and outbox ------------------------------------------------------------- */
 
-static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
+void ctl_gen_stored_fields(yajl_gen g, const struct stored_msg *m, const char *me)
 {
-	jg_map(g);
-	JG_KINT(g, "id", m->id);
-	JG_KSTR(g, "type", m->pub ? "pub" : "message");
-	gen_time(g, "at", m->at);
 	JG_KSTR(g, "from", m->src);
 	jg_str(g, "to");
 	if (jg_str(g, m->pub ? (m->dst ? m->dst : "*") : (m->dst ? m->dst : me)) != 0)
@@ -855,7 +851,6 @@ static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
 	if (jg_str(g, m->text) != 0)
 		jg_null(g);
 	JG_KSTR(g, "msg_id", m->msg_id);
-	JG_KBOOL(g, "read", m->read);
 	if (m->src_mismatch)
 		JG_KBOOL(g, "src_mismatch", true);
 	if (m->dst_mismatch)
@@ -873,6 +868,16 @@ static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
 		jg_str(g, m->fingerprint);
 	else
 		jg_null(g);
+}
+
+static void gen_stored(yajl_gen g, const struct stored_msg *m, const char *me)
+{
+	jg_map(g);
+	JG_KINT(g, "id", m->id);
+	JG_KSTR(g, "type", m->pub ? "pub" : "message");
+	ctl_gen_time(g, "at", m->at);
+	ctl_gen_stored_fields(g, m, me);
+	JG_KBOOL(g, "read", m->read);
 	jg_end_map(g);
 }
 
@@ -990,8 +995,8 @@ static void gen_item(void *ctx, const struct outbox_item *it)
 	jg_map(g);
 	JG_KSTR(g, "msg_id", it->msg_id);
 	JG_KSTR(g, "to", it->to);
-	gen_time(g, "queued", it->created);
-	gen_time(g, "deadline", it->deadline);
+	ctl_gen_time(g, "queued", it->created);
+	ctl_gen_time(g, "deadline", it->deadline);
 	jg_str(g, "age_s");
 	jg_double(g, wall_now() - it->created, 1);
 	JG_KINT(g, "attempts", it->attempts);

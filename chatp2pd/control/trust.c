@@ -1,6 +1,5 @@
 #include "control/trust.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,19 +11,6 @@
 #include "store/pins.h"
 #include "timeutil.h"
 
-static void gen_time(yajl_gen g, const char *key, double wall)
-{
-	char at[ISO8601_LEN];
-
-	jg_str(g, key);
-	if (wall <= 0) {
-		jg_null(g);
-		return;
-	}
-	iso8601_format(at, (time_t)wall, (long)((wall - floor(wall)) * 1000), true);
-	jg_str(g, at);
-}
-
 static bool gen_pin(void *ctx, const struct pin *p)
 {
 	yajl_gen g = ctx;
@@ -32,8 +18,8 @@ static bool gen_pin(void *ctx, const struct pin *p)
 	jg_map(g);
 	JG_KSTR(g, "peer_id", p->peer_id);
 	JG_KSTR(g, "fingerprint", p->fingerprint);
-	gen_time(g, "first_seen", p->first_seen);
-	gen_time(g, "last_seen", p->last_seen);
+	ctl_gen_time(g, "first_seen", p->first_seen);
+	ctl_gen_time(g, "last_seen", p->last_seen);
 	JG_KBOOL(g, "verified", p->verified);
 	jg_end_map(g);
 	return true;

@@ -103,7 +103,7 @@ def handshake(k, ctx):
 def idle(count, ctx):
     rdv = harness.start_rendezvous("rate_limit=100000")
     a = Node("hub", rdv, sets=MANY)
-    time.sleep(0.5)
+    a.call("status")  # started and serving: the baseline RSS
     before = rss_kb(a.proc.pid)
     conns = [tls_connect(ctx, a.port, "i%d" % i) for i in range(count)]
     harness.wait_for(lambda: a.call("status")["connections"] >= count, 60, what="all connected")
