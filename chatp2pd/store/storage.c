@@ -1,5 +1,6 @@
 #include "store/storage.h"
 #include "store/sql.h"
+#include "store/walbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,9 +30,10 @@
 static const char *const migrations[] = {
 	/* 0 -> 1: the first schema. */
 	"CREATE TABLE inbox("
-	/* Ids only grow: retention never removes the newest row, so SQLite's
-	 * max(rowid) + 1 never goes back (AUTOINCREMENT would cost a write of
-	 * sqlite_sequence per commit). */
+	/* Ids only grow: storage_inbox_add gives the newest + 1, and retention
+	 * never removes the newest row, so that never goes back after a
+	 * restart either (AUTOINCREMENT would cost a write of sqlite_sequence
+	 * per commit). */
 	"  id INTEGER PRIMARY KEY,"
 	"  kind TEXT NOT NULL,"
 	"  src TEXT NOT NULL,"
@@ -79,7 +81,7 @@ static const char *const migrations[] = {
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_INBOX_ADD, S_MARK_ONE, S_MARK_ALL,
+	S_MARK_ONE, S_MARK_ALL,
 	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
 	S_EVICT,
 	S__COUNT
@@ -89,8 +91,6 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_INBOX_ADD] = "INSERT INTO inbox(kind, src, dst, msg_id, text, at, src_mismatch, "
-			"identity, dst_mismatch, fingerprint) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
 	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
 	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
@@ -98,7 +98,23 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
 	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
 	/* A sender's oldest rows: all of its rows in [first, last] of their ids. */
-	[S_EVICT] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3 RETURNING read",
+	[S_EVICT] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3",
+};
+
+/* The rows of a loop iteration are inserted at its end, INBOX_ROWS_MAX
+ * to a statement: a statement per row cost more than its row. */
+#define INBOX_ROWS_MAX 32
+#define INBOX_COLS 11
+#define INBOX_INSERT "INSERT INTO inbox(id, kind, src, dst, msg_id, text, at, src_mismatch, " \
+	"identity, dst_mismatch, fingerprint) VALUES"
+#define NO_STR UINT32_MAX
+
+/* A row waiting for the end of the iteration: its strings in st->arena. */
+struct pend_row {
+	int64_t id;
+	double at;
+	bool pub, src_mismatch, dst_mismatch;
+	uint32_t src, dst, msg_id, text, identity, fingerprint; /* offsets, NO_STR: NULL */
 };
 
 /* (src, msg_id) of the newest DEDUPE_CAP stored messages, as 64-bit hashes
@@ -126,6 +142,7 @@ struct listener {
 struct held {
 	int64_t id;
 	uint32_t len;
+	bool read;                  /* kept here so evicting needs no RETURNING */
 };
 
 struct sender {
@@ -166,12 +183,19 @@ struct storage {
 	long max_messages;
 	double max_bytes, max_days;
 	bool full;
+	int applied_full;           /* the mode the PRAGMAs were set for, -1 none */
 	struct dedupe *seen;
 	double share;               /* storage.sender_share */
 	int64_t max_id;             /* the newest row: retention keeps it */
 	struct sender *senders[SENDER_BUCKETS];
 	long nsenders;
 	uint64_t evicted;           /* all senders, gone ones included */
+	sqlite3_stmt *ins[INBOX_ROWS_MAX + 1]; /* INSERT of n rows, prepared when first used */
+	/* Rows added in this transaction, not yet written (pend_write). */
+	struct pend_row *pend;
+	size_t npend, pend_cap;
+	char *arena;
+	size_t arena_len, arena_cap;
 	/* Statements of the other files of store/ (history.c), by their SQL. */
 	struct { const char *sql; sqlite3_stmt *s; } ext[STORAGE_EXT_MAX];
 };
@@ -276,7 +300,7 @@ static struct sender *sender_get(struct storage *st, const char *src, bool creat
 	return s;
 }
 
-static void sender_push(struct sender *s, int64_t id, size_t len)
+static void sender_push(struct sender *s, int64_t id, size_t len, bool read)
 {
 	if (s->len == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
@@ -288,7 +312,7 @@ static void sender_push(struct sender *s, int64_t id, size_t len)
 		s->cap = cap;
 		s->head = 0;
 	}
-	s->q[(s->head + s->len) % s->cap] = (struct held){ id, (uint32_t)len };
+	s->q[(s->head + s->len) % s->cap] = (struct held){ id, (uint32_t)len, read };
 	s->len++;
 	s->count++;
 	s->bytes += (double)len;
@@ -353,17 +377,46 @@ static void senders_load(struct storage *st)
 		free(x);
 	}
 	st->max_id = 0;
-	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)) FROM inbox "
+	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)), read FROM inbox "
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *src = (const char *)sqlite3_column_text(s, 1);
 		int64_t id = sqlite3_column_int64(s, 0);
 		sender_push(sender_get(st, src ? src : "", true), id,
-			    (size_t)sqlite3_column_int64(s, 2));
+			    (size_t)sqlite3_column_int64(s, 2), sqlite3_column_int(s, 3) != 0);
 		st->max_id = id;
 	}
 	sqlite3_finalize(s);
+}
+
+/* Row id read (id 0: all rows): a binary search of each sender's ring,
+ * ids growing along it.  A user's action, not a message's: O(senders). */
+static void senders_mark_read(struct storage *st, int64_t id)
+{
+	for (int i = 0; i < SENDER_BUCKETS; i++)
+		for (struct sender *s = st->senders[i]; s; s = s->next) {
+			size_t lo = 0, hi = s->len;
+			if (id <= 0) {
+				for (size_t k = 0; k < s->len; k++)
+					s->q[(s->head + k) % s->cap].read = true;
+				continue;
+			}
+			if (s->len == 0 || id < s->q[s->head].id ||
+			    id > s->q[(s->head + s->len - 1) % s->cap].id)
+				continue;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (s->q[(s->head + mid) % s->cap].id < id)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < s->len && s->q[(s->head + lo) % s->cap].id == id) {
+				s->q[(s->head + lo) % s->cap].read = true;
+				return;
+			}
+		}
 }
 
 /* ---- the state directory --------------------------------------------------- */
@@ -436,6 +489,10 @@ static double double_query(sqlite3 *db, const char *sql)
 
 static void finalize_all(struct storage *st)
 {
+	for (int i = 0; i <= INBOX_ROWS_MAX; i++) {
+		sqlite3_finalize(st->ins[i]);
+		st->ins[i] = NULL;
+	}
 	for (int i = 0; i < S__COUNT; i++) {
 		sqlite3_finalize(st->stmt[i]);
 		st->stmt[i] = NULL;
@@ -447,6 +504,19 @@ static void finalize_all(struct storage *st)
 	}
 }
 
+/* PRAGMAs cannot change inside a transaction: set between iterations. */
+static void apply_sync(struct storage *st)
+{
+	char err[128];
+
+	if (st->db == NULL || st->in_txn || st->applied_full == st->full)
+		return;
+	if (walbuf_apply(st->db, st->full, err, sizeof err) != 0)
+		log_error(MOD, "storage.sync=%s: %s", st->full ? "full" : "normal", err);
+	else
+		st->applied_full = st->full;
+}
+
 /* Open path and bring it to SCHEMA_VERSION.  1 ok, 0 damaged (set it
  * aside), -1 unusable for another reason (err). */
 static int try_open(struct storage *st, char *err, size_t errlen)
@@ -455,7 +525,8 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	int rc;
 
 	rc = sqlite3_open_v2(st->path, &st->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     walbuf_vfs());
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s", st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ? -1 : 0;
@@ -479,6 +550,14 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 				 "same state directory?)");
 			return -1;
 		}
+		return 0;
+	}
+	/* Before the first write (the migrations): every commit goes through
+	 * walbuf as storage.sync says. */
+	st->applied_full = -1;
+	apply_sync(st);
+	if (st->applied_full < 0) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 		return 0;
 	}
 	if (sqlite3_db_readonly(st->db, "main") == 1) {
@@ -543,13 +622,6 @@ static void set_aside(const struct storage *st)
 	}
 }
 
-static void apply_sync(struct storage *st)
-{
-	char err[128];
-
-	sql_exec(st->db, st->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
-		 sizeof err);
-}
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 static void on_age(struct ev_loop *loop, ev_timer *w, int revents);
@@ -620,6 +692,7 @@ struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, con
 	dedupe_clear(st->seen);
 	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORAGE_DB_NAME);
+	st->full = strcmp(cfg->storage.sync, "full") == 0;
 	ev_init(&st->reopen_w, on_reopen);
 	st->reopen_w.data = st;
 	rc = try_open(st, err, sizeof err);
@@ -659,10 +732,7 @@ void storage_reconfigure(struct storage *st, const struct config *cfg)
 	st->max_days = cfg->storage.inbox_max_days;
 	st->share = cfg->storage.sender_share > 0 ? cfg->storage.sender_share : 1;
 	st->full = strcmp(cfg->storage.sync, "full") == 0;
-	/* PRAGMA synchronous cannot change inside a transaction: it is set
-	 * between iterations, and the next commit uses it. */
-	if (st->db && !st->in_txn)
-		apply_sync(st);
+	apply_sync(st);
 }
 
 const char *storage_path(const struct storage *st)
@@ -681,6 +751,8 @@ void storage_close(struct storage *st)
 	close_db(st);
 	senders_clear(st);
 	free(st->seen);
+	free(st->pend);
+	free(st->arena);
 	free(st);
 }
 
@@ -746,6 +818,7 @@ static int begin(struct storage *st)
 
 static void trim(struct storage *st);
 static void recount(struct storage *st);
+static void pend_write(struct storage *st);
 
 void storage_flush(struct storage *st)
 {
@@ -755,6 +828,7 @@ void storage_flush(struct storage *st)
 		int moved = 0;
 		const char *lost = NULL;
 		char ioerr[200] = "";
+		pend_write(st);
 		trim(st);
 		/* Deleted (state directory removed) or replaced under us: a commit
 		 * would go to a file nobody will ever open again. */
@@ -770,7 +844,14 @@ void storage_flush(struct storage *st)
 			double ms = (mono_now() - t0) * 1000.0;
 			if (ms > 100)
 				log_warn(MOD, "commit took %.0f ms", ms);
-			if (!ok) {
+			/* walbuf writes a commit out at its sync: bytes still held
+			 * mean the PRAGMAs were lost, and nothing may be ACKed. */
+			if (ok && walbuf_held(st->db) > 0) {
+				snprintf(ioerr, sizeof ioerr, "a commit returned with its log unwritten");
+				log_error(MOD, "COMMIT: %s", ioerr);
+				ok = false;
+				st->failed_io = true;
+			} else if (!ok) {
 				snprintf(ioerr, sizeof ioerr, "%s", sqlite3_errmsg(st->db));
 				log_error(MOD, "COMMIT: %s", ioerr);
 				st->failed_io = true;
@@ -793,6 +874,8 @@ void storage_flush(struct storage *st)
 		for (int i = 0; i < st->nlisteners; i++)
 			st->listeners[i].fn(st->listeners[i].ctx, ok);
 	}
+	if (st)
+		apply_sync(st); /* a reload during a transaction */
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -888,6 +971,7 @@ static long evict(struct storage *st, struct sender *s, long budget)
 		    share_of(st, s->count - k, s->bytes - bytes) <= 1)
 			break;
 		bytes += h->len;
+		unread += !h->read;
 		k++;
 	}
 	if (k == 0)
@@ -895,10 +979,9 @@ static long evict(struct storage *st, struct sender *s, long budget)
 	sqlite3_bind_int64(q, 1, s->q[s->head].id);
 	sqlite3_bind_int64(q, 2, s->q[(s->head + (size_t)k - 1) % s->cap].id);
 	sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		n++;
-		unread += sqlite3_column_int(q, 0) == 0;
-	}
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		n = sqlite3_changes(st->db);
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE || n != k) {
 		log_error(MOD, "retention: %s", rc != SQLITE_DONE ? sqlite3_errmsg(st->db) :
@@ -990,6 +1073,7 @@ static void trim_age(struct storage *st)
 		return;
 	if (begin(st) != 0)
 		return;
+	pend_write(st);
 	/* Messages are stored in arrival order: the old ones are those before
 	 * the first recent one (a walk from the oldest, no index needed). */
 	if (sqlite3_prepare_v2(st->db, "DELETE FROM inbox WHERE id < coalesce((SELECT id FROM inbox "
@@ -1022,10 +1106,87 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
+static uint32_t arena_put(struct storage *st, const char *v)
+{
+	if (v == NULL)
+		return NO_STR;
+	size_t n = strlen(v) + 1;
+	if (st->arena_len + n > st->arena_cap) {
+		size_t cap = st->arena_cap ? st->arena_cap : 16384;
+		while (cap < st->arena_len + n)
+			cap *= 2;
+		st->arena = xrealloc(st->arena, cap);
+		st->arena_cap = cap;
+	}
+	memcpy(st->arena + st->arena_len, v, n);
+	st->arena_len += n;
+	return (uint32_t)(st->arena_len - n);
+}
+
+static void bind_arena(struct storage *st, sqlite3_stmt *s, int i, uint32_t off)
+{
+	bind_text(s, i, off == NO_STR ? NULL : st->arena + off);
+}
+
+/* INSERT of n rows (1..INBOX_ROWS_MAX), prepared once. */
+static sqlite3_stmt *insert_stmt(struct storage *st, int n)
+{
+	char sql[sizeof INBOX_INSERT + INBOX_ROWS_MAX * 32];
+	size_t len;
+
+	if (st->ins[n])
+		return st->ins[n];
+	len = (size_t)snprintf(sql, sizeof sql, "%s", INBOX_INSERT);
+	for (int r = 0; r < n; r++)
+		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?)",
+					r ? "," : "");
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->ins[n], NULL) !=
+	    SQLITE_OK) {
+		snprintf(st->last_write_err, sizeof st->last_write_err, "%s", sqlite3_errmsg(st->db));
+		log_error(MOD, "inbox: %s", st->last_write_err);
+		sqlite3_finalize(st->ins[n]);
+		st->ins[n] = NULL;
+	}
+	return st->ins[n];
+}
+
+/* Write the rows waiting in memory, INBOX_ROWS_MAX to a statement.  Anything
+ * that reads or changes the inbox inside the transaction calls this first;
+ * a failure fails the transaction (rolled back at the commit). */
+static void pend_write(struct storage *st)
+{
+	size_t i = 0;
+
+	while (i < st->npend && !st->failed) {
+		int rows = st->npend - i >= INBOX_ROWS_MAX ? INBOX_ROWS_MAX : (int)(st->npend - i);
+		sqlite3_stmt *s = insert_stmt(st, rows);
+		if (s == NULL) {
+			st->failed = true;
+			break;
+		}
+		for (int r = 0; r < rows; r++, i++) {
+			const struct pend_row *p = &st->pend[i];
+			int b = r * INBOX_COLS;
+			sqlite3_bind_int64(s, b + 1, p->id);
+			bind_text(s, b + 2, p->pub ? "pub" : "message");
+			bind_arena(st, s, b + 3, p->src);
+			bind_arena(st, s, b + 4, p->dst);
+			bind_arena(st, s, b + 5, p->msg_id);
+			bind_arena(st, s, b + 6, p->text);
+			sqlite3_bind_double(s, b + 7, p->at);
+			sqlite3_bind_int(s, b + 8, p->src_mismatch);
+			bind_arena(st, s, b + 9, p->identity);
+			sqlite3_bind_int(s, b + 10, p->dst_mismatch);
+			bind_arena(st, s, b + 11, p->fingerprint);
+		}
+		write_step(st, s, "inbox");
+	}
+	st->npend = 0;
+	st->arena_len = 0;
+}
+
 int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *id_out)
 {
-	sqlite3_stmt *s;
-
 	if (st == NULL || st->db == NULL)
 		return -1;
 	uint64_t h = key_hash(m->src, m->msg_id, weak(m->identity));
@@ -1033,27 +1194,30 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 		return 0;
 	if (begin(st) != 0)
 		return -1;
-	s = st->stmt[S_INBOX_ADD];
-	bind_text(s, 1, m->pub ? "pub" : "message");
-	bind_text(s, 2, m->src);
-	bind_text(s, 3, m->dst);
-	bind_text(s, 4, m->msg_id);
-	bind_text(s, 5, m->text);
-	sqlite3_bind_double(s, 6, m->at);
-	sqlite3_bind_int(s, 7, m->src_mismatch);
-	bind_text(s, 8, m->identity);
-	sqlite3_bind_int(s, 9, m->dst_mismatch);
-	bind_text(s, 10, m->fingerprint);
-	if (!write_step(st, s, "inbox"))
-		return -1;
+	if (st->npend == st->pend_cap) {
+		st->pend_cap = st->pend_cap ? st->pend_cap * 2 : 256;
+		st->pend = xrealloc(st->pend, st->pend_cap * sizeof *st->pend);
+	}
+	/* The id is ours to give: the newest row's + 1 (see the schema). */
+	struct pend_row *p = &st->pend[st->npend++];
+	*p = (struct pend_row){
+		.id = ++st->max_id, .at = m->at, .pub = m->pub,
+		.src_mismatch = m->src_mismatch, .dst_mismatch = m->dst_mismatch,
+		.src = arena_put(st, m->src), .dst = arena_put(st, m->dst),
+		.msg_id = arena_put(st, m->msg_id), .text = arena_put(st, m->text),
+		.identity = arena_put(st, m->identity), .fingerprint = arena_put(st, m->fingerprint),
+	};
 	dedupe_add(st->seen, h);
-	st->max_id = sqlite3_last_insert_rowid(st->db);
 	if (id_out)
 		*id_out = st->max_id;
-	sender_push(sender_get(st, m->src, true), st->max_id, strlen(m->text));
+	size_t len = strlen(m->text);
+	sender_push(sender_get(st, m->src, true), st->max_id, len, false);
 	st->count++;
 	st->unread++;
-	st->bytes += (double)strlen(m->text);
+	st->bytes += (double)len;
+	/* Bounded: a long iteration writes as it goes. */
+	if (st->npend >= 4096 || st->arena_len >= (4u << 20))
+		pend_write(st);
 	return 1;
 }
 
@@ -1071,6 +1235,7 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 
 	if (st == NULL || st->db == NULL)
 		return -1;
+	pend_write(st);
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
 				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch, identity, "
 				"dst_mismatch, fingerprint "
@@ -1134,6 +1299,7 @@ long storage_inbox_mark_read(struct storage *st, int64_t id)
 
 	if (st == NULL || begin(st) != 0)
 		return -1;
+	pend_write(st);
 	s = st->stmt[id > 0 ? S_MARK_ONE : S_MARK_ALL];
 	if (id > 0)
 		sqlite3_bind_int64(s, 1, id);
@@ -1143,6 +1309,8 @@ long storage_inbox_mark_read(struct storage *st, int64_t id)
 	st->unread -= n;
 	if (st->unread < 0)
 		st->unread = 0;
+	if (n > 0)
+		senders_mark_read(st, id);
 	return n;
 }
 
@@ -1154,6 +1322,7 @@ long storage_inbox_delete(struct storage *st, int64_t id)
 
 	if (st == NULL || begin(st) != 0 || (s = storage_stmt(st, sql)) == NULL)
 		return -1;
+	pend_write(st);
 	sqlite3_bind_int64(s, 1, id);
 	if (!write_step(st, s, "delete"))
 		return -1;
@@ -1285,6 +1454,7 @@ sqlite3_stmt *storage_stmt(struct storage *st, const char *sql)
 
 	if (st == NULL || st->db == NULL)
 		return NULL;
+	pend_write(st); /* whatever it reads or changes sees every row */
 	for (i = 0; i < STORAGE_EXT_MAX && st->ext[i].sql; i++)
 		if (st->ext[i].sql == sql) {
 			sqlite3_reset(st->ext[i].s);
@@ -1316,6 +1486,7 @@ int storage_exec(struct storage *st, const char *sql)
 
 	if (st == NULL || st->db == NULL)
 		return -1;
+	pend_write(st);
 	if (sql_exec(st->db, sql, err, sizeof err) != 0) {
 		log_error(MOD, "%s", err);
 		return -1;

@@ -7,8 +7,9 @@
  * a caller that must not answer before its row is on disk (an ACK means
  * "stored") holds the answer until that callback.
  *
- * WAL mode; synchronous=NORMAL survives a crash or SIGKILL of the daemon,
- * FULL survives power loss.  The schema version is PRAGMA user_version;
+ * WAL mode, written through store/walbuf.c (one write per commit);
+ * storage.sync=normal survives a crash or SIGKILL of the daemon, full
+ * survives power loss.  The schema version is PRAGMA user_version;
  * migrations run from version 1 on (2: the outbox by rowid).  A database that cannot be opened or
  * fails its check is renamed aside (logged) and a new one started: storage
  * never stops the node.  A NULL struct storage (storage.sync "off", or no

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,6 +318,87 @@ static void test_retention_fair_share(void **state)
 	storage_close(st);
 }
 
+/* Retention keeps the unread count right when it evicts read messages
+ * (their read state is kept in memory, not asked of the rows it deletes). */
+static void test_retention_counts_read(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+	int64_t ids[8];
+
+	f->cfg.storage.inbox_max_messages = 5;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		add(st, "alice@CIC", id, "0123456789", &ids[i]);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_mark_read(st, ids[0]), 1);
+	assert_int_equal(storage_inbox_mark_read(st, ids[1]), 1);
+	storage_flush(st);
+	assert_int_equal(storage_unread(st), 3);
+	/* Three more: the three oldest go, two of them read. */
+	for (int i = 5; i < 8; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		add(st, "alice@CIC", id, "0123456789", &ids[i]);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 5);
+	assert_int_equal(storage_unread(st), 5);
+	/* All read, then one more: the one evicted was read. */
+	assert_int_equal(storage_inbox_mark_read(st, 0), 5);
+	add(st, "alice@CIC", "m8", "0123456789", NULL);
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 5);
+	assert_int_equal(storage_unread(st), 1);
+	/* The same after a reopen (read states loaded from the rows). */
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	add(st, "alice@CIC", "m9", "0123456789", NULL);
+	storage_flush(st);
+	assert_int_equal(storage_unread(st), 2);
+	storage_close(st);
+}
+
+/* The duplicate set holds the newest 131,072 stored keys (chained by
+ * bucket, the oldest removed as new ones come): every recent key is still found
+ * after many removals, and the oldest are forgotten, in arrival order. */
+static void test_dedupe_window(void **state)
+{
+	struct fx *f = *state;
+	enum { CAP = 131072, EXTRA = 3000 };
+	char id[24];
+
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 0;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	for (int i = 0; i < CAP + EXTRA; i++) {
+		snprintf(id, sizeof id, "k%d", i);
+		assert_int_equal(add(st, "alice@CIC", id, "x", NULL), 1);
+		if (i % 4096 == 4095)
+			storage_flush(st);
+	}
+	storage_flush(st);
+	/* Every key of the window, the newest first (adding none). */
+	for (int i = CAP + EXTRA - 1; i >= EXTRA; i--) {
+		snprintf(id, sizeof id, "k%d", i);
+		if (add(st, "alice@CIC", id, "x", NULL) != 0)
+			fail_msg("%s not found", id);
+	}
+	/* The same msg_id from another sender is another message. */
+	assert_int_equal(add(st, "bob@CIC", "k5000", "x", NULL), 1);
+	/* The oldest were forgotten: stored again (each pushes one more out). */
+	for (int i = 0; i < 100; i++) {
+		snprintf(id, sizeof id, "k%d", i);
+		assert_int_equal(add(st, "alice@CIC", id, "x", NULL), 1);
+	}
+	storage_flush(st);
+	snprintf(id, sizeof id, "k%d", CAP + EXTRA - 1);
+	assert_int_equal(add(st, "alice@CIC", id, "x", NULL), 0);
+	storage_close(st);
+}
+
 /* A version 1 database (outbox keyed by msg_id) keeps its queue. */
 static void test_outbox_migration_from_v1(void **state)
 {
@@ -431,15 +513,100 @@ static void test_dir_resolution(void **state)
 	assert_string_equal(out, "/home/u/.local/state/chatp2p/bob@CIC");
 }
 
+/* A copy of dir's database and its WAL as the files are now: what another
+ * process would find if this one died this instant.  The rows it holds. */
+static long rows_in_files(const char *dir, const char *copy)
+{
+	static const char *const sfx[] = { "", "-wal" };
+	char from[160], to[160], buf[65536];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	long n = -1;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof from, "%s/%s%s", dir, STORAGE_DB_NAME, sfx[i]);
+		snprintf(to, sizeof to, "%s/copy.db%s", copy, sfx[i]);
+		FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+		size_t k;
+		assert_non_null(out);
+		while (in && (k = fread(buf, 1, sizeof buf, in)) > 0)
+			assert_int_equal(fwrite(buf, 1, k, out), k);
+		if (in)
+			fclose(in);
+		fclose(out);
+	}
+	snprintf(to, sizeof to, "%s/copy.db", copy);
+	assert_int_equal(sqlite3_open(to, &db), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM inbox", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* The log is written once per commit (store/walbuf.c), and by the time the
+ * commit returns (when ACKs go out) it is in the file, not in our memory:
+ * a crash right after the ACK loses nothing.  storage.sync=normal. */
+static void test_commit_is_in_the_file(void **state)
+{
+	struct fx *f = *state;
+	struct commits cm = { 0, 0 };
+	char copy[96], id[16];
+
+	snprintf(copy, sizeof copy, "%s/copy", f->dir);
+	assert_int_equal(mkdir(copy, 0700), 0);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	storage_on_commit(st, on_commit, &cm);
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof id, "m%d-%d", round, i);
+			assert_int_equal(add(st, "alice@CIC", id, "a message of some length", NULL), 1);
+		}
+		storage_flush(st);
+		assert_int_equal(cm.ok, round);
+		assert_int_equal(rows_in_files(f->dir, copy), 50 * round);
+	}
+	storage_close(st);
+}
+
+/* walbuf counts on SQLite syncing the log at every commit (it writes what
+ * it holds there).  Were that ever lost (synchronous=NORMAL), a commit
+ * would return with its rows in our memory: it must count as failed, so
+ * nothing is ACKed, and the database is reopened. */
+static void test_commit_left_in_memory_is_a_failure(void **state)
+{
+	struct fx *f = *state;
+	struct commits cm = { 0, 0 };
+
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	storage_on_commit(st, on_commit, &cm);
+	storage_flush(st); /* the PRAGMA must come between transactions */
+	cm.ok = 0;
+	assert_int_equal(storage_exec(st, "PRAGMA synchronous=NORMAL"), 0);
+	assert_int_equal(add(st, "alice@CIC", "m1", "one", NULL), 1);
+	storage_flush(st);
+	assert_int_equal(cm.ok, 0);
+	assert_int_equal(cm.failed, 1);
+	assert_string_not_equal(storage_error(st), "");
+	storage_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_and_dedupe_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_is_in_the_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_left_in_memory_is_a_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_by_identity_strength, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_fair_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedupe_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_counts_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_migration_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_set_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_off_is_null, setup, teardown),

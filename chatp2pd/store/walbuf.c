@@ -1,0 +1,257 @@
+/* SQLite's write-ahead log written once per commit.
+ *
+ * SQLite writes each WAL frame with two pwrite()s (its 24-byte header,
+ * then the page).  Under a durable load that was most of the node's system
+ * calls, ~10 a commit of a few pages, and on these virtual machines a
+ * system call costs microseconds.  This VFS (a shim over the default one,
+ * for WAL files only) gathers the writes that continue one another and
+ * hands them to the kernel as one when SQLite calls anything else on the
+ * file: a read, a size, a lock, and above all the sync that ends a commit.
+ *
+ * The sync is the guarantee.  walbuf_apply() runs the database at
+ * synchronous=FULL, so SQLite syncs the WAL inside every COMMIT, after the
+ * commit frame and before the frames become visible; our xSync writes what
+ * is held there, and an error there fails the COMMIT (nothing is ACKed; the
+ * frames never become part of the database).  Then:
+ * - storage.sync=normal: fullfsync is off, so a commit's sync comes with
+ *   SQLITE_SYNC_NORMAL, and for it we only write: when COMMIT returns the
+ *   transaction is in the kernel, which is what SQLite's own
+ *   synchronous=NORMAL gives in WAL mode (safe from a crash of the
+ *   process, not from a power cut);
+ * - checkpoint_fullfsync is on, so the syncs of a checkpoint come with
+ *   SQLITE_SYNC_FULL, and those (like every sync in storage.sync=full,
+ *   fullfsync on) reach the disk (fdatasync; Linux has no F_FULLFSYNC, so
+ *   FULL and NORMAL are the same call for the default VFS).
+ * A sync with nothing held is always passed on: we never skip a sync we
+ * cannot account for. */
+#include "store/walbuf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define WALBUF_VFS "chatp2p-walbuf"
+/* Held at most this much: a long transaction (a big retention DELETE, the
+ * outbox loaded at start) writes as it goes, in pieces of this size.  The
+ * unix VFS writes at most 128 KiB a call (seekAndWrite: nBuf & 0x1ffff):
+ * a bigger write fails as a full disk. */
+#define WALBUF_MAX (120 * 1024)
+
+struct wal_file {
+	sqlite3_file base;
+	sqlite3_file *real;         /* the default VFS's file, right after us */
+	unsigned char *buf;         /* held bytes, for file offset off */
+	sqlite3_int64 off;
+	int len, cap;
+};
+
+_Static_assert(sizeof(struct wal_file) % 8 == 0, "the real file after it must stay aligned");
+
+static sqlite3_vfs walbuf;
+
+static int release(struct wal_file *w)
+{
+	int n = w->len;
+
+	if (n == 0)
+		return SQLITE_OK;
+	w->len = 0;
+	return w->real->pMethods->xWrite(w->real, w->buf, n, w->off);
+}
+
+static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
+{
+	struct wal_file *w = (struct wal_file *)f;
+	int rc;
+
+	/* Not the continuation of what is held (SQLite rewrote a frame, or the
+	 * header of a restarted log): what is held goes first, in order. */
+	if (w->len > 0 && (off != w->off + w->len || w->len + amt > WALBUF_MAX))
+		if ((rc = release(w)) != SQLITE_OK)
+			return rc;
+	if (amt > WALBUF_MAX)
+		return w->real->pMethods->xWrite(w->real, data, amt, off);
+	if (w->len + amt > w->cap) {
+		int cap = w->cap ? w->cap : 64 * 1024;
+		while (cap < w->len + amt)
+			cap *= 2;
+		unsigned char *b = sqlite3_realloc(w->buf, cap);
+		if (b == NULL) {
+			if ((rc = release(w)) != SQLITE_OK)
+				return rc;
+			return w->real->pMethods->xWrite(w->real, data, amt, off);
+		}
+		w->buf = b;
+		w->cap = cap;
+	}
+	if (w->len == 0)
+		w->off = off;
+	memcpy(w->buf + w->len, data, (size_t)amt);
+	w->len += amt;
+	return SQLITE_OK;
+}
+
+static int wal_sync(sqlite3_file *f, int flags)
+{
+	struct wal_file *w = (struct wal_file *)f;
+	bool held = w->len > 0;
+	int rc = release(w);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	/* The end of a commit in storage.sync=normal (see the top). */
+	if (held && (flags & 0x0f) == SQLITE_SYNC_NORMAL)
+		return SQLITE_OK;
+	return w->real->pMethods->xSync(w->real, flags);
+}
+
+static int wal_close(sqlite3_file *f)
+{
+	struct wal_file *w = (struct wal_file *)f;
+	int rc = release(w), rc2 = w->real->pMethods->xClose(w->real);
+
+	sqlite3_free(w->buf);
+	w->buf = NULL;
+	w->cap = 0;
+	return rc != SQLITE_OK ? rc : rc2;
+}
+
+/* Every other call: what is held goes first, then the default VFS's. */
+#define REAL(f) (((struct wal_file *)(f))->real)
+#define RELEASE_OR_FAIL(f) do { int rc_ = release((struct wal_file *)(f)); \
+	if (rc_ != SQLITE_OK) return rc_; } while (0)
+
+static int wal_read(sqlite3_file *f, void *data, int amt, sqlite3_int64 off)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xRead(REAL(f), data, amt, off);
+}
+
+static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int wal_lock(sqlite3_file *f, int level)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int wal_unlock(sqlite3_file *f, int level)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int wal_check_reserved(sqlite3_file *f, int *out)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int wal_file_control(sqlite3_file *f, int op, void *arg)
+{
+	RELEASE_OR_FAIL(f);
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int wal_sector_size(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int wal_device_characteristics(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+/* Version 1: shared memory and memory maps belong to the database file,
+ * never to its WAL. */
+static const sqlite3_io_methods wal_methods = {
+	.iVersion = 1,
+	.xClose = wal_close,
+	.xRead = wal_read,
+	.xWrite = wal_write,
+	.xTruncate = wal_truncate,
+	.xSync = wal_sync,
+	.xFileSize = wal_file_size,
+	.xLock = wal_lock,
+	.xUnlock = wal_unlock,
+	.xCheckReservedLock = wal_check_reserved,
+	.xFileControl = wal_file_control,
+	.xSectorSize = wal_sector_size,
+	.xDeviceCharacteristics = wal_device_characteristics,
+};
+
+static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
+		       int *out)
+{
+	sqlite3_vfs *real = vfs->pAppData;
+	struct wal_file *w = (struct wal_file *)f;
+	int rc;
+
+	/* Not a WAL file: the default VFS's own file and methods in our place. */
+	if (!(flags & SQLITE_OPEN_WAL))
+		return real->xOpen(real, name, f, flags, out);
+	memset(w, 0, sizeof *w);
+	w->real = (sqlite3_file *)(w + 1);
+	rc = real->xOpen(real, name, w->real, flags, out);
+	/* SQLite closes what it opened only when pMethods is set. */
+	f->pMethods = w->real->pMethods ? &wal_methods : NULL;
+	return rc;
+}
+
+const char *walbuf_vfs(void)
+{
+	static bool done;
+
+	if (!done) {
+		sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+		if (real == NULL)
+			return NULL;
+		/* The default VFS's other methods as they are: the unix ones read
+		 * only fields we copy (xOpen is the one that needs its own). */
+		walbuf = *real;
+		walbuf.pNext = NULL;
+		walbuf.zName = WALBUF_VFS;
+		walbuf.pAppData = real;
+		walbuf.szOsFile = (int)sizeof(struct wal_file) + real->szOsFile;
+		walbuf.xOpen = walbuf_open;
+		if (sqlite3_vfs_register(&walbuf, 0) != SQLITE_OK)
+			return NULL;
+		done = true;
+	}
+	return WALBUF_VFS;
+}
+
+int walbuf_apply(sqlite3 *db, bool durable, char *err, size_t errlen)
+{
+	const char *sql = durable ?
+		"PRAGMA synchronous=FULL; PRAGMA fullfsync=ON; PRAGMA checkpoint_fullfsync=ON" :
+		"PRAGMA synchronous=FULL; PRAGMA fullfsync=OFF; PRAGMA checkpoint_fullfsync=ON";
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+long walbuf_held(sqlite3 *db)
+{
+	sqlite3_file *f = NULL;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods != &wal_methods)
+		return 0;
+	return ((struct wal_file *)f)->len;
+}
