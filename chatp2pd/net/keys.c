@@ -138,8 +138,9 @@ static EVP_PKEY *create_key(const char *dir, const char *path, char *err, size_t
 		  BIO_flush(bio) == 1;
 	if (bio)
 		BIO_free(bio);
-	/* Start-up, before the loop: the key must survive a power cut, or the
-	 * node would come back as a stranger to every peer that pinned it. */
+	/* Start-up only, before the loop runs (keys.h): the key must survive a
+	 * power cut, or the node would come back as a stranger to every peer
+	 * that pinned it. */
 	ok = ok && fsync(fd) == 0;
 	ok = (close(fd) == 0) && ok;
 	if (!ok || rename(tmp, path) != 0) {

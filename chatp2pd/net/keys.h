@@ -27,7 +27,10 @@ struct keys_identity {
 /* Load dir/identity.key, or create it (mode 0600, written whole and renamed)
  * when there is none, then make the certificate for peer_id.  A key file
  * that others may read, or that does not hold an Ed25519 key, is refused:
- * -1 with a one-line reason in err.  0 on success. */
+ * -1 with a one-line reason in err.  0 on success.  Start-up only
+ * (main.c, before ev_run and before READY): a new key is fsync'd so that
+ * a power cut never leaves the node a stranger to the peers that pinned
+ * it, and nothing may wait on a disk once the loop runs. */
 int keys_load_or_create(const char *dir, const char *peer_id, struct keys_identity *out,
 			char *err, size_t errlen);
 void keys_free(struct keys_identity *id);

@@ -282,6 +282,17 @@ def wait_for(cond, timeout=5.0, interval=0.05, what=None):
         time.sleep(interval)
 
 
+def wait_until(cond, timeout, interval=0.02):
+    """Poll cond() until it is truthy (True) or timeout seconds pass (False):
+    for a test that goes on either way."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def vm_rss_kb(pid):
     """Resident memory of a process, in kB."""
     with open("/proc/%d/status" % pid) as f:

@@ -509,9 +509,13 @@ class Hooks(unittest.TestCase, CtlAsserts):
         cls.dir = tempfile.mkdtemp(prefix="chatp2p-hooks-")
         cls.out = os.path.join(cls.dir, "out")
         hook = os.path.join(cls.dir, "hook.sh")
+        # A "slow" message's hook never finishes on its own: it waits on a
+        # FIFO nobody writes to, until the node kills it (hooks.timeout).
+        cls.never = os.path.join(cls.dir, "never")
+        os.mkfifo(cls.never)
         with open(hook, "w") as f:
             f.write('#!/bin/sh\n'
-                    'case "$CHATP2P_TEXT" in slow*) sleep 30;; esac\n'
+                    'case "$CHATP2P_TEXT" in slow*) read never < "' + cls.never + '";; esac\n'
                     'printf "%s|%s|%s|%s|%s|%s|%s\\n" "$1" "$CHATP2P_FROM" "$CHATP2P_TO" "$CHATP2P_TYPE" '
                     '"$CHATP2P_TEXT" "$CHATP2P_MSG_ID" "$CHATP2P_IDENTITY" >> "$2"\n')
         os.chmod(hook, 0o755)

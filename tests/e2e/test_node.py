@@ -657,7 +657,10 @@ class FrequentReloads(unittest.TestCase):
                 # answers once it is done.
                 ctl.call("reload")
                 done += 1
-                time.sleep(0.3)  # the reload rate, not synchronisation
+                # The next one when a PING comes, or after 0.3 s: always
+                # more often than ping_interval.
+                seen = len(pings())
+                harness.wait_until(lambda: len(pings()) > seen, 0.3)
             ctl.close()
             got = len(pings()) - n0
             spent = time.monotonic() - t0
