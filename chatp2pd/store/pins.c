@@ -203,17 +203,13 @@ struct pins *pins_open_file(const char *path, long *skipped, char *err, size_t e
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0)
 		close(fd);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "pins: cannot open %s: %s", path,
-			 db ? sqlite3_errmsg(db) : "out of memory");
+	char why[256];
+	if (sql_open_private(path, NULL, &db, why, sizeof why) != 1) {
+		snprintf(err, errlen, "pins: cannot open %s: %s", path, why);
 		sqlite3_close(db);
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, 100);
-	if (sql_exec(db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
-	    sql_exec(db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
-	    sql_exec(db, "PRAGMA synchronous=NORMAL", err, errlen) != 0) {
+	if (sql_exec(db, "PRAGMA synchronous=NORMAL", err, errlen) != 0) {
 		sqlite3_close(db);
 		return NULL;
 	}

@@ -2,12 +2,9 @@
 #include "store/registrations.h"
 #include "store/sql.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -72,28 +69,14 @@ static void close_db(struct regdb *r)
 /* 1 ok, 0 damaged (set it aside), -1 unusable for another reason. */
 static int try_open(struct regdb *r, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
 	long long ver = -1;
-	int rc;
+	int rc = sql_open_private(r->path, NULL, &r->db, err, errlen);
 
-	rc = sqlite3_open_v2(r->path, &r->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s", r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
-		return rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ? -1 : 0;
-	}
-	sqlite3_busy_timeout(r->db, 100);
-	/* Exclusive before WAL: the WAL index is then kept in heap memory. */
-	if (sql_exec(r->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
-	    sql_exec(r->db, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
-	    sql_exec(r->db, "PRAGMA synchronous=NORMAL", err, errlen) != 0)
+	if (rc != 1)
+		return rc;
+	if (sql_exec(r->db, "PRAGMA synchronous=NORMAL", err, errlen) != 0)
 		return sqlite3_errcode(r->db) == SQLITE_BUSY ? -1 : 0;
-	if (sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW)
-			ver = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
-	}
-	if (ver < 0) {
+	if (sql_int(r->db, "PRAGMA user_version", &ver) != 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(r->db));
 		return 0;
 	}
@@ -113,26 +96,6 @@ static int try_open(struct regdb *r, char *err, size_t errlen)
 	return 1;
 }
 
-/* Keep a damaged database (and its WAL) for whoever wants to look. */
-static void set_aside(const struct regdb *r)
-{
-	static const char *const sfx[] = { "", "-wal", "-shm" };
-	char stamp[32], from[4200], to[4300];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-	for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-		snprintf(from, sizeof from, "%s%s", r->path, sfx[i]);
-		snprintf(to, sizeof to, "%s.damaged-%s-%ld%s", r->path, stamp, (long)getpid(), sfx[i]);
-		if (rename(from, to) == 0 && i == 0)
-			log_error(MOD, "database set aside as %s", to);
-		else if (i == 0 && errno != ENOENT)
-			log_error(MOD, "cannot rename %s aside: %s", from, strerror(errno));
-	}
-}
-
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 
 struct regdb *regdb_open(struct ev_loop *loop, const char *path, char *err, size_t errlen)
@@ -146,7 +109,7 @@ struct regdb *regdb_open(struct ev_loop *loop, const char *path, char *err, size
 	if (rc == 0) {
 		log_error(MOD, "%s is damaged or unreadable (%s)", r->path, err);
 		close_db(r);
-		set_aside(r);
+		sql_set_aside(r->path, MOD); /* for whoever wants to look */
 		rc = try_open(r, err, errlen);
 	}
 	if (rc != 1) {

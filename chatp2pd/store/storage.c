@@ -524,34 +524,21 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	long long ver = -1, v;
 	int rc;
 
-	rc = sqlite3_open_v2(st->path, &st->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     walbuf_vfs());
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s", st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		return rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ? -1 : 0;
-	}
-	sqlite3_extended_result_codes(st->db, 0);
-	/* Another process holding a lock briefly (the sqlite3 shell): wait a
-	 * moment rather than fail.  Nothing else writes our database. */
-	sqlite3_busy_timeout(st->db, 100);
-	/* EXCLUSIVE before WAL: the WAL index lives in our heap, not in a
-	 * shared-memory file mapped from the state directory (a -shm file made
-	 * immutable or truncated under us was a SIGBUS).  Only this process
-	 * opens the database; the lock is held while it runs. */
-	if (sql_exec(st->db, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) != 0 ||
-	    sql_int(st->db, "PRAGMA user_version", &ver) != 0 ||
-	    sql_exec(st->db, "PRAGMA journal_mode=WAL", err, errlen) != 0) {
-		int ec = sqlite3_errcode(st->db);
+	/* Only this process opens the database; the lock is held while it runs. */
+	rc = sql_open_private(st->path, walbuf_vfs(), &st->db, err, errlen);
+	if (rc == 1 && sql_int(st->db, "PRAGMA user_version", &ver) != 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
+		rc = sqlite3_errcode(st->db) == SQLITE_BUSY ? -1 : 0;
+	}
+	if (rc != 1) {
+		int ec = st->db ? sqlite3_errcode(st->db) : SQLITE_OK;
 		/* Another chatp2pd holds it (EXCLUSIVE): not damaged, not ours. */
-		if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED) {
+		if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)
 			snprintf(err, errlen, "locked by another process (another chatp2pd with the "
 				 "same state directory?)");
-			return -1;
-		}
-		return 0;
+		return rc;
 	}
+	sqlite3_extended_result_codes(st->db, 0);
 	/* Before the first write (the migrations): every commit goes through
 	 * walbuf as storage.sync says. */
 	st->applied_full = -1;
@@ -601,27 +588,6 @@ static void close_db(struct storage *st)
 		sqlite3_close_v2(st->db);
 	st->db = NULL;
 }
-
-/* Rename the database (and its WAL and shared-memory files) aside. */
-static void set_aside(const struct storage *st)
-{
-	static const char *const sfx[] = { "", "-wal", "-shm" };
-	char stamp[32], from[sizeof st->path + 8], to[sizeof st->path + 96];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-	for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-		snprintf(from, sizeof from, "%s%s", st->path, sfx[i]);
-		snprintf(to, sizeof to, "%s.damaged-%s-%ld%s", st->path, stamp, (long)getpid(), sfx[i]);
-		if (rename(from, to) == 0 && i == 0)
-			log_error(MOD, "database set aside as %s", to);
-		else if (i == 0 && errno != ENOENT)
-			log_error(MOD, "cannot rename %s aside: %s", from, strerror(errno));
-	}
-}
-
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 static void on_age(struct ev_loop *loop, ev_timer *w, int revents);
@@ -700,7 +666,7 @@ struct storage *storage_open(struct ev_loop *loop, const struct config *cfg, con
 		/* Damaged: keep it for whoever wants to look, start afresh. */
 		log_error(MOD, "%s is damaged or unreadable (%s)", st->path, err);
 		close_db(st);
-		set_aside(st);
+		sql_set_aside(st->path, MOD);
 		rc = try_open(st, err, sizeof err);
 	}
 	if (rc != 1) {
@@ -1320,9 +1286,9 @@ long storage_inbox_delete(struct storage *st, int64_t id)
 	sqlite3_stmt *s;
 	long n;
 
+	/* storage_stmt writes the waiting rows first. */
 	if (st == NULL || begin(st) != 0 || (s = storage_stmt(st, sql)) == NULL)
 		return -1;
-	pend_write(st);
 	sqlite3_bind_int64(s, 1, id);
 	if (!write_step(st, s, "delete"))
 		return -1;
