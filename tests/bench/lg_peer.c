@@ -104,6 +104,26 @@ static void peer_lost(struct lgpeer *p)
 	p->fd = -1;
 }
 
+/* As much of data as the socket takes now: the bytes sent, or -1 when
+ * the connection is gone. */
+static ssize_t send_now(int fd, const char *data, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		else
+			return -1;
+	}
+	return (ssize_t)off;
+}
+
 /* With TLS, plaintext waits in out until the handshake is done, then is
  * encrypted into cout; the socket is written from cout. */
 static void flush_tls(struct lgpeer *p)
@@ -115,21 +135,12 @@ static void flush_tls(struct lgpeer *p)
 		}
 		lgbuf_consume(&p->out, lgbuf_pending(&p->out));
 	}
-	size_t off = 0;
-	while (off < p->cout.len) {
-		ssize_t n = send(p->fd, p->cout.data + off, p->cout.len - off, MSG_NOSIGNAL);
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+	ssize_t sent = send_now(p->fd, p->cout.data, p->cout.len);
+	if (sent < 0) {
 		peer_lost(p);
 		return;
 	}
-	buf_consume(&p->cout, off);
+	buf_consume(&p->cout, (size_t)sent);
 	if (p->cout.len + lgbuf_pending(&p->out) > OUT_MAX) {
 		lg_warn("%s: the other side does not read; dropped", p->name);
 		peer_lost(p);
@@ -144,19 +155,12 @@ static void flush(struct lgpeer *p)
 		flush_tls(p);
 		return;
 	}
-	while (lgbuf_pending(&p->out)) {
-		ssize_t n = send(p->fd, p->out.data + p->out.off, lgbuf_pending(&p->out), MSG_NOSIGNAL);
-		if (n > 0) {
-			lgbuf_consume(&p->out, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+	ssize_t sent = send_now(p->fd, p->out.data + p->out.off, lgbuf_pending(&p->out));
+	if (sent < 0) {
 		peer_lost(p);
 		return;
 	}
+	lgbuf_consume(&p->out, (size_t)sent);
 	if (lgbuf_pending(&p->out) > OUT_MAX) {
 		lg_warn("%s: the other side does not read; dropped", p->name);
 		peer_lost(p);

@@ -15,10 +15,7 @@ import argparse
 import json
 import os
 import socket
-import ssl
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
@@ -46,19 +43,6 @@ def throughput(n, window, mode):
     b.stop()
     rdv.check_clean_exit()
     return r
-
-
-def client_ctx(tmp):
-    key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "1", "-subj", "/CN=bench"], check=True,
-                   capture_output=True)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_cert_chain(crt, key)
-    return ctx
 
 
 def tls_connect(ctx, port, name):
@@ -130,10 +114,9 @@ def main():
     plain = throughput(o.n, o.window, "off")
     out["throughput"] = {"tls": tls, "plain": plain,
                          "tls_over_plain": round(tls["per_s"] / plain["per_s"], 3)}
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = client_ctx(tmp)
-        out["handshake"] = handshake(o.k, ctx)
-        out["idle"] = idle(o.c, ctx)
+    ctx = harness.tls_client_context("bench")
+    out["handshake"] = handshake(o.k, ctx)
+    out["idle"] = idle(o.c, ctx)
     print(json.dumps(out, indent=2))
 
 

@@ -282,6 +282,24 @@ def wait_for(cond, timeout=5.0, interval=0.05, what=None):
         time.sleep(interval)
 
 
+def tls_client_context(cn):
+    """A TLS 1.3 client context with a fresh Ed25519 certificate for cn
+    (made by the openssl command line, in this run's directory), verifying
+    nothing: a peer that speaks TLS as chatp2p nodes do."""
+    import ssl
+    tmp = tempfile.mkdtemp(dir=tmpdir())
+    key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "1", "-subj", "/CN=" + cn], check=True,
+                   capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(crt, key)
+    return ctx
+
+
 def wait_until(cond, timeout, interval=0.02):
     """Poll cond() until it is truthy (True) or timeout seconds pass (False):
     for a test that goes on either way."""

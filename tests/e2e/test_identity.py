@@ -377,19 +377,8 @@ class Tls(NodesAndFakes, unittest.TestCase):
         # bytes after the HELLO line are TLS, not lines (net/conn.c feeds
         # what the framer holds past the line to the TLS filter).
         import ssl
-        import subprocess
-        import tempfile
         a = self.node("alice", self.rdv)
-        tmp = tempfile.mkdtemp(dir=harness.tmpdir())
-        key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", key,
-                        "-out", crt, "-days", "1", "-subj", "/CN=eager@CIC"], check=True,
-                       capture_output=True)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_cert_chain(crt, key)
+        ctx = harness.tls_client_context("eager@CIC")
         inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = ctx.wrap_bio(inc, outg)
         try:
