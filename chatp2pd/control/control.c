@@ -902,14 +902,12 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
 {
 	struct control *c = req->ctl;
 	static yajl_gen g;
-	char at[ISO8601_LEN];
 	struct buf b = BUF_INIT;
 
 	if (req->client == NULL)
 		return;
 	if (g == NULL)
 		g = jg_new();
-	iso8601_format(at, (time_t)m->at, (long)((m->at - (double)(time_t)m->at) * 1000), true);
 	jg_map(g);
 	JG_KSTR(g, "jsonrpc", "2.0");
 	JG_KSTR(g, "method", "event");
@@ -918,7 +916,7 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m)
 	/* Not a new event: the sequence number of the stream so far. */
 	JG_KINT(g, "seq", (long long)c->seq);
 	JG_KSTR(g, "type", m->pub ? "pub" : "message");
-	JG_KSTR(g, "at", at);
+	ctl_gen_time(g, "at", m->at);
 	ctl_gen_stored_fields(g, m, node_id(c->node));
 	JG_KINT(g, "id", m->id);
 	JG_KBOOL(g, "read", m->read);

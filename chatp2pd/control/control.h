@@ -96,6 +96,10 @@ void ctl_replay_message(struct ctl_req *req, const struct stored_msg *m);
  * identity, secure, fingerprint; me: our peer_id, a SEND's default to). */
 void ctl_gen_time(yajl_gen g, const char *key, double wall);
 void ctl_gen_stored_fields(yajl_gen g, const struct stored_msg *m, const char *me);
+/* The node's storage, or NULL with the error answered ("no <what>:
+ * storage.sync is off ..."). */
+struct storage;
+struct storage *ctl_storage(struct ctl_req *req, const char *what);
 void ctl_stop_node(struct ctl_req *req);
 int ctl_reload(struct ctl_req *req, char *err, size_t errlen, char *note, size_t notelen);
 unsigned event_class_parse(const char *name);  /* 0 if unknown */

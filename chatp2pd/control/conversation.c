@@ -6,7 +6,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ctlproto.h"
 #include "peerid.h"
@@ -17,14 +16,6 @@
 
 #define HISTORY_MAX 10000
 
-static double wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static long keep(const struct node *n)
 {
 	long max = node_config(n)->storage.inbox_max_messages;
@@ -34,7 +25,7 @@ static long keep(const struct node *n)
 
 void conversation_sent(struct node *n, const char *msg_id, const char *to, const char *text)
 {
-	struct sent_msg m = { .at = wall(), .msg_id = msg_id, .dst = to, .text = text,
+	struct sent_msg m = { .at = wall_now(), .msg_id = msg_id, .dst = to, .text = text,
 			      .outcome = "pending" };
 
 	history_sent_add(node_storage(n), &m, keep(n));
@@ -48,8 +39,8 @@ void conversation_outcome(struct node *n, const char *msg_id, const char *outcom
 void conversation_pub(struct node *n, const char *msg_id, const char *to, const char *text,
 		      long reached)
 {
-	struct sent_msg m = { .at = wall(), .msg_id = msg_id, .dst = to, .pub = true, .text = text,
-			      .outcome = "sent", .reached = reached };
+	struct sent_msg m = { .at = wall_now(), .msg_id = msg_id, .dst = to, .pub = true,
+			      .text = text, .outcome = "sent", .reached = reached };
 
 	history_sent_add(node_storage(n), &m, keep(n));
 }
@@ -128,14 +119,6 @@ static int by_time(const void *a, const void *b)
 	return (x->at > y->at) - (x->at < y->at);
 }
 
-static void gen_at(yajl_gen g, double at)
-{
-	char s[ISO8601_LEN];
-
-	iso8601_format(s, (time_t)at, (long)((at - (double)(time_t)at) * 1000), true);
-	JG_KSTR(g, "at", s);
-}
-
 static void kstr(yajl_gen g, const char *k, const char *v)
 {
 	jg_str(g, k);
@@ -146,7 +129,7 @@ static void kstr(yajl_gen g, const char *k, const char *v)
 void m_history(struct ctl_req *req, jval params)
 {
 	struct node *n = ctl_node(req);
-	struct storage *st = node_storage(n);
+	struct storage *st;
 	const char *peer = json_get_str(params, "peer");
 	jval lim = json_get(params, "limit");
 	long long limit = 50;
@@ -159,11 +142,8 @@ void m_history(struct ctl_req *req, jval params)
 			  "\"*\" or \"#namespace\") and an optional \"limit\" (1..%d)", HISTORY_MAX);
 		return;
 	}
-	if (st == NULL) {
-		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no history: storage.sync is off or the "
-			  "database could not be opened (see the log)");
+	if ((st = ctl_storage(req, "history")) == NULL)
 		return;
-	}
 	struct collect c = { .target = peer_id_valid(peer) ? NULL : peer };
 	/* Received: from that peer, or PUBs to that target (read through the
 	 * inbox, newest first within its bound). */
@@ -187,7 +167,7 @@ void m_history(struct ctl_req *req, jval params)
 			jg_map(g);
 			JG_KSTR(g, "dir", e->out ? "out" : "in");
 			JG_KSTR(g, "type", e->pub ? "pub" : "message");
-			gen_at(g, e->at);
+			ctl_gen_time(g, "at", e->at);
 			kstr(g, "from", e->out ? me : e->from);
 			kstr(g, "to", e->out ? e->to : (e->pub ? e->to : me));
 			kstr(g, "text", e->text);
@@ -221,7 +201,7 @@ void m_history(struct ctl_req *req, jval params)
 
 void m_delete(struct ctl_req *req, jval params)
 {
-	struct storage *st = node_storage(ctl_node(req));
+	struct storage *st;
 	jval ids = json_get(params, "ids");
 	long long id;
 	size_t n = json_arr_len(ids);
@@ -234,11 +214,8 @@ void m_delete(struct ctl_req *req, jval params)
 			  "(1..%d of them)", HISTORY_MAX);
 		return;
 	}
-	if (st == NULL) {
-		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
-			  "database could not be opened (see the log)");
+	if ((st = ctl_storage(req, "inbox")) == NULL)
 		return;
-	}
 	yajl_gen g = ctl_result_begin(req);
 	long long deleted = 0;
 	jg_map(g);

@@ -67,6 +67,16 @@ void ctl_gen_time(yajl_gen g, const char *key, double wall)
 	jg_str(g, at);
 }
 
+struct storage *ctl_storage(struct ctl_req *req, const char *what)
+{
+	struct storage *st = node_storage(ctl_node(req));
+
+	if (st == NULL)
+		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no %s: storage.sync is off or the "
+			  "database could not be opened (see the log)", what);
+	return st;
+}
+
 /* How the other end's identity is known (PROTOCOL.md §5.3). */
 static void gen_security(yajl_gen g, const struct session *c)
 {
@@ -907,7 +917,7 @@ static bool inbox_one(void *ctx, const struct stored_msg *m)
 static void m_inbox(struct ctl_req *req, jval params)
 {
 	struct node *n = ctl_node(req);
-	struct storage *st = node_storage(n);
+	struct storage *st;
 	bool bad = false;
 	const char *from = param_str(params, "from", &bad);
 	jval since = json_get(params, "since");
@@ -933,11 +943,8 @@ static void m_inbox(struct ctl_req *req, jval params)
 				"time as ISO 8601), \"limit\" (1..10000)");
 		return;
 	}
-	if (st == NULL) {
-		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
-			  "database could not be opened (see the log)");
+	if ((st = ctl_storage(req, "inbox")) == NULL)
 		return;
-	}
 	f.from = from;
 	f.since_id = since_id;
 	f.since_given = since && !json_is_null(since) && !json_str(since);
@@ -959,7 +966,7 @@ static void m_inbox(struct ctl_req *req, jval params)
 
 static void m_read(struct ctl_req *req, jval params)
 {
-	struct storage *st = node_storage(ctl_node(req));
+	struct storage *st;
 	jval idv = json_get(params, "id");
 	bool bad = false;
 	int all = param_bool(params, "all", 0, &bad);
@@ -971,11 +978,8 @@ static void m_read(struct ctl_req *req, jval params)
 		bad_params(req, "read needs \"id\" (an inbox id) or \"all\": true");
 		return;
 	}
-	if (st == NULL) {
-		ctl_error(req, CTL_E_DELIVERY, "no_storage", "no inbox: storage.sync is off or the "
-			  "database could not be opened (see the log)");
+	if ((st = ctl_storage(req, "inbox")) == NULL)
 		return;
-	}
 	if ((n = storage_inbox_mark_read(st, all == 1 ? 0 : id)) < 0) {
 		ctl_error(req, CTL_E_DELIVERY, "storage", "the database refused the change (see the log)");
 		return;

@@ -2,7 +2,6 @@
  * inside the window, in a hash table with an LRU list for eviction. */
 #include "rendezvous/server/limit.h"
 
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,7 @@ struct iprec {
 	struct iprec *hnext;    /* hash chain */
 	TAILQ_ENTRY(iprec) lru; /* least recently seen first */
 	uint32_t hash;
-	bool blocked;
-	double blocked_until;
+	double blocked_until;   /* blocked while now is before it (0: never was) */
 	double last_seen;
 	double *ts;             /* ring of connection times, oldest at head */
 	size_t head, n, cap;
@@ -143,19 +141,15 @@ enum rdv_verdict rdv_limit_check(struct rdv_limit *l, const char *ip, double now
 	TAILQ_REMOVE(&l->lru, r, lru);
 	TAILQ_INSERT_TAIL(&l->lru, r, lru);
 
-	if (r->blocked) {
-		if (now < r->blocked_until) {
-			*left = r->blocked_until - now;
-			return RDV_LIMIT_BLOCKED;
-		}
-		r->blocked = false;
+	if (now < r->blocked_until) {
+		*left = r->blocked_until - now;
+		return RDV_LIMIT_BLOCKED;
 	}
 	while (r->n > 0 && r->ts[r->head] <= now - l->window) {
 		r->head = (r->head + 1) % r->cap;
 		r->n--;
 	}
 	if (r->n >= (size_t)l->limit) {
-		r->blocked = true;
 		r->blocked_until = now + l->block;
 		r->n = r->head = 0; /* a fresh window once the block ends */
 		*left = l->block;
@@ -172,7 +166,7 @@ size_t rdv_limit_sweep(struct rdv_limit *l, double now)
 
 	for (r = TAILQ_FIRST(&l->lru); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, lru);
-		if (r->blocked && now < r->blocked_until)
+		if (now < r->blocked_until)
 			continue;
 		if (now - r->last_seen <= l->window)
 			break; /* the rest were seen later still */

@@ -50,9 +50,6 @@ struct rdv_store {
 	void *listener_ctx;
 };
 
-/* FNV-1a over the three strings with their terminators, so ("ab","c") and
- * ("a","bc") differ.  Keys are attacker-chosen, but the per-ip rate limit
- * makes filling one chain impractically slow. */
 static uint32_t ip_hash(const char *ip)
 {
 	uint32_t h = 2166136261u;
@@ -98,6 +95,9 @@ static void ipc_dec(struct rdv_store *s, const char *ip)
 	}
 }
 
+/* FNV-1a over the three strings with their terminators, so ("ab","c") and
+ * ("a","bc") differ.  Keys are attacker-chosen, but the per-ip rate limit
+ * makes filling one chain impractically slow. */
 static uint32_t key_hash(const char *ip, const char *ns, const char *name)
 {
 	const char *parts[3] = { ip, ns, name };
@@ -153,7 +153,7 @@ void rdv_store_free(struct rdv_store *s)
 	free(s);
 }
 
-static void view(const struct entry *e, double now, struct rdv_view *out);
+static void tell(struct rdv_store *s, const struct entry *e, double now, bool removed);
 
 static bool expired(const struct entry *e, double now)
 {
@@ -174,6 +174,19 @@ static void remove_slot(struct rdv_store *s, uint32_t i)
 	s->freel[s->nfree++] = i;
 	s->count--;
 	s->changes++;
+}
+
+/* The entry in slot i, or NULL if the slot is free or its entry has expired
+ * (purged on the way). */
+static struct entry *live(struct rdv_store *s, size_t i, double now)
+{
+	struct entry *e = s->slots[i];
+
+	if (e != NULL && expired(e, now)) {
+		remove_slot(s, (uint32_t)i);
+		return NULL;
+	}
+	return e;
 }
 
 static uint32_t find(const struct rdv_store *s, uint32_t h, const char *ip, const char *ns,
@@ -277,11 +290,7 @@ static enum rdv_store_result upsert(struct rdv_store *s, const char *ip, const c
 	s->changes++;
 	if (s->count == 1 || e->expires < s->min_expires)
 		s->min_expires = e->expires;
-	if (s->listener) {
-		struct rdv_view v;
-		view(e, now, &v);
-		s->listener(s->listener_ctx, &v, false);
-	}
+	tell(s, e, now, false);
 	return r;
 }
 
@@ -317,17 +326,23 @@ static void view(const struct entry *e, double now, struct rdv_view *out)
 	out->expires = e->expires;
 }
 
+static void tell(struct rdv_store *s, const struct entry *e, double now, bool removed)
+{
+	struct rdv_view v;
+
+	if (s->listener == NULL)
+		return;
+	view(e, now, &v);
+	s->listener(s->listener_ctx, &v, removed);
+}
+
 bool rdv_store_next(struct rdv_store *s, size_t *cursor, const char *ns, double now,
 		    struct rdv_view *out)
 {
 	for (size_t i = *cursor; i < s->top; i++) {
-		struct entry *e = s->slots[i];
+		struct entry *e = live(s, i, now);
 		if (e == NULL)
 			continue;
-		if (expired(e, now)) {
-			remove_slot(s, (uint32_t)i);
-			continue;
-		}
 		if (ns != NULL && strcmp(e->ns, ns) != 0)
 			continue;
 		view(e, now, out);
@@ -344,24 +359,16 @@ size_t rdv_store_unregister(struct rdv_store *s, const char *ip, const char *ns,
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->top; i++) {
-		struct entry *e = s->slots[i];
+		struct entry *e = live(s, i, now);
 		if (e == NULL)
 			continue;
-		if (expired(e, now)) {
-			remove_slot(s, (uint32_t)i);
-			continue;
-		}
 		if (strcmp(e->key, ip) != 0 || strcmp(e->ns, ns) != 0)
 			continue;
 		if (name != NULL && strcmp(e->name, name) != 0)
 			continue;
 		if (has_port && e->port != port)
 			continue;
-		if (s->listener) {
-			struct rdv_view v;
-			view(e, now, &v);
-			s->listener(s->listener_ctx, &v, true);
-		}
+		tell(s, e, now, true);
 		remove_slot(s, (uint32_t)i);
 		n++;
 	}
