@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "net/guard.h"
+#include "fnv.h"
 #include "peerid.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -84,21 +85,14 @@ struct dial_pacer {
 	bool pumping;
 };
 
-static uint32_t hash_str(const char *s, uint32_t h)
-{
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static uint32_t hash(const char *s)
 {
-	return hash_str(s, 2166136261u) % BUCKETS;
+	return fnv32(FNV32_BASIS, s) % BUCKETS;
 }
 
 static size_t wait_bucket(const struct dial_pacer *dp, const char *peer_id)
 {
-	return hash_str(peer_id, 2166136261u) % dp->nwait_b;
+	return fnv32(FNV32_BASIS, peer_id) % dp->nwait_b;
 }
 
 /* A DISCOVER may queue tens of thousands: chains stay short at any size
@@ -110,7 +104,7 @@ static void wait_grow(struct dial_pacer *dp)
 
 	for (size_t i = 0; i < dp->nwait_b; i++)
 		for (struct waiting *w = dp->wait_h[i], *next; w; w = next) {
-			size_t j = hash_str(w->peer_id, 2166136261u) % nb;
+			size_t j = fnv32(FNV32_BASIS, w->peer_id) % nb;
 			next = w->hnext;
 			w->hnext = b[j];
 			b[j] = w;
@@ -122,7 +116,7 @@ static void wait_grow(struct dial_pacer *dp)
 
 static uint32_t ep_hash(const char *ip, int port)
 {
-	return (hash_str(ip, 2166136261u) ^ (uint32_t)port * 2654435761u) % BUCKETS;
+	return (fnv32(FNV32_BASIS, ip) ^ (uint32_t)port * 2654435761u) % BUCKETS;
 }
 
 /* ---- address records --------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "node/identity.h"
 #include "node/router.h"
@@ -74,11 +75,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 
 static uint64_t str_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return fnv64(FNV64_BASIS, s);
 }
 
 /* The database was lost and opened afresh: the queue, which lives in

@@ -5,16 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "xmalloc.h"
 
 /* FNV-1a: ids are short and attacker-chosen only up to the table cap. */
 static size_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)fnv64(1469598103934665603ULL, s);
 }
 
 void peer_table_init(struct peer_table *t, size_t max)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "node/identity.h"
 #include "store/storage.h"
@@ -71,11 +72,7 @@ struct router {
 
 static uint32_t hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv32(FNV32_BASIS, s);
 }
 
 static void on_commit(void *ctx, bool ok);
@@ -393,21 +390,14 @@ int router_pub(struct router *r, const char *dst, const char *text, char msg_id_
 	return reached;
 }
 
-static uint64_t hash64(uint64_t h, const char *s, size_t max)
-{
-	for (size_t i = 0; i < max && s[i]; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-	return h;
-}
-
 /* true the first time (peer, msg_id) is seen among the last SEEN_MAX: the
  * duplicate filter, a hash table over a ring (the one place it is decided). */
 static bool first_sighting(struct router *r, const struct session *c, const char *msg_id)
 {
 	/* Keyed by the claim's strength too, as storage_inbox_add does. */
-	uint64_t ph = hash64(c->identity < ID_BACKED ? 1469598103934665603u : 14695981039346656037u,
+	uint64_t ph = fnv64n(c->identity < ID_BACKED ? 1469598103934665603u : FNV64_BASIS,
 			     c->peer_id, (size_t)-1);
-	uint32_t b = (uint32_t)(hash64(ph, msg_id, SEEN_ID_MAX) % SEEN_MAX);
+	uint32_t b = (uint32_t)(fnv64n(ph, msg_id, SEEN_ID_MAX) % SEEN_MAX);
 	size_t idlen = strnlen(msg_id, SEEN_ID_MAX);
 
 	for (int i = r->seen_head[b]; i >= 0; i = r->seen[i].next) {

@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -209,14 +210,10 @@ static bool weak(const char *identity)
 
 static uint64_t key_hash(const char *src, const char *msg_id, bool unbacked)
 {
-	uint64_t h = unbacked ? 1469598103934665603ull : 14695981039346656037ull;
+	uint64_t h = fnv64(unbacked ? 1469598103934665603ull : FNV64_BASIS, src);
 
-	for (const unsigned char *p = (const unsigned char *)src; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	h = (h ^ 0xff) * 1099511628211ull; /* a separator no UTF-8 text has */
-	for (const unsigned char *p = (const unsigned char *)msg_id; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h;
+	h = fnv64_byte(h, 0xff); /* a separator no UTF-8 text has */
+	return fnv64(h, msg_id);
 }
 
 static void dedupe_clear(struct dedupe *d)
@@ -276,11 +273,7 @@ static void dedupe_load(struct storage *st)
 
 static uint32_t src_bucket(const char *src)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *src; src++)
-		h = (h ^ (unsigned char)*src) * 16777619u;
-	return h % SENDER_BUCKETS;
+	return fnv32(FNV32_BASIS, src) % SENDER_BUCKETS;
 }
 
 static struct sender *sender_get(struct storage *st, const char *src, bool create)

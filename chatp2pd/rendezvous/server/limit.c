@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "fnv.h"
 #include "xmalloc.h"
 
 #define IP_MAX 64
@@ -39,13 +40,7 @@ struct rdv_limit {
 
 static uint32_t ip_hash(const char *ip)
 {
-	uint32_t h = 2166136261u;
-
-	for (const unsigned char *p = (const unsigned char *)ip; *p; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
-	return h;
+	return fnv32(FNV32_BASIS, ip);
 }
 
 struct rdv_limit *rdv_limit_new(int limit, double window, double block, size_t max_ips)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "xmalloc.h"
 
 #define NO_SLOT UINT32_MAX
@@ -52,13 +53,7 @@ struct rdv_store {
 
 static uint32_t ip_hash(const char *ip)
 {
-	uint32_t h = 2166136261u;
-
-	for (const unsigned char *p = (const unsigned char *)ip; *p; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
-	return h;
+	return fnv32(FNV32_BASIS, ip);
 }
 
 /* The count for ip, created at 0 if create; NULL if absent and !create. */
@@ -101,15 +96,10 @@ static void ipc_dec(struct rdv_store *s, const char *ip)
 static uint32_t key_hash(const char *ip, const char *ns, const char *name)
 {
 	const char *parts[3] = { ip, ns, name };
-	uint32_t h = 2166136261u;
+	uint32_t h = FNV32_BASIS;
 
-	for (int i = 0; i < 3; i++) {
-		const unsigned char *p = (const unsigned char *)parts[i];
-		do {
-			h ^= *p;
-			h *= 16777619u;
-		} while (*p++ != '\0');
-	}
+	for (int i = 0; i < 3; i++)
+		h = fnv32_byte(fnv32(h, parts[i]), '\0');
 	return h;
 }
 
