@@ -319,7 +319,8 @@ int ctl_handle(struct ctl_client *c, short revents)
 	return c->status;
 }
 
-int ctl_run(struct ctl_client *c, const bool *done, double timeout_s, volatile sig_atomic_t *stop)
+int ctl_run(struct ctl_client *c, const bool *done, double timeout_s, volatile sig_atomic_t *stop,
+	    int hup_fd)
 {
 	double deadline = timeout_s > 0 ? ctl_now() + timeout_s : 0;
 	sigset_t block, orig;
@@ -335,7 +336,10 @@ int ctl_run(struct ctl_client *c, const bool *done, double timeout_s, volatile s
 		sigprocmask(SIG_BLOCK, &block, &orig);
 	}
 	while (rc < 0 && c->status == EX_OK && !(done && *done)) {
-		struct pollfd pfd = { c->fd, ctl_poll_events(c), 0 };
+		struct pollfd pfd[2] = {
+			{ c->fd, ctl_poll_events(c), 0 },
+			{ hup_fd, 0, 0 }, /* no events asked: HUP and ERR come anyway; -1 is skipped */
+		};
 		struct timespec ts, *tsp = NULL;
 
 		if (stop && *stop) {
@@ -352,11 +356,13 @@ int ctl_run(struct ctl_client *c, const bool *done, double timeout_s, volatile s
 			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
 			tsp = &ts;
 		}
-		int n = ppoll(&pfd, 1, tsp, stop ? &orig : NULL);
+		int n = ppoll(pfd, 2, tsp, stop ? &orig : NULL);
 		if (n < 0 && errno != EINTR)
 			rc = fail(c, EX_UNREACHABLE, "poll: %s", strerror(errno));
+		else if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)))
+			*stop = 1; /* its reader is gone: so is our purpose */
 		else if (n > 0)
-			ctl_handle(c, pfd.revents);
+			ctl_handle(c, pfd[0].revents);
 	}
 	if (stop)
 		sigprocmask(SIG_SETMASK, &orig, NULL);
@@ -388,7 +394,7 @@ int ctl_call(struct ctl_client *c, const char *method, jval params, double timeo
 	*reply = NULL;
 	if (id < 0)
 		return c->status != EX_OK ? c->status : EX_USAGE;
-	rc = ctl_run(c, &cc.done, timeout_s, NULL);
+	rc = ctl_run(c, &cc.done, timeout_s, NULL, -1);
 	if (rc == EX_TIMEOUT) {
 		/* Forget the request: a late answer is dropped unread. */
 		for (struct ctl_pending *p = c->pending; p; p = p->next)

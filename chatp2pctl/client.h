@@ -68,9 +68,11 @@ int ctl_handle(struct ctl_client *c, short revents);
 
 /* Drive the connection alone until *done (NULL: until it fails or stop
  * is set), timeout_s passes (<= 0: no limit), or *stop becomes non-zero
- * (a signal).  Returns EX_OK (done or stopped), EX_TIMEOUT, or c->status. */
+ * (a signal).  hup_fd (-1: none; needs stop) hanging up sets *stop: a pipe
+ * whose reader closed ends "watch | head -1" at once, not at the next
+ * event.  Returns EX_OK (done or stopped), EX_TIMEOUT, or c->status. */
 int ctl_run(struct ctl_client *c, const bool *done, double timeout_s,
-	    volatile sig_atomic_t *stop);
+	    volatile sig_atomic_t *stop, int hup_fd);
 
 /* One request, its answer waited for: EX_OK with *reply (json_free it), or
  * EX_TIMEOUT / the connection's failure with c->err set. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,12 @@ bool peer_id_ok(const char *s)
 	return at && at != s && at[1] && !strchr(at + 1, '@') && !strpbrk(s, " \t\r\n");
 }
 
+/* The rule of every PEER operand; what it names is resolve_peer's part. */
+bool peer_arg_ok(const char *s)
+{
+	return peer_id_ok(s) || (s[0] && !strpbrk(s, "@ \t\r\n"));
+}
+
 bool target_ok(const char *s)
 {
 	return strcmp(s, "*") == 0 || (s[0] == '#' && s[1] && !strpbrk(s, " \t\r\n"));
@@ -69,6 +76,15 @@ bool event_class_ok(const char *s)
 	for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
 		if (strcmp(s, classes[i]) == 0)
 			return true;
+	return false;
+}
+
+bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out)
+{
+	if (fmt_parse_when(val, time(NULL), out))
+		return true;
+	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
+		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
 	return false;
 }
 
@@ -99,7 +115,10 @@ bool kstr(yajl_gen g, const char *k, const char *v)
 	return false;
 }
 
-jval params_send_id(const char *to, const char *text, bool require_ack, const char *msg_id)
+/* A send, now (require_ack) or queued (a deadline when > 0): one map, the
+ * members in the same order either way. */
+static jval send_params(const char *to, const char *text, bool queue, bool require_ack,
+			double deadline, const char *msg_id)
 {
 	yajl_gen g = jg_new();
 	bool ok;
@@ -107,21 +126,10 @@ jval params_send_id(const char *to, const char *text, bool require_ack, const ch
 	jg_map(g);
 	ok = kstr(g, "to", to);
 	ok = kstr(g, "text", text) && ok;
-	JG_KBOOL(g, "require_ack", require_ack);
-	if (msg_id)
-		JG_KSTR(g, "msg_id", msg_id);
-	return params_end(g, ok);
-}
-
-jval params_send_queued(const char *to, const char *text, double deadline, const char *msg_id)
-{
-	yajl_gen g = jg_new();
-	bool ok;
-
-	jg_map(g);
-	ok = kstr(g, "to", to);
-	ok = kstr(g, "text", text) && ok;
-	JG_KBOOL(g, "queue", true);
+	if (queue)
+		JG_KBOOL(g, "queue", true);
+	else
+		JG_KBOOL(g, "require_ack", require_ack);
 	if (msg_id)
 		JG_KSTR(g, "msg_id", msg_id);
 	if (deadline > 0) {
@@ -131,9 +139,14 @@ jval params_send_queued(const char *to, const char *text, double deadline, const
 	return params_end(g, ok);
 }
 
-jval params_send(const char *to, const char *text, bool require_ack)
+jval params_send(const char *to, const char *text, bool require_ack, const char *msg_id)
 {
-	return params_send_id(to, text, require_ack, NULL);
+	return send_params(to, text, false, require_ack, 0, msg_id);
+}
+
+jval params_send_queued(const char *to, const char *text, double deadline, const char *msg_id)
+{
+	return send_params(to, text, true, true, deadline, msg_id);
 }
 
 jval params_pub(const char *to, const char *text)
@@ -188,8 +201,6 @@ int open_or_report(struct ctl_client *c, const struct opts *o)
 	return rc;
 }
 
-/* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
- * failure reported on stderr and its exit status. */
 int client_call(struct ctl_client *c, const struct opts *o, const char *what, const char *method,
 		jval params, jval *reply)
 {
@@ -209,15 +220,8 @@ int client_call(struct ctl_client *c, const struct opts *o, const char *what, co
 	return rc;
 }
 
-bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out)
-{
-	if (fmt_parse_when(val, time(NULL), out))
-		return true;
-	usage_error(cmd, "%s takes a time: 10m, 2h, 1d (ago), today, yesterday, or "
-		    "2026-05-01[ 12:00[:00]][Z|+02:00] (no zone: local time), not '%s'", opt, val);
-	return false;
-}
-
+/* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
+ * failure reported on stderr and its exit status. */
 int one_call(const struct opts *o, const char *what, const char *method, jval params,
 		    jval *reply)
 {
@@ -230,6 +234,43 @@ int one_call(const struct opts *o, const char *what, const char *method, jval pa
 	rc = client_call(&c, o, what, method, params, reply);
 	ctl_close(&c);
 	return rc;
+}
+
+volatile sig_atomic_t follow_stop;
+
+static void on_follow_stop(int sig)
+{
+	follow_stop = sig;
+}
+
+/* watch, recv, inbox -f, history -f: one loop, so they end alike. */
+int follow_events(const struct opts *o, struct ctl_client *c, jval params, double deadline,
+		  int hup_fd)
+{
+	struct sigaction sa = { .sa_handler = on_follow_stop };
+	jval reply = NULL;
+	int rc;
+
+	follow_stop = 0; /* the shell may run them again */
+	rc = client_call(c, o, "subscribe", "subscribe", params, &reply);
+	json_free(params);
+	if (rc != EX_OK)
+		return rc;
+	json_free(reply);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* Events already queued behind the answer are dispatched first. */
+	double left = deadline > 0 ? deadline - ctl_now() : 0;
+	rc = deadline > 0 && left <= 0 ? EX_TIMEOUT : ctl_run(c, NULL, left, &follow_stop, hup_fd);
+	if (follow_stop)
+		return EX_OK;
+	if (rc == EX_TIMEOUT)
+		return rc;
+	/* The daemon went away (stopped): nothing left to follow. */
+	warnx_("%s", c->err);
+	return c->eof ? EX_UNREACHABLE : rc;
 }
 
 /* The common shape: one request, the result printed one way or the other.
@@ -489,7 +530,6 @@ done:
 	return rc;
 }
 
-
 /* "90", "90s", "10m", "2h", "1d": seconds, or -1. */
 double parse_duration(const char *s)
 {
@@ -518,7 +558,6 @@ void print_error_json(jval error)
 	print_json(stdout, error, false);
 }
 
-
 void sleep_s(double s)
 {
 	struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
@@ -526,7 +565,6 @@ void sleep_s(double s)
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
-
 
 const char *jstr_or(jval obj, const char *key, const char *dflt)
 {

@@ -59,21 +59,23 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 
 /* ---- checks of user input (exit 3 when they fail) ---------------------------- */
 bool peer_id_ok(const char *s);        /* name@namespace */
+bool peer_arg_ok(const char *s);       /* a peer id, or a name (no '@', no spaces) */
 bool target_ok(const char *s);         /* "*" or "#ns" */
 bool level_ok(const char *s);          /* debug, info, warning, warn, error */
 bool event_class_ok(const char *s);    /* message, ack, peer, registration, log, all */
 /* "90", "90s", "10m", "2h", "1d": seconds, or -1. */
 double parse_duration(const char *s);
+/* A time option (--since, --until): as fmt_parse_when reads it, or a usage
+ * error that shows the forms. */
+bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out);
 
 /* ---- request parameters ----------------------------------------------------- */
 /* Each returns a parsed object for ctl_request (json_free it), or NULL
  * when text is not valid UTF-8. */
-/* msg_id: ours (the daemon uses it), or NULL. */
+/* msg_id: ours (the daemon uses it: a client that stops waiting can still
+ * name the message), or NULL. */
+jval params_send(const char *to, const char *text, bool require_ack, const char *msg_id);
 jval params_send_queued(const char *to, const char *text, double deadline, const char *msg_id);
-jval params_send(const char *to, const char *text, bool require_ack);
-/* The same with our own msg_id (the daemon uses it): a client that stops
- * waiting can still name the message. */
-jval params_send_id(const char *to, const char *text, bool require_ack, const char *msg_id);
 jval params_pub(const char *to, const char *text);
 jval params_kv(const char *key, const char *value);   /* {key: value}, {} if value NULL */
 /* Building parameters by hand: a string member (false: not UTF-8, null
@@ -83,18 +85,23 @@ jval params_end(yajl_gen g, bool ok);
 
 /* ---- talking to the daemon ---------------------------------------------------- */
 int open_or_report(struct ctl_client *c, const struct opts *o);
-/* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
- * failure reported on stderr ("WHAT: …") and its exit status. */
 /* One request on an open client: its error, or the daemon's ("what: …"),
  * is reported; *reply is the answer only when EX_OK (else NULL).  params
  * stay the caller's. */
 int client_call(struct ctl_client *c, const struct opts *o, const char *what, const char *method,
 		jval params, jval *reply);
-/* A time option (--since, --until): as fmt_parse_when reads it, or a usage
- * error that shows the forms. */
-bool when_arg(const char *cmd, const char *opt, const char *val, time_t *out);
+/* Connect, ask, wait: EX_OK with the answer in *reply (a result), or the
+ * failure reported on stderr ("WHAT: …") and its exit status. */
 int one_call(const struct opts *o, const char *what, const char *method, jval params,
 	     jval *reply);
+/* Subscribe with params (taken; c->on_note set), then dispatch events
+ * until stopped: SIGINT, SIGTERM, SIGHUP, or follow_stop set by on_note
+ * (or by hup_fd hanging up, -1: none, as ctl_run).  deadline: ctl_now()
+ * to give up at (0: never).  EX_OK when stopped, EX_TIMEOUT at the
+ * deadline, else the failure, reported. */
+extern volatile sig_atomic_t follow_stop;
+int follow_events(const struct opts *o, struct ctl_client *c, jval params, double deadline,
+		  int hup_fd);
 /* One request (params taken), its result printed by human or as JSON. */
 int simple(const struct opts *o, const char *method, jval params,
 	   void (*human)(FILE *f, jval result));

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,13 +109,6 @@ static void out_inbox_json(jval r, time_t until)
 	jg_free(g);
 }
 
-static volatile sig_atomic_t follow_stop;
-
-static void on_follow_stop(int sig)
-{
-	follow_stop = sig;
-}
-
 struct follow {
 	const struct opts *o;
 	const char *from;      /* messages from this peer only (NULL: any) */
@@ -125,7 +117,6 @@ struct follow {
 	void (*row)(const struct opts *o, struct table *t, jval m);
 	size_t ncols;
 	const char *const *hdr;
-	bool failed;
 };
 
 static void on_follow_note(void *ctx, jval note)
@@ -154,10 +145,8 @@ static void on_follow_note(void *ctx, jval note)
 		table_free(t);
 		out_style = saved;
 	}
-	if (fflush(stdout) != 0) {
-		fl->failed = true;
+	if (fflush(stdout) != 0)
 		follow_stop = 1;
-	}
 }
 
 /* inbox -f, history -f: the new messages as they are stored, until
@@ -165,30 +154,35 @@ static void on_follow_note(void *ctx, jval note)
 static int follow(struct ctl_client *c, struct follow fl)
 {
 	static const char subs[] = "{\"events\":[\"message\"]}";
-	const struct opts *o = fl.o;
-	struct sigaction sa = { .sa_handler = on_follow_stop };
 	char err[64];
-	jval reply = NULL;
-	int rc;
 
-	follow_stop = 0;
 	c->on_note = on_follow_note;
 	c->note_ctx = &fl;
-	jval params = json_parse(subs, strlen(subs), err, sizeof err);
-	rc = client_call(c, o, "subscribe", "subscribe", params, &reply);
-	json_free(params);
-	if (rc != EX_OK)
-		return rc;
-	json_free(reply);
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	rc = ctl_run(c, NULL, 0, &follow_stop);
-	if (follow_stop || fl.failed)
-		return EX_OK;
-	warnx_("%s", c->err);
-	return c->eof ? EX_UNREACHABLE : rc;
+	return follow_events(fl.o, c, json_parse(subs, strlen(subs), err, sizeof err), 0, -1);
+}
+
+/* An inbox id as typed (inbox --delete, read): 1 or more. */
+static bool inbox_id(const char *s, long long *id)
+{
+	char *end;
+
+	errno = 0;
+	*id = strtoll(s, &end, 10);
+	return !(errno || *end || end == s || *id < 1);
+}
+
+/* inbox --limit, history -n: a count of messages, 1..10000. */
+static bool count_arg(const char *cmd, const char *opt, const char *val, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(val, &end, 10);
+	if (errno || *end || end == val || *out < 1 || *out > 10000) {
+		usage_error(cmd, "%s needs a count (1..10000), not '%s'", opt, val);
+		return false;
+	}
+	return true;
 }
 
 /* inbox --delete ID...: those messages gone from the inbox (exit 1 if one
@@ -206,10 +200,8 @@ static int inbox_delete(const struct opts *o, int n, char **ids, const char *cmd
 	jg_str(g, "ids");
 	jg_arr(g);
 	for (int i = 0; i < n; i++) {
-		char *end;
-		errno = 0;
-		long long id = strtoll(ids[i], &end, 10);
-		if (errno || *end || end == ids[i] || id < 1) {
+		long long id;
+		if (!inbox_id(ids[i], &id)) {
 			jg_free(g);
 			return usage_error(cmd, "'%s' is not an inbox id", ids[i]);
 		}
@@ -256,7 +248,6 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 
 	reset_getopt();
 	while ((ch = cmd_getopt(argc, argv, "ufs:n:", lo)) != -1) {
-		char *end;
 		switch (ch) {
 		case '?':
 			return EX_USAGE;
@@ -264,8 +255,7 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 			unread = true;
 			break;
 		case 'F':
-			if (optarg[0] == '\0' || strpbrk(optarg, " \t\r\n") ||
-			    (strchr(optarg, '@') && !peer_id_ok(optarg)))
+			if (!peer_arg_ok(optarg))
 				return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name",
 						   optarg);
 			from = optarg;
@@ -288,10 +278,8 @@ int c_inbox(const struct opts *o, int argc, char **argv)
 			del = true;
 			break;
 		case 'n':
-			errno = 0;
-			limit = strtoll(optarg, &end, 10);
-			if (errno || *end || end == optarg || limit < 1 || limit > 10000)
-				return usage_error(argv[0], "--limit needs a count (1..10000), not '%s'", optarg);
+			if (!count_arg(argv[0], "--limit", optarg, &limit))
+				return EX_USAGE;
 			break;
 		}
 	}
@@ -367,15 +355,15 @@ static bool inbox_has(struct ctl_client *c, double timeout, long long id)
 	return found;
 }
 
-static int read_one(struct ctl_client *c, const struct opts *o, const char *key, long long id,
-		    jval *last)
+/* Mark inbox id read (0: every message); *last: the answer. */
+static int read_one(struct ctl_client *c, const struct opts *o, long long id, jval *last)
 {
 	char params_s[64], err[64];
 	jval reply = NULL;
 	int rc;
 
 	if (id > 0)
-		snprintf(params_s, sizeof params_s, "{\"%s\":%lld}", key, id);
+		snprintf(params_s, sizeof params_s, "{\"id\":%lld}", id);
 	else
 		snprintf(params_s, sizeof params_s, "{\"all\":true}");
 	jval params = json_parse(params_s, strlen(params_s), err, sizeof err);
@@ -422,10 +410,8 @@ int c_read(const struct opts *o, int argc, char **argv)
 	if (all && from)
 		return usage_error(argv[0], "--all or --from, not both");
 	for (int i = optind; i < argc; i++) {
-		char *end;
-		errno = 0;
-		long long id = strtoll(argv[i], &end, 10);
-		if (errno || *end || end == argv[i] || id < 1)
+		long long id;
+		if (!inbox_id(argv[i], &id))
 			return usage_error(argv[0], "'%s' is not an inbox id", argv[i]);
 	}
 
@@ -436,7 +422,7 @@ int c_read(const struct opts *o, int argc, char **argv)
 	if ((rc = open_or_report(&c, o)) != EX_OK)
 		return rc;
 	if (all) {
-		rc = read_one(&c, o, "id", 0, &last);
+		rc = read_one(&c, o, 0, &last);
 		marked = jint_or(ctl_result(last), "marked", 0);
 	} else if (from) {
 		/* Every unread message from PEER, by id. */
@@ -452,7 +438,7 @@ int c_read(const struct opts *o, int argc, char **argv)
 			json_free(params);
 			jval list = json_get(ctl_result(reply), "messages");
 			for (size_t i = 0; rc == EX_OK && i < json_arr_len(list); i++) {
-				rc = read_one(&c, o, "id", jint_or(json_arr_at(list, i), "id", 0), &last);
+				rc = read_one(&c, o, jint_or(json_arr_at(list, i), "id", 0), &last);
 				marked += jint_or(ctl_result(last), "marked", 0);
 			}
 			unread_now = jint_or(ctl_result(reply), "unread", 0);
@@ -460,7 +446,7 @@ int c_read(const struct opts *o, int argc, char **argv)
 		}
 	} else {
 		for (int i = optind; rc == EX_OK && i < argc; i++) {
-			rc = read_one(&c, o, "id", strtoll(argv[i], NULL, 10), &last);
+			rc = read_one(&c, o, strtoll(argv[i], NULL, 10), &last);
 			marked += jint_or(ctl_result(last), "marked", 0);
 		}
 	}
@@ -521,7 +507,6 @@ int c_history(const struct opts *o, int argc, char **argv)
 
 	reset_getopt();
 	while ((ch = cmd_getopt(argc, argv, "n:f", lo)) != -1) {
-		char *end;
 		switch (ch) {
 		case '?':
 			return EX_USAGE;
@@ -537,10 +522,8 @@ int c_history(const struct opts *o, int argc, char **argv)
 				return EX_USAGE;
 			break;
 		default:
-			errno = 0;
-			limit = strtoll(optarg, &end, 10);
-			if (errno || *end || end == optarg || limit < 1 || limit > 10000)
-				return usage_error(argv[0], "-n needs a count (1..10000), not '%s'", optarg);
+			if (!count_arg(argv[0], "-n", optarg, &limit))
+				return EX_USAGE;
 		}
 	}
 	if (optind >= argc)
@@ -549,7 +532,7 @@ int c_history(const struct opts *o, int argc, char **argv)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
 	const char *typed = argv[optind];
 	bool target = target_ok(typed);
-	if (!target && !peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+	if (!target && !peer_arg_ok(typed))
 		return usage_error(argv[0], "'%s' is not a peer id, a name, '*' or #namespace", typed);
 	/* With --since, ask for more than -n: the time filter is applied here. */
 	long long ask = since || until ? 10000 : limit;

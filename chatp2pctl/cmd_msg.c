@@ -76,7 +76,7 @@ int c_send(const struct opts *o, int argc, char **argv)
 	if (optind >= argc)
 		return usage_error(argv[0], "missing PEER");
 	const char *typed = argv[optind];
-	if (!peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+	if (!peer_arg_ok(typed))
 		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
 	char *text = text_arg(argv[0], argc - optind - 1, argv + optind + 1);
 	if (text == NULL)
@@ -97,7 +97,7 @@ int c_send(const struct opts *o, int argc, char **argv)
 	}
 	/* Our own msg_id: if we stop waiting first, we can still name it. */
 	msgid_new(msg_id);
-	jval params = queue ? params_send_queued(to, text, deadline, msg_id) : params_send_id(to, text, ack, msg_id);
+	jval params = queue ? params_send_queued(to, text, deadline, msg_id) : params_send(to, text, ack, msg_id);
 	free(text);
 	if (params == NULL) {
 		ctl_close(&c);
@@ -272,7 +272,7 @@ int c_ping(const struct opts *o, int argc, char **argv)
 	if (argc - optind > 1)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
 	const char *typed = argv[optind];
-	if (!peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+	if (!peer_arg_ok(typed))
 		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
 
 	struct ctl_client c;

@@ -129,7 +129,7 @@ int c_shutdown(const struct opts *o, int argc, char **argv)
 		else
 			puts("node stopping");
 		/* The daemon closes every controller as its very last act. */
-		if (wait && ctl_run(&c, NULL, o->timeout, NULL) == EX_TIMEOUT) {
+		if (wait && ctl_run(&c, NULL, o->timeout, NULL, -1) == EX_TIMEOUT) {
 			warnx_("the daemon did not stop within %g s", o->timeout);
 			rc = EX_TIMEOUT;
 		}

@@ -56,22 +56,19 @@ int c_rtt(const struct opts *o, int argc, char **argv)
 	return rc != EX_OK ? rc : simple(o, "rtt", NULL, out_rtt);
 }
 
-/* "90", "90s", "10m", "2h", "1d": seconds, or -1. */
-
 int c_reconnect(const struct opts *o, int argc, char **argv)
 {
 	argc = strip_dashdash(argc, argv);
-	int i = 1;
 	char peer[300];
 	struct ctl_client c;
 	jval reply = NULL;
 	char msg[600];
 	int rc;
 
-	if (argc > i + 1)
-		return usage_error(argv[0], "unexpected argument '%s'", argv[i + 1]);
-	const char *typed = argc > i ? argv[i] : NULL;
-	if (typed && !peer_id_ok(typed) && (typed[0] == '\0' || strpbrk(typed, "@ \t\r\n")))
+	if (argc > 2)
+		return usage_error(argv[0], "unexpected argument '%s'", argv[2]);
+	const char *typed = argc > 1 ? argv[1] : NULL;
+	if (typed && !peer_arg_ok(typed))
 		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", typed);
 	if ((rc = open_or_report(&c, o)) != EX_OK)
 		return rc;
@@ -106,22 +103,6 @@ int c_reconnect(const struct opts *o, int argc, char **argv)
 	json_free(reply);
 	ctl_close(&c);
 	return rc;
-}
-
-
-static void out_discover(FILE *f, jval r)
-{
-	out_rendezvous(f, "discover", r);
-}
-
-static void out_register(FILE *f, jval r)
-{
-	out_rendezvous(f, "registered", r);
-}
-
-static void out_unregister(FILE *f, jval r)
-{
-	out_rendezvous(f, "unregistered", r);
 }
 
 int c_discover(const struct opts *o, int argc, char **argv)

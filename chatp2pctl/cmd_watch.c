@@ -8,8 +8,6 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,13 +16,6 @@
 #include "ctlproto.h"
 #include "fmt.h"
 #include "output.h"
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_stop(int sig)
-{
-	stop_flag = sig;
-}
 
 struct watch {
 	bool json;
@@ -157,7 +148,7 @@ static void on_watch_note(void *ctx, jval note)
 		if (strcmp(m, "event") != 0 || type == NULL ||
 		    (strcmp(type, "message") != 0 && strcmp(type, "pub") != 0))
 			return;
-		if (w->from && strcmp(w->from, json_get_str(p, "from") ? json_get_str(p, "from") : "") != 0)
+		if (w->from && strcmp(w->from, jstr_or(p, "from", "")) != 0)
 			return;
 	}
 	if ((w->since || w->until) && strcmp(m, "event") == 0) {
@@ -166,7 +157,7 @@ static void on_watch_note(void *ctx, jval note)
 			return;
 		if (t != (time_t)-1 && w->until && t > w->until) {
 			w->past_until = true;
-			stop_flag = 1;
+			follow_stop = 1;
 			return;
 		}
 	}
@@ -187,99 +178,20 @@ static void on_watch_note(void *ctx, jval note)
 	/* Each event is a line someone is waiting for (| jq, | grep). */
 	if (fflush(stdout) != 0) {
 		w->out_failed = true; /* the reader is gone: so is our purpose */
-		stop_flag = 1;
+		follow_stop = 1;
 	}
 	if (w->count > 0 && w->shown >= w->count)
-		stop_flag = 1;
+		follow_stop = 1;
 }
 
-/* The event loop of watch and recv, which also ends when its reader goes
- * away: standard output is polled for POLLHUP/POLLERR (a pipe whose reader
- * closed), so "watch | head -1" ends at once, not at the next event.
- * deadline: ctl_now() to give up at (0: never); EX_TIMEOUT then. */
-static int watch_run(struct ctl_client *c, volatile sig_atomic_t *stop, double deadline)
-{
-	sigset_t block, orig;
-	int rc = EX_OK;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &orig);
-	while (c->status == EX_OK && !*stop) {
-		struct pollfd pfd[2] = {
-			{ c->fd, ctl_poll_events(c), 0 },
-			{ STDOUT_FILENO, 0, 0 }, /* no events asked: HUP and ERR come anyway */
-		};
-		struct timespec ts, *tsp = NULL;
-		if (deadline > 0) {
-			double left = deadline - ctl_now();
-			if (left <= 0) {
-				rc = EX_TIMEOUT;
-				break;
-			}
-			ts.tv_sec = (time_t)left;
-			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-			tsp = &ts;
-		}
-		int n = ppoll(pfd, 2, tsp, &orig);
-		if (n < 0 && errno != EINTR) {
-			rc = EX_UNREACHABLE;
-			break;
-		}
-		if (n <= 0)
-			continue;
-		if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-			*stop = 1;
-			break;
-		}
-		if (pfd[0].revents)
-			ctl_handle(c, pfd[0].revents);
-	}
-	sigprocmask(SIG_SETMASK, &orig, NULL);
-	return c->status != EX_OK ? c->status : rc;
-}
-
-/* Subscribe with params (taken), then show events until done.  EX_OK when
- * stopped (a signal, --count, --until, the reader gone), EX_TIMEOUT at the
- * deadline, else the connection's failure. */
+/* Events shown by on_watch_note; standard output is watched too, so
+ * "watch | head -1" ends when its reader does, not at the next event. */
 static int stream(const struct opts *o, struct ctl_client *c, struct watch *w, jval params,
 		  double deadline)
 {
-	jval reply = NULL;
-	char msg[600];
-	int rc;
-
 	c->on_note = on_watch_note;
 	c->note_ctx = w;
-	rc = ctl_call(c, "subscribe", params, o->timeout, &reply);
-	json_free(params);
-	if (rc != EX_OK) {
-		warnx_("%s", c->err);
-		return rc;
-	}
-	if ((rc = ctl_reply_status(reply, msg, sizeof msg)) != EX_OK) {
-		warnx_("subscribe: %s", msg);
-		json_free(reply);
-		return rc;
-	}
-	json_free(reply);
-
-	struct sigaction sa = { .sa_handler = on_stop };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	/* Events already queued behind the answer are dispatched first. */
-	rc = watch_run(c, &stop_flag, deadline);
-	if (w->out_failed || stop_flag)
-		return EX_OK;
-	if (rc == EX_TIMEOUT)
-		return rc;
-	/* The daemon went away (stopped): nothing left to watch. */
-	warnx_("%s", c->err);
-	return c->eof ? EX_UNREACHABLE : rc;
+	return follow_events(o, c, params, deadline, STDOUT_FILENO);
 }
 
 int c_watch(const struct opts *o, int argc, char **argv)
@@ -300,7 +212,6 @@ int c_watch(const struct opts *o, int argc, char **argv)
 	int ch, rc;
 
 	reset_getopt();
-	stop_flag = 0; /* the shell may run watch again */
 	while ((ch = cmd_getopt(argc, argv, "l:r:n:", lo)) != -1) {
 		char *end;
 		if (ch == '?')
@@ -418,7 +329,6 @@ int c_recv(const struct opts *o, int argc, char **argv)
 	int ch, rc;
 
 	reset_getopt();
-	stop_flag = 0;
 	while ((ch = cmd_getopt(argc, argv, "f:n:", lo)) != -1) {
 		char *end;
 		if (ch == '?')
@@ -434,8 +344,7 @@ int c_recv(const struct opts *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
-	if (from && (from[0] == '\0' || strpbrk(from, " \t\r\n") ||
-		     (strchr(from, '@') && !peer_id_ok(from))))
+	if (from && !peer_arg_ok(from))
 		return usage_error(argv[0], "'%s' is not a peer id (name@namespace) or name", from);
 
 	struct ctl_client c;

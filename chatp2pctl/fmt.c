@@ -99,14 +99,16 @@ size_t fmt_width(const char *s)
 	return w;
 }
 
-static long long days_from_civil(long long y, unsigned m, unsigned d)
+/* A UTC date and time as seconds since the epoch: both parsers' end. */
+static time_t utc_time(long long y, unsigned m, unsigned d, int h, int mi, int s)
 {
 	y -= m <= 2;
 	long long era = (y >= 0 ? y : y - 399) / 400;
 	unsigned yoe = (unsigned)(y - era * 400);
 	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
 	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long long)doe - 719468;
+	long long days = era * 146097 + (long long)doe - 719468;
+	return (time_t)(days * 86400 + h * 3600 + mi * 60 + s);
 }
 
 time_t fmt_parse_iso(const char *iso)
@@ -116,7 +118,7 @@ time_t fmt_parse_iso(const char *iso)
 	if (iso == NULL || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6 ||
 	    mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 		return (time_t)-1;
-	return (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s);
+	return utc_time(y, (unsigned)mo, (unsigned)d, h, mi, s);
 }
 
 const char *fmt_local_iso(time_t t, char *buf, size_t len)
@@ -285,8 +287,7 @@ bool fmt_parse_when(const char *s, time_t now, time_t *out)
 	}
 	if (*p != '\0')
 		return false;
-	*out = (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec) -
-	       (time_t)off;
+	*out = utc_time(y, (unsigned)mo, (unsigned)d, h, mi, sec) - (time_t)off;
 	return true;
 }
 

@@ -680,6 +680,22 @@ void out_rendezvous(FILE *f, const char *what, jval r)
 	table_free(t);
 }
 
+/* The command and the shell's /command print alike. */
+void out_discover(FILE *f, jval r)
+{
+	out_rendezvous(f, "discover", r);
+}
+
+void out_register(FILE *f, jval r)
+{
+	out_rendezvous(f, "registered", r);
+}
+
+void out_unregister(FILE *f, jval r)
+{
+	out_rendezvous(f, "unregistered", r);
+}
+
 void out_methods(FILE *f, jval r)
 {
 	static const char *const hdr[] = { "METHOD", "DESCRIPTION" };

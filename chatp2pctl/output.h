@@ -81,7 +81,11 @@ void out_peers(FILE *f, jval r);
 void out_conn(FILE *f, jval r);
 void out_rtt(FILE *f, jval r);
 void out_reconnect(FILE *f, jval r);
+/* what: "discover: ok", "registered: ttl …", or the registered peers. */
 void out_rendezvous(FILE *f, const char *what, jval r);
+void out_discover(FILE *f, jval r);
+void out_register(FILE *f, jval r);
+void out_unregister(FILE *f, jval r);
 void out_methods(FILE *f, jval r);
 
 /* ---- events -------------------------------------------------------------- */

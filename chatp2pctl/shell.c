@@ -458,7 +458,7 @@ static bool resolve(struct shell *sh, const char *typed, char *out, size_t len)
 
 static void send_to(struct shell *sh, const char *peer, const char *text)
 {
-	jval params = params_send(peer, text, true);
+	jval params = params_send(peer, text, true, NULL);
 
 	if (params == NULL) {
 		fail(sh, EX_USAGE, "the text is not valid UTF-8");
@@ -582,34 +582,19 @@ static void s_log(struct shell *sh, const char *a)
 	}
 }
 
-static void print_discover(FILE *f, jval r)
-{
-	out_rendezvous(f, "discover", r);
-}
-
-static void print_register(FILE *f, jval r)
-{
-	out_rendezvous(f, "registered", r);
-}
-
-static void print_unregister(FILE *f, jval r)
-{
-	out_rendezvous(f, "unregistered", r);
-}
-
 static void s_discover(struct shell *sh, const char *a)
 {
-	request(sh, R_PRINT, "discover", "discover", NULL, print_discover);
+	request(sh, R_PRINT, "discover", "discover", NULL, out_discover);
 }
 
 static void s_register(struct shell *sh, const char *a)
 {
-	request(sh, R_PRINT, "register", "register", NULL, print_register);
+	request(sh, R_PRINT, "register", "register", NULL, out_register);
 }
 
 static void s_unregister(struct shell *sh, const char *a)
 {
-	request(sh, R_PRINT, "unregister", "unregister", NULL, print_unregister);
+	request(sh, R_PRINT, "unregister", "unregister", NULL, out_unregister);
 }
 
 static void s_quit(struct shell *sh, const char *a)
