@@ -879,6 +879,25 @@ static bool over_bounds(const struct storage *st)
 	       (st->max_bytes > 0 && st->bytes > st->max_bytes);
 }
 
+/* Once over a bound, retention trims to 1/64 under it: a full inbox then
+ * loses its oldest rows in runs of pages, not a row or two per commit,
+ * which rewrote the leftmost leaf, its parent and the freelist page at
+ * every commit (measured: 10.5 -> 6.3 log pages per commit of 63 rows).
+ * Small bounds (under 4,096 messages, 4 MiB) are kept exactly. */
+#define SLACK_DIV 64
+
+static bool above_target(const struct storage *st, long count, double bytes)
+{
+	long m = st->max_messages;
+	double b = st->max_bytes;
+
+	if (m >= 64 * SLACK_DIV)
+		m -= m / SLACK_DIV;
+	if (b >= 64.0 * SLACK_DIV * 1024)
+		b -= b / SLACK_DIV;
+	return (st->max_messages > 0 && count > m) || (st->max_bytes > 0 && bytes > b);
+}
+
 /* How far a sender with count messages of bytes is over its share of
  * the bounds (> 1: over). */
 static double share_of(const struct storage *st, long count, double bytes)
@@ -925,8 +944,7 @@ static long evict(struct storage *st, struct sender *s, long budget)
 		long count = st->count - k;
 		double total = st->bytes - bytes;
 		if (h->id == st->max_id ||
-		    !((st->max_messages > 0 && count > st->max_messages) ||
-		      (st->max_bytes > 0 && total > st->max_bytes)) ||
+		    !above_target(st, count, total) ||
 		    share_of(st, s->count - k, s->bytes - bytes) <= 1)
 			break;
 		bytes += h->len;
@@ -971,8 +989,7 @@ static void trim_oldest(struct storage *st, long budget)
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
 	while (n < budget && n < st->count - 1 &&
-	       ((st->max_messages > 0 && st->count - n > st->max_messages) ||
-		(st->max_bytes > 0 && st->bytes - bytes > st->max_bytes)) &&
+	       above_target(st, st->count - n, st->bytes - bytes) &&
 	       sqlite3_step(s) == SQLITE_ROW) {
 		struct sender *x = sender_get(st, (const char *)sqlite3_column_text(s, 3), false);
 		last = sqlite3_column_int64(s, 0);

@@ -206,6 +206,67 @@ static void test_list_filters_and_read(void **state)
 	storage_close(st);
 }
 
+/* A big bound, once passed, is trimmed to 1/64 under it: a run of rows
+ * per trim, not one per commit.  Never over the bound after a commit,
+ * never under bound - bound/64 once full, the oldest first. */
+static void test_retention_trims_big_bounds_in_runs(void **state)
+{
+	struct fx *f = *state;
+	enum { BOUND = 6400, LOW = BOUND - BOUND / 64 };
+	char id[16];
+	int next = 0;
+
+	f->cfg.storage.inbox_max_messages = BOUND;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	for (; next < BOUND + 1; next++) {
+		snprintf(id, sizeof id, "m%d", next);
+		add(st, "alice@CIC", id, "0123456789", NULL);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), LOW);
+	/* Under the bound again: nothing more goes until it is passed. */
+	for (int round = 0; round < 400; round++) {
+		for (int i = 0; i < 50; i++, next++) {
+			snprintf(id, sizeof id, "m%d", next);
+			add(st, "alice@CIC", id, "0123456789", NULL);
+		}
+		storage_flush(st);
+		long n = storage_inbox_count(st);
+		assert_true(n <= BOUND);
+		assert_true(n >= LOW);
+	}
+	struct inbox_filter oldest = { .since_given = true, .limit = 1 };
+	struct collected c = { .n = 0 };
+	storage_inbox_list(st, &oldest, collect, &c);
+	assert_int_equal(c.n, 1);
+	/* What is left is the newest: ids are given in order from 1. */
+	assert_int_equal(c.ids[0], next - storage_inbox_count(st) + 1);
+	storage_close(st);
+}
+
+/* The bytes bound the same way: 4 MiB of 4 KiB texts is 1,024; one more,
+ * and it is trimmed to 4 MiB - 64 KiB, 1,008 texts. */
+static void test_retention_trims_big_byte_bounds_in_runs(void **state)
+{
+	struct fx *f = *state;
+	static char big[4097];
+	char id[16];
+
+	memset(big, 'b', 4096);
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 4194304;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	for (int next = 0; next < 1025; next++) {
+		snprintf(id, sizeof id, "m%d", next);
+		add(st, "alice@CIC", id, big, NULL);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 1008);
+	storage_close(st);
+}
+
 static void test_retention_count_and_bytes(void **state)
 {
 	struct fx *f = *state;
@@ -603,6 +664,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_by_identity_strength, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_trims_big_bounds_in_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_trims_big_byte_bounds_in_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_fair_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_window, setup, teardown),
