@@ -19,7 +19,7 @@ for a in "$@"; do
 done
 "$top/scripts/deps.sh"
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCHATP2P_TESTS=ON >/dev/null
-cmake --build "$build" -j "$(nproc)" --target chatp2pd chatp2pctl chatp2p-loadgen >/dev/null
+cmake --build "$build" -j "$(nproc)" --target chatp2pd chatp2pctl chatp2p-loadgen chatp2p-sqlite-floor >/dev/null
 # 1,000 idle connections and a namespace of 1,000 peers need descriptors on
 # both ends: the node and the load generator inherit this.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
