@@ -85,8 +85,9 @@ static int try_open(struct regdb *r, char *err, size_t errlen)
 			 SCHEMA_VERSION);
 		return -1;
 	}
-	if (!sql_check_and_migrate(r->db, ver, migrations, SCHEMA_VERSION, err, errlen))
-		return 0;
+	rc = sql_check_and_migrate(r->db, ver, migrations, SCHEMA_VERSION, err, errlen);
+	if (rc != 1)
+		return rc;
 	for (int i = 0; i < S__COUNT; i++)
 		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i],
 				       NULL) != SQLITE_OK) {

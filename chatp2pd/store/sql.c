@@ -95,14 +95,17 @@ int sql_check_and_migrate(sqlite3 *db, long long from, const char *const *migrat
 	sqlite3_finalize(qc);
 	for (int i = (int)from; i < to; i++) {
 		char sql[64];
-		if (sql_exec(db, "BEGIN", err, errlen) != 0 ||
-		    sql_exec(db, migrations[i], err, errlen) != 0) {
-			sql_exec(db, "ROLLBACK", NULL, 0);
-			return 0;
-		}
 		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", i + 1);
-		if (sql_exec(db, sql, err, errlen) != 0 || sql_exec(db, "COMMIT", err, errlen) != 0)
-			return 0;
+		if (sql_exec(db, "BEGIN", err, errlen) != 0 ||
+		    sql_exec(db, migrations[i], err, errlen) != 0 ||
+		    sql_exec(db, sql, err, errlen) != 0 || sql_exec(db, "COMMIT", err, errlen) != 0) {
+			int ec = sqlite3_errcode(db);
+			sql_exec(db, "ROLLBACK", NULL, 0);
+			/* A migration that copies a table needs room: a full disk
+			 * (or any other failure of the disk) leaves the file as it
+			 * was, not damaged. */
+			return ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB ? 0 : -1;
+		}
 	}
 	return 1;
 }

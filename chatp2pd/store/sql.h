@@ -23,7 +23,8 @@ int sql_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 int sql_int(sqlite3 *db, const char *sql, long long *out);
 /* PRAGMA quick_check (a truncated or overwritten file fails it), then
  * migrations[from .. to-1], each in a transaction of its own that also sets
- * PRAGMA user_version.  1 ok, 0 damaged or a migration failed (err). */
+ * PRAGMA user_version.  1 ok, 0 damaged, -1 a migration could not be
+ * written (a full disk: the file is left as it was) (err). */
 int sql_check_and_migrate(sqlite3 *db, long long from, const char *const *migrations, int to,
 			  char *err, size_t errlen);
 

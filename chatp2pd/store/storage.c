@@ -77,7 +77,37 @@ static const char *const migrations[] = {
 	"ALTER TABLE inbox ADD COLUMN dst_mismatch INTEGER NOT NULL DEFAULT 0;",
 	/* 3 -> 4 (issue 17, §5.3): the key the sender's connection proved. */
 	"ALTER TABLE inbox ADD COLUMN fingerprint TEXT;",
+	/* 4 -> 5 (issue 18): kind, read and the two mismatches as bits of one
+	 * integer (INBOX_*).  Every column costs each message a bind, a copy
+	 * and its place in the record: as one, SQLite's insert of a row costs
+	 * about 15 % less (chatp2p-sqlite-floor, 11 columns against 9), the
+	 * storage's whole path 7 % less.  Copied in id order: ids, and so age,
+	 * are kept. */
+	"CREATE TABLE inbox5("
+	"  id INTEGER PRIMARY KEY,"
+	"  src TEXT NOT NULL,"
+	"  dst TEXT,"
+	"  msg_id TEXT NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  at REAL NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  identity TEXT,"
+	"  fingerprint TEXT);"
+	"INSERT INTO inbox5(id, src, dst, msg_id, text, at, flags, identity, fingerprint) "
+	"  SELECT id, src, dst, msg_id, text, at,"
+	"    (read != 0) | ((kind = 'pub') << 1) | ((src_mismatch != 0) << 2) | ((dst_mismatch != 0) << 3),"
+	"    identity, fingerprint FROM inbox ORDER BY id;"
+	"DROP TABLE inbox;"
+	"ALTER TABLE inbox5 RENAME TO inbox;",
 };
+/* inbox.flags */
+#define INBOX_READ 1
+#define INBOX_PUB 2
+#define INBOX_SRC_MISMATCH 4
+#define INBOX_DST_MISMATCH 8
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define UNREAD "(flags & " STR(INBOX_READ) ") = 0"
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
 enum stmt_id {
@@ -92,8 +122,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_MARK_ONE] = "UPDATE inbox SET read = 1 WHERE id = ? AND read = 0",
-	[S_MARK_ALL] = "UPDATE inbox SET read = 1 WHERE read = 0",
+	[S_MARK_ONE] = "UPDATE inbox SET flags = flags | " STR(INBOX_READ) " WHERE id = ? AND " UNREAD,
+	[S_MARK_ALL] = "UPDATE inbox SET flags = flags | " STR(INBOX_READ) " WHERE " UNREAD,
 	[S_OUT_ADD] = "INSERT INTO outbox(msg_id, dst, text, created, deadline, attempts) "
 		      "VALUES(?, ?, ?, ?, ?, ?)",
 	[S_OUT_ATTEMPT] = "UPDATE outbox SET attempts = ? WHERE id = ?",
@@ -105,9 +135,9 @@ static const char *const stmt_sql[S__COUNT] = {
 /* The rows of a loop iteration are inserted at its end, INBOX_ROWS_MAX
  * to a statement: a statement per row cost more than its row. */
 #define INBOX_ROWS_MAX 32
-#define INBOX_COLS 11
-#define INBOX_INSERT "INSERT INTO inbox(id, kind, src, dst, msg_id, text, at, src_mismatch, " \
-	"identity, dst_mismatch, fingerprint) VALUES"
+#define INBOX_COLS 9
+#define INBOX_INSERT "INSERT INTO inbox(id, src, dst, msg_id, text, at, flags, identity, " \
+	"fingerprint) VALUES"
 #define NO_STR UINT32_MAX
 
 /* A row waiting for the end of the iteration: its strings in st->arena. */
@@ -370,7 +400,7 @@ static void senders_load(struct storage *st)
 		free(x);
 	}
 	st->max_id = 0;
-	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)), read FROM inbox "
+	if (sqlite3_prepare_v2(st->db, "SELECT id, src, length(CAST(text AS BLOB)), flags & " STR(INBOX_READ) " FROM inbox "
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -551,8 +581,9 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 	}
 	/* A cheap structural check (a truncated or overwritten file fails it),
 	 * then the migrations. */
-	if (!sql_check_and_migrate(st->db, ver, migrations, SCHEMA_VERSION, err, errlen))
-		return 0;
+	rc = sql_check_and_migrate(st->db, ver, migrations, SCHEMA_VERSION, err, errlen);
+	if (rc != 1)
+		return rc;
 	if (ver < SCHEMA_VERSION)
 		log_info(MOD, "%s: schema version %lld -> %d", st->path, ver, SCHEMA_VERSION);
 	for (int i = 0; i < S__COUNT; i++)
@@ -566,7 +597,7 @@ static int try_open(struct storage *st, char *err, size_t errlen)
 		return 0;
 	}
 	st->count = (long)v;
-	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE " UNREAD, &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	dedupe_load(st);
@@ -867,7 +898,7 @@ static void recount(struct storage *st)
 
 	if (sql_int(st->db, "SELECT count(*) FROM inbox", &v) == 0)
 		st->count = (long)v;
-	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE read = 0", &v) == 0)
+	if (sql_int(st->db, "SELECT count(*) FROM inbox WHERE " UNREAD, &v) == 0)
 		st->unread = (long)v;
 	st->bytes = double_query(st->db, "SELECT total(length(CAST(text AS BLOB))) FROM inbox");
 	senders_load(st);
@@ -985,7 +1016,7 @@ static void trim_oldest(struct storage *st, long budget)
 	double bytes = 0;
 	sqlite3_int64 last = 0;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), read, src FROM inbox "
+	if (sqlite3_prepare_v2(st->db, "SELECT id, length(CAST(text AS BLOB)), flags & " STR(INBOX_READ) ", src FROM inbox "
 				       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return;
 	while (n < budget && n < st->count - 1 &&
@@ -1114,8 +1145,9 @@ static sqlite3_stmt *insert_stmt(struct storage *st, int n)
 		return st->ins[n];
 	len = (size_t)snprintf(sql, sizeof sql, "%s", INBOX_INSERT);
 	for (int r = 0; r < n; r++)
-		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?)",
-					r ? "," : "");
+		for (int c = 0; c < INBOX_COLS; c++)
+			len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%s",
+						c ? "," : r ? ",(" : "(", c == INBOX_COLS - 1 ? ")" : "");
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->ins[n], NULL) !=
 	    SQLITE_OK) {
 		snprintf(st->last_write_err, sizeof st->last_write_err, "%s", sqlite3_errmsg(st->db));
@@ -1144,16 +1176,16 @@ static void pend_write(struct storage *st)
 			const struct pend_row *p = &st->pend[i];
 			int b = r * INBOX_COLS;
 			sqlite3_bind_int64(s, b + 1, p->id);
-			bind_text(s, b + 2, p->pub ? "pub" : "message");
-			bind_arena(st, s, b + 3, p->src);
-			bind_arena(st, s, b + 4, p->dst);
-			bind_arena(st, s, b + 5, p->msg_id);
-			bind_arena(st, s, b + 6, p->text);
-			sqlite3_bind_double(s, b + 7, p->at);
-			sqlite3_bind_int(s, b + 8, p->src_mismatch);
-			bind_arena(st, s, b + 9, p->identity);
-			sqlite3_bind_int(s, b + 10, p->dst_mismatch);
-			bind_arena(st, s, b + 11, p->fingerprint);
+			bind_arena(st, s, b + 2, p->src);
+			bind_arena(st, s, b + 3, p->dst);
+			bind_arena(st, s, b + 4, p->msg_id);
+			bind_arena(st, s, b + 5, p->text);
+			sqlite3_bind_double(s, b + 6, p->at);
+			sqlite3_bind_int(s, b + 7, (p->pub ? INBOX_PUB : 0) |
+					 (p->src_mismatch ? INBOX_SRC_MISMATCH : 0) |
+					 (p->dst_mismatch ? INBOX_DST_MISMATCH : 0));
+			bind_arena(st, s, b + 8, p->identity);
+			bind_arena(st, s, b + 9, p->fingerprint);
 		}
 		write_step(st, s, "inbox");
 	}
@@ -1213,11 +1245,10 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 		return -1;
 	pend_write(st);
 	len += (size_t)snprintf(sql + len, sizeof sql - len,
-				"SELECT id, kind, src, dst, msg_id, text, at, read, src_mismatch, identity, "
-				"dst_mismatch, fingerprint "
+				"SELECT id, src, dst, msg_id, text, at, flags, identity, fingerprint "
 				"FROM inbox WHERE id > ?1");
 	if (f->unread_only)
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND read = 0");
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND " UNREAD);
 	if (f->from)
 		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND src = ?2");
 	if (f->since_time > 0)
@@ -1242,19 +1273,20 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 	bool go = true;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int flags = sqlite3_column_int(s, 6);
 		struct stored_msg m = {
 			.id = sqlite3_column_int64(s, 0),
-			.pub = strcmp((const char *)sqlite3_column_text(s, 1), "pub") == 0,
-			.src = (const char *)sqlite3_column_text(s, 2),
-			.dst = (const char *)sqlite3_column_text(s, 3),
-			.msg_id = (const char *)sqlite3_column_text(s, 4),
-			.text = (const char *)sqlite3_column_text(s, 5),
-			.at = sqlite3_column_double(s, 6),
-			.read = sqlite3_column_int(s, 7) != 0,
-			.src_mismatch = sqlite3_column_int(s, 8) != 0,
-			.identity = (const char *)sqlite3_column_text(s, 9),
-			.dst_mismatch = sqlite3_column_int(s, 10) != 0,
-			.fingerprint = (const char *)sqlite3_column_text(s, 11),
+			.src = (const char *)sqlite3_column_text(s, 1),
+			.dst = (const char *)sqlite3_column_text(s, 2),
+			.msg_id = (const char *)sqlite3_column_text(s, 3),
+			.text = (const char *)sqlite3_column_text(s, 4),
+			.at = sqlite3_column_double(s, 5),
+			.pub = (flags & INBOX_PUB) != 0,
+			.read = (flags & INBOX_READ) != 0,
+			.src_mismatch = (flags & INBOX_SRC_MISMATCH) != 0,
+			.dst_mismatch = (flags & INBOX_DST_MISMATCH) != 0,
+			.identity = (const char *)sqlite3_column_text(s, 7),
+			.fingerprint = (const char *)sqlite3_column_text(s, 8),
 		};
 		n++;
 		if (go)

@@ -1,6 +1,6 @@
 /* chatp2p-sqlite-floor: what SQLite alone costs per inbox row on this
  * machine, with nothing of chatp2p around it.  The inbox's columns
- * (chatp2pd/store/storage.c, schema version 4), the bench's row (16-byte
+ * (chatp2pd/store/storage.c, schema version 5), the bench's row (16-byte
  * text, 36-character msg_id), the inserts storage.c does (32 rows to a
  * statement), and no durability at all: synchronous=OFF, and either no
  * journal in one transaction, or WAL with a commit every 63 rows (the
@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 
 #define PER_STMT 32
-#define COLS 11
+#define COLS 9
 
 static double cpu_now(void)
 {
@@ -49,16 +49,15 @@ static double run(const char *dir, const char *journal, long rows, long commit_e
 	check(sqlite3_open(path, &db), db, "open");
 	snprintf(sql, sizeof sql, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=%s; "
 		 "PRAGMA synchronous=OFF;"
-		 "CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
-		 " dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
-		 " read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0,"
-		 " identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);",
+		 "CREATE TABLE inbox(id INTEGER PRIMARY KEY, src TEXT NOT NULL, dst TEXT,"
+		 " msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
+		 " flags INTEGER NOT NULL DEFAULT 0, identity TEXT, fingerprint TEXT);",
 		 journal);
 	check(sqlite3_exec(db, sql, NULL, NULL, NULL), db, "schema");
-	size_t len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO inbox(id, kind, src, dst, msg_id, "
-				      "text, at, src_mismatch, identity, dst_mismatch, fingerprint) VALUES");
+	size_t len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO inbox(id, src, dst, msg_id, text, "
+				      "at, flags, identity, fingerprint) VALUES");
 	for (int r = 0; r < PER_STMT; r++)
-		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?)",
+		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?)",
 					r ? "," : "");
 	check(sqlite3_prepare_v2(db, sql, -1, &ins, NULL), db, "prepare");
 	check(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), db, "BEGIN");
@@ -69,16 +68,14 @@ static double run(const char *dir, const char *journal, long rows, long commit_e
 			int b = r * COLS;
 			snprintf(ids[r], sizeof ids[r], "%08x-0000-4000-8000-%012lx", 7u, (unsigned long)(i + r));
 			sqlite3_bind_int64(ins, b + 1, i + r + 1);
-			sqlite3_bind_text(ins, b + 2, "message", -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, b + 3, "loadgen-0@BENCH", -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, b + 4, "bench@BENCH", -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, b + 5, ids[r], -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, b + 6, "xxxxxxxxxxxxxxxx", -1, SQLITE_STATIC);
-			sqlite3_bind_double(ins, b + 7, 1.7e9 + (double)i);
-			sqlite3_bind_int(ins, b + 8, 0);
-			sqlite3_bind_text(ins, b + 9, "unbacked", -1, SQLITE_STATIC);
-			sqlite3_bind_int(ins, b + 10, 0);
-			sqlite3_bind_null(ins, b + 11);
+			sqlite3_bind_text(ins, b + 2, "loadgen-0@BENCH", -1, SQLITE_STATIC);
+			sqlite3_bind_text(ins, b + 3, "bench@BENCH", -1, SQLITE_STATIC);
+			sqlite3_bind_text(ins, b + 4, ids[r], -1, SQLITE_STATIC);
+			sqlite3_bind_text(ins, b + 5, "xxxxxxxxxxxxxxxx", -1, SQLITE_STATIC);
+			sqlite3_bind_double(ins, b + 6, 1.7e9 + (double)i);
+			sqlite3_bind_int(ins, b + 7, 0);
+			sqlite3_bind_text(ins, b + 8, "unbacked", -1, SQLITE_STATIC);
+			sqlite3_bind_null(ins, b + 9);
 		}
 		check(sqlite3_step(ins), db, "INSERT");
 		sqlite3_reset(ins);

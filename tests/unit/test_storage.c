@@ -1,7 +1,8 @@
 /* The durable store (chatp2pd/store/storage.c) on a real SQLite file in a temporary
  * directory: group commit and its listeners, duplicates by (src, msg_id)
  * across a reopen, listing filters, read marks, retention by count and
- * bytes, the outbox rows, a migration from version 0, and a damaged file
+ * bytes, the outbox rows, the migrations (from versions 0, 1 and 4, and one
+ * without room to be written), and a damaged file
  * set aside. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -460,6 +463,156 @@ static void test_dedupe_window(void **state)
 	storage_close(st);
 }
 
+/* A version 4 database (kind, read and the mismatches as columns of their
+ * own) keeps every message, its id and every flag through migration 5. */
+struct rows {
+	struct stored_msg m[4];
+	char text[4][16], identity[4][16], fingerprint[4][16];
+	int n;
+};
+
+static bool collect_rows(void *ctx, const struct stored_msg *m)
+{
+	struct rows *r = ctx;
+	if (r->n < 4) {
+		int i = r->n++;
+		r->m[i] = *m;
+		snprintf(r->text[i], sizeof r->text[i], "%s", m->text);
+		snprintf(r->identity[i], sizeof r->identity[i], "%s", m->identity ? m->identity : "-");
+		snprintf(r->fingerprint[i], sizeof r->fingerprint[i], "%s",
+			 m->fingerprint ? m->fingerprint : "-");
+	}
+	return true;
+}
+
+static void test_inbox_migration_from_v4(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
+		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
+		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0,"
+		" identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);"
+		"CREATE TABLE outbox(id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, dst TEXT NOT NULL,"
+		" text TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL,"
+		" attempts INTEGER NOT NULL DEFAULT 0);"
+		"INSERT INTO inbox VALUES(7, 'message', 'alice@CIC', 'bob@CIC', 'a1', 'plain',"
+		" strftime('%s', 'now') + 10,"
+		" 0, 0, 'backed', 0, NULL);"
+		"INSERT INTO inbox VALUES(9, 'pub', 'carol@CIC', '#cic', 'c1', 'read pub',"
+		" strftime('%s', 'now') + 11,"
+		" 1, 0, 'pinned', 0, 'ab12');"
+		"INSERT INTO inbox VALUES(12, 'message', 'mallory@CIC', 'eve@CIC', 'm1', 'odd',"
+		" strftime('%s', 'now') + 12,"
+		" 0, 1, 'unbacked', 1, NULL);"
+		"INSERT INTO inbox VALUES(13, 'message', 'old@CIC', 'bob@CIC', 'o1', 'old',"
+		" strftime('%s', 'now') + 13,"
+		" 1, 0, NULL, 0, NULL);"
+		"PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	assert_int_equal(storage_inbox_count(st), 4);
+	assert_int_equal(storage_unread(st), 2);
+	struct inbox_filter all = { .since_given = true };
+	struct rows r = { .n = 0 };
+	assert_int_equal(storage_inbox_list(st, &all, collect_rows, &r), 4);
+	int64_t ids[4] = { 7, 9, 12, 13 };
+	bool pub[4] = { false, true, false, false }, read[4] = { false, true, false, true };
+	bool srcm[4] = { false, false, true, false }, dstm[4] = { false, false, true, false };
+	const char *ident[4] = { "backed", "pinned", "unbacked", "-" };
+	const char *fp[4] = { "-", "ab12", "-", "-" };
+	const char *text[4] = { "plain", "read pub", "odd", "old" };
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(r.m[i].id, ids[i]);
+		assert_int_equal(r.m[i].pub, pub[i]);
+		assert_int_equal(r.m[i].read, read[i]);
+		assert_int_equal(r.m[i].src_mismatch, srcm[i]);
+		assert_int_equal(r.m[i].dst_mismatch, dstm[i]);
+		assert_string_equal(r.identity[i], ident[i]);
+		assert_string_equal(r.fingerprint[i], fp[i]);
+		assert_string_equal(r.text[i], text[i]);
+	}
+	/* Unread only, and a read mark, on the new column. */
+	struct inbox_filter unread = { .since_given = true, .unread_only = true };
+	r.n = 0;
+	assert_int_equal(storage_inbox_list(st, &unread, collect_rows, &r), 2);
+	assert_int_equal(storage_inbox_mark_read(st, 12), 1);
+	assert_int_equal(storage_inbox_mark_read(st, 12), 0);
+	storage_flush(st);
+	assert_int_equal(storage_unread(st), 1);
+	/* The same message again is still a duplicate; a new one gets the next id. */
+	int64_t id = 0;
+	assert_int_equal(add(st, "alice@CIC", "a1", "again", NULL), 0);
+	assert_int_equal(add(st, "alice@CIC", "a2", "new", &id), 1);
+	assert_int_equal(id, 14);
+	storage_close(st);
+}
+
+static int count_aside(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while ((e = readdir(d)) != NULL)
+		n += strstr(e->d_name, ".damaged-") != NULL && strstr(e->d_name, "-wal") == NULL &&
+		     strstr(e->d_name, "-shm") == NULL;
+	closedir(d);
+	return n;
+}
+
+/* A migration that cannot be written (here: a file size limit, as a full
+ * disk would) leaves the database as it was: not set aside as damaged, and
+ * migrated at the next start that has room. */
+static void test_migration_without_room_keeps_the_file(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	sqlite3 *db;
+	struct rlimit old, small;
+	enum { ROWS = 2000 };
+
+	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
+		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
+		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0,"
+		" identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);"
+		"CREATE TABLE outbox(id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, dst TEXT NOT NULL,"
+		" text TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL,"
+		" attempts INTEGER NOT NULL DEFAULT 0);"
+		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+		" INSERT INTO inbox(id, kind, src, dst, msg_id, text, at)"
+		" SELECT i, 'message', 'alice@CIC', 'bob@CIC', 'k' || i, printf('%.1000c', 'x'),"
+		" strftime('%s', 'now') FROM n;"
+		"PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	/* Room for the file as it is, not for a copy of its table. */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 512 * 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_null(st);
+	assert_int_equal(count_aside(f->dir), 0);
+
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	assert_int_equal(storage_inbox_count(st), ROWS);
+	storage_close(st);
+}
+
 /* A version 1 database (outbox keyed by msg_id) keeps its queue. */
 static void test_outbox_migration_from_v1(void **state)
 {
@@ -508,19 +661,6 @@ static void test_outbox_rows(void **state)
 	assert_string_equal(os.ids[0], "q1");
 	assert_int_equal(os.attempts[0], 3);
 	storage_close(st);
-}
-
-static int count_aside(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	while ((e = readdir(d)) != NULL)
-		n += strstr(e->d_name, ".damaged-") != NULL && strstr(e->d_name, "-wal") == NULL &&
-		     strstr(e->d_name, "-shm") == NULL;
-	closedir(d);
-	return n;
 }
 
 static void test_garbage_set_aside(void **state)
@@ -671,6 +811,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dedupe_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_counts_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_migration_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbox_migration_from_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_without_room_keeps_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_set_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_off_is_null, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_resolution, setup, teardown),
