@@ -514,7 +514,8 @@ static bool fresh_message(struct router *r, struct session *c, const struct pmsg
 	struct storage *st = r->core->store;
 	struct stored_msg sm = {
 		.pub = is_pub, .src = c->peer_id, .dst = m->dst, .msg_id = m->msg_id,
-		.text = m->payload, .at = wall_now(),
+		/* The loop's clock, read once per iteration, not per message. */
+		.text = m->payload, .at = ev_now(r->core->loop),
 		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
 		.dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0,
 		.identity = session_identity_name(c->identity),
