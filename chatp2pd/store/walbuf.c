@@ -23,7 +23,17 @@
  *   fullfsync on) reach the disk (fdatasync; Linux has no F_FULLFSYNC, so
  *   FULL and NORMAL are the same call for the default VFS).
  * A sync with nothing held is always passed on: we never skip a sync we
- * cannot account for. */
+ * cannot account for.
+ *
+ * The buffer is also a mirror of the log, for reads: a checkpoint reads
+ * every frame back (one pread a page, ~1,000 a checkpoint).  From the
+ * write of a log's header at offset 0 (a new or restarted log), every byte
+ * SQLite writes to it comes through here, so buf is the file's bytes
+ * [0, len): a commit's frames are appended to it, what is held is its tail
+ * [done, len), and a read inside [0, len) is a memcpy.  It holds only what
+ * we wrote: at open (a log left by a crash, read by the recovery), after a
+ * write that would leave a hole, or past WALBUF_MIRROR, we stop mirroring
+ * until the log restarts, and reads go to the file. */
 #include "store/walbuf.h"
 
 #include <stdio.h>
@@ -35,27 +45,90 @@
  * unix VFS writes at most 128 KiB a call (seekAndWrite: nBuf & 0x1ffff):
  * a bigger write fails as a full disk. */
 #define WALBUF_MAX (120 * 1024)
+/* The mirror at most: the log is ~4.1 MB when the autocheckpoint (1,000
+ * pages) restarts it; a bigger transaction (a migration, a big DELETE) is
+ * read from the file.  The buffer is kept when the log restarts (the next
+ * one grows as big: freeing it would cost an munmap, an mmap and a page
+ * fault a page at every checkpoint), freed at close. */
+#define WALBUF_MIRROR (8 * 1024 * 1024)
 
 struct wal_file {
 	sqlite3_file base;
 	sqlite3_file *real;         /* the default VFS's file, right after us */
-	unsigned char *buf;         /* held bytes, for file offset off */
+	unsigned char *buf;         /* the file's bytes [off, off + len), as written */
 	sqlite3_int64 off;
 	int len, cap;
+	int done;                   /* buf's first done bytes are in the file; the rest is held */
+	bool mirror;                /* off is 0 and buf the log from its start (see the top) */
 };
 
 _Static_assert(sizeof(struct wal_file) % 8 == 0, "the real file after it must stay aligned");
 
 static sqlite3_vfs walbuf;
 
+/* Nothing held, nothing mirrored (the buffer is kept for the next). */
+static void forget(struct wal_file *w)
+{
+	w->len = w->done = 0;
+	w->mirror = false;
+}
+
+/* What is held, buf[done, len), to the kernel, in pieces the unix VFS takes.
+ * After an error the file's bytes there are unknown: forgotten. */
 static int release(struct wal_file *w)
 {
-	int n = w->len;
+	int rc = SQLITE_OK;
 
-	if (n == 0)
-		return SQLITE_OK;
-	w->len = 0;
-	return w->real->pMethods->xWrite(w->real, w->buf, n, w->off);
+	while (rc == SQLITE_OK && w->done < w->len) {
+		int n = w->len - w->done < WALBUF_MAX ? w->len - w->done : WALBUF_MAX;
+		rc = w->real->pMethods->xWrite(w->real, w->buf + w->done, n, w->off + w->done);
+		w->done += n;
+	}
+	if (rc != SQLITE_OK || !w->mirror)
+		forget(w);
+	return rc;
+}
+
+/* Room for n bytes in buf; false when there is no memory. */
+static bool room(struct wal_file *w, int n)
+{
+	int cap = w->cap ? w->cap : 64 * 1024;
+
+	if (n <= w->cap)
+		return true;
+	while (cap < n)
+		cap *= 2;
+	unsigned char *b = sqlite3_realloc(w->buf, cap);
+	if (b == NULL)
+		return false;
+	w->buf = b;
+	w->cap = cap;
+	return true;
+}
+
+/* A write to the mirrored log, at most at its end and within WALBUF_MIRROR. */
+static int mirror_write(struct wal_file *w, const void *data, int amt, sqlite3_int64 off)
+{
+	int end = (int)off + amt, len = end > w->len ? end : w->len, rc;
+
+	/* Held past WALBUF_MAX: what is held goes first, as one piece. */
+	if (len - w->done > WALBUF_MAX && (rc = release(w)) != SQLITE_OK)
+		return rc;
+	memcpy(w->buf + off, data, (size_t)amt);
+	/* Over bytes already in the file (SQLite rewrites a frame of a
+	 * transaction that spilled), or too big to hold: written now, after
+	 * what is held. */
+	if (off < w->done || len - w->done > WALBUF_MAX) {
+		if ((rc = release(w)) != SQLITE_OK)
+			return rc;
+		if ((rc = w->real->pMethods->xWrite(w->real, data, amt, off)) != SQLITE_OK) {
+			forget(w);
+			return rc;
+		}
+		w->done = len;
+	}
+	w->len = len;
+	return SQLITE_OK;
 }
 
 static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
@@ -63,25 +136,36 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
 	struct wal_file *w = (struct wal_file *)f;
 	int rc;
 
-	/* Not the continuation of what is held (SQLite rewrote a frame, or the
-	 * header of a restarted log): what is held goes first, in order. */
+	/* The header of a new or restarted log: what is held of the old one
+	 * goes first, then we mirror the new one from its start. */
+	if (off == 0) {
+		if ((rc = release(w)) != SQLITE_OK)
+			return rc;
+		forget(w);
+		w->off = 0;
+		w->mirror = true;
+	}
+	if (w->mirror) {
+		if (off <= w->len && off + amt <= WALBUF_MIRROR &&
+		    room(w, off + amt > w->len ? (int)off + amt : w->len))
+			return mirror_write(w, data, amt, off);
+		/* A hole, a log past WALBUF_MIRROR, or no memory: we stop
+		 * mirroring (until the log restarts) and only gather, below. */
+		if ((rc = release(w)) != SQLITE_OK)
+			return rc;
+		forget(w);
+	}
+	/* Not the continuation of what is held (SQLite rewrote a frame): what
+	 * is held goes first, in order. */
 	if (w->len > 0 && (off != w->off + w->len || w->len + amt > WALBUF_MAX))
 		if ((rc = release(w)) != SQLITE_OK)
 			return rc;
 	if (amt > WALBUF_MAX)
 		return w->real->pMethods->xWrite(w->real, data, amt, off);
-	if (w->len + amt > w->cap) {
-		int cap = w->cap ? w->cap : 64 * 1024;
-		while (cap < w->len + amt)
-			cap *= 2;
-		unsigned char *b = sqlite3_realloc(w->buf, cap);
-		if (b == NULL) {
-			if ((rc = release(w)) != SQLITE_OK)
-				return rc;
-			return w->real->pMethods->xWrite(w->real, data, amt, off);
-		}
-		w->buf = b;
-		w->cap = cap;
+	if (!room(w, w->len + amt)) {
+		if ((rc = release(w)) != SQLITE_OK)
+			return rc;
+		return w->real->pMethods->xWrite(w->real, data, amt, off);
 	}
 	if (w->len == 0)
 		w->off = off;
@@ -93,7 +177,7 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
 static int wal_sync(sqlite3_file *f, int flags)
 {
 	struct wal_file *w = (struct wal_file *)f;
-	bool held = w->len > 0;
+	bool held = w->len > w->done;
 	int rc = release(w);
 
 	if (rc != SQLITE_OK)
@@ -112,6 +196,7 @@ static int wal_close(sqlite3_file *f)
 	sqlite3_free(w->buf);
 	w->buf = NULL;
 	w->cap = 0;
+	forget(w);
 	return rc != SQLITE_OK ? rc : rc2;
 }
 
@@ -122,13 +207,27 @@ static int wal_close(sqlite3_file *f)
 
 static int wal_read(sqlite3_file *f, void *data, int amt, sqlite3_int64 off)
 {
+	struct wal_file *w = (struct wal_file *)f;
+
+	/* All inside the mirror: what the file holds (the held bytes once
+	 * written).  Else all from the file, what is held first. */
+	if (w->mirror && off + amt <= w->len) {
+		memcpy(data, w->buf + off, (size_t)amt);
+		return SQLITE_OK;
+	}
 	RELEASE_OR_FAIL(f);
 	return REAL(f)->pMethods->xRead(REAL(f), data, amt, off);
 }
 
 static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
+	struct wal_file *w = (struct wal_file *)f;
+
 	RELEASE_OR_FAIL(f);
+	/* The mirror ends where the file does (failed or not, [0, size) is
+	 * as it was). */
+	if (w->mirror && size < w->len)
+		w->len = w->done = (int)size;
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
@@ -200,6 +299,7 @@ static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 	/* Not a WAL file: the default VFS's own file and methods in our place. */
 	if (!(flags & SQLITE_OPEN_WAL))
 		return real->xOpen(real, name, f, flags, out);
+	/* Not mirroring: a log already there is read from the file. */
 	memset(w, 0, sizeof *w);
 	w->real = (sqlite3_file *)(w + 1);
 	rc = real->xOpen(real, name, w->real, flags, out);
@@ -253,5 +353,5 @@ long walbuf_held(sqlite3 *db)
 	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
 	    f == NULL || f->pMethods != &wal_methods)
 		return 0;
-	return ((struct wal_file *)f)->len;
+	return ((struct wal_file *)f)->len - ((struct wal_file *)f)->done;
 }

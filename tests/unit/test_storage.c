@@ -2,8 +2,8 @@
  * directory: group commit and its listeners, duplicates by (src, msg_id)
  * across a reopen, listing filters, read marks, retention by count and
  * bytes, the outbox rows, the migrations (from versions 0, 1 and 4, and one
- * without room to be written), and a damaged file
- * set aside. */
+ * without room to be written), a damaged file set aside, and the log read
+ * back from walbuf's mirror (across restarts, after a crash, past its cap). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -795,12 +795,221 @@ static void test_commit_left_in_memory_is_a_failure(void **state)
 	storage_close(st);
 }
 
+/* Row i's text, n bytes: its number, then letters that depend on it. */
+static void row_text(char *out, int i, int n)
+{
+	int k = snprintf(out, (size_t)n + 1, "row %d:", i);
+
+	for (; k < n; k++)
+		out[k] = (char)('a' + (i + k) % 26);
+	out[n] = '\0';
+}
+
+struct rows_seen {
+	int n, bad, len;
+	int64_t last_id;
+};
+
+/* Each row as row_text() wrote it (msg_id "r<i>"), ids in order. */
+static bool check_row(void *ctx, const struct stored_msg *m)
+{
+	struct rows_seen *r = ctx;
+	static char want[4097];
+	int i;
+
+	if (sscanf(m->msg_id, "r%d", &i) != 1 || m->id <= r->last_id)
+		r->bad++;
+	else {
+		row_text(want, i, r->len);
+		r->bad += strcmp(m->text, want) != 0;
+	}
+	r->last_id = m->id;
+	r->n++;
+	return true;
+}
+
+/* Rows [from, to) of len bytes, a commit every per rows (0: none). */
+static void add_rows(struct storage *st, int from, int to, int len, int per)
+{
+	static char text[4097];
+	char id[16];
+
+	for (int i = from; i < to; i++) {
+		snprintf(id, sizeof id, "r%d", i);
+		row_text(text, i, len);
+		assert_int_equal(add(st, "alice@CIC", id, text, NULL), 1);
+		if (per > 0 && (i + 1 - from) % per == 0)
+			storage_flush(st);
+	}
+	if (per > 0)
+		storage_flush(st);
+}
+
+/* The inbox holds n rows, each as row_text() wrote it. */
+static void check_rows(struct storage *st, int n, int len)
+{
+	struct inbox_filter all = { .limit = 0 };
+	struct rows_seen r = { .len = len };
+
+	assert_int_equal(storage_inbox_list(st, &all, check_row, &r), n);
+	assert_int_equal(r.n, n);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(storage_inbox_count(st), n);
+}
+
+/* The log's checkpoint sequence (its header, bytes 12-15): how many times
+ * it was restarted. */
+static long wal_restarts(const char *dir)
+{
+	char path[160];
+	unsigned char h[16];
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/%s-wal", dir, STORAGE_DB_NAME);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(h, 1, sizeof h, fp), sizeof h);
+	fclose(fp);
+	return (long)h[12] << 24 | h[13] << 16 | h[14] << 8 | h[15];
+}
+
+/* dir's database and log as they are now, to copy/STORAGE_DB_NAME: what a
+ * process that died this instant would leave. */
+static void copy_as_left(const char *dir, const char *copy)
+{
+	static const char *const sfx[] = { "", "-wal" };
+	char from[160], to[160], buf[65536];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof from, "%s/%s%s", dir, STORAGE_DB_NAME, sfx[i]);
+		snprintf(to, sizeof to, "%s/%s%s", copy, STORAGE_DB_NAME, sfx[i]);
+		FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+		size_t k;
+		assert_non_null(in);
+		assert_non_null(out);
+		while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+			assert_int_equal(fwrite(buf, 1, k, out), k);
+		fclose(in);
+		fclose(out);
+	}
+}
+
+/* walbuf serves reads of the log (a checkpoint's) from its copy of what it
+ * wrote since the log restarted.  Many commits, past several checkpoints
+ * and restarts: every row reads back as written, and again from the
+ * database file after a reopen. */
+static void test_wal_mirror_across_restarts(void **state)
+{
+	struct fx *f = *state;
+	enum { ROWS = 6000, LEN = 600 };
+
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 0;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	add_rows(st, 0, ROWS, LEN, 5);
+	assert_true(wal_restarts(f->dir) >= 3);
+	check_rows(st, ROWS, LEN);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	check_rows(st, ROWS, LEN);
+	/* More after the reopen (a new log), and past a checkpoint again. */
+	add_rows(st, ROWS, ROWS + 2000, LEN, 20);
+	check_rows(st, ROWS + 2000, LEN);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	check_rows(st, ROWS + 2000, LEN);
+	storage_close(st);
+}
+
+/* A log left by a process that did not checkpoint (restarted once, so old
+ * frames lie past its end) is recovered from the file, and the commits
+ * that continue it are read back right: the mirror holds only what this
+ * process wrote. */
+static void test_wal_mirror_not_trusted_at_open(void **state)
+{
+	struct fx *f = *state;
+	enum { LEN = 600 };
+	char copy[96];
+	struct stat sb;
+
+	snprintf(copy, sizeof copy, "%s/copy", f->dir);
+	assert_int_equal(mkdir(copy, 0700), 0);
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 0;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	add_rows(st, 0, 3000, LEN, 5);
+	assert_true(wal_restarts(f->dir) >= 1);
+	copy_as_left(f->dir, copy);
+	storage_close(st);
+	snprintf(copy + strlen(copy), sizeof copy - strlen(copy), "/%s-wal", STORAGE_DB_NAME);
+	assert_int_equal(stat(copy, &sb), 0);
+	assert_true(sb.st_size > 100 * 4096);
+	*strrchr(copy, '/') = '\0';
+
+	st = storage_open(f->loop, &f->cfg, copy);
+	assert_non_null(st);
+	check_rows(st, 3000, LEN);
+	/* The recovered log goes on (not from offset 0), then restarts. */
+	add_rows(st, 3000, 6000, LEN, 20);
+	check_rows(st, 6000, LEN);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, copy);
+	assert_non_null(st);
+	check_rows(st, 6000, LEN);
+	storage_close(st);
+}
+
+/* Big transactions: one that spills (SQLite writes frames before its
+ * commit, then rewrites some of them in place and their checksums), within
+ * the mirror, left as a crash would leave it; then one past the mirror's
+ * cap (its log is read from the file), then small ones in a restarted log. */
+static void test_wal_mirror_big_transactions(void **state)
+{
+	struct fx *f = *state;
+	enum { LEN = 4000 };
+	char copy[96];
+
+	snprintf(copy, sizeof copy, "%s/copy", f->dir);
+	assert_int_equal(mkdir(copy, 0700), 0);
+	f->cfg.storage.inbox_max_messages = 0;
+	f->cfg.storage.inbox_max_bytes = 0;
+	long long base = sqlite3_memory_used();
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	/* ~700 log pages, not checkpointed: the rows, then all of them again. */
+	add_rows(st, 0, 700, LEN, 0);
+	assert_int_equal(storage_inbox_mark_read(st, 0), 700);
+	storage_flush(st);
+	copy_as_left(f->dir, copy);
+	struct storage *left = storage_open(f->loop, &f->cfg, copy);
+	assert_non_null(left);
+	check_rows(left, 700, LEN);
+	storage_close(left);
+
+	add_rows(st, 700, 3300, LEN, 2600); /* ~10.8 MB */
+	/* The mirror stopped at its cap (8 MiB) and stays there. */
+	assert_true(sqlite3_memory_used() - base < 14 * 1024 * 1024);
+	add_rows(st, 3300, 3500, LEN, 10);
+	check_rows(st, 3500, LEN);
+	storage_close(st);
+	st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	check_rows(st, 3500, LEN);
+	storage_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_and_dedupe_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_in_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_left_in_memory_is_a_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_mirror_across_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_mirror_not_trusted_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_mirror_big_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_filters_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_by_identity_strength, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_bytes, setup, teardown),
