@@ -1,4 +1,5 @@
-/* SQLite's write-ahead log written once per commit: a VFS over the
+/* SQLite's write-ahead log written once per commit and read back from
+ * memory, the checkpoints' database writes gathered: a VFS over the
  * default one (see walbuf.c for why and for what it guarantees). */
 #ifndef CHATP2P_STORE_WALBUF_H
 #define CHATP2P_STORE_WALBUF_H

@@ -772,6 +772,36 @@ static void test_commit_is_in_the_file(void **state)
 	storage_close(st);
 }
 
+/* The checkpoints' writes to the database file are gathered too: each
+ * must be in the file by the checkpoint's end, when the log is restarted
+ * and its frames no longer count.  A byte copy of the files after several
+ * checkpoints (log restarts) holds every row. */
+static void test_checkpoint_is_in_the_file(void **state)
+{
+	struct fx *f = *state;
+	static char text[1025];
+	char copy[96], id[16];
+	int n = 0;
+
+	memset(text, 'c', 1024);
+	snprintf(copy, sizeof copy, "%s/copy", f->dir);
+	assert_int_equal(mkdir(copy, 0700), 0);
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	/* About 1,300 pages of rows, in commits of 50: a checkpoint every
+	 * 1,000 log pages, so several, the log restarted after each. */
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 50; i++, n++) {
+			snprintf(id, sizeof id, "k%d", n);
+			assert_int_equal(add(st, "alice@CIC", id, text, NULL), 1);
+		}
+		storage_flush(st);
+		if (round % 25 == 24)
+			assert_int_equal(rows_in_files(f->dir, copy), n);
+	}
+	storage_close(st);
+}
+
 /* walbuf counts on SQLite syncing the log at every commit (it writes what
  * it holds there).  Were that ever lost (synchronous=NORMAL), a commit
  * would return with its rows in our memory: it must count as failed, so
@@ -1006,6 +1036,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_and_dedupe_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_in_the_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_is_in_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_left_in_memory_is_a_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_mirror_across_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_mirror_not_trusted_at_open, setup, teardown),
