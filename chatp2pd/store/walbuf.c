@@ -277,6 +277,14 @@ static int wal_device_characteristics(sqlite3_file *f)
 	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
 }
 
+/* What the log and the database file share: writes gathered, every other
+ * call after what is held. */
+#define GATHERED_METHODS \
+	.xClose = wal_close, .xRead = wal_read, .xWrite = wal_write, .xTruncate = wal_truncate, \
+	.xSync = wal_sync, .xFileSize = wal_file_size, .xLock = wal_lock, .xUnlock = wal_unlock, \
+	.xCheckReservedLock = wal_check_reserved, .xFileControl = wal_file_control, \
+	.xSectorSize = wal_sector_size, .xDeviceCharacteristics = wal_device_characteristics
+
 /* The database file's own: shared memory is not its content (and unused
  * with locking_mode=EXCLUSIVE); a memory map is, so what is held goes
  * first. */
@@ -313,18 +321,7 @@ static int db_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 
 static const sqlite3_io_methods db_methods = {
 	.iVersion = 3,
-	.xClose = wal_close,
-	.xRead = wal_read,
-	.xWrite = wal_write,
-	.xTruncate = wal_truncate,
-	.xSync = wal_sync,
-	.xFileSize = wal_file_size,
-	.xLock = wal_lock,
-	.xUnlock = wal_unlock,
-	.xCheckReservedLock = wal_check_reserved,
-	.xFileControl = wal_file_control,
-	.xSectorSize = wal_sector_size,
-	.xDeviceCharacteristics = wal_device_characteristics,
+	GATHERED_METHODS,
 	.xShmMap = db_shm_map,
 	.xShmLock = db_shm_lock,
 	.xShmBarrier = db_shm_barrier,
@@ -337,18 +334,7 @@ static const sqlite3_io_methods db_methods = {
  * never to its WAL. */
 static const sqlite3_io_methods wal_methods = {
 	.iVersion = 1,
-	.xClose = wal_close,
-	.xRead = wal_read,
-	.xWrite = wal_write,
-	.xTruncate = wal_truncate,
-	.xSync = wal_sync,
-	.xFileSize = wal_file_size,
-	.xLock = wal_lock,
-	.xUnlock = wal_unlock,
-	.xCheckReservedLock = wal_check_reserved,
-	.xFileControl = wal_file_control,
-	.xSectorSize = wal_sector_size,
-	.xDeviceCharacteristics = wal_device_characteristics,
+	GATHERED_METHODS,
 };
 
 static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,

@@ -463,6 +463,28 @@ static void test_dedupe_window(void **state)
 	storage_close(st);
 }
 
+/* A database as an older chatp2pd left it: sql run on a new file. */
+static void old_db(struct fx *f, const char *sql)
+{
+	char path[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Schema version 4, as chatp2pd up to issue 18 created it. */
+#define SCHEMA_V4 \
+	"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL," \
+	" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL," \
+	" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0," \
+	" identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);" \
+	"CREATE TABLE outbox(id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, dst TEXT NOT NULL," \
+	" text TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL," \
+	" attempts INTEGER NOT NULL DEFAULT 0);"
+
 /* A version 4 database (kind, read and the mismatches as columns of their
  * own) keeps every message, its id and every flag through migration 5. */
 struct rows {
@@ -488,19 +510,7 @@ static bool collect_rows(void *ctx, const struct stored_msg *m)
 static void test_inbox_migration_from_v4(void **state)
 {
 	struct fx *f = *state;
-	char path[128];
-	sqlite3 *db;
-
-	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
-		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
-		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0,"
-		" identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);"
-		"CREATE TABLE outbox(id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, dst TEXT NOT NULL,"
-		" text TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL,"
-		" attempts INTEGER NOT NULL DEFAULT 0);"
+	old_db(f, SCHEMA_V4
 		"INSERT INTO inbox VALUES(7, 'message', 'alice@CIC', 'bob@CIC', 'a1', 'plain',"
 		" strftime('%s', 'now') + 10,"
 		" 0, 0, 'backed', 0, NULL);"
@@ -513,8 +523,7 @@ static void test_inbox_migration_from_v4(void **state)
 		"INSERT INTO inbox VALUES(13, 'message', 'old@CIC', 'bob@CIC', 'o1', 'old',"
 		" strftime('%s', 'now') + 13,"
 		" 1, 0, NULL, 0, NULL);"
-		"PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+		"PRAGMA user_version=4;");
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
 	assert_non_null(st);
 	assert_int_equal(storage_inbox_count(st), 4);
@@ -573,27 +582,15 @@ static int count_aside(const char *dir)
 static void test_migration_without_room_keeps_the_file(void **state)
 {
 	struct fx *f = *state;
-	char path[128];
-	sqlite3 *db;
 	struct rlimit old, small;
 	enum { ROWS = 2000 };
 
-	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
-		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
-		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0,"
-		" identity TEXT, dst_mismatch INTEGER NOT NULL DEFAULT 0, fingerprint TEXT);"
-		"CREATE TABLE outbox(id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, dst TEXT NOT NULL,"
-		" text TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL,"
-		" attempts INTEGER NOT NULL DEFAULT 0);"
+	old_db(f, SCHEMA_V4
 		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
 		" INSERT INTO inbox(id, kind, src, dst, msg_id, text, at)"
 		" SELECT i, 'message', 'alice@CIC', 'bob@CIC', 'k' || i, printf('%.1000c', 'x'),"
 		" strftime('%s', 'now') FROM n;"
-		"PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+		"PRAGMA user_version=4;");
 
 	/* Room for the file as it is, not for a copy of its table. */
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -617,12 +614,7 @@ static void test_migration_without_room_keeps_the_file(void **state)
 static void test_outbox_migration_from_v1(void **state)
 {
 	struct fx *f = *state;
-	char path[128];
-	sqlite3 *db;
-
-	snprintf(path, sizeof path, "%s/%s", f->dir, STORAGE_DB_NAME);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	old_db(f,
 		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, src TEXT NOT NULL,"
 		" dst TEXT, msg_id TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,"
 		" read INTEGER NOT NULL DEFAULT 0, src_mismatch INTEGER NOT NULL DEFAULT 0);"
@@ -630,8 +622,7 @@ static void test_outbox_migration_from_v1(void **state)
 		" created REAL NOT NULL, deadline REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);"
 		"INSERT INTO outbox VALUES('zz', 'bob@CIC', 'second', 2.0, 99.0, 1);"
 		"INSERT INTO outbox VALUES('aa', 'bob@CIC', 'first', 1.0, 99.0, 0);"
-		"PRAGMA user_version=1;", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+		"PRAGMA user_version=1;");
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
 	struct outs os = { 0 };
 	assert_int_equal(storage_outbox_load(st, collect_out, &os), 2);
