@@ -512,12 +512,15 @@ static bool fresh_message(struct router *r, struct session *c, const struct pmsg
 			  int64_t *id, bool *stored)
 {
 	struct storage *st = r->core->store;
+	bool dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0;
 	struct stored_msg sm = {
-		.pub = is_pub, .src = c->peer_id, .dst = m->dst, .msg_id = m->msg_id,
+		/* A SEND to us is stored without its dst: it is our own id. */
+		.pub = is_pub, .src = c->peer_id, .dst = is_pub || dst_mismatch ? m->dst : NULL,
+		.msg_id = m->msg_id,
 		/* The loop's clock, read once per iteration, not per message. */
 		.text = m->payload, .at = ev_now(r->core->loop),
 		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
-		.dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0,
+		.dst_mismatch = dst_mismatch,
 		.identity = session_identity_name(c->identity),
 		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
 	};

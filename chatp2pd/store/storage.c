@@ -78,11 +78,12 @@ static const char *const migrations[] = {
 	/* 3 -> 4 (issue 17, §5.3): the key the sender's connection proved. */
 	"ALTER TABLE inbox ADD COLUMN fingerprint TEXT;",
 	/* 4 -> 5 (issue 18): kind, read and the two mismatches as bits of one
-	 * integer (INBOX_*).  Every column costs each message a bind, a copy
-	 * and its place in the record: as one, SQLite's insert of a row costs
-	 * about 15 % less (chatp2p-sqlite-floor, 11 columns against 9), the
-	 * storage's whole path 7 % less.  Copied in id order: ids, and so age,
-	 * are kept. */
+	 * integer (INBOX_*), and so are the known identities of new rows (the
+	 * identity column then NULL), and a SEND to us has no dst (ours).
+	 * Every column costs each message a bind, a copy and its place in the
+	 * record: SQLite's insert of a row costs about 20 % less
+	 * (chatp2p-sqlite-floor), the storage's whole path about 10 %.  Copied
+	 * in id order: ids, and so age, are kept; old rows keep their text. */
 	"CREATE TABLE inbox5("
 	"  id INTEGER PRIMARY KEY,"
 	"  src TEXT NOT NULL,"
@@ -100,11 +101,13 @@ static const char *const migrations[] = {
 	"DROP TABLE inbox;"
 	"ALTER TABLE inbox5 RENAME TO inbox;",
 };
-/* inbox.flags */
+/* inbox.flags: bits, and the identity's code (identity_names) above them. */
 #define INBOX_READ 1
 #define INBOX_PUB 2
 #define INBOX_SRC_MISMATCH 4
 #define INBOX_DST_MISMATCH 8
+#define INBOX_ID_SHIFT 4
+#define INBOX_ID_MASK (7 << INBOX_ID_SHIFT)
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define UNREAD "(flags & " STR(INBOX_READ) ") = 0"
@@ -145,6 +148,7 @@ struct pend_row {
 	int64_t id;
 	double at;
 	bool pub, src_mismatch, dst_mismatch;
+	uint8_t identity_code;      /* identity_code(), 0: in identity */
 	uint32_t src, dst, msg_id, text, identity, fingerprint; /* offsets, NO_STR: NULL */
 };
 
@@ -238,6 +242,27 @@ static bool weak(const char *identity)
 	return identity != NULL && strcmp(identity, "unbacked") == 0;
 }
 
+/* PROTOCOL.md §5.3's names, kept as a code in flags (0: none, or the text
+ * in the identity column for a name not listed here). */
+static const char *const identity_names[] = { NULL, "unbacked", "backed", "pinned", "verified" };
+#define IDENTITY_CODES ((int)(sizeof identity_names / sizeof *identity_names))
+
+static int identity_code(const char *identity)
+{
+	for (int i = 1; identity && i < IDENTITY_CODES; i++)
+		if (strcmp(identity, identity_names[i]) == 0)
+			return i;
+	return 0;
+}
+
+/* A row's identity: its text, else the name its flags code. */
+static const char *row_identity(const char *text, int flags)
+{
+	int code = (flags & INBOX_ID_MASK) >> INBOX_ID_SHIFT;
+
+	return text ? text : code < IDENTITY_CODES ? identity_names[code] : NULL;
+}
+
 static uint64_t key_hash(const char *src, const char *msg_id, bool unbacked)
 {
 	uint64_t h = fnv64(unbacked ? 1469598103934665603ull : FNV64_BASIS, src);
@@ -286,7 +311,7 @@ static void dedupe_load(struct storage *st)
 	char sql[200];
 
 	dedupe_clear(st->seen);
-	snprintf(sql, sizeof sql, "SELECT src, msg_id, identity FROM (SELECT id, src, msg_id, identity FROM inbox "
+	snprintf(sql, sizeof sql, "SELECT src, msg_id, identity, flags FROM (SELECT id, src, msg_id, identity, flags FROM inbox "
 		 "ORDER BY id DESC LIMIT %u) ORDER BY id", DEDUPE_CAP);
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return;
@@ -294,7 +319,8 @@ static void dedupe_load(struct storage *st)
 		const char *src = (const char *)sqlite3_column_text(s, 0);
 		const char *id = (const char *)sqlite3_column_text(s, 1);
 		if (src && id)
-			dedupe_add(st->seen, key_hash(src, id, weak((const char *)sqlite3_column_text(s, 2))));
+			dedupe_add(st->seen, key_hash(src, id, weak(row_identity(
+				(const char *)sqlite3_column_text(s, 2), sqlite3_column_int(s, 3)))));
 	}
 	sqlite3_finalize(s);
 }
@@ -1183,8 +1209,9 @@ static void pend_write(struct storage *st)
 			sqlite3_bind_double(s, b + 6, p->at);
 			sqlite3_bind_int(s, b + 7, (p->pub ? INBOX_PUB : 0) |
 					 (p->src_mismatch ? INBOX_SRC_MISMATCH : 0) |
-					 (p->dst_mismatch ? INBOX_DST_MISMATCH : 0));
-			bind_arena(st, s, b + 8, p->identity);
+					 (p->dst_mismatch ? INBOX_DST_MISMATCH : 0) |
+					 p->identity_code << INBOX_ID_SHIFT);
+			bind_arena(st, s, b + 8, p->identity_code ? NO_STR : p->identity);
 			bind_arena(st, s, b + 9, p->fingerprint);
 		}
 		write_step(st, s, "inbox");
@@ -1213,8 +1240,10 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 		.src_mismatch = m->src_mismatch, .dst_mismatch = m->dst_mismatch,
 		.src = arena_put(st, m->src), .dst = arena_put(st, m->dst),
 		.msg_id = arena_put(st, m->msg_id), .text = arena_put(st, m->text),
-		.identity = arena_put(st, m->identity), .fingerprint = arena_put(st, m->fingerprint),
+		.identity_code = (uint8_t)identity_code(m->identity),
+		.fingerprint = arena_put(st, m->fingerprint),
 	};
+	p->identity = p->identity_code ? NO_STR : arena_put(st, m->identity);
 	dedupe_add(st->seen, h);
 	if (id_out)
 		*id_out = st->max_id;
@@ -1285,7 +1314,7 @@ long storage_inbox_list(struct storage *st, const struct inbox_filter *f, storag
 			.read = (flags & INBOX_READ) != 0,
 			.src_mismatch = (flags & INBOX_SRC_MISMATCH) != 0,
 			.dst_mismatch = (flags & INBOX_DST_MISMATCH) != 0,
-			.identity = (const char *)sqlite3_column_text(s, 7),
+			.identity = row_identity((const char *)sqlite3_column_text(s, 7), flags),
 			.fingerprint = (const char *)sqlite3_column_text(s, 8),
 		};
 		n++;

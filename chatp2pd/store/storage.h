@@ -64,7 +64,7 @@ struct stored_msg {
 	int64_t id;            /* increasing, never reused */
 	bool pub;              /* a PUB (else a SEND) */
 	const char *src;       /* the sender (handshake peer_id) */
-	const char *dst;       /* dst as written */
+	const char *dst;       /* dst as written; NULL for a SEND to us (our own id) */
 	const char *msg_id;
 	const char *text;
 	double at;             /* wall clock, received */

@@ -164,6 +164,18 @@ static void test_dedupe_by_identity_strength(void **state)
 	assert_int_equal(storage_inbox_add(st, &evil, NULL), 0);
 	assert_int_equal(storage_inbox_list(st, &all, keep_identity, ids), 2);
 	assert_string_equal(ids, "unbacked!,backed,");
+	/* Known names are kept as a code, any other as text: both read back. */
+	struct stored_msg odd = real, seen = real;
+	odd.msg_id = "x2";
+	odd.identity = "some-future-name";
+	seen.msg_id = "x3";
+	seen.identity = "verified";
+	assert_int_equal(storage_inbox_add(st, &odd, NULL), 1);
+	assert_int_equal(storage_inbox_add(st, &seen, NULL), 1);
+	storage_flush(st);
+	ids[0] = '\0';
+	assert_int_equal(storage_inbox_list(st, &all, keep_identity, ids), 4);
+	assert_string_equal(ids, "unbacked!,backed,some-future-name,verified,");
 	storage_close(st);
 }
 
