@@ -211,7 +211,8 @@ def render_durable(rows):
     L = ["## Durable inbox (`storage.sync`)\n",
          "With storage on (the default, `normal`), every SEND and PUB the node receives is committed "
          "to its SQLite inbox before the ACK is written; the rows of one loop iteration share one "
-         "commit, written to the log in one write (`full` adds an fdatasync per commit). One node "
+         "commit, written to the log in one write (`full` adds an fdatasync per commit); the "
+         "checkpoints read the log back from memory. One node "
          "per mode, started one after the other, one connection; `vs off` is the ratio to `off` in "
          "this run (targets: the table above).\n",
          "| variant | storage.sync | ACKs/s | p50 ms | CPU µs/ACK | vs off |", "|---|---|---|---|---|---|"]
