@@ -117,7 +117,7 @@ enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_MARK_ONE, S_MARK_ALL,
 	S_OUT_ADD, S_OUT_ATTEMPT, S_OUT_REMOVE,
-	S_EVICT,
+	S_EVICT, S_EVICT_RUN,
 	S__COUNT
 };
 
@@ -133,6 +133,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_OUT_REMOVE] = "DELETE FROM outbox WHERE id = ?",
 	/* A sender's oldest rows: all of its rows in [first, last] of their ids. */
 	[S_EVICT] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2 AND src = ?3",
+	/* The same when the sender holds every id in [first, last]: no row's
+	 * src to read. */
+	[S_EVICT_RUN] = "DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2",
 };
 
 /* The rows of a loop iteration are inserted at its end, INBOX_ROWS_MAX
@@ -991,7 +994,7 @@ static struct sender *victim(const struct storage *st)
  * never go back (see the schema). */
 static long evict(struct storage *st, struct sender *s, long budget)
 {
-	sqlite3_stmt *q = st->stmt[S_EVICT];
+	sqlite3_stmt *q;
 	long k = 0, n = 0, unread = 0;
 	double bytes = 0;
 	int rc;
@@ -1010,9 +1013,13 @@ static long evict(struct storage *st, struct sender *s, long budget)
 	}
 	if (k == 0)
 		return 0;
-	sqlite3_bind_int64(q, 1, s->q[s->head].id);
-	sqlite3_bind_int64(q, 2, s->q[(s->head + (size_t)k - 1) % s->cap].id);
-	sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
+	int64_t first = s->q[s->head].id, last = s->q[(s->head + (size_t)k - 1) % s->cap].id;
+	/* k distinct ids of s in [first, last]: all of them when it is k long. */
+	q = st->stmt[last - first + 1 == k ? S_EVICT_RUN : S_EVICT];
+	sqlite3_bind_int64(q, 1, first);
+	sqlite3_bind_int64(q, 2, last);
+	if (q == st->stmt[S_EVICT])
+		sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE)
 		n = sqlite3_changes(st->db);

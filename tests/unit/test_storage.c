@@ -342,6 +342,38 @@ static void on_evicted(void *ctx, const char *src, long stored, uint64_t evicted
 }
 
 /* One sender's flood takes its own oldest messages, not the others'. */
+/* A flooder whose messages are interleaved with another sender's: its
+ * oldest go, one by one among the other's ids, and none of the other's
+ * (a DELETE of the id range alone would take them too). */
+static void test_retention_interleaved_senders(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+
+	f->cfg.storage.inbox_max_messages = 20;
+	f->cfg.storage.sender_share = 0.5;
+	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
+	assert_non_null(st);
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof id, "a%d", i);
+		add(st, "alice@CIC", id, "keep", NULL);
+		snprintf(id, sizeof id, "f%d", i);
+		add(st, "mallory@CIC", id, "flood", NULL);
+	}
+	for (int i = 10; i < 15; i++) {
+		snprintf(id, sizeof id, "f%d", i);
+		add(st, "mallory@CIC", id, "flood", NULL);
+	}
+	storage_flush(st);
+	assert_int_equal(storage_inbox_count(st), 20);
+	struct inbox_filter from = { .from = "alice@CIC", .since_given = true };
+	struct collected c = { .n = 0 };
+	storage_inbox_list(st, &from, collect, &c);
+	assert_int_equal(c.n, 10);
+	assert_int_equal(storage_evicted(st), 5);
+	storage_close(st);
+}
+
 static void test_retention_fair_share(void **state)
 {
 	struct fx *f = *state;
@@ -1051,6 +1083,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention_trims_big_byte_bounds_in_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_fair_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_interleaved_senders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_counts_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_migration_from_v1, setup, teardown),
