@@ -426,34 +426,51 @@ static bool first_sighting(struct router *r, const struct session *c, const char
 	return true;
 }
 
-/* The one place a message reaches the user (id: its inbox row, or 0). */
-static void deliver(struct router *r, struct session *c, const struct pmsg *m, bool is_pub,
-		    int64_t id)
+/* What the connection says of a message: worked out once, for its row and
+ * for its event alike. */
+struct about {
+	bool pub, src_mismatch, dst_mismatch;
+	const char *identity, *fingerprint;
+};
+
+static struct about about(const struct router *r, const struct session *c, const struct pmsg *m,
+			  bool is_pub)
 {
-	bool mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0;
-	bool dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0;
+	return (struct about){
+		.pub = is_pub,
+		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
+		.dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0,
+		.identity = session_identity_name(c->identity),
+		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
+	};
+}
+
+/* The one place a message reaches the user (id: its inbox row, or 0). */
+static void deliver(struct router *r, struct session *c, const struct pmsg *m,
+		    const struct about *a, int64_t id)
+{
 	struct node_event ev = {
-		.type = is_pub ? EV_PUB : EV_MESSAGE,
+		.type = a->pub ? EV_PUB : EV_MESSAGE,
 		.peer_id = c->peer_id,
 		.to = m->dst,
 		.text = m->payload,
 		.msg_id = m->msg_id,
-		.src_mismatch = mismatch,
+		.src_mismatch = a->src_mismatch,
 		.inbox_id = id,
-		.dst_mismatch = dst_mismatch,
-		.identity = session_identity_name(c->identity),
-		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
+		.dst_mismatch = a->dst_mismatch,
+		.identity = a->identity,
+		.fingerprint = a->fingerprint,
 	};
 
-	if (mismatch)
+	if (a->src_mismatch)
 		log_warn(MOD, "%s: message claims src %s; the handshake says %s", c->peer_id, m->src,
 			 c->peer_id);
-	if (dst_mismatch)
+	if (a->dst_mismatch)
 		log_warn(MOD, "%s: SEND addressed to %s, not to us; kept, flagged", c->peer_id, m->dst);
 	/* Private text only at DEBUG; INFO says who sent how much. */
-	log_info(MOD, "%s from %s: %zu bytes (%s)", is_pub ? "PUB" : "SEND", c->peer_id,
-		 strlen(m->payload), session_identity_name(c->identity));
-	log_debug(MOD, "%s[%s] %s", is_pub ? "PUB " : "", c->peer_id, m->payload);
+	log_info(MOD, "%s from %s: %zu bytes (%s)", a->pub ? "PUB" : "SEND", c->peer_id,
+		 strlen(m->payload), a->identity);
+	log_debug(MOD, "%s[%s] %s", a->pub ? "PUB " : "", c->peer_id, m->payload);
 	core_emit(r->core, &ev);
 }
 
@@ -508,21 +525,18 @@ static void on_commit(void *ctx, bool ok)
 
 /* true if m is new from c: stored (id set) when there is a database,
  * else by the in-memory filter.  *stored false: no row (no ACK either). */
-static bool fresh_message(struct router *r, struct session *c, const struct pmsg *m, bool is_pub,
-			  int64_t *id, bool *stored)
+static bool fresh_message(struct router *r, struct session *c, const struct pmsg *m,
+			  const struct about *a, int64_t *id, bool *stored)
 {
 	struct storage *st = r->core->store;
-	bool dst_mismatch = !is_pub && m->dst != NULL && strcmp(m->dst, r->core->id) != 0;
 	struct stored_msg sm = {
 		/* A SEND to us is stored without its dst: it is our own id. */
-		.pub = is_pub, .src = c->peer_id, .dst = is_pub || dst_mismatch ? m->dst : NULL,
+		.pub = a->pub, .src = c->peer_id, .dst = a->pub || a->dst_mismatch ? m->dst : NULL,
 		.msg_id = m->msg_id,
 		/* The loop's clock, read once per iteration, not per message. */
 		.text = m->payload, .at = ev_now(r->core->loop),
-		.src_mismatch = m->src != NULL && strcmp(m->src, c->peer_id) != 0,
-		.dst_mismatch = dst_mismatch,
-		.identity = session_identity_name(c->identity),
-		.fingerprint = c->secure && c->fingerprint[0] ? c->fingerprint : NULL,
+		.src_mismatch = a->src_mismatch, .dst_mismatch = a->dst_mismatch,
+		.identity = a->identity, .fingerprint = a->fingerprint,
 	};
 	int rc;
 
@@ -545,9 +559,10 @@ void router_on_message(struct router *r, struct session *c, const struct pmsg *m
 	bool stored;
 
 	if (m->type == PM_SEND) {
-		bool fresh = fresh_message(r, c, m, false, &id, &stored);
+		struct about a = about(r, c, m, false);
+		bool fresh = fresh_message(r, c, m, &a, &id, &stored);
 		if (fresh)
-			deliver(r, c, m, false, id);
+			deliver(r, c, m, &a, id);
 		else
 			log_debug(MOD, "%s: SEND %s again: ACK again, shown once", c->peer_id, m->msg_id);
 		/* A missing or null require_ack counts as true: never leave a sender waiting. */
@@ -560,7 +575,10 @@ void router_on_message(struct router *r, struct session *c, const struct pmsg *m
 			      (t == PUB_PEER && strcmp(rest, r->core->id) == 0);
 		if (!for_us)
 			log_debug(MOD, "%s: PUB for %s, not for us", c->peer_id, m->dst ? m->dst : "?");
-		else if (fresh_message(r, c, m, true, &id, &stored))
-			deliver(r, c, m, true, id);
+		else {
+			struct about a = about(r, c, m, true);
+			if (fresh_message(r, c, m, &a, &id, &stored))
+				deliver(r, c, m, &a, id);
+		}
 	}
 }

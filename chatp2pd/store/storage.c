@@ -150,8 +150,7 @@ static const char *const stmt_sql[S__COUNT] = {
 struct pend_row {
 	int64_t id;
 	double at;
-	bool pub, src_mismatch, dst_mismatch;
-	uint8_t identity_code;      /* identity_code(), 0: in identity */
+	int flags;                  /* inbox.flags; identity is NO_STR when they code it */
 	uint32_t src, dst, msg_id, text, identity, fingerprint; /* offsets, NO_STR: NULL */
 };
 
@@ -994,7 +993,6 @@ static struct sender *victim(const struct storage *st)
  * never go back (see the schema). */
 static long evict(struct storage *st, struct sender *s, long budget)
 {
-	sqlite3_stmt *q;
 	long k = 0, n = 0, unread = 0;
 	double bytes = 0;
 	int rc;
@@ -1015,10 +1013,11 @@ static long evict(struct storage *st, struct sender *s, long budget)
 		return 0;
 	int64_t first = s->q[s->head].id, last = s->q[(s->head + (size_t)k - 1) % s->cap].id;
 	/* k distinct ids of s in [first, last]: all of them when it is k long. */
-	q = st->stmt[last - first + 1 == k ? S_EVICT_RUN : S_EVICT];
+	bool run = last - first + 1 == k;
+	sqlite3_stmt *q = st->stmt[run ? S_EVICT_RUN : S_EVICT];
 	sqlite3_bind_int64(q, 1, first);
 	sqlite3_bind_int64(q, 2, last);
-	if (q == st->stmt[S_EVICT])
+	if (!run)
 		sqlite3_bind_text(q, 3, s->src, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE)
@@ -1214,11 +1213,8 @@ static void pend_write(struct storage *st)
 			bind_arena(st, s, b + 4, p->msg_id);
 			bind_arena(st, s, b + 5, p->text);
 			sqlite3_bind_double(s, b + 6, p->at);
-			sqlite3_bind_int(s, b + 7, (p->pub ? INBOX_PUB : 0) |
-					 (p->src_mismatch ? INBOX_SRC_MISMATCH : 0) |
-					 (p->dst_mismatch ? INBOX_DST_MISMATCH : 0) |
-					 p->identity_code << INBOX_ID_SHIFT);
-			bind_arena(st, s, b + 8, p->identity_code ? NO_STR : p->identity);
+			sqlite3_bind_int(s, b + 7, p->flags);
+			bind_arena(st, s, b + 8, p->identity);
 			bind_arena(st, s, b + 9, p->fingerprint);
 		}
 		write_step(st, s, "inbox");
@@ -1241,16 +1237,16 @@ int storage_inbox_add(struct storage *st, const struct stored_msg *m, int64_t *i
 		st->pend = xrealloc(st->pend, st->pend_cap * sizeof *st->pend);
 	}
 	/* The id is ours to give: the newest row's + 1 (see the schema). */
-	struct pend_row *p = &st->pend[st->npend++];
-	*p = (struct pend_row){
-		.id = ++st->max_id, .at = m->at, .pub = m->pub,
-		.src_mismatch = m->src_mismatch, .dst_mismatch = m->dst_mismatch,
+	int code = identity_code(m->identity);
+	st->pend[st->npend++] = (struct pend_row){
+		.id = ++st->max_id, .at = m->at,
+		.flags = (m->pub ? INBOX_PUB : 0) | (m->src_mismatch ? INBOX_SRC_MISMATCH : 0) |
+			 (m->dst_mismatch ? INBOX_DST_MISMATCH : 0) | code << INBOX_ID_SHIFT,
 		.src = arena_put(st, m->src), .dst = arena_put(st, m->dst),
 		.msg_id = arena_put(st, m->msg_id), .text = arena_put(st, m->text),
-		.identity_code = (uint8_t)identity_code(m->identity),
+		.identity = code ? NO_STR : arena_put(st, m->identity),
 		.fingerprint = arena_put(st, m->fingerprint),
 	};
-	p->identity = p->identity_code ? NO_STR : arena_put(st, m->identity);
 	dedupe_add(st->seen, h);
 	if (id_out)
 		*id_out = st->max_id;

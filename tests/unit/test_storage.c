@@ -68,6 +68,20 @@ static int add(struct storage *st, const char *src, const char *msg_id, const ch
 	return storage_inbox_add(st, &m, id);
 }
 
+/* Messages prefix<from> .. prefix<to - 1> from src; how many were new. */
+static int add_run(struct storage *st, const char *src, const char *prefix, int from, int to,
+		   const char *text)
+{
+	char id[32];
+	int n = 0;
+
+	for (int i = from; i < to; i++) {
+		snprintf(id, sizeof id, "%s%d", prefix, i);
+		n += add(st, src, id, text, NULL) == 1;
+	}
+	return n;
+}
+
 struct commits {
 	int ok, failed;
 };
@@ -285,14 +299,10 @@ static void test_retention_trims_big_byte_bounds_in_runs(void **state)
 static void test_retention_count_and_bytes(void **state)
 {
 	struct fx *f = *state;
-	char id[16];
 
 	f->cfg.storage.inbox_max_messages = 5;
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
-	for (int i = 0; i < 12; i++) {
-		snprintf(id, sizeof id, "m%d", i);
-		add(st, "alice@CIC", id, "0123456789", NULL);
-	}
+	add_run(st, "alice@CIC", "m", 0, 12, "0123456789");
 	storage_flush(st);
 	assert_int_equal(storage_inbox_count(st), 5);
 	struct inbox_filter all = { 0 };
@@ -360,10 +370,7 @@ static void test_retention_interleaved_senders(void **state)
 		snprintf(id, sizeof id, "f%d", i);
 		add(st, "mallory@CIC", id, "flood", NULL);
 	}
-	for (int i = 10; i < 15; i++) {
-		snprintf(id, sizeof id, "f%d", i);
-		add(st, "mallory@CIC", id, "flood", NULL);
-	}
+	add_run(st, "mallory@CIC", "f", 10, 15, "flood");
 	storage_flush(st);
 	assert_int_equal(storage_inbox_count(st), 20);
 	struct inbox_filter from = { .from = "alice@CIC", .since_given = true };
@@ -382,10 +389,7 @@ static void test_retention_fair_share(void **state)
 	f->cfg.storage.inbox_max_messages = 10;
 	f->cfg.storage.sender_share = 0.25;
 	struct storage *st = storage_open(f->loop, &f->cfg, f->dir);
-	for (int i = 0; i < 3; i++) {
-		snprintf(id, sizeof id, "a%d", i);
-		add(st, "alice@CIC", id, "keep", NULL);
-	}
+	add_run(st, "alice@CIC", "a", 0, 3, "keep");
 	storage_flush(st);
 	for (int i = 0; i < 40; i++) {
 		snprintf(id, sizeof id, "f%d", i);
@@ -497,10 +501,7 @@ static void test_dedupe_window(void **state)
 	/* The same msg_id from another sender is another message. */
 	assert_int_equal(add(st, "bob@CIC", "k5000", "x", NULL), 1);
 	/* The oldest were forgotten: stored again (each pushes one more out). */
-	for (int i = 0; i < 100; i++) {
-		snprintf(id, sizeof id, "k%d", i);
-		assert_int_equal(add(st, "alice@CIC", id, "x", NULL), 1);
-	}
+	assert_int_equal(add_run(st, "alice@CIC", "k", 0, 100, "x"), 100);
 	storage_flush(st);
 	snprintf(id, sizeof id, "k%d", CAP + EXTRA - 1);
 	assert_int_equal(add(st, "alice@CIC", id, "x", NULL), 0);
